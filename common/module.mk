@@ -1,0 +1,2 @@
+SW_LIBS += common
+common_LIB_SRCS := $(wildcard common/*.c)

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Runs snapworker's test suites and prints one summary line:
+#   total: N passed, M failed
+# usage: tests/run.sh [--build DIR] [--valgrind] [--filter SUBSTR] unit|integration|all
+#
+# Unit tests are the cmocka programs build/tests/unit/test_*; each runs in its
+# own process with a timeout.  Integration tests are tests/integration/test_*.sh
+# scripts and build/tests/integration/test_* programs; this script starts the
+# peers they need (a private RabbitMQ node and the vCenter simulator) once, on
+# free loopback ports in a temporary directory, exports their env files
+# (SW_RABBITMQ_ENV, SW_VCSIM_ENV), and stops them by PID when it ends.
+# Every test prints cmocka's summary or a line "N passed, N failed".
+set -u
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here" || exit 2
+build=build
+valgrind=0
+filter=""
+suite=all
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--build) build=$2; shift 2 ;;
+	--valgrind) valgrind=1; shift ;;
+	--filter) filter=$2; shift 2 ;;
+	unit|integration|all) suite=$1; shift ;;
+	-h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+	*) echo "run.sh: unknown argument '$1'" >&2; exit 2 ;;
+	esac
+done
+case "$build" in /*) ;; *) build="$here/$build" ;; esac
+
+TEST_TIMEOUT=${TEST_TIMEOUT:-600}
+passed=0
+failed=0
+failed_names=()
+logdir=$(mktemp -d /tmp/swtest.XXXXXX)
+peers_dir=""
+
+# run_one NAME CMD...: runs a test with a timeout and adds up what it printed.
+run_one() {
+	local name=$1; shift
+	local log="$logdir/$name.log" rc p f line
+	echo "=== $name"
+	timeout --kill-after=10 "$TEST_TIMEOUT" "$@" >"$log" 2>&1 </dev/null
+	rc=$?
+	cat "$log"
+	[ $rc -eq 124 ] && echo "  !! $name timed out after ${TEST_TIMEOUT}s"
+	p=$(grep -E '^\[  PASSED  \] [0-9]+ test' "$log" | tail -1 | sed -E 's/.*\] ([0-9]+) test.*/\1/')
+	f=$(grep -E '^\[  FAILED  \] [0-9]+ test' "$log" | tail -1 | sed -E 's/.*\] ([0-9]+) test.*/\1/')
+	if [ -z "$p$f" ]; then
+		line=$(grep -E '^([A-Za-z-]+: )?[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
+		if [ -n "$line" ]; then
+			p=$(echo "$line" | sed -E 's/^([A-Za-z-]+: )?([0-9]+) passed.*/\2/')
+			f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+		fi
+	fi
+	p=${p:-0}
+	f=${f:-0}
+	if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then
+		# A crash, a timeout or a sanitizer/valgrind report after the last test.
+		echo "  !! $name exited with status $rc"
+		f=1
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+	[ "$f" -gt 0 ] && failed_names+=("$name")
+	return 0
+}
+
+run_unit() {
+	local t name found=0
+	local vg=()
+	[ $valgrind = 1 ] && vg=(valgrind -q --error-exitcode=99 --leak-check=full
+	    --errors-for-leak-kinds=definite --show-leak-kinds=definite)
+	for t in "$build"/tests/unit/test_*; do
+		[ -f "$t" ] && [ -x "$t" ] || continue
+		name=$(basename "$t")
+		[ -n "$filter" ] && [[ "$name" != *"$filter"* ]] && continue
+		found=1
+		run_one "$name" "${vg[@]}" "$t"
+	done
+	[ $found = 1 ] || { echo "  !! no unit tests found in $build/tests/unit"; failed=$((failed + 1)); }
+}
+
+stop_peers() {
+	[ -n "$peers_dir" ] || return 0
+	[ -f "$peers_dir/vcsim/vcsim.pid" ] && tests/rig/vcsim.sh stop "$peers_dir/vcsim" >/dev/null 2>&1
+	[ -f "$peers_dir/rabbitmq/rabbitmq.env" ] && tests/rig/rabbitmq.sh stop "$peers_dir/rabbitmq" >/dev/null 2>&1
+	rm -rf "$peers_dir"
+	peers_dir=""
+}
+
+start_peers() {
+	peers_dir=$(mktemp -d /tmp/swpeers.XXXXXX)
+	mkdir -p "$peers_dir/rabbitmq" "$peers_dir/vcsim"
+	echo "--- starting RabbitMQ and the vCenter simulator on loopback ($peers_dir)"
+	if ! tests/rig/rabbitmq.sh start "$peers_dir/rabbitmq" >"$peers_dir/rabbitmq.log" 2>&1; then
+		cat "$peers_dir/rabbitmq.log"
+		return 1
+	fi
+	if ! tests/rig/vcsim.sh start "$peers_dir/vcsim" >"$peers_dir/vcsim.log" 2>&1; then
+		cat "$peers_dir/vcsim.log"
+		return 1
+	fi
+	export SW_RABBITMQ_ENV="$peers_dir/rabbitmq/rabbitmq.env"
+	export SW_VCSIM_ENV="$peers_dir/vcsim/vcsim.env"
+	export SW_BUILD="$build" SW_SRCDIR="$here"
+	return 0
+}
+
+run_integration() {
+	local t name tests=()
+	for t in tests/integration/test_*.sh "$build"/tests/integration/test_*; do
+		[ -f "$t" ] && [ -x "$t" ] || continue
+		name=$(basename "$t")
+		[ -n "$filter" ] && [[ "$name" != *"$filter"* ]] && continue
+		tests+=("$t")
+	done
+	if [ ${#tests[@]} -eq 0 ]; then
+		echo "--- no integration tests"
+		return 0
+	fi
+	if ! start_peers; then
+		echo "  !! could not start the test peers"
+		failed=$((failed + 1))
+		failed_names+=("start-peers")
+		stop_peers
+		return 0
+	fi
+	for t in "${tests[@]}"; do
+		run_one "$(basename "$t")" "$t"
+	done
+	stop_peers
+}
+
+trap 'stop_peers; rm -rf "$logdir"' EXIT
+trap 'exit 130' INT TERM
+
+case $suite in
+unit) run_unit ;;
+integration) run_integration ;;
+all) run_unit; run_integration ;;
+esac
+
+echo
+[ ${#failed_names[@]} -gt 0 ] && echo "failed: ${failed_names[*]}"
+echo "total: $passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
