@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds every tests/fuzz/fuzz_<name>.c with clang's libFuzzer + ASan/UBSan and
+# runs it for SECONDS over its seed corpus tests/fuzz/corpus/<name>/.
+# A target names the modules it needs in a comment line:
+#     /* FUZZ_MODULES: ovastore common */
+# usage: tests/fuzz/run.sh [SECONDS] [NAME...]
+set -u
+cd "$(dirname "$0")/../.."
+secs=${1:-20}
+[ $# -gt 0 ] && shift
+out=build/fuzz
+mkdir -p "$out"
+pkgs="librabbitmq json-c libcurl libxml-2.0 openssl libarchive inih libsystemd libmicrohttpd uuid"
+cflags="-g -O1 -std=c11 -D_GNU_SOURCE -I. $(pkg-config --cflags $pkgs)"
+libs="$(pkg-config --libs $pkgs) -lpthread -lm"
+passed=0 failed=0
+for src in tests/fuzz/fuzz_*.c; do
+	[ -f "$src" ] || continue
+	name=$(basename "$src" .c); name=${name#fuzz_}
+	if [ $# -gt 0 ] && ! printf '%s\n' "$@" | grep -qx "$name"; then continue; fi
+	mods=$(sed -n 's/.*FUZZ_MODULES:\(.*\)\*\/.*/\1/p' "$src" | head -1)
+	srcs=""
+	for m in $mods; do
+		for f in "$m"/*.c; do
+			# Programs' main files are not part of a library.
+			grep -q '^main(' "$f" && continue
+			srcs="$srcs $f"
+		done
+	done
+	echo "=== fuzz_$name ($secs s; modules:$mods)"
+	# shellcheck disable=SC2086
+	if ! clang $cflags -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	    -o "$out/fuzz_$name" "$src" $srcs $libs; then
+		failed=$((failed + 1)); continue
+	fi
+	corpus="tests/fuzz/corpus/$name"
+	mkdir -p "$out/corpus-$name"
+	if "$out/fuzz_$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+	    -artifact_prefix="$out/" "$out/corpus-$name" "$corpus" 2>"$out/fuzz_$name.log"; then
+		tail -1 "$out/fuzz_$name.log"
+		passed=$((passed + 1))
+	else
+		tail -30 "$out/fuzz_$name.log"
+		failed=$((failed + 1))
+	fi
+done
+echo "fuzz: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
