@@ -1,0 +1,95 @@
+/*
+ * The worker's configuration: the INI file of PROTOCOL.md ("Worker
+ * configuration"), with SNAPWORKER_<SECTION>_<KEY> environment overrides and
+ * secrets read from files whose mode is checked.  Everything here is
+ * immutable after wrk_config_load() and shared read-only by all job slots.
+ */
+#ifndef WRK_CONFIG_H
+#define WRK_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+#define WRK_CONFIG_DEFAULT "/etc/snapworker/snapworker.conf"
+
+/* [store]: one secondary store URL mapped to its local mount point. */
+struct wrk_store {
+	char *url;          /* e.g. nfs://10.0.0.5/export/secondary */
+	char *mount;        /* e.g. /mnt/secondary/1 */
+	char *extract_dir;  /* where Extract* put .ova files: [store] extract_dir or <mount>/extract */
+};
+
+/* [vcenter NAME]: a credential set, bound to the URLs it may be sent to. */
+struct wrk_vcenter {
+	char *name;
+	char **urls;
+	size_t nurls;
+	char *user;
+	char *password;     /* read from password_file; never logged */
+	char *thumbprint;   /* SHA-256 hex with colons, or NULL */
+	char *cacert;       /* CA file, or NULL */
+	int insecure;       /* test rigs only; warned about at every start */
+};
+
+/* [download] allow: a network RegisterTemplate may fetch from despite being internal. */
+struct wrk_net {
+	int family;                 /* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	unsigned prefix;
+};
+
+struct wrk_config {
+	char *path;
+
+	/* [worker] */
+	char *name;                 /* default hostname:pid */
+	unsigned jobs;              /* concurrent commands (default 1) */
+	char **queues;              /* zone keys (default "default") */
+	size_t nqueues;
+	unsigned grace_s;           /* SIGTERM grace before running jobs are cancelled (default 300) */
+	char *log_format;           /* "auto" (default: json unless stderr is a tty), "json", "text" */
+	char *log_level;            /* "error", "warn", "info" (default), "debug" */
+
+	/* [amqp] */
+	char *amqp_url;             /* default amqp://snapworker@127.0.0.1:5672/%2f */
+	char *amqp_password;        /* from password_file; never logged */
+	char *amqp_cacert;
+	unsigned heartbeat;         /* seconds, default 30 */
+
+	/* [store] */
+	struct wrk_store *stores;
+	size_t nstores;
+
+	/* [vcenter NAME] */
+	struct wrk_vcenter *vcenters;
+	size_t nvcenters;
+
+	/* [download] */
+	struct wrk_net *allow;
+	size_t nallow;
+	uint64_t download_max_size; /* default 1T */
+	unsigned download_max_redirects; /* default 5 */
+
+	/* [metrics] */
+	char *metrics_listen;       /* NULL: no endpoint */
+};
+
+/*
+ * Loads path (NULL: WRK_CONFIG_DEFAULT) and applies environment overrides
+ * from envp (NULL: environ).  Unknown sections or keys are an error naming
+ * the file, line and key.
+ */
+int wrk_config_load(const char *path, char *const *envp, struct wrk_config **ret,
+    struct sw_err *e);
+void wrk_config_free(struct wrk_config *cfg);
+
+/* Lookups; NULL when absent. */
+const struct wrk_store *wrk_config_store(const struct wrk_config *cfg, const char *url);
+const struct wrk_vcenter *wrk_config_vcenter(const struct wrk_config *cfg, const char *name);
+
+/* 1 if url is one of the URLs the credential set may be sent to. */
+int wrk_vcenter_allows(const struct wrk_vcenter *vc, const char *url);
+
+#endif

@@ -1,0 +1,44 @@
+/*
+ * The contract between the daemon (worker/: broker, slots, events) and the
+ * command implementations (worker/commands/).  A command runs in a job
+ * thread of its own; it never touches the broker.  It reports progress
+ * through a callback and returns its result in a proto_event that the daemon
+ * completes (id, type, worker, times, status) and publishes.
+ */
+#ifndef WRK_JOB_H
+#define WRK_JOB_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+
+struct proto_command;
+struct proto_event;
+struct wrk_config;
+
+struct wrk_job {
+	const struct proto_command *cmd;
+	const struct wrk_config *cfg;
+	const char *worker_name;
+	/* Set (non-zero) by the daemon when the job must stop: deadline, SIGTERM after grace. */
+	volatile int *cancel;
+	uint64_t deadline_ms;       /* sw_mono_ms() value after which the job fails with TIMEOUT */
+	/*
+	 * Progress report, called from the job thread; cheap and non-blocking
+	 * (the daemon rate-limits and publishes from the connection's thread).
+	 */
+	void (*progress)(void *ud, int percent, uint64_t bytes);
+	void *progress_ud;
+};
+
+/*
+ * Runs job->cmd.  On success fills ev's result and returns 0.  On failure
+ * returns a negative code, with e's message for the event, and sets
+ * *ret_errcode / *ret_retryable to the protocol error (proto.h) to report.
+ * Must be idempotent by command id: an output that is already committed is
+ * answered again without redoing the work.
+ */
+int wrk_cmd_run(const struct wrk_job *job, struct proto_event *ev, int *ret_errcode,
+    int *ret_retryable, struct sw_err *e);
+
+#endif
