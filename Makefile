@@ -50,7 +50,12 @@ SW_LIB_ORDER := worker proto vmware ovastore common
 SW_LIBS :=
 SW_BINS :=
 -include common/module.mk ovastore/module.mk proto/module.mk vmware/module.mk worker/module.mk
--include rig.mk
+ifneq ($(wildcard rig.mk),)
+include rig.mk
+else
+rig:
+	@echo "rig: tests/rig not present"
+endif
 
 ALL_LIBS := $(foreach l,$(SW_LIB_ORDER),$(if $(filter $(l),$(SW_LIBS)),$(BUILD)/lib/lib$(l).a))
 ALL_BINS := $(foreach b,$(SW_BINS),$(BUILD)/bin/$(b))
@@ -100,8 +105,7 @@ deps:
 	@./scripts/deps.sh
 
 test: deps
-	$(MAKE) all
-	@$(if $(filter rig,$(MAKECMDGOALS)),,$(MAKE) --no-print-directory rig)
+	$(MAKE) all rig
 	./tests/run.sh --build $(BUILD) all
 
 test-unit: all
