@@ -1,0 +1,536 @@
+package main
+
+// Disks: the rig's state, datastore paths, seeded disks, and delta disk chains
+// on snapshots (the simulator 0.24.2 lets a snapshot and its VM share one
+// backing, which hides the whole point of exporting a snapshot).
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"log"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25"
+	"github.com/vmware/govmomi/vim25/methods"
+	"github.com/vmware/govmomi/vim25/types"
+)
+
+const (
+	seedVM        = "DC0_H0_VM0"
+	datastoreName = "LocalDS_0"
+)
+
+type rig struct {
+	vim          *vim25.Client // in-process client with the simulator's internal session
+	scheme       string
+	dsDir        string
+	taskDelay    time.Duration
+	leaseTimeout time.Duration
+
+	mu      sync.Mutex // guards the fields below
+	leases  map[string]*HttpNfcLease
+	faults  map[string][]*injection
+	nfcCuts []int64
+
+	chainMu    sync.Mutex                                // serializes disk chain changes; guards the fields below
+	snapDeltas map[types.ManagedObjectReference][]string // snapshot -> the delta files its creation made
+	vmsn       map[types.ManagedObjectReference]string   // snapshot -> its .vmsn (datastore path)
+}
+
+func newRig(vim *vim25.Client, scheme string, taskDelay, leaseTimeout time.Duration) *rig {
+	return &rig{
+		vim: vim, scheme: scheme, taskDelay: taskDelay, leaseTimeout: leaseTimeout,
+		leases:     map[string]*HttpNfcLease{},
+		faults:     map[string][]*injection{},
+		snapDeltas: map[types.ManagedObjectReference][]string{},
+		vmsn:       map[types.ManagedObjectReference]string{},
+	}
+}
+
+func (rg *rig) datastore(name string) *simulator.Datastore {
+	for _, e := range simulator.Map.All("Datastore") {
+		if ds := e.(*simulator.Datastore); ds.Name == name {
+			return ds
+		}
+	}
+	return nil
+}
+
+func (rg *rig) datastoreDir(name string) (string, error) {
+	ds := rg.datastore(name)
+	if ds == nil {
+		return "", fmt.Errorf("no datastore %s", name)
+	}
+	return ds.Info.GetDatastoreInfo().Url, nil
+}
+
+// resolve maps "[ds] dir/file.vmdk" to the file's absolute path.
+func (rg *rig) resolve(dsPath string) (string, error) {
+	var p object.DatastorePath
+	if !p.FromString(dsPath) {
+		return "", fmt.Errorf("bad datastore path %q", dsPath)
+	}
+	ds := rg.datastore(p.Datastore)
+	if ds == nil {
+		return "", fmt.Errorf("no datastore %q", p.Datastore)
+	}
+	return filepath.Join(ds.Info.GetDatastoreInfo().Url, filepath.FromSlash(p.Path)), nil
+}
+
+func (rg *rig) vmByName(name string) *simulator.VirtualMachine {
+	for _, e := range simulator.Map.All("VirtualMachine") {
+		if vm := e.(*simulator.VirtualMachine); vm.Name == name {
+			return vm
+		}
+	}
+	return nil
+}
+
+func (rg *rig) vmUUID(name string) (string, bool) {
+	vm := rg.vmByName(name)
+	if vm == nil {
+		return "", false
+	}
+	return vm.Config.Uuid, true
+}
+
+// flatName is the extent file the simulator insists on when a disk is
+// attached without fileOperation; the rig keeps the data in the descriptor
+// name itself (the backing fileName), so the extent stays empty.
+func flatName(p string) string { return p[:len(p)-len(".vmdk")] + "-flat.vmdk" }
+
+// seed gives VM name ndisks disks (the model has one) of mib MiB each, filled
+// with deterministic pseudo-random data, and returns their sha256.
+func (rg *rig) seed(name string, mib, ndisks int) ([]string, error) {
+	vm := rg.vmByName(name)
+	if vm == nil {
+		return nil, fmt.Errorf("no VM %s", name)
+	}
+	disks := object.VirtualDeviceList(vm.Config.Hardware.Device).SelectByType((*types.VirtualDisk)(nil))
+	if len(disks) == 0 {
+		return nil, fmt.Errorf("%s has no disk", name)
+	}
+	first := disks[0].(*types.VirtualDisk)
+	capKB := int64(mib) * 1024
+	if capKB < first.CapacityInKB {
+		capKB = first.CapacityInKB
+	}
+	if ndisks > len(disks) {
+		var dir object.DatastorePath
+		dir.FromString(first.Backing.(*types.VirtualDiskFlatVer2BackingInfo).FileName)
+		var changes []types.BaseVirtualDeviceConfigSpec
+		for k := len(disks); k < ndisks; k++ {
+			unit := int32(k)
+			if unit >= 7 { // unit 7 is the SCSI controller's own
+				unit++
+			}
+			dir.Path = path.Join(path.Dir(dir.Path), fmt.Sprintf("disk%d.vmdk", k+1))
+			changes = append(changes, &types.VirtualDeviceConfigSpec{
+				Operation:     types.VirtualDeviceConfigSpecOperationAdd,
+				FileOperation: types.VirtualDeviceConfigSpecFileOperationCreate,
+				Device: &types.VirtualDisk{
+					VirtualDevice: types.VirtualDevice{
+						Key:           int32(-100 - k),
+						ControllerKey: first.ControllerKey,
+						UnitNumber:    &unit,
+						Backing: &types.VirtualDiskFlatVer2BackingInfo{
+							VirtualDeviceFileBackingInfo: types.VirtualDeviceFileBackingInfo{FileName: dir.String()},
+							DiskMode:                     string(types.VirtualDiskModePersistent),
+							ThinProvisioned:              types.NewBool(true),
+						},
+					},
+					CapacityInKB: capKB,
+				},
+			})
+		}
+		res, err := methods.ReconfigVM_Task(context.Background(), rg.vim, &types.ReconfigVM_Task{
+			This: vm.Self, Spec: types.VirtualMachineConfigSpec{DeviceChange: changes},
+		})
+		if err != nil {
+			return nil, err
+		}
+		if t := simulator.Map.Get(res.Returnval).(*simulator.Task); t.Info.Error != nil {
+			return nil, fmt.Errorf("adding disks: %s", t.Info.Error.LocalizedMessage)
+		}
+	}
+	if mib == 0 {
+		return nil, nil
+	}
+	var sums []string
+	var err error
+	simulator.Map.WithLock(vm, func() {
+		disks := object.VirtualDeviceList(vm.Config.Hardware.Device).SelectByType((*types.VirtualDisk)(nil))
+		for i, d := range disks {
+			disk := d.(*types.VirtualDisk)
+			// At start-up no snapshot shares these objects: edit in place.
+			disk.CapacityInKB = capKB
+			disk.CapacityInBytes = capKB * 1024
+			var p string
+			if p, err = rg.resolve(disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo).FileName); err != nil {
+				return
+			}
+			var sum string
+			if sum, err = writeSeed(p, int64(mib)<<20, uint64(i)); err != nil {
+				return
+			}
+			sums = append(sums, sum)
+			log.Printf("seeded %s: %d MiB sha256 %s", p, mib, sum)
+		}
+	})
+	if err == nil {
+		_, err = methods.RefreshStorageInfo(context.Background(), rg.vim, &types.RefreshStorageInfo{This: vm.Self})
+	}
+	return sums, err
+}
+
+// writeSeed writes size bytes of the xorshift64* stream for disk number k:
+// state s = 0x9E3779B97F4A7C15 * (k+1); per 8-byte little-endian word,
+// s ^= s>>12; s ^= s<<25; s ^= s>>27; word = s * 0x2545F4914F6CDD1D.
+func writeSeed(file string, size int64, k uint64) (string, error) {
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0600)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	w := bufio.NewWriterSize(f, 1<<20)
+	s := 0x9E3779B97F4A7C15 * (k + 1)
+	buf := make([]byte, 1<<20)
+	for left := size; left > 0; {
+		for i := 0; i < len(buf); i += 8 {
+			s ^= s >> 12
+			s ^= s << 25
+			s ^= s >> 27
+			binary.LittleEndian.PutUint64(buf[i:], s*0x2545F4914F6CDD1D)
+		}
+		n := int64(len(buf))
+		if n > left {
+			n = left
+		}
+		h.Write(buf[:n])
+		if _, err := w.Write(buf[:n]); err != nil {
+			return "", err
+		}
+		left -= n
+	}
+	if err := w.Flush(); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%x", h.Sum(nil)), f.Close()
+}
+
+var deltaSuffix = regexp.MustCompile(`-[0-9]{6}$`)
+
+// newDelta creates the next free "<base>-00000N.vmdk" (and its empty extent)
+// in the VM's snapshot directory, as ESXi does.
+func (rg *rig) newDelta(dir, parent string) (string, error) {
+	var d, p object.DatastorePath
+	d.FromString(dir)
+	p.FromString(parent)
+	if path.Ext(d.Path) == ".vmx" {
+		d.Path = path.Dir(d.Path)
+	}
+	base := deltaSuffix.ReplaceAllString(path.Base(p.Path[:len(p.Path)-len(path.Ext(p.Path))]), "")
+	for n := 1; n < 1000000; n++ {
+		name := object.DatastorePath{Datastore: d.Datastore, Path: path.Join(d.Path, fmt.Sprintf("%s-%06d.vmdk", base, n))}
+		abs, err := rg.resolve(name.String())
+		if err != nil {
+			return "", err
+		}
+		f, err := os.OpenFile(abs, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0600)
+		if os.IsExist(err) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		f.Close()
+		if err := os.WriteFile(flatName(abs), nil, 0600); err != nil {
+			return "", err
+		}
+		return name.String(), nil
+	}
+	return "", fmt.Errorf("no free delta name for %s", parent)
+}
+
+func snapshotRefs(tree []types.VirtualMachineSnapshotTree, out []types.ManagedObjectReference) []types.ManagedObjectReference {
+	for _, t := range tree {
+		out = append(out, t.Snapshot)
+		out = snapshotRefs(t.ChildSnapshotList, out)
+	}
+	return out
+}
+
+func vmSnapshots(vm *simulator.VirtualMachine) []types.ManagedObjectReference {
+	if vm.Snapshot == nil {
+		return nil
+	}
+	return snapshotRefs(vm.Snapshot.RootSnapshotList, nil)
+}
+
+// addDeltas runs after the simulator made snapshot snap of VM ref: every disk
+// of the VM moves to a new delta whose parent is its previous backing, while
+// the snapshot's config keeps the previous backing. New device objects are
+// made, never edited in place: the snapshot's config shares the old ones.
+func (rg *rig) addDeltas(ref, snap types.ManagedObjectReference) {
+	vm, ok := simulator.Map.Get(ref).(*simulator.VirtualMachine)
+	if !ok {
+		return
+	}
+	var created []string
+	simulator.Map.WithLock(vm, func() {
+		for _, sl := range vm.LayoutEx.Snapshot {
+			if sl.Key != snap {
+				continue
+			}
+			for _, f := range vm.LayoutEx.File {
+				if f.Key == sl.DataKey {
+					rg.vmsn[snap] = f.Name
+				}
+			}
+		}
+		devices := append([]types.BaseVirtualDevice(nil), vm.Config.Hardware.Device...)
+		for i, d := range devices {
+			disk, ok := d.(*types.VirtualDisk)
+			if !ok {
+				continue
+			}
+			b, ok := disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo)
+			if !ok {
+				continue
+			}
+			name, err := rg.newDelta(vm.Config.Files.SnapshotDirectory, b.FileName)
+			if err != nil {
+				log.Printf("snapshot %s: %v", snap.Value, err)
+				continue
+			}
+			nb := *b
+			nb.FileName = name
+			nb.Parent = b
+			nb.DeltaDiskFormat = string(types.VirtualDiskDeltaDiskFormatRedoLogFormat)
+			nd := *disk
+			nd.Backing = &nb
+			devices[i] = &nd
+			created = append(created, name)
+		}
+		simulator.Map.Update(vm, []types.PropertyChange{{Name: "config.hardware.device", Val: devices}})
+	})
+	rg.snapDeltas[snap] = created
+	log.Printf("snapshot %s of %s: deltas %v", snap.Value, vm.Name, created)
+	rg.refreshLayout(vm)
+}
+
+// beforeRemove runs before RemoveSnapshot_Task (this = snapshot) or
+// RemoveAllSnapshots_Task (this = VM): it returns the VM and its snapshots,
+// and re-points layoutEx at each snapshot's .vmsn, because the simulator
+// deletes the file with the recorded key and renumbers keys on every refresh.
+func (rg *rig) beforeRemove(this types.ManagedObjectReference) (*simulator.VirtualMachine, []types.ManagedObjectReference) {
+	ref := this
+	if s, ok := simulator.Map.Get(this).(*simulator.VirtualMachineSnapshot); ok {
+		ref = s.Vm
+	}
+	vm, ok := simulator.Map.Get(ref).(*simulator.VirtualMachine)
+	if !ok {
+		return nil, nil
+	}
+	var snaps []types.ManagedObjectReference
+	simulator.Map.WithLock(vm, func() {
+		snaps = vmSnapshots(vm)
+		rg.fixSnapshotLayout(vm)
+	})
+	return vm, snaps
+}
+
+// consolidate runs after a snapshot removal: the delta each removed snapshot
+// created is merged into its parent (rig deltas hold no data, so: delete the
+// files and point every backing that used it at its parent chain).
+func (rg *rig) consolidate(vm *simulator.VirtualMachine, before []types.ManagedObjectReference) {
+	for _, s := range before {
+		if simulator.Map.Get(s) != nil {
+			continue // still there
+		}
+		for _, d := range rg.snapDeltas[s] {
+			rg.mergeDelta(d)
+		}
+		delete(rg.snapDeltas, s)
+		delete(rg.vmsn, s)
+	}
+	rg.refreshLayout(vm)
+}
+
+// mergeDelta removes delta file d from every chain: VMs and their snapshots.
+func (rg *rig) mergeDelta(d string) {
+	var drop func(b *types.VirtualDiskFlatVer2BackingInfo) (*types.VirtualDiskFlatVer2BackingInfo, bool)
+	drop = func(b *types.VirtualDiskFlatVer2BackingInfo) (*types.VirtualDiskFlatVer2BackingInfo, bool) {
+		if b == nil {
+			return nil, false
+		}
+		if b.FileName == d {
+			p, _ := drop(b.Parent)
+			return p, true
+		}
+		p, changed := drop(b.Parent)
+		if !changed {
+			return b, false
+		}
+		nb := *b
+		nb.Parent = p
+		return &nb, true
+	}
+	rewrite := func(devices []types.BaseVirtualDevice) ([]types.BaseVirtualDevice, bool) {
+		out := append([]types.BaseVirtualDevice(nil), devices...)
+		any := false
+		for i, dev := range out {
+			disk, ok := dev.(*types.VirtualDisk)
+			if !ok {
+				continue
+			}
+			b, ok := disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo)
+			if !ok {
+				continue
+			}
+			if nb, changed := drop(b); changed && nb != nil {
+				nd := *disk
+				nd.Backing = nb
+				out[i] = &nd
+				any = true
+			}
+		}
+		return out, any
+	}
+	for _, e := range simulator.Map.All("VirtualMachine") {
+		vm := e.(*simulator.VirtualMachine)
+		simulator.Map.WithLock(vm, func() {
+			if devices, changed := rewrite(vm.Config.Hardware.Device); changed {
+				simulator.Map.Update(vm, []types.PropertyChange{{Name: "config.hardware.device", Val: devices}})
+			}
+			for _, s := range vmSnapshots(vm) {
+				if snap, ok := simulator.Map.Get(s).(*simulator.VirtualMachineSnapshot); ok {
+					if devices, changed := rewrite(snap.Config.Hardware.Device); changed {
+						snap.Config.Hardware.Device = devices
+					}
+				}
+			}
+		})
+	}
+	if abs, err := rg.resolve(d); err == nil {
+		os.Remove(abs)
+		os.Remove(flatName(abs))
+	}
+	log.Printf("consolidated delta %s", d)
+}
+
+// fixParents fills in the parent chain of disks attached by file name alone
+// (CreateVM_Task/ReconfigVM_Task with an existing delta): on ESXi the chain
+// comes from the delta's descriptor, in the rig from the chains it knows.
+func (rg *rig) fixParents() {
+	known := map[string]*types.VirtualDiskFlatVer2BackingInfo{}
+	var note func(b *types.VirtualDiskFlatVer2BackingInfo)
+	note = func(b *types.VirtualDiskFlatVer2BackingInfo) {
+		for ; b != nil; b = b.Parent {
+			if b.Parent != nil && known[b.FileName] == nil {
+				known[b.FileName] = b.Parent
+			}
+		}
+	}
+	vms := simulator.Map.All("VirtualMachine")
+	for _, e := range vms {
+		vm := e.(*simulator.VirtualMachine)
+		simulator.Map.WithLock(vm, func() {
+			for _, d := range vm.Config.Hardware.Device {
+				if disk, ok := d.(*types.VirtualDisk); ok {
+					if b, ok := disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo); ok {
+						note(b)
+					}
+				}
+			}
+		})
+	}
+	for _, e := range vms {
+		vm := e.(*simulator.VirtualMachine)
+		simulator.Map.WithLock(vm, func() {
+			devices := append([]types.BaseVirtualDevice(nil), vm.Config.Hardware.Device...)
+			changed := false
+			for i, d := range devices {
+				disk, ok := d.(*types.VirtualDisk)
+				if !ok {
+					continue
+				}
+				b, ok := disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo)
+				if !ok || b.Parent != nil || known[b.FileName] == nil {
+					continue
+				}
+				nb := *b
+				nb.Parent = known[b.FileName]
+				nb.DeltaDiskFormat = string(types.VirtualDiskDeltaDiskFormatRedoLogFormat)
+				nd := *disk
+				nd.Backing = &nb
+				devices[i] = &nd
+				changed = true
+			}
+			if changed {
+				simulator.Map.Update(vm, []types.PropertyChange{{Name: "config.hardware.device", Val: devices}})
+			}
+		})
+	}
+}
+
+// refreshLayout recomputes layoutEx (files, disk chains) with the simulator's
+// RefreshStorageInfo, then repairs what that breaks in the snapshot layouts.
+func (rg *rig) refreshLayout(vm *simulator.VirtualMachine) {
+	if _, err := methods.RefreshStorageInfo(context.Background(), rg.vim, &types.RefreshStorageInfo{This: vm.Self}); err != nil {
+		log.Printf("refresh %s: %v", vm.Name, err)
+	}
+	simulator.Map.WithLock(vm, func() { rg.fixSnapshotLayout(vm) })
+}
+
+// fixSnapshotLayout points each layoutEx.snapshot at its .vmsn by name and
+// rebuilds its disk chains from the snapshot's config. VM locked by caller.
+func (rg *rig) fixSnapshotLayout(vm *simulator.VirtualMachine) {
+	if vm.LayoutEx == nil {
+		return
+	}
+	keys := map[string]int32{}
+	for _, f := range vm.LayoutEx.File {
+		keys[f.Name] = f.Key
+	}
+	for i := range vm.LayoutEx.Snapshot {
+		sl := &vm.LayoutEx.Snapshot[i]
+		if k, ok := keys[rg.vmsn[sl.Key]]; ok {
+			sl.DataKey = k
+		}
+		snap, ok := simulator.Map.Get(sl.Key).(*simulator.VirtualMachineSnapshot)
+		if !ok {
+			continue
+		}
+		sl.Disk = nil
+		for _, d := range snap.Config.Hardware.Device {
+			disk, ok := d.(*types.VirtualDisk)
+			if !ok {
+				continue
+			}
+			dl := types.VirtualMachineFileLayoutExDiskLayout{Key: disk.Key}
+			b, _ := disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo)
+			for ; b != nil; b = b.Parent {
+				var unit types.VirtualMachineFileLayoutExDiskUnit
+				for _, n := range []string{flatName(b.FileName), b.FileName} {
+					if k, ok := keys[n]; ok {
+						unit.FileKey = append(unit.FileKey, k)
+					}
+				}
+				dl.Chain = append(dl.Chain, unit)
+			}
+			sl.Disk = append(sl.Disk, dl)
+		}
+	}
+}
