@@ -15,6 +15,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -188,7 +189,7 @@ func (rg *rig) seed(name string, mib, ndisks int) ([]string, error) {
 		}
 	})
 	if err == nil {
-		_, err = methods.RefreshStorageInfo(context.Background(), rg.vim, &types.RefreshStorageInfo{This: vm.Self})
+		rg.refreshLayout(vm)
 	}
 	return sums, err
 }
@@ -332,8 +333,8 @@ func (rg *rig) addDeltas(ref, snap types.ManagedObjectReference) {
 
 // beforeRemove runs before RemoveSnapshot_Task (this = snapshot) or
 // RemoveAllSnapshots_Task (this = VM): it returns the VM and its snapshots,
-// and re-points layoutEx at each snapshot's .vmsn, because the simulator
-// deletes the file with the recorded key and renumbers keys on every refresh.
+// and rebuilds layoutEx so that each snapshot's dataKey is its .vmsn: the
+// simulator deletes the file with the recorded dataKey (see refreshLayout).
 func (rg *rig) beforeRemove(this types.ManagedObjectReference) (*simulator.VirtualMachine, []types.ManagedObjectReference) {
 	ref := this
 	if s, ok := simulator.Map.Get(this).(*simulator.VirtualMachineSnapshot); ok {
@@ -346,7 +347,7 @@ func (rg *rig) beforeRemove(this types.ManagedObjectReference) (*simulator.Virtu
 	var snaps []types.ManagedObjectReference
 	simulator.Map.WithLock(vm, func() {
 		snaps = vmSnapshots(vm)
-		rg.fixSnapshotLayout(vm)
+		rg.rebuildLayout(vm)
 	})
 	return vm, snaps
 }
@@ -485,36 +486,91 @@ func (rg *rig) fixParents() {
 	}
 }
 
-// refreshLayout recomputes layoutEx (files, disk chains) with the simulator's
-// RefreshStorageInfo, then repairs what that breaks in the snapshot layouts.
+// refreshLayout rebuilds the VM's layoutEx. The simulator's own
+// RefreshStorageInfo is no use here: it names files of the VM directory
+// without their directory and renumbers every key, after which a snapshot's
+// dataKey points at an unrelated file that RemoveSnapshot then deletes.
 func (rg *rig) refreshLayout(vm *simulator.VirtualMachine) {
-	if _, err := methods.RefreshStorageInfo(context.Background(), rg.vim, &types.RefreshStorageInfo{This: vm.Self}); err != nil {
-		log.Printf("refresh %s: %v", vm.Name, err)
-	}
-	simulator.Map.WithLock(vm, func() { rg.fixSnapshotLayout(vm) })
+	simulator.Map.WithLock(vm, func() { rg.rebuildLayout(vm) })
 }
 
-// fixSnapshotLayout points each layoutEx.snapshot at its .vmsn by name and
-// rebuilds its disk chains from the snapshot's config. VM locked by caller.
-func (rg *rig) fixSnapshotLayout(vm *simulator.VirtualMachine) {
-	if vm.LayoutEx == nil {
+func fileType(name string) string {
+	switch ext := path.Ext(name); ext {
+	case ".vmx":
+		return string(types.VirtualMachineFileLayoutExFileTypeConfig)
+	case ".nvram":
+		return string(types.VirtualMachineFileLayoutExFileTypeNvram)
+	case ".vmsn":
+		return string(types.VirtualMachineFileLayoutExFileTypeSnapshotData)
+	case ".vmsd":
+		return string(types.VirtualMachineFileLayoutExFileTypeSnapshotList)
+	case ".log":
+		return string(types.VirtualMachineFileLayoutExFileTypeLog)
+	case ".vmdk":
+		if strings.HasSuffix(name, "-flat.vmdk") {
+			return string(types.VirtualMachineFileLayoutExFileTypeDiskExtent)
+		}
+		return string(types.VirtualMachineFileLayoutExFileTypeDiskDescriptor)
+	}
+	return ""
+}
+
+// rebuildLayout keeps the keys of files still present, adds the files of the
+// VM directory and of every disk chain (the VM's and its snapshots'), and
+// recomputes the disk and snapshot layouts from them. VM locked by caller.
+func (rg *rig) rebuildLayout(vm *simulator.VirtualMachine) {
+	if vm.LayoutEx == nil || vm.Config == nil {
 		return
 	}
 	keys := map[string]int32{}
-	for _, f := range vm.LayoutEx.File {
-		keys[f.Name] = f.Key
+	var files []types.VirtualMachineFileLayoutExFileInfo
+	next := int32(0)
+	add := func(name string, key int32) {
+		if _, dup := keys[name]; dup {
+			return
+		}
+		abs, err := rg.resolve(name)
+		if err != nil {
+			return
+		}
+		fi, err := os.Stat(abs)
+		if err != nil || !fi.Mode().IsRegular() {
+			return
+		}
+		if key < 0 {
+			key = next
+		}
+		if key >= next {
+			next = key + 1
+		}
+		keys[name] = key
+		files = append(files, types.VirtualMachineFileLayoutExFileInfo{
+			Key: key, Name: name, Type: fileType(name), Size: fi.Size(), UniqueSize: fi.Size(), Accessible: types.NewBool(true),
+		})
 	}
-	for i := range vm.LayoutEx.Snapshot {
-		sl := &vm.LayoutEx.Snapshot[i]
-		if k, ok := keys[rg.vmsn[sl.Key]]; ok {
-			sl.DataKey = k
+	for _, f := range vm.LayoutEx.File {
+		if f.Key >= next {
+			next = f.Key + 1
 		}
-		snap, ok := simulator.Map.Get(sl.Key).(*simulator.VirtualMachineSnapshot)
-		if !ok {
-			continue
+	}
+	for _, f := range vm.LayoutEx.File {
+		add(f.Name, f.Key)
+	}
+	var dir object.DatastorePath
+	dir.FromString(vm.Config.Files.VmPathName)
+	if path.Ext(dir.Path) == ".vmx" {
+		dir.Path = path.Dir(dir.Path)
+	}
+	if abs, err := rg.resolve(dir.String()); err == nil {
+		entries, _ := os.ReadDir(abs)
+		for _, e := range entries { // sorted by name: deterministic keys
+			p := object.DatastorePath{Datastore: dir.Datastore, Path: path.Join(dir.Path, e.Name())}
+			add(p.String(), -1)
 		}
-		sl.Disk = nil
-		for _, d := range snap.Config.Hardware.Device {
+	}
+	chains := func(devices []types.BaseVirtualDevice) []types.VirtualMachineFileLayoutExDiskLayout {
+		var out []types.VirtualMachineFileLayoutExDiskLayout
+		for _, d := range devices {
 			disk, ok := d.(*types.VirtualDisk)
 			if !ok {
 				continue
@@ -523,14 +579,49 @@ func (rg *rig) fixSnapshotLayout(vm *simulator.VirtualMachine) {
 			b, _ := disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo)
 			for ; b != nil; b = b.Parent {
 				var unit types.VirtualMachineFileLayoutExDiskUnit
-				for _, n := range []string{flatName(b.FileName), b.FileName} {
+				for _, n := range []string{b.FileName, flatName(b.FileName)} {
+					add(n, -1)
 					if k, ok := keys[n]; ok {
 						unit.FileKey = append(unit.FileKey, k)
 					}
 				}
 				dl.Chain = append(dl.Chain, unit)
 			}
-			sl.Disk = append(sl.Disk, dl)
+			out = append(out, dl)
 		}
+		return out
+	}
+	vm.LayoutEx.Disk = chains(vm.Config.Hardware.Device)
+	var snaps []types.VirtualMachineFileLayoutExSnapshotLayout
+	for _, s := range vmSnapshots(vm) {
+		snap, ok := simulator.Map.Get(s).(*simulator.VirtualMachineSnapshot)
+		if !ok {
+			continue
+		}
+		sl := types.VirtualMachineFileLayoutExSnapshotLayout{Key: s, DataKey: -1, MemoryKey: -1}
+		if name, ok := rg.vmsn[s]; ok {
+			add(name, -1)
+			if k, ok := keys[name]; ok {
+				sl.DataKey = k
+			}
+		}
+		sl.Disk = chains(snap.Config.Hardware.Device)
+		snaps = append(snaps, sl)
+	}
+	vm.LayoutEx.Snapshot = snaps
+	vm.LayoutEx.File = files
+	vm.LayoutEx.Timestamp = time.Now()
+
+	var disks []types.VirtualMachineFileLayoutDiskLayout
+	for _, d := range object.VirtualDeviceList(vm.Config.Hardware.Device).SelectByType((*types.VirtualDisk)(nil)) {
+		dl := types.VirtualMachineFileLayoutDiskLayout{Key: d.GetVirtualDevice().Key}
+		b, _ := d.(*types.VirtualDisk).Backing.(*types.VirtualDiskFlatVer2BackingInfo)
+		for ; b != nil; b = b.Parent {
+			dl.DiskFile = append(dl.DiskFile, b.FileName)
+		}
+		disks = append(disks, dl)
+	}
+	if vm.Layout != nil {
+		vm.Layout.Disk = disks
 	}
 }

@@ -80,6 +80,9 @@ func (f *front) dispatch(r *http.Request, body []byte, m *simulator.Method) *htt
 	case *types.ExportVm:
 		return f.local(r, func() (interface{}, types.BaseMethodFault) {
 			ref, fault := rg.exportVM(req.This)
+			if _, ok := fault.(*types.InvalidPowerState); ok {
+				return nil, &withMessage{fault, "The attempted operation cannot be performed in the current state (Powered on)."}
+			}
 			return &types.ExportVmResponse{Returnval: ref}, fault
 		})
 	case *types.ImportVApp:
@@ -141,12 +144,21 @@ func (f *front) authorized(r *http.Request) bool {
 
 var notAuthenticated = &types.NotAuthenticated{NoPermission: types.NoPermission{PrivilegeId: "System.View"}}
 
+// withMessage gives a fault the faultstring vCenter would use.
+type withMessage struct {
+	types.BaseMethodFault
+	msg string
+}
+
 // local runs a method the rig implements itself, for an authenticated caller.
 func (f *front) local(r *http.Request, call func() (interface{}, types.BaseMethodFault)) *httptest.ResponseRecorder {
 	if !f.authorized(r) {
 		return faultRecorder("", notAuthenticated)
 	}
 	res, fault := call()
+	if wm, ok := fault.(*withMessage); ok {
+		return faultRecorder(wm.msg, wm.BaseMethodFault)
+	}
 	if fault != nil {
 		return faultRecorder("", fault)
 	}

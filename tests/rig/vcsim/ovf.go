@@ -192,9 +192,11 @@ func ovfDescriptor(vm *simulator.VirtualMachine, cdp *types.OvfCreateDescriptorP
 			continue
 		}
 		ctrlID[ck] = instance
-		lines := []string{fmt.Sprintf(`<rasd:Address>%d</rasd:Address>`, c.(types.BaseVirtualController).GetVirtualController().BusNumber),
+		bus := c.(types.BaseVirtualController).GetVirtualController().BusNumber
+		label := map[int]string{5: "IDE %d", 6: "SCSI controller %d", 20: "SATA controller %d"}[rt]
+		lines := []string{fmt.Sprintf(`<rasd:Address>%d</rasd:Address>`, bus),
 			`<rasd:Description>Disk controller</rasd:Description>`,
-			fmt.Sprintf(`<rasd:ElementName>%s</rasd:ElementName>`, esc(devices.Name(c))),
+			fmt.Sprintf(`<rasd:ElementName>`+label+`</rasd:ElementName>`, bus),
 			fmt.Sprintf(`<rasd:InstanceID>%d</rasd:InstanceID>`, instance)}
 		if sub != "" {
 			lines = append(lines, fmt.Sprintf(`<rasd:ResourceSubType>%s</rasd:ResourceSubType>`, sub))

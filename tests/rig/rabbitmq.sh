@@ -1,0 +1,215 @@
+#!/bin/bash
+# Private RabbitMQ node for snapworker tests (see tests/rig/README.md).
+#
+#   tests/rig/rabbitmq.sh start DIR     start a node with its state in DIR, wait until ready
+#   tests/rig/rabbitmq.sh stop DIR      clean shutdown (then kill by PID if needed)
+#   tests/rig/rabbitmq.sh restart DIR   kill -9, then start again on the same ports and data
+#
+# Leaves DIR/rabbitmq.env (RABBITMQ_NODENAME, AMQP_PORT, AMQP_URL, AMQP_PASSWORD_FILE,
+# RABBITMQCTL, RABBITMQ_PID) and DIR/amqp.secret (mode 0600). Loopback only. Each node has
+# its own cookie (HOME=DIR), ports and epmd (on its own port, so two rigs, a system broker
+# or another user's epmd never meet); the script started that epmd and stops it.
+set -euo pipefail
+
+RIG_RMQ_BIN=${RABBITMQ_BIN_DIR:-/usr/lib/rabbitmq/bin} # not /usr/sbin: those wrappers switch user and cookie
+
+die() { echo "rabbitmq.sh: $*" >&2; exit 1; }
+
+usage() { die "usage: $0 start|stop|restart DIR"; }
+
+[ $# -eq 2 ] || usage
+cmd=$1
+mkdir -p "$2"
+DIR=$(cd "$2" && pwd)
+STATE=$DIR/rabbitmq.state
+
+# free_port prints a loopback TCP port nobody listens on (the broker binds it
+# seconds later: a race, but a harmless one on a test machine).
+free_port() {
+	local p i
+	for i in $(seq 1 200); do
+		p=$(( (RANDOM * 32768 + RANDOM) % 25000 + 30000 ))
+		case " ${RIG_TAKEN:-} " in *" $p "*) continue ;; esac
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			RIG_TAKEN="${RIG_TAKEN:-} $p"
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# node_env sets RIG_ENV: the node's environment, as env(1) arguments.
+node_env() {
+	RIG_ENV=(HOME="$DIR"
+		RABBITMQ_NODENAME="$NODE"
+		RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+		RABBITMQ_NODE_PORT="$AMQP_PORT"
+		RABBITMQ_DIST_PORT="$DIST_PORT"
+		RABBITMQ_MNESIA_BASE="$DIR/mnesia"
+		RABBITMQ_LOG_BASE="$DIR/log"
+		RABBITMQ_CONFIG_FILE="$DIR/rabbitmq.conf"
+		RABBITMQ_ENABLED_PLUGINS_FILE="$DIR/enabled_plugins"
+		RABBITMQ_PID_FILE="$DIR/rabbitmq.pid"
+		RABBITMQ_CONF_ENV_FILE="$DIR/rabbitmq-env.conf"
+		ERL_EPMD_ADDRESS=127.0.0.1
+		ERL_EPMD_PORT="$EPMD_PORT"
+		RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}")
+}
+
+ctl() { node_env; env "${RIG_ENV[@]}" "$RIG_RMQ_BIN/rabbitmqctl" -n "$NODE" "$@"; }
+
+# hash_password prints RabbitMQ's rabbit_password_hashing_sha256 form of $1:
+# base64(salt || sha256(salt || password)) with a 4-byte salt. It lets the
+# user be created from a definitions file, never with the password on argv.
+hex_to_bin() { printf '%b' "$(sed 's/../\\x&/g')"; }
+hash_password() {
+	local salt digest
+	salt=$(openssl rand -hex 4)
+	digest=$({ printf '%s' "$salt" | hex_to_bin; printf '%s' "$1"; } | openssl dgst -sha256 -r | cut -c1-64)
+	printf '%s%s' "$salt" "$digest" | hex_to_bin | base64 -w0
+}
+
+load_state() {
+	[ -f "$STATE" ] || die "$DIR: no broker state (not started?)"
+	# shellcheck disable=SC1090
+	. "$STATE"
+}
+
+write_env() {
+	local pid
+	pid=$(cat "$DIR/rabbitmq.pid")
+	cat >"$DIR/rabbitmq.env.tmp" <<EOF
+RABBITMQ_NODENAME=$NODE
+AMQP_PORT=$AMQP_PORT
+AMQP_URL=amqp://snapworker@127.0.0.1:$AMQP_PORT/%2f
+AMQP_PASSWORD_FILE=$DIR/amqp.secret
+RABBITMQCTL="env HOME=$DIR ERL_EPMD_ADDRESS=127.0.0.1 ERL_EPMD_PORT=$EPMD_PORT RABBITMQ_CONF_ENV_FILE=$DIR/rabbitmq-env.conf $RIG_RMQ_BIN/rabbitmqctl -n $NODE"
+RABBITMQ_PID=$pid
+EOF
+	mv "$DIR/rabbitmq.env.tmp" "$DIR/rabbitmq.env"
+}
+
+alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+
+node_pid() { [ -s "$DIR/rabbitmq.pid" ] && cat "$DIR/rabbitmq.pid" || true; }
+
+# launch starts the node in the background and waits until it serves AMQP.
+launch() {
+	rm -f "$DIR/rabbitmq.pid"
+	# The server must not die with the caller's session: own session, no stdin.
+	node_env
+	setsid env "${RIG_ENV[@]}" "$RIG_RMQ_BIN/rabbitmq-server" </dev/null >>"$DIR/log/server.out" 2>&1 &
+	# `wait` needs the pid file, await_startup a registered node (TESTRIG.md).
+	local i
+	for i in $(seq 1 300); do
+		[ -s "$DIR/rabbitmq.pid" ] && break
+		sleep 0.2
+	done
+	[ -s "$DIR/rabbitmq.pid" ] || { tail -20 "$DIR/log/server.out" >&2; die "broker wrote no pid file"; }
+	ctl wait --timeout 60 "$DIR/rabbitmq.pid" >/dev/null ||
+		{ tail -20 "$DIR/log/server.out" >&2; die "broker did not come up"; }
+	ctl await_startup --timeout 60 >/dev/null || die "broker did not finish booting"
+}
+
+start() {
+	if [ -f "$STATE" ]; then
+		. "$STATE"
+		if alive "$(node_pid)"; then die "$DIR: broker already running (pid $(node_pid))"; fi
+	else
+		NODE="swtest-$(printf '%s' "$DIR" | sha256sum | cut -c1-12)@localhost"
+		AMQP_PORT=$(free_port) && DIST_PORT=$(free_port) && EPMD_PORT=$(free_port) || die "no free port"
+		cat >"$STATE" <<EOF
+NODE=$NODE
+AMQP_PORT=$AMQP_PORT
+DIST_PORT=$DIST_PORT
+EPMD_PORT=$EPMD_PORT
+EOF
+	fi
+	mkdir -p "$DIR/mnesia" "$DIR/log"
+	umask 077
+	if [ ! -f "$DIR/.erlang.cookie" ]; then
+		openssl rand -hex 20 | tr -d '\n' >"$DIR/.erlang.cookie"
+		chmod 0400 "$DIR/.erlang.cookie"
+	fi
+	if [ ! -f "$DIR/amqp.secret" ]; then
+		openssl rand -hex 24 >"$DIR/amqp.secret"
+		chmod 0600 "$DIR/amqp.secret"
+	fi
+	local pass
+	pass=$(head -n1 "$DIR/amqp.secret")
+	cat >"$DIR/definitions.json" <<EOF
+{
+  "vhosts": [{"name": "/"}],
+  "users": [{"name": "snapworker", "password_hash": "$(hash_password "$pass")",
+             "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ["administrator"]}],
+  "permissions": [{"user": "snapworker", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}]
+}
+EOF
+	cat >"$DIR/rabbitmq.conf" <<EOF
+listeners.tcp.1 = 127.0.0.1:$AMQP_PORT
+loopback_users.guest = true
+load_definitions = $DIR/definitions.json
+# Explicit: the relative default misjudges small CI machines and containers.
+vm_memory_high_watermark.absolute = 1GB
+disk_free_limit.absolute = 50MB
+# Deliveries may stay un-acked for a whole export: 6 h instead of 30 min.
+consumer_timeout = 21600000
+log.file.level = info
+log.console = false
+EOF
+	echo "[]." >"$DIR/enabled_plugins"
+	: >"$DIR/rabbitmq-env.conf" # keep /etc/rabbitmq/rabbitmq-env.conf out
+	umask 022
+
+	# This node's own epmd, on its own port; recorded so stop kills only it.
+	if ! (exec 3<>"/dev/tcp/127.0.0.1/$EPMD_PORT") 2>/dev/null; then
+		env ERL_EPMD_ADDRESS=127.0.0.1 epmd -port "$EPMD_PORT" -daemon
+		sed -i '/^EPMD_STARTED=/d' "$STATE"
+		echo "EPMD_STARTED=1" >>"$STATE"
+	fi
+
+	launch
+	# guest exists on a fresh node; it is of no use here.
+	ctl delete_user guest >/dev/null 2>&1 || true
+	write_env
+	cat "$DIR/rabbitmq.env"
+}
+
+stop() {
+	load_state
+	local pid i
+	pid=$(node_pid)
+	if alive "$pid"; then
+		ctl shutdown >/dev/null 2>&1 || true
+		for i in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
+		if alive "$pid"; then
+			kill -TERM "$pid" 2>/dev/null || true
+			for i in $(seq 1 50); do alive "$pid" || break; sleep 0.1; done
+			alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
+		fi
+	fi
+	if [ "${EPMD_STARTED:-0}" = 1 ]; then
+		env ERL_EPMD_ADDRESS=127.0.0.1 epmd -port "$EPMD_PORT" -kill >/dev/null 2>&1 || true
+		sed -i 's/^EPMD_STARTED=1$/EPMD_STARTED=0/' "$STATE"
+	fi
+	rm -f "$DIR/rabbitmq.pid"
+}
+
+restart() {
+	load_state
+	local pid
+	pid=$(node_pid)
+	if alive "$pid"; then
+		kill -KILL "$pid"
+		while alive "$pid"; do sleep 0.1; done
+	fi
+	start
+}
+
+case $cmd in
+start) start ;;
+stop) stop ;;
+restart) restart ;;
+*) usage ;;
+esac
