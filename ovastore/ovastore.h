@@ -286,6 +286,7 @@ int ova_debris_remove(struct ova_store *s, const char *obj, struct sw_err *e);
  */
 #define OVA_WRITER_NO_OVF_CHECK 0x1   /* commit: do not require the OVF to reference exactly the disks */
 #define OVA_WRITER_SPARSE       0x2   /* sinks skip writing all-zero 64 KiB blocks (holes) */
+#define OVA_WRITER_NO_SHA256    0x4   /* do not compute sha256 of the disks (no diskK.sha256) */
 
 struct ova_writer;
 
@@ -311,9 +312,20 @@ int ova_writer_meta_set(struct ova_writer *w, const char *key, const char *value
 /*
  * Commits: checks the OVF, fsyncs and renames every data file, then writes
  * NAME.ova.meta (temp + fsync + rename + fsync DIR).  On failure everything
- * written is removed.  *ret_result (may be NULL) lists the files.
+ * written is removed (the writer must still be freed).  *ret_result (may be
+ * NULL) lists the files.
  */
 int ova_writer_commit(struct ova_writer *w, struct ova_result **ret_result, struct sw_err *e);
+
+/*
+ * Commits files already in place: reads NAME.ovf in DIR, checks that every
+ * file its References list exists (a regular file, not a link), fsyncs them
+ * and writes NAME.ova.meta last (disks in References order).  For objects
+ * whose files were produced by another tool (`ovastore commit`).
+ */
+#define OVA_COMMIT_NO_SHA256 0x1      /* do not read the disks to record diskK.sha256 */
+int ova_commit_files(struct ova_store *s, const char *obj, unsigned flags,
+    struct ova_result **ret_result, struct sw_err *e);
 
 /* Removes everything written so far; then frees. */
 void ova_writer_abort(struct ova_writer *w);

@@ -1,0 +1,90 @@
+/*
+ * Internals shared by the files of ovastore/ (double-underscore names).
+ * Not installed, not for other modules.
+ */
+#ifndef OVA_INT_H
+#define OVA_INT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/path.h"
+#include "ovastore/ovastore.h"
+
+struct ova_store {
+	int rootfd;
+};
+
+/* An object's resolved address: DIR opened beneath the store root. */
+struct ova__obj {
+	char dir[SW_PATH_MAX];
+	char name[SW_NAME_MAX + 1];
+	char install[SW_PATH_MAX];   /* "DIR/NAME" or "NAME" */
+	int dirfd;                   /* -1 when DIR does not exist */
+};
+
+/* Resolves obj; with create, makes DIR.  A missing DIR without create leaves dirfd -1. */
+int ova__obj_open(struct ova_store *s, const char *obj, int create, struct ova__obj *o,
+    struct sw_err *e);
+void ova__obj_close(struct ova__obj *o);
+
+/* "NAME" + suffix into out (a file name in DIR); SW_EPATH when too long. */
+int ova__fname(const struct ova__obj *o, const char *suffix, char *out, size_t outsz,
+    struct sw_err *e);
+/* "DIR/file" relative to the store root. */
+int ova__relpath(const struct ova__obj *o, const char *file, char *out, size_t outsz,
+    struct sw_err *e);
+
+/* Whether file exists in dirfd (lstat: a symlink counts as existing); -errno on error. */
+int ova__exists(int dirfd, const char *file);
+
+/* Opens a regular file named file in dirfd (no symlinks, O_CLOEXEC). */
+int ova__open(int dirfd, const char *file, int flags, mode_t mode, struct sw_err *e);
+
+/* Reads a whole regular file of at most max bytes into b. */
+int ova__read_file(int dirfd, const char *file, size_t max, struct sw_buf *b, struct sw_err *e);
+
+/* fsync of a directory, with the name for the message. */
+int ova__fsync_dir(int dirfd, const char *what, struct sw_err *e);
+
+/* Writes p to a temporary beside file, fsyncs, renames over file, fsyncs dirfd. */
+int ova__write_atomic(int dirfd, const char *file, const void *p, size_t n,
+    const char *what, struct sw_err *e);
+
+/* unlinkat that treats ENOENT as success; 1 when removed, 0 when absent. */
+int ova__unlink(int dirfd, const char *file, const char *what, struct sw_err *e);
+
+/* Result list building. */
+struct ova_result *ova__result_new(enum ova_format f, const char *install);
+int ova__result_add(struct ova_result *r, const char *relpath, uint64_t size,
+    const char *sha256, struct sw_err *e);
+
+/* Appends "key=value\n" escaped for a properties file. */
+int ova__meta_add_entry(struct sw_buf *out, const char *key, const char *value);
+
+/*
+ * Finishes the digest of the writer's file named name (no more data may be
+ * written to it) and copies it to out; "" when digests are off.  For unpack's
+ * manifest check before commit.
+ */
+int ova__writer_file_sha256(struct ova_writer *w, const char *name, char *out,
+    struct sw_err *e);
+
+/* sha256 (hex) of a whole regular file in dirfd. */
+int ova__hash_file(int dirfd, const char *file, char *out, struct sw_err *e);
+
+/* Whether a base name is one we never accept as a data file of an object. */
+int ova__name_reserved(const char *name);
+
+/*
+ * Copies len bytes from infd at inoff to outfd at its current offset (or,
+ * with outoff >= 0, by pwrite at outoff).  With sparse, holes of infd become
+ * holes in outfd (outfd must be a regular file, its offset is advanced).
+ * hash (may be NULL) gets every byte, which forces read/write.
+ */
+int ova__copy_data(int infd, uint64_t inoff, uint64_t len, int outfd, int sparse,
+    struct sw_hash *hash, const char *what, struct sw_err *e);
+
+#endif

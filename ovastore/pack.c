@@ -1,0 +1,333 @@
+/*
+ * OVA generation: a POSIX tar written in one pass with constant memory.
+ * The headers are ours (tar.c); the data is moved by the kernel where it can
+ * (copy_file_range into a file, sendfile into a pipe), and holes of sparse
+ * disks stay holes when the target is a regular file.
+ */
+#include "ovastore/ovastore.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/path.h"
+#include "ovastore/ova_int.h"
+#include "ovastore/tar_int.h"
+
+#define COPY_CHUNK (8u * 1024 * 1024)
+#define RW_BUF (1024 * 1024)
+
+static const unsigned char zero_blocks[1024];
+
+/* Plain read/pwrite-less copy through a buffer, hashing on the way. */
+static int
+copy_rw(int infd, uint64_t off, uint64_t len, int outfd, struct sw_hash *hash,
+    const char *what, struct sw_err *e)
+{
+	unsigned char *buf = malloc(RW_BUF);
+	int r = 0;
+
+	if (buf == NULL)
+		return sw_errf(e, -ENOMEM, "out of memory");
+	while (len > 0) {
+		size_t want = len < RW_BUF ? (size_t)len : RW_BUF;
+		ssize_t n = sw_pread_full(infd, buf, want, (off_t)off);
+
+		if (n < 0) {
+			r = sw_errno(e, (int)-n, "read of '%s'", what);
+			break;
+		}
+		if ((size_t)n != want) {
+			r = sw_errf(e, SW_EFORMAT, "'%s' became shorter while being read", what);
+			break;
+		}
+		if (hash != NULL && sw_hash_update(hash, buf, want) < 0) {
+			r = sw_errf(e, SW_EINTERNAL, "digest failed");
+			break;
+		}
+		if ((r = sw_write_all(outfd, buf, want)) < 0) {
+			r = sw_errno(e, -r, "write of '%s'", what);
+			break;
+		}
+		off += want;
+		len -= want;
+	}
+	free(buf);
+	return r;
+}
+
+/* Moves one data region with the kernel's help; falls back to read/write. */
+static int
+copy_region(int infd, uint64_t off, uint64_t len, int outfd, int out_is_reg,
+    const char *what, struct sw_err *e)
+{
+	int use_cfr = out_is_reg, use_sf = 1;
+
+	while (len > 0) {
+		size_t want = len < COPY_CHUNK ? (size_t)len : COPY_CHUNK;
+		ssize_t n = -1;
+
+		if (use_cfr) {
+			loff_t o = (loff_t)off;
+
+			n = copy_file_range(infd, &o, outfd, NULL, want, 0);
+			if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+			    errno == EOPNOTSUPP || errno == EBADF)) {
+				use_cfr = 0;
+				continue;
+			}
+		} else if (use_sf) {
+			off_t o = (off_t)off;
+
+			n = sendfile(outfd, infd, &o, want);
+			if (n < 0 && (errno == EINVAL || errno == ENOSYS)) {
+				use_sf = 0;
+				continue;
+			}
+		} else {
+			return copy_rw(infd, off, len, outfd, NULL, what, e);
+		}
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return sw_errno(e, errno, "copy of '%s'", what);
+		}
+		if (n == 0)
+			return sw_errf(e, SW_EFORMAT, "'%s' became shorter while being read", what);
+		off += (uint64_t)n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+int
+ova__copy_data(int infd, uint64_t inoff, uint64_t len, int outfd, int sparse,
+    struct sw_hash *hash, const char *what, struct sw_err *e)
+{
+	struct stat st;
+	int out_is_reg;
+	uint64_t end = inoff + len, pos = inoff;
+	int r;
+
+	if (hash != NULL)
+		return copy_rw(infd, inoff, len, outfd, hash, what, e);
+	if (fstat(outfd, &st) < 0)
+		return sw_errno(e, errno, "stat of the output");
+	out_is_reg = S_ISREG(st.st_mode);
+	(void)posix_fadvise(infd, (off_t)inoff, (off_t)len, POSIX_FADV_SEQUENTIAL);
+	if (!sparse || !out_is_reg)
+		return copy_region(infd, inoff, len, outfd, out_is_reg, what, e);
+	/* Walk data and holes; a hole becomes a seek in the output. */
+	while (pos < end) {
+		off_t d = lseek(infd, (off_t)pos, SEEK_DATA), h;
+		uint64_t dstart, dend;
+
+		if (d < 0 && errno == ENXIO)
+			d = (off_t)end; /* only a hole up to the end of the file */
+		else if (d < 0)
+			return copy_region(infd, pos, end - pos, outfd, 1, what, e);
+		dstart = (uint64_t)d > end ? end : (uint64_t)d;
+		if (dstart > pos && lseek(outfd, (off_t)(dstart - pos), SEEK_CUR) < 0)
+			return sw_errno(e, errno, "seek in the output");
+		pos = dstart;
+		if (pos >= end)
+			break;
+		h = lseek(infd, (off_t)pos, SEEK_HOLE);
+		dend = h < 0 || (uint64_t)h > end ? end : (uint64_t)h;
+		if (dend <= pos)
+			dend = end;
+		if ((r = copy_region(infd, pos, dend - pos, outfd, 1, what, e)) < 0)
+			return r;
+		pos = dend;
+	}
+	return 0;
+}
+
+/* One file to put into the archive. */
+struct pmember {
+	const char *name;    /* member name */
+	int fd;
+	uint64_t off;        /* data offset in fd */
+	uint64_t size;
+	int64_t mtime;
+};
+
+static int
+write_member(const struct pmember *m, int outfd, int sparse, uint64_t *total, struct sw_err *e)
+{
+	unsigned char hdr[OVA_TAR_HDR_MAX];
+	size_t hlen, pad;
+	int r;
+
+	if ((r = ova__tar_header(m->name, m->size, m->mtime, hdr, sizeof(hdr), &hlen)) < 0)
+		return sw_errf(e, SW_EPATH, "member name '%s' cannot be stored", m->name);
+	if ((r = sw_write_all(outfd, hdr, hlen)) < 0)
+		return sw_errno(e, -r, "write of the OVA");
+	if ((r = ova__copy_data(m->fd, m->off, m->size, outfd, sparse, NULL, m->name, e)) < 0)
+		return r;
+	pad = (size_t)((512 - m->size % 512) % 512);
+	if (pad > 0 && (r = sw_write_all(outfd, zero_blocks, pad)) < 0)
+		return sw_errno(e, -r, "write of the OVA");
+	*total += hlen + m->size + pad;
+	return 0;
+}
+
+static int
+pack_new(struct ova__obj *o, struct ova_info *in, int outfd, int sparse, uint64_t *total,
+    struct sw_err *e)
+{
+	struct pmember m;
+	struct stat st;
+	size_t i;
+	int r = 0;
+
+	memset(&m, 0, sizeof(m));
+	for (i = 0; i <= in->ndisks; i++) {
+		/* The OVF first, then the disks in meta order. */
+		const char *name = i == 0 ? in->meta->ovf : in->meta->disks[i - 1].name;
+
+		m.name = name;
+		if ((m.fd = ova__open(o->dirfd, name, O_RDONLY, 0, e)) < 0)
+			return m.fd;
+		if (fstat(m.fd, &st) < 0) {
+			r = sw_errno(e, errno, "stat '%s'", name);
+			goto next;
+		}
+		m.size = (uint64_t)st.st_size;
+		m.mtime = (int64_t)st.st_mtime;
+		if (i > 0 && m.size != in->meta->disks[i - 1].size) {
+			r = sw_errf(e, SW_EFORMAT, "'%s/%s' has %llu bytes, the meta says %llu",
+			    o->dir, name, (unsigned long long)m.size,
+			    (unsigned long long)in->meta->disks[i - 1].size);
+			goto next;
+		}
+		r = write_member(&m, outfd, sparse, total, e);
+next:
+		(void)close(m.fd);
+		if (r < 0)
+			return r;
+	}
+	if ((r = sw_write_all(outfd, zero_blocks, sizeof(zero_blocks))) < 0)
+		return sw_errno(e, -r, "write of the OVA");
+	*total += sizeof(zero_blocks);
+	return 0;
+}
+
+static int
+pack_legacy(struct ova__obj *o, int outfd, int sparse, uint64_t *total, struct sw_err *e)
+{
+	char ova[SW_NAME_MAX + 1];
+	struct stat st;
+	int fd, r;
+
+	if ((r = ova__fname(o, ".ova", ova, sizeof(ova), e)) < 0)
+		return r;
+	if ((fd = ova__open(o->dirfd, ova, O_RDONLY, 0, e)) < 0)
+		return fd;
+	if (fstat(fd, &st) < 0)
+		r = sw_errno(e, errno, "stat '%s'", ova);
+	else
+		r = ova__copy_data(fd, 0, (uint64_t)st.st_size, outfd, sparse, NULL, ova, e);
+	if (r == 0)
+		*total += (uint64_t)st.st_size;
+	(void)close(fd);
+	return r;
+}
+
+int
+ova_pack_fd(struct ova_store *s, const char *obj, int fd, unsigned flags, uint64_t *ret_size,
+    struct sw_err *e)
+{
+	struct ova_info *in = NULL;
+	struct ova__obj o;
+	struct stat st;
+	uint64_t total = 0;
+	int sparse, r;
+
+	if (fstat(fd, &st) < 0)
+		return sw_errno(e, errno, "stat of the output");
+	sparse = S_ISREG(st.st_mode) && !(flags & OVA_PACK_NO_SPARSE);
+	/* Inspecting first validates the meta, the OVF or the archive before a byte is written. */
+	if ((r = ova_inspect(s, obj, &in, e)) < 0)
+		return r;
+	if ((r = ova__obj_open(s, obj, 0, &o, e)) < 0)
+		goto out;
+	if (in->format == OVA_FMT_OVF)
+		r = pack_new(&o, in, fd, sparse, &total, e);
+	else
+		r = pack_legacy(&o, fd, sparse, &total, e);
+	if (r < 0) {
+		sw_errctx(e, "pack '%s'", in->install_path);
+		goto out;
+	}
+	/* A seek past the end (a final hole) does not extend a file by itself. */
+	if (sparse && ftruncate(fd, lseek(fd, 0, SEEK_CUR)) < 0) {
+		r = sw_errno(e, errno, "truncate of the OVA");
+		goto out;
+	}
+	if (ret_size != NULL)
+		*ret_size = total;
+out:
+	ova__obj_close(&o);
+	ova_info_free(in);
+	return r;
+}
+
+int
+ova_pack_at(struct ova_store *s, const char *obj, int dirfd, const char *relpath,
+    unsigned flags, uint64_t *ret_size, struct sw_err *e)
+{
+	static unsigned counter;
+	char dir[SW_PATH_MAX], base[SW_NAME_MAX + 1], tmp[SW_NAME_MAX + 1];
+	uint64_t size = 0;
+	int dfd = -1, fd = -1, r;
+
+	if ((r = sw_path_check_rel(relpath, e)) < 0)
+		return r;
+	if (sw_path_split(relpath, dir, sizeof(dir), base, sizeof(base)) < 0)
+		return sw_errf(e, SW_EPATH, "'%s': path too long", relpath);
+	/* Unique per process and call: two extracts of one template may run at once. */
+	if (sw_path_fmt(tmp, sizeof(tmp), ".%s.%ld.%u.part", base, (long)getpid(),
+	    __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED)) < 0 || strlen(tmp) > SW_NAME_MAX)
+		return sw_errf(e, SW_EPATH, "'%s': name too long", relpath);
+	if ((dfd = sw_dir_open_beneath(dirfd, dir, 1, 0755, e)) < 0)
+		return dfd;
+	if ((fd = ova__open(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL, 0644, e)) < 0) {
+		r = fd;
+		goto out;
+	}
+	if ((r = ova_pack_fd(s, obj, fd, flags, &size, e)) < 0)
+		goto fail;
+	if (fsync(fd) < 0) {
+		r = sw_errno(e, errno, "fsync of '%s'", relpath);
+		goto fail;
+	}
+	r = close(fd);
+	fd = -1;
+	if (r < 0) {
+		r = sw_errno(e, errno, "close of '%s'", relpath);
+		goto fail;
+	}
+	if (renameat(dfd, tmp, dfd, base) < 0) {
+		r = sw_errno(e, errno, "rename into '%s'", relpath);
+		goto fail;
+	}
+	if ((r = ova__fsync_dir(dfd, dir, e)) < 0)
+		goto out;
+	if (ret_size != NULL)
+		*ret_size = size;
+	r = 0;
+	goto out;
+fail:
+	(void)unlinkat(dfd, tmp, 0);
+out:
+	if (fd >= 0)
+		(void)close(fd);
+	(void)close(dfd);
+	return r;
+}
