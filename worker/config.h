@@ -51,12 +51,19 @@ struct wrk_config {
 	unsigned grace_s;           /* SIGTERM grace before running jobs are cancelled (default 300) */
 	char *log_format;           /* "auto" (default: json unless stderr is a tty), "json", "text" */
 	char *log_level;            /* "error", "warn", "info" (default), "debug" */
+	char *log_file;             /* NULL: stderr; reopened on SIGHUP */
 
 	/* [amqp] */
 	char *amqp_url;             /* default amqp://snapworker@127.0.0.1:5672/%2f */
 	char *amqp_password;        /* from password_file; never logged */
 	char *amqp_cacert;
 	unsigned heartbeat;         /* seconds, default 30 */
+	/* Broker object names (PROTOCOL.md "Broker objects"); the defaults are the protocol's. */
+	char *amqp_exchange;        /* snapworker.commands; queues are <exchange>.<zone> */
+	char *amqp_events;          /* snapworker.events */
+	char *amqp_dlx;             /* snapworker.dlx */
+	char *amqp_dead_queue;      /* snapworker.dead */
+	unsigned delivery_limit;    /* x-delivery-limit of the command queues, default 5 */
 
 	/* [store] */
 	struct wrk_store *stores;

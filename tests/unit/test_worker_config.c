@@ -1,0 +1,274 @@
+/* Unit tests for worker/config: INI parsing, environment overrides, secret files. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "worker/config.h"
+
+static char tmpdir[64];
+
+static int
+setup(void **state)
+{
+	(void)state;
+	(void)snprintf(tmpdir, sizeof(tmpdir), "/tmp/wcfgXXXXXX");
+	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	(void)snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static const char *
+write_file(const char *name, const char *content, mode_t mode)
+{
+	static char path[4][256];
+	static int next;
+	char *p = path[next++ % 4];
+	int fd;
+
+	(void)snprintf(p, 256, "%s/%s", tmpdir, name);
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+	assert_int_equal(fchmod(fd, mode), 0);
+	close(fd);
+	return p;
+}
+
+static char *const noenv[] = { NULL };
+
+static void
+test_defaults(void **state)
+{
+	struct wrk_config *cfg = NULL;
+	struct sw_err e;
+	const char *p = write_file("empty.conf", "; nothing\n", 0644);
+
+	(void)state;
+	assert_int_equal(wrk_config_load(p, noenv, &cfg, &e), 0);
+	assert_int_equal(cfg->jobs, 1);
+	assert_int_equal(cfg->nqueues, 1);
+	assert_string_equal(cfg->queues[0], "default");
+	assert_int_equal(cfg->heartbeat, 30);
+	assert_int_equal(cfg->grace_s, 300);
+	assert_int_equal(cfg->delivery_limit, 5);
+	assert_string_equal(cfg->amqp_exchange, "snapworker.commands");
+	assert_string_equal(cfg->amqp_events, "snapworker.events");
+	assert_string_equal(cfg->amqp_dlx, "snapworker.dlx");
+	assert_string_equal(cfg->amqp_dead_queue, "snapworker.dead");
+	assert_non_null(strchr(cfg->name, ':'));   /* hostname:pid */
+	assert_null(cfg->amqp_password);
+	assert_true(cfg->download_max_size == (uint64_t)1 << 40);
+	wrk_config_free(cfg);
+}
+
+static void
+test_full(void **state)
+{
+	struct wrk_config *cfg = NULL;
+	struct sw_err e;
+	char conf[2048];
+	const char *amqp_pw = write_file("amqp.secret", "s3cret-amqp\n", 0600);
+	const char *vc_pw = write_file("vc1.secret", "vc-pass", 0400);
+	const char *p;
+	const struct wrk_store *st;
+	const struct wrk_vcenter *vc;
+
+	(void)state;
+	(void)snprintf(conf, sizeof(conf),
+	    "[worker]\nname = ssvm-1\njobs = 3 ; three slots\nqueues = default, zone2\ngrace = 2m\n"
+	    "log_format = text\n"
+	    "[amqp]\nurl = amqps://snapworker@broker.example:5671/%%2f\npassword_file = %s\n"
+	    "heartbeat = 10\n"
+	    "[store]\nnfs://10.0.0.5/export/secondary = /mnt/secondary/1\n"
+	    "nfs://10.0.0.6/x = /mnt/secondary/2\n"
+	    "[vcenter vc1]\nurl = https://vc1.example.org/sdk https://vc1b.example.org/sdk\n"
+	    "user = administrator@vsphere.local\npassword_file = %s\ninsecure = true\n"
+	    "[download]\nallow = 127.0.0.0/8 ::1\nmax_size = 10G\n",
+	    amqp_pw, vc_pw);
+	p = write_file("full.conf", conf, 0644);
+	assert_int_equal(wrk_config_load(p, noenv, &cfg, &e), 0);
+	assert_string_equal(cfg->name, "ssvm-1");
+	assert_int_equal(cfg->jobs, 3);
+	assert_int_equal(cfg->nqueues, 2);
+	assert_string_equal(cfg->queues[1], "zone2");
+	assert_int_equal(cfg->grace_s, 120);
+	assert_string_equal(cfg->log_format, "text");
+	assert_string_equal(cfg->amqp_password, "s3cret-amqp");
+	assert_int_equal(cfg->heartbeat, 10);
+	assert_int_equal(cfg->nstores, 2);
+	st = wrk_config_store(cfg, "nfs://10.0.0.5/export/secondary/");
+	assert_non_null(st);
+	assert_string_equal(st->mount, "/mnt/secondary/1");
+	assert_string_equal(st->extract_dir, "/mnt/secondary/1/extract");
+	assert_null(wrk_config_store(cfg, "nfs://10.0.0.7/x"));
+	vc = wrk_config_vcenter(cfg, "vc1");
+	assert_non_null(vc);
+	assert_string_equal(vc->password, "vc-pass");
+	assert_int_equal(vc->insecure, 1);
+	assert_true(wrk_vcenter_allows(vc, "https://vc1b.example.org/sdk"));
+	assert_false(wrk_vcenter_allows(vc, "https://evil.example.org/sdk"));
+	assert_null(wrk_config_vcenter(cfg, "vc2"));
+	assert_int_equal(cfg->nallow, 2);
+	assert_int_equal(cfg->allow[0].prefix, 8);
+	assert_int_equal(cfg->allow[1].prefix, 128);
+	assert_true(cfg->download_max_size == (uint64_t)10 << 30);
+	wrk_config_free(cfg);
+}
+
+static void
+expect_error(const char *conf, char *const *env, const char *needle)
+{
+	struct wrk_config *cfg = NULL;
+	struct sw_err e;
+	const char *p = write_file("bad.conf", conf, 0644);
+
+	sw_err_clear(&e);
+	assert_true(wrk_config_load(p, env, &cfg, &e) < 0);
+	assert_null(cfg);
+	if (strstr(e.msg, needle) == NULL)
+		fail_msg("error '%s' does not mention '%s'", e.msg, needle);
+}
+
+static void
+test_errors(void **state)
+{
+	char *const badenv[] = { "SNAPWORKER_NOPE_X=1", NULL };
+	char *const badjobs[] = { "SNAPWORKER_WORKER_JOBS=0", NULL };
+
+	(void)state;
+	expect_error("[worker]\njobs = 2\nbogus = 1\n", noenv, "bad.conf:3: unknown key 'bogus'");
+	expect_error("[nosuch]\n", noenv, "bad.conf:1: unknown section [nosuch]");
+	expect_error("jobs = 1\n", noenv, "outside of any section");
+	expect_error("[worker]\njobs = 65\n", noenv, "jobs must be");
+	expect_error("[worker]\njobs = two\n", noenv, "bad.conf:2");
+	expect_error("[worker]\njobs = 1\njobs = 2\n", noenv, "set twice");
+	expect_error("[worker]\nqueues = a/b\n", noenv, "bad zone key");
+	expect_error("[amqp]\nurl = amqp://u:pw@h/\n", noenv, "must not carry a password");
+	expect_error("[amqp]\nurl = http://h/\n", noenv, "amqp://");
+	expect_error("[store]\nnfs://x/y = relative\n", noenv, "absolute");
+	expect_error("[vcenter vc1]\nurl = https://a/sdk\nuser = u\n", noenv, "needs password_file");
+	expect_error("[download]\nallow = 10.0.0.0/33\n", noenv, "bad network");
+	expect_error("[worker]\n", badenv, "SNAPWORKER_NOPE_X");
+	expect_error("[worker]\n", badjobs, "environment SNAPWORKER_WORKER_JOBS");
+}
+
+static void
+test_env_override(void **state)
+{
+	struct wrk_config *cfg = NULL;
+	struct sw_err e;
+	char conf[512], pwvar[300];
+	const char *vc_pw = write_file("vc.secret", "one\n", 0600);
+	const char *vc_pw2 = write_file("vc2.secret", "two\n", 0600);
+	const char *p;
+
+	(void)state;
+	(void)snprintf(conf, sizeof(conf),
+	    "[worker]\njobs = 2\n[vcenter lab-1]\nurl = https://a/sdk\nuser = u\npassword_file = %s\n",
+	    vc_pw);
+	p = write_file("env.conf", conf, 0644);
+	(void)snprintf(pwvar, sizeof(pwvar), "SNAPWORKER_VCENTER_LAB_1_PASSWORD_FILE=%s", vc_pw2);
+	{
+		char *const env[] = { "SNAPWORKER_WORKER_JOBS=4", "SNAPWORKER_AMQP_HEARTBEAT=5",
+		    "SNAPWORKER_WORKER_NAME=w9", pwvar, "PATH=/bin", NULL };
+		assert_int_equal(wrk_config_load(p, env, &cfg, &e), 0);
+	}
+	assert_int_equal(cfg->jobs, 4);
+	assert_int_equal(cfg->heartbeat, 5);
+	assert_string_equal(cfg->name, "w9");
+	assert_string_equal(wrk_config_vcenter(cfg, "lab-1")->password, "two");
+	wrk_config_free(cfg);
+}
+
+static void
+test_secret_mode(void **state)
+{
+	char conf[512];
+	const char *pw = write_file("open.secret", "pw\n", 0640);
+
+	(void)state;
+	(void)snprintf(conf, sizeof(conf), "[amqp]\npassword_file = %s\n", pw);
+	expect_error(conf, noenv, "group/world accessible");
+	pw = write_file("empty.secret", "\n", 0600);
+	(void)snprintf(conf, sizeof(conf), "[amqp]\npassword_file = %s\n", pw);
+	expect_error(conf, noenv, "one non-empty line");
+	/* A symbolic link is refused even when it points at a good file. */
+	pw = write_file("good.secret", "pw\n", 0600);
+	{
+		char link[300];
+		(void)snprintf(link, sizeof(link), "%s/link.secret", tmpdir);
+		assert_int_equal(symlink(pw, link), 0);
+		(void)snprintf(conf, sizeof(conf), "[amqp]\npassword_file = %s\n", link);
+		expect_error(conf, noenv, "link.secret");
+	}
+	/* The password never appears in an error message. */
+	pw = write_file("multi.secret", "line1-SECRET\nline2\n", 0600);
+	(void)snprintf(conf, sizeof(conf), "[amqp]\npassword_file = %s\n[worker]\nbogus=1\n", pw);
+	{
+		struct wrk_config *cfg = NULL;
+		struct sw_err e;
+		const char *p = write_file("leak.conf", conf, 0644);
+		assert_true(wrk_config_load(p, noenv, &cfg, &e) < 0);
+		assert_null(strstr(e.msg, "SECRET"));
+	}
+}
+
+static void
+test_missing_file(void **state)
+{
+	struct wrk_config *cfg = NULL;
+	struct sw_err e;
+
+	(void)state;
+	assert_int_equal(wrk_config_load("/nonexistent/snapworker.conf", noenv, &cfg, &e), -ENOENT);
+	assert_non_null(strstr(e.msg, "/nonexistent/snapworker.conf"));
+	wrk_config_free(NULL);
+}
+
+static void
+test_long_line(void **state)
+{
+	char *conf = malloc(10000);
+
+	(void)state;
+	memset(conf, 'a', 9000);
+	memcpy(conf, "[worker]\nname = ", 16);
+	conf[9000] = '\n';
+	conf[9001] = '\0';
+	expect_error(conf, noenv, "longer than");
+	free(conf);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_env_override),
+		cmocka_unit_test(test_secret_mode),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_long_line),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

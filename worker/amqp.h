@@ -1,0 +1,162 @@
+/*
+ * A thin layer over librabbitmq 0.11 for the worker and snapctl: one
+ * connection with one channel, URL parsing (amqp:// and amqps:// with a
+ * verified certificate), login that asks for consumer_cancel_notify,
+ * connection.blocked and publisher confirms, the PROTOCOL.md topology, and a
+ * frame pump that returns one event at a time (delivery, confirm, return,
+ * consumer cancel, blocked/unblocked) so the caller can interleave it with
+ * its own work.  Not thread-safe: one struct wrk_amqp per thread.
+ * librabbitmq sends heartbeats only from inside its calls, so a caller must
+ * call wrk_amqp_wait() at least every heartbeat/2 seconds.
+ */
+#ifndef WRK_AMQP_H
+#define WRK_AMQP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+#define WRK_AMQP_BODY_MAX  (1024 * 1024)    /* PROTOCOL.md: a command body is at most 1 MiB */
+#define WRK_AMQP_STR_MAX   256
+
+struct wrk_amqp_url {
+	int tls;                        /* amqps:// */
+	char host[256];
+	unsigned port;
+	char user[128];
+	char vhost[256];                /* percent-decoded; "/" by default */
+};
+
+/* Parses url; a password in it is refused (SW_EFORMAT): passwords come from files. */
+int wrk_amqp_url_parse(const char *url, struct wrk_amqp_url *ret, struct sw_err *e);
+
+struct wrk_amqp_opts {
+	const char *url;
+	const char *password;           /* NULL: "" */
+	const char *cacert;             /* amqps: CA file (NULL: the system store) */
+	unsigned heartbeat;             /* seconds, 0: none */
+	const char *name;               /* connection_name shown by the broker */
+	unsigned timeout_ms;            /* connect, login and each RPC; 0: 30 s */
+};
+
+struct wrk_amqp;
+
+/* Connects, logs in, opens channel 1. */
+int wrk_amqp_connect(const struct wrk_amqp_opts *o, struct wrk_amqp **ret, struct sw_err *e);
+/* Closes politely if the connection is still up, then frees.  NULL is fine. */
+void wrk_amqp_close(struct wrk_amqp *c);
+/* 1 while the connection is believed usable. */
+int wrk_amqp_ok(const struct wrk_amqp *c);
+
+/* The topology of PROTOCOL.md, declared idempotently. */
+struct wrk_topology {
+	const char *exchange;           /* snapworker.commands */
+	const char *events;             /* snapworker.events */
+	const char *dlx;                /* snapworker.dlx */
+	const char *dead_queue;         /* snapworker.dead */
+	const char *const *zones;       /* queues <exchange>.<zone> bound with key <zone> */
+	size_t nzones;
+	unsigned delivery_limit;        /* x-delivery-limit */
+};
+int wrk_amqp_declare(struct wrk_amqp *c, const struct wrk_topology *t, struct sw_err *e);
+
+/* The name of zone's command queue: "<exchange>.<zone>". */
+int wrk_amqp_queue_name(const struct wrk_topology *t, const char *zone, char *buf, size_t bufsz);
+
+/* Puts the channel in confirm mode; later publishes are numbered from 1. */
+int wrk_amqp_confirm_select(struct wrk_amqp *c, struct sw_err *e);
+int wrk_amqp_qos(struct wrk_amqp *c, unsigned prefetch, struct sw_err *e);
+/* basic.consume with manual ack; ret_tag gets the broker's consumer tag. */
+int wrk_amqp_consume(struct wrk_amqp *c, const char *queue, int exclusive, char *ret_tag,
+    size_t tagsz, struct sw_err *e);
+int wrk_amqp_cancel(struct wrk_amqp *c, const char *tag, struct sw_err *e);
+/* A server-named exclusive auto-delete queue (snapctl's reply queue). */
+int wrk_amqp_private_queue(struct wrk_amqp *c, char *ret_name, size_t namesz, struct sw_err *e);
+int wrk_amqp_bind(struct wrk_amqp *c, const char *queue, const char *exchange, const char *key,
+    struct sw_err *e);
+/* Passive declare: message and consumer counts (-ENOENT if the queue does not exist). */
+int wrk_amqp_queue_counts(struct wrk_amqp *c, const char *queue, uint32_t *ret_messages,
+    uint32_t *ret_consumers, struct sw_err *e);
+
+struct wrk_amqp_pub {
+	const char *exchange;           /* "" for the default exchange */
+	const char *routing_key;
+	const char *message_id;         /* NULLs are left out */
+	const char *correlation_id;
+	const char *reply_to;
+	const char *content_type;       /* NULL: application/json */
+	int mandatory;                  /* unroutable -> basic.return */
+	const void *body;
+	size_t len;
+};
+/* Publishes (persistent); in confirm mode *ret_seq gets its sequence number. */
+int wrk_amqp_publish(struct wrk_amqp *c, const struct wrk_amqp_pub *p, uint64_t *ret_seq,
+    struct sw_err *e);
+
+int wrk_amqp_ack(struct wrk_amqp *c, uint64_t tag, struct sw_err *e);
+int wrk_amqp_nack(struct wrk_amqp *c, uint64_t tag, int requeue, struct sw_err *e);
+
+struct wrk_amqp_msg {
+	uint64_t tag;
+	int redelivered;
+	char consumer_tag[WRK_AMQP_STR_MAX];
+	char routing_key[WRK_AMQP_STR_MAX];
+	char message_id[WRK_AMQP_STR_MAX];
+	char correlation_id[WRK_AMQP_STR_MAX];
+	char reply_to[WRK_AMQP_STR_MAX];
+	int64_t delivery_count;         /* x-delivery-count header (quorum queues), 0 if absent */
+	int too_big;                    /* body over WRK_AMQP_BODY_MAX: drained, body is NULL */
+	char *body;                     /* NUL-terminated copy; free with wrk_amqp_msg_clear */
+	size_t len;
+};
+void wrk_amqp_msg_clear(struct wrk_amqp_msg *m);
+
+enum wrk_amqp_ev_kind {
+	WRK_AMQP_EV_TIMEOUT = 0,
+	WRK_AMQP_EV_WAKE,               /* the extra fd is readable */
+	WRK_AMQP_EV_DELIVERY,           /* ev.msg filled; the caller owns it */
+	WRK_AMQP_EV_ACK,                /* publisher confirm: ev.tag, ev.multiple */
+	WRK_AMQP_EV_NACK,
+	WRK_AMQP_EV_RETURN,             /* an unroutable mandatory publish (its ack follows) */
+	WRK_AMQP_EV_CANCEL,             /* the broker cancelled consumer ev.msg.consumer_tag */
+	WRK_AMQP_EV_BLOCKED,            /* connection.blocked: publishing would stall */
+	WRK_AMQP_EV_UNBLOCKED,
+};
+
+struct wrk_amqp_ev {
+	enum wrk_amqp_ev_kind kind;
+	uint64_t tag;
+	int multiple;
+	struct wrk_amqp_msg msg;
+};
+
+/*
+ * Waits up to timeout_ms for the next event (and services heartbeats).  With
+ * wake_fd >= 0, returns WRK_AMQP_EV_WAKE as soon as it is readable (it is not
+ * read).  Returns 0 with ev filled, or a negative code when the connection is
+ * lost or closed by the broker (e->msg says why); the connection is then dead.
+ */
+int wrk_amqp_wait(struct wrk_amqp *c, int timeout_ms, int wake_fd, struct wrk_amqp_ev *ev,
+    struct sw_err *e);
+
+/* Blocked by the broker's flow control (connection.blocked) right now. */
+int wrk_amqp_blocked(const struct wrk_amqp *c);
+
+/*
+ * Waits until every publish up to seq is confirmed.  Other events are handed
+ * to on_event (a delivery's body is freed after it returns unless the callee
+ * moved it out and set ev->msg.body to NULL).  At most 4096 publishes may be
+ * unconfirmed at any time (wrk_amqp_publish refuses more with SW_ETOOBIG).  Returns 0, SW_EREMOTE
+ * (nacked), SW_ENOTFOUND (returned as unroutable), -ETIMEDOUT or a connection error.
+ */
+int wrk_amqp_wait_confirm(struct wrk_amqp *c, uint64_t seq, int timeout_ms,
+    void (*on_event)(void *ud, struct wrk_amqp_ev *ev), void *ud, struct sw_err *e);
+
+/* Sequence number of the last confirmed-in-order publish. */
+uint64_t wrk_amqp_confirmed(const struct wrk_amqp *c);
+
+/* Exponential backoff with full jitter: attempt 0,1,2... -> [base, min(cap, base*2^n)] ms. */
+unsigned wrk_backoff_ms(unsigned attempt, unsigned base_ms, unsigned cap_ms, uint32_t rnd);
+
+#endif
