@@ -1,0 +1,377 @@
+/*
+ * ovastore: the operator's tool over the storage format library.
+ * Exit status: 0 success, 1 failure (one line on stderr), 2 usage error.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "common/path.h"
+#include "ovastore/ovastore.h"
+
+#define EXIT_USAGE 2
+
+struct cmd;
+
+struct opts {
+	const char *root;
+	int json;
+	int no_digest;
+	const char *pos[2];
+	int npos;
+};
+
+struct cmd {
+	const char *name;
+	const char *usage;
+	const char *help;
+	int npos;
+	int (*run)(struct ova_store *s, struct opts *o, struct sw_err *e);
+};
+
+static int
+fail(const struct sw_err *e)
+{
+	fprintf(stderr, "ovastore: %s\n", e->msg[0] ? e->msg : sw_strerror(e->code));
+	return EXIT_FAILURE;
+}
+
+static void
+print_result(const struct ova_result *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->nfiles; i++)
+		printf("%s\t%llu\t%s\n", r->files[i].path, (unsigned long long)r->files[i].size,
+		    r->files[i].sha256[0] ? r->files[i].sha256 : "-");
+}
+
+static json_object *
+json_u64(uint64_t v)
+{
+	return json_object_new_int64(v > INT64_MAX ? INT64_MAX : (int64_t)v);
+}
+
+static int
+inspect_json(const struct ova_info *in)
+{
+	json_object *root = json_object_new_object(), *files, *disks, *meta;
+	size_t i;
+
+	json_object_object_add(root, "install_path", json_object_new_string(in->install_path));
+	json_object_object_add(root, "format", json_object_new_string(ova_format_name(in->format)));
+	json_object_object_add(root, "ovf", json_object_new_string(in->ovf_name));
+	json_object_object_add(root, "ovf_size", json_u64(in->ovf_size));
+	json_object_object_add(root, "virtual_size", json_u64(in->virtual_size));
+	json_object_object_add(root, "physical_size", json_u64(in->physical_size));
+	files = json_object_new_array();
+	for (i = 0; i < in->nfiles; i++) {
+		json_object *f = json_object_new_object();
+
+		json_object_object_add(f, "path", json_object_new_string(in->files[i].path));
+		json_object_object_add(f, "size", json_u64(in->files[i].size));
+		if (in->files[i].sha256[0])
+			json_object_object_add(f, "sha256",
+			    json_object_new_string(in->files[i].sha256));
+		json_object_array_add(files, f);
+	}
+	json_object_object_add(root, "files", files);
+	disks = json_object_new_array();
+	for (i = 0; i < in->ndisks; i++) {
+		json_object *d = json_object_new_object();
+
+		json_object_object_add(d, "name", json_object_new_string(in->disks[i].name));
+		json_object_object_add(d, "size", json_u64(in->disks[i].size));
+		json_object_object_add(d, "capacity", json_u64(in->disks[i].capacity));
+		if (in->format == OVA_FMT_OVA)
+			json_object_object_add(d, "offset", json_u64(in->disks[i].offset));
+		if (in->disks[i].sha256[0])
+			json_object_object_add(d, "sha256",
+			    json_object_new_string(in->disks[i].sha256));
+		json_object_array_add(disks, d);
+	}
+	json_object_object_add(root, "disks", disks);
+	if (in->meta != NULL) {
+		meta = json_object_new_object();
+		for (i = 0; i < in->meta->nkeys; i++)
+			json_object_object_add(meta, in->meta->keys[i].key,
+			    json_object_new_string(in->meta->keys[i].value));
+		json_object_object_add(root, "meta", meta);
+	}
+	if (in->tar != NULL) {
+		json_object *m = json_object_new_array();
+
+		for (i = 0; i < in->tar->n; i++) {
+			json_object *t = json_object_new_object();
+
+			json_object_object_add(t, "name", json_object_new_string(in->tar->members[i].name));
+			json_object_object_add(t, "offset", json_u64(in->tar->members[i].offset));
+			json_object_object_add(t, "size", json_u64(in->tar->members[i].size));
+			json_object_array_add(m, t);
+		}
+		json_object_object_add(root, "members", m);
+	}
+	printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
+	    JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(root);
+	return 0;
+}
+
+static int
+run_inspect(struct ova_store *s, struct opts *o, struct sw_err *e)
+{
+	struct ova_info *in = NULL;
+	size_t i;
+
+	if (ova_inspect(s, o->pos[0], &in, e) < 0)
+		return fail(e);
+	if (o->json) {
+		inspect_json(in);
+		ova_info_free(in);
+		return 0;
+	}
+	printf("install_path: %s\nformat: %s\n", in->install_path, ova_format_name(in->format));
+	printf("ovf: %s (%llu bytes)\n", in->ovf_name, (unsigned long long)in->ovf_size);
+	for (i = 0; i < in->ndisks; i++) {
+		printf("disk %zu: %s size %llu capacity %llu", i, in->disks[i].name,
+		    (unsigned long long)in->disks[i].size,
+		    (unsigned long long)in->disks[i].capacity);
+		if (in->format == OVA_FMT_OVA)
+			printf(" offset %llu", (unsigned long long)in->disks[i].offset);
+		if (in->disks[i].sha256[0])
+			printf(" sha256 %s", in->disks[i].sha256);
+		printf("\n");
+	}
+	printf("virtual_size: %llu\nphysical_size: %llu\n", (unsigned long long)in->virtual_size,
+	    (unsigned long long)in->physical_size);
+	for (i = 0; i < in->nfiles; i++)
+		printf("file: %s %llu\n", in->files[i].path, (unsigned long long)in->files[i].size);
+	for (i = 0; in->meta != NULL && i < in->meta->nkeys; i++)
+		printf("meta: %s=%s\n", in->meta->keys[i].key, in->meta->keys[i].value);
+	for (i = 0; in->tar != NULL && i < in->tar->n; i++)
+		printf("member: %s offset %llu size %llu\n", in->tar->members[i].name,
+		    (unsigned long long)in->tar->members[i].offset,
+		    (unsigned long long)in->tar->members[i].size);
+	ova_info_free(in);
+	return 0;
+}
+
+static int
+run_verify(struct ova_store *s, struct opts *o, struct sw_err *e)
+{
+	if (ova_verify(s, o->pos[0], o->no_digest ? OVA_VERIFY_NO_DIGEST : 0, e) < 0)
+		return fail(e);
+	printf("%s: ok\n", o->pos[0]);
+	return 0;
+}
+
+static int
+run_pack(struct ova_store *s, struct opts *o, struct sw_err *e)
+{
+	char dir[SW_PATH_MAX], base[SW_NAME_MAX + 1];
+	const char *out = o->pos[1];
+	const char *slash;
+	uint64_t size = 0;
+	int dfd, r;
+
+	if (strcmp(out, "-") == 0) {
+		if (isatty(STDOUT_FILENO)) {
+			fprintf(stderr, "ovastore: refusing to write an OVA to a terminal\n");
+			return EXIT_USAGE;
+		}
+		if (ova_pack_fd(s, o->pos[0], STDOUT_FILENO, 0, &size, e) < 0)
+			return fail(e);
+		return 0;
+	}
+	/* OUT is the operator's path: its directory is opened as given, the file made atomically. */
+	slash = strrchr(out, '/');
+	if (slash == NULL) {
+		dir[0] = '.';
+		dir[1] = '\0';
+		slash = out - 1;
+	} else if (sw_path_fmt(dir, sizeof(dir), "%.*s", (int)(slash - out), out) < 0) {
+		fprintf(stderr, "ovastore: output path too long\n");
+		return EXIT_FAILURE;
+	}
+	if (dir[0] == '\0')
+		memcpy(dir, "/", 2);
+	if (sw_path_fmt(base, sizeof(base), "%s", slash + 1) < 0 || base[0] == '\0') {
+		fprintf(stderr, "ovastore: bad output path '%s'\n", out);
+		return EXIT_USAGE;
+	}
+	if ((dfd = sw_root_open(dir, e)) < 0)
+		return fail(e);
+	r = ova_pack_at(s, o->pos[0], dfd, base, 0, &size, e);
+	(void)close(dfd);
+	if (r < 0)
+		return fail(e);
+	printf("%s\t%llu\n", out, (unsigned long long)size);
+	return 0;
+}
+
+static int
+run_unpack(struct ova_store *s, struct opts *o, struct sw_err *e)
+{
+	struct ova_result *res = NULL;
+	int fd = STDIN_FILENO, r;
+
+	if (strcmp(o->pos[0], "-") != 0 && (fd = open(o->pos[0], O_RDONLY | O_CLOEXEC)) < 0) {
+		sw_errno(e, errno, "open '%s'", o->pos[0]);
+		return fail(e);
+	}
+	r = ova_unpack_fd(s, o->pos[1], fd, 0, &res, e);
+	if (fd != STDIN_FILENO)
+		(void)close(fd);
+	if (r < 0)
+		return fail(e);
+	print_result(res);
+	ova_result_free(res);
+	return 0;
+}
+
+static int
+run_commit(struct ova_store *s, struct opts *o, struct sw_err *e)
+{
+	struct ova_result *res = NULL;
+
+	if (ova_commit_files(s, o->pos[0], o->no_digest ? OVA_COMMIT_NO_SHA256 : 0, &res, e) < 0)
+		return fail(e);
+	print_result(res);
+	ova_result_free(res);
+	return 0;
+}
+
+static int
+run_rm(struct ova_store *s, struct opts *o, struct sw_err *e)
+{
+	struct ova_result *res = NULL;
+	size_t i;
+
+	if (ova_delete(s, o->pos[0], &res, e) < 0)
+		return fail(e);
+	for (i = 0; i < res->nfiles; i++)
+		printf("%s\n", res->files[i].path);
+	ova_result_free(res);
+	return 0;
+}
+
+static const struct cmd cmds[] = {
+	{ "inspect", "inspect [--json] DIR/NAME",
+	  "format, files with sizes, meta keys, disks, virtual size", 1, run_inspect },
+	{ "verify", "verify [--no-digest] DIR/NAME",
+	  "sizes vs meta, OVF parses and references exactly the disks, sha256 where recorded,\n"
+	  "tar readable", 1, run_verify },
+	{ "pack", "pack DIR/NAME OUT.ova|-", "generate an OVA from either format (atomically to a file)",
+	  2, run_pack },
+	{ "unpack", "unpack IN.ova|- DIR/NAME", "store an OVA in the new format (.mf verified)", 2,
+	  run_unpack },
+	{ "commit", "commit [--no-digest] DIR/NAME",
+	  "write NAME.ova.meta for existing NAME.ovf + the disks its OVF references", 1,
+	  run_commit },
+	{ "rm", "rm DIR/NAME", "delete either format; prints removed paths", 1, run_rm },
+};
+
+static void
+usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "usage: ovastore [-C ROOT] COMMAND [ARGS]\n"
+	    "  -C, --root ROOT   store root (default: the current directory);\n"
+	    "                    DIR/NAME is relative to it\n\ncommands:\n");
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		fprintf(f, "  ovastore %s\n", cmds[i].usage);
+	fprintf(f, "\n'ovastore COMMAND --help' describes one command.\n");
+}
+
+static void
+cmd_usage(FILE *f, const struct cmd *c)
+{
+	fprintf(f, "usage: ovastore [-C ROOT] %s\n%s\n", c->usage, c->help);
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct cmd *c = NULL;
+	struct ova_store *s = NULL;
+	struct opts o;
+	struct sw_err e;
+	int i, r;
+
+	memset(&o, 0, sizeof(o));
+	sw_err_clear(&e);
+	o.root = ".";
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "-C") == 0 || strcmp(a, "--root") == 0) {
+			if (++i >= argc) {
+				fprintf(stderr, "ovastore: %s needs a directory\n", a);
+				return EXIT_USAGE;
+			}
+			o.root = argv[i];
+		} else if (strncmp(a, "--root=", 7) == 0) {
+			o.root = a + 7;
+		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			if (c != NULL)
+				cmd_usage(stdout, c);
+			else
+				usage(stdout);
+			return 0;
+		} else if (c == NULL && a[0] != '-') {
+			size_t k;
+
+			for (k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++)
+				if (strcmp(a, cmds[k].name) == 0)
+					c = &cmds[k];
+			if (c == NULL) {
+				fprintf(stderr, "ovastore: unknown command '%s'\n", a);
+				usage(stderr);
+				return EXIT_USAGE;
+			}
+		} else if (c != NULL && strcmp(a, "--json") == 0 && c->run == run_inspect) {
+			o.json = 1;
+		} else if (c != NULL && strcmp(a, "--no-digest") == 0 &&
+		    (c->run == run_verify || c->run == run_commit)) {
+			o.no_digest = 1;
+		} else if (c != NULL && (a[0] != '-' || strcmp(a, "-") == 0)) {
+			if (o.npos >= c->npos) {
+				fprintf(stderr, "ovastore %s: too many arguments\n", c->name);
+				cmd_usage(stderr, c);
+				return EXIT_USAGE;
+			}
+			o.pos[o.npos++] = a;
+		} else {
+			fprintf(stderr, "ovastore: unknown option '%s'\n", a);
+			if (c != NULL)
+				cmd_usage(stderr, c);
+			else
+				usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (c == NULL) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (o.npos != c->npos) {
+		fprintf(stderr, "ovastore %s: missing arguments\n", c->name);
+		cmd_usage(stderr, c);
+		return EXIT_USAGE;
+	}
+	if (ova_store_open(o.root, &s, &e) < 0)
+		return fail(&e);
+	r = c->run(s, &o, &e);
+	ova_store_close(s);
+	if (fflush(stdout) != 0 && r == 0) {
+		fprintf(stderr, "ovastore: write to stdout failed\n");
+		r = EXIT_FAILURE;
+	}
+	return r;
+}
