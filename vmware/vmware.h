@@ -110,7 +110,7 @@ const struct vmw_fault *vmw_last_fault(const struct vmw_conn *c);
 
 struct vmw_moref {
 	char type[64];           /* "VirtualMachine" */
-	char value[80];          /* "vm-42" */
+	char value[256];         /* "vm-42"; the simulator uses long datastore ids */
 };
 
 /* 0 if both set and equal. */
