@@ -227,7 +227,7 @@ get_vm(struct proto__err *pe, json_object *args, bool required, struct proto_vm 
 		*ret_present = o != NULL;
 	if (o == NULL)
 		return 0;
-	r = proto__get_str(pe, o, "uuid", "args.vm.uuid", PROTO_UUID_LEN + 1, false, true, &uuid);
+	r = proto__get_str(pe, o, "uuid", "args.vm.uuid", PROTO_ID_MAX, false, true, &uuid);
 	if (r < 0)
 		return r;
 	r = proto__get_str(pe, o, "name", "args.vm.name", PROTO_NAME_MAX, false, true, &name);
@@ -430,7 +430,7 @@ args_create_snapshot(struct proto__err *pe, json_object *args, struct proto_comm
 	    (r = get_id(pe, args, "account_id", "args.account_id", &a->account_id)) < 0 ||
 	    (r = get_id(pe, args, "volume_id", "args.volume_id", &a->volume_id)) < 0)
 		return r;
-	r = proto__get_str(pe, args, "backup_uuid", "args.backup_uuid", PROTO_UUID_LEN + 1, false,
+	r = proto__get_str(pe, args, "backup_uuid", "args.backup_uuid", PROTO_ID_MAX, false,
 	    true, &bu);
 	if (r < 0)
 		return r;
@@ -666,11 +666,11 @@ proto_command_parse(const void *body, size_t len, struct proto_command **ret,
 		err = &local;
 	memset(err, 0, sizeof(*err));
 	memset(&pe, 0, sizeof(pe));
-	r = proto__json_parse(body, len, &root, &pe);
+	r = proto__json_parse(body, len, &root, &root, &pe);
+	if (root != NULL && json_object_is_type(root, json_type_object))
+		peek_id_type(root, err);
 	if (r < 0)
 		goto fail;
-	if (json_object_is_type(root, json_type_object))
-		peek_id_type(root, err);
 	cmd = calloc(1, sizeof(*cmd));
 	if (cmd == NULL) {
 		r = proto__fail(&pe, -ENOMEM, "body", "out of memory");

@@ -665,7 +665,7 @@ proto_event_parse(const void *body, size_t len, struct proto_event **ret, struct
 	int r;
 
 	memset(&pe, 0, sizeof(pe));
-	r = proto__json_parse(body, len, &root, &pe);
+	r = proto__json_parse(body, len, &root, NULL, &pe);
 	if (r < 0)
 		return sw_errf(e, r, "%s", pe.msg);
 	h = calloc(1, sizeof(*h));

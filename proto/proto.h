@@ -8,16 +8,18 @@
  * Choices this library makes where PROTOCOL.md leaves room (the contract for
  * publishers and for the worker):
  *
- *  - Bodies: at most PROTO_BODY_MAX bytes of UTF-8 JSON (invalid UTF-8 and raw
- *    NUL bytes are refused), nested at most PROTO_DEPTH_MAX levels, one JSON
- *    object and nothing but white space after it.
+ *  - Bodies: at most PROTO_BODY_MAX bytes of strict RFC 8259 JSON in UTF-8
+ *    (no raw NUL bytes, overlong forms, surrogates; no single quotes, NaN,
+ *    Infinity, comments or raw control characters in strings, all of which
+ *    json-c alone would let through), nested at most PROTO_DEPTH_MAX levels,
+ *    one JSON object and nothing but white space after it.
  *  - Unknown keys are ignored at every level (PROTOCOL.md lets publishers add
  *    optional fields); every known key is strictly typed.  A JSON null in an
  *    optional field counts as absent (some serializers write nulls for unset
  *    fields); in a required field it is a type error.
- *  - Duplicate keys are not detected: json-c keeps the last value of a key,
- *    and every consumer of these messages goes through this parser, so they
- *    all see the same value.
+ *  - Duplicate keys (also spelt differently, "type" and "\u0074ype") are
+ *    refused anywhere in the body: json-c would silently keep the last one,
+ *    and a publisher-side check that read the first would be fooled.
  *  - `id` must be a UUID in the 8-4-4-4-12 hex form (either case; kept as
  *    sent).  CloudStack ids are UUIDs, and the id doubles as the default
  *    `backup_uuid`, i.e. a file name on the share, so a UUID keeps it safe.

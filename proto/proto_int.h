@@ -24,10 +24,14 @@ int proto__fail(struct proto__err *pe, int code, const char *field, const char *
 /*
  * Parses body (len bytes, not NUL-terminated) into one JSON value: at most
  * PROTO_BODY_MAX bytes, PROTO_DEPTH_MAX levels, valid UTF-8 without raw NUL
- * bytes, only white space after the value.  0 or SW_ETOOBIG / SW_EFORMAT /
- * -ENOMEM with field "body".
+ * bytes, strict RFC 8259 syntax, no duplicate keys, only white space after
+ * the value.  0 or SW_ETOOBIG / SW_EFORMAT / -ENOMEM with field "body" (or
+ * the path of the object with a duplicate key).  When only the duplicate-key
+ * check failed, *ret_salvage (if not NULL) receives the tree json-c built
+ * (the last of each duplicate kept), so the caller can still read an id.
  */
-int proto__json_parse(const void *body, size_t len, json_object **ret, struct proto__err *pe);
+int proto__json_parse(const void *body, size_t len, json_object **ret, json_object **ret_salvage,
+    struct proto__err *pe);
 
 /* The member key of obj, or NULL when absent or JSON null. */
 json_object *proto__member(json_object *obj, const char *key);

@@ -31,13 +31,170 @@ proto__fail(struct proto__err *pe, int code, const char *field, const char *fmt,
 	return code;
 }
 
+/* What the lexical pass learnt: the key count of every object, in document order. */
+struct lex {
+	uint32_t *counts;
+	size_t n, cap;
+};
+
+static int
+lex_new_object(struct lex *lx, struct proto__err *pe)
+{
+	uint32_t *p;
+	size_t cap;
+
+	if (lx->n == lx->cap) {
+		cap = lx->cap == 0 ? 16 : lx->cap * 2;
+		p = realloc(lx->counts, cap * sizeof(*p));
+		if (p == NULL)
+			return proto__fail(pe, -ENOMEM, "body", "out of memory");
+		lx->counts = p;
+		lx->cap = cap;
+	}
+	lx->counts[lx->n++] = 0;
+	return 0;
+}
+
+/*
+ * json-c's strict mode still takes 'single-quoted' strings, NaN, Infinity
+ * and raw control characters inside strings, and it silently keeps the last
+ * of duplicate keys.  Outside strings JSON has only structure, numbers and
+ * the three literals, so one pass over the bytes refuses the rest before
+ * json-c sees them, and counts the keys of every object so that
+ * check_dups() can tell when json-c merged two of them.
+ */
+static int
+lex_check(const char *p, size_t len, struct lex *lx, struct proto__err *pe)
+{
+	static const char outside[] = " \t\r\n{}[],:0123456789+-.eEtruefalsn\"";
+	size_t stack[PROTO_DEPTH_MAX];   /* per open container: object index, or SIZE_MAX */
+	size_t depth = 0, i;
+	bool in_str = false, expect_key = false;
+	int r;
+
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (in_str) {
+			if (c < 0x20)
+				return proto__fail(pe, SW_EFORMAT, "body",
+				    "not valid JSON: control character in a string at offset %zu", i);
+			if (c == '\\')
+				i++;   /* the escaped byte cannot end the string */
+			else if (c == '"')
+				in_str = false;
+			continue;
+		}
+		if (strchr(outside, c) == NULL)
+			return proto__fail(pe, SW_EFORMAT, "body",
+			    "not valid JSON: unexpected character at offset %zu", i);
+		switch (c) {
+		case '"':
+			in_str = true;
+			if (expect_key && depth > 0 && stack[depth - 1] != SIZE_MAX)
+				lx->counts[stack[depth - 1]]++;
+			expect_key = false;
+			break;
+		case '{':
+		case '[':
+			if (depth == PROTO_DEPTH_MAX)
+				return proto__fail(pe, SW_EFORMAT, "body", "nested deeper than %d levels",
+				    PROTO_DEPTH_MAX);
+			if (c == '{') {
+				if ((r = lex_new_object(lx, pe)) < 0)
+					return r;
+				stack[depth++] = lx->n - 1;
+			} else {
+				stack[depth++] = SIZE_MAX;
+			}
+			expect_key = c == '{';
+			break;
+		case '}':
+		case ']':
+			if (depth > 0)
+				depth--;
+			expect_key = false;
+			break;
+		case ',':
+			expect_key = depth > 0 && stack[depth - 1] != SIZE_MAX;
+			break;
+		case ' ':
+		case '\t':
+		case '\r':
+		case '\n':
+			break;
+		default:
+			expect_key = false;
+			break;
+		}
+	}
+	return 0;
+}
+
+/* Appends ".key" (or "key" at the top, "[i]" for arrays) to path, cut short when it does not fit. */
+static void
+path_push(char *path, size_t pathsz, size_t at, const char *key, size_t idx)
+{
+	size_t i, o = at;
+
+	if (at >= pathsz - 1)
+		return;
+	if (key == NULL) {
+		(void)snprintf(path + at, pathsz - at, "[%zu]", idx);
+		return;
+	}
+	if (at > 0)
+		path[o++] = '.';
+	/* Keys are the publisher's: only plain characters go into a message. */
+	for (i = 0; key[i] != '\0' && o < pathsz - 1; i++)
+		path[o++] = (key[i] > 0x20 && key[i] < 0x7f) ? key[i] : '?';
+	path[o] = '\0';
+}
+
+/* Compares json-c's objects, in document order, with the key counts lexed from the text. */
+static int
+check_dups(json_object *o, const struct lex *lx, size_t *next, char *path, size_t pathsz,
+    struct proto__err *pe)
+{
+	size_t at = strlen(path), i, n;
+	int r;
+
+	if (json_object_is_type(o, json_type_object)) {
+		i = (*next)++;
+		if (i >= lx->n || (size_t)json_object_object_length(o) != lx->counts[i])
+			return proto__fail(pe, SW_EFORMAT, at > 0 ? path : "body",
+			    "object has a duplicate key");
+		json_object_object_foreach(o, key, val) {
+			path_push(path, pathsz, at, key, 0);
+			r = check_dups(val, lx, next, path, pathsz, pe);
+			path[at] = '\0';
+			if (r < 0)
+				return r;
+		}
+	} else if (json_object_is_type(o, json_type_array)) {
+		n = json_object_array_length(o);
+		for (i = 0; i < n; i++) {
+			path_push(path, pathsz, at, NULL, i);
+			r = check_dups(json_object_array_get_idx(o, i), lx, next, path, pathsz, pe);
+			path[at] = '\0';
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
 int
-proto__json_parse(const void *body, size_t len, json_object **ret, struct proto__err *pe)
+proto__json_parse(const void *body, size_t len, json_object **ret, json_object **ret_salvage,
+    struct proto__err *pe)
 {
 	struct json_tokener *tok;
-	json_object *root;
+	json_object *root = NULL;
 	enum json_tokener_error jerr;
-	size_t end, bad;
+	struct lex lx = { NULL, 0, 0 };
+	char path[sizeof(pe->field)];
+	size_t end, bad, next = 0;
+	int r;
 
 	if (len > PROTO_BODY_MAX)
 		return proto__fail(pe, SW_ETOOBIG, "body", "larger than %d bytes", PROTO_BODY_MAX);
@@ -55,9 +212,13 @@ proto__json_parse(const void *body, size_t len, json_object **ret, struct proto_
 	bad = proto__utf8_invalid_at(body, len);
 	if (bad != len)
 		return proto__fail(pe, SW_EFORMAT, "body", "not valid UTF-8 at offset %zu", bad);
+	if ((r = lex_check(body, len, &lx, pe)) < 0)
+		goto out;
 	tok = json_tokener_new_ex(PROTO_DEPTH_MAX);
-	if (tok == NULL)
-		return proto__fail(pe, -ENOMEM, "body", "out of memory");
+	if (tok == NULL) {
+		r = proto__fail(pe, -ENOMEM, "body", "out of memory");
+		goto out;
+	}
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	/* len <= PROTO_BODY_MAX, so the int conversion json-c wants is exact. */
 	root = json_tokener_parse_ex(tok, body, (int)len);
@@ -66,24 +227,39 @@ proto__json_parse(const void *body, size_t len, json_object **ret, struct proto_
 	json_tokener_free(tok);
 	if (root == NULL || jerr != json_tokener_success) {
 		json_object_put(root);
+		root = NULL;
 		if (jerr == json_tokener_continue)
-			return proto__fail(pe, SW_EFORMAT, "body", "not valid JSON: unexpected end of data");
-		if (jerr == json_tokener_error_depth)
-			return proto__fail(pe, SW_EFORMAT, "body", "nested deeper than %d levels",
+			r = proto__fail(pe, SW_EFORMAT, "body", "not valid JSON: unexpected end of data");
+		else if (jerr == json_tokener_error_depth)
+			r = proto__fail(pe, SW_EFORMAT, "body", "nested deeper than %d levels",
 			    PROTO_DEPTH_MAX);
-		return proto__fail(pe, SW_EFORMAT, "body", "not valid JSON: %s at offset %zu",
-		    json_tokener_error_desc(jerr), end);
+		else
+			r = proto__fail(pe, SW_EFORMAT, "body", "not valid JSON: %s at offset %zu",
+			    json_tokener_error_desc(jerr), end);
+		goto out;
 	}
 	/* Strict mode already refuses trailing garbage; this keeps it so if json-c changes. */
 	while (end < len && strchr(" \t\r\n", ((const char *)body)[end]) != NULL)
 		end++;
 	if (end != len) {
-		json_object_put(root);
-		return proto__fail(pe, SW_EFORMAT, "body", "not valid JSON: data after the value at offset %zu",
-		    end);
+		r = proto__fail(pe, SW_EFORMAT, "body",
+		    "not valid JSON: data after the value at offset %zu", end);
+		goto out;
+	}
+	path[0] = '\0';
+	if ((r = check_dups(root, &lx, &next, path, sizeof(path), pe)) < 0) {
+		if (ret_salvage != NULL) {
+			*ret_salvage = root;
+			root = NULL;
+		}
+		goto out;
 	}
 	*ret = root;
-	return 0;
+	root = NULL;
+out:
+	json_object_put(root);
+	free(lx.counts);
+	return r;
 }
 
 json_object *
