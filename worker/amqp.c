@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <amqp.h>
 #include <amqp_ssl_socket.h>
@@ -331,6 +334,12 @@ wrk_amqp_connect(const struct wrk_amqp_opts *o, struct wrk_amqp **ret, struct sw
 		    status == AMQP_STATUS_SSL_PEER_VERIFY_FAILED ? SW_EAUTH : SW_ENET,
 		    "cannot connect to broker %s: %s", host_s, amqp_error_string2(status));
 		goto fail;
+	}
+	{
+		/* Every command is a few small request/response round trips: no Nagle delays. */
+		int one = 1;
+		(void)setsockopt(amqp_get_sockfd(c->conn), IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof(one));
 	}
 	(void)amqp_set_handshake_timeout(c->conn, &tv);
 	(void)amqp_set_rpc_timeout(c->conn, &tv);

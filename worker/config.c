@@ -386,10 +386,18 @@ apply_env(struct wrk_config *cfg, struct entries *es, char *const *envp, struct 
 	return 0;
 }
 
+static int read_secret(const char *path, char **ret, struct sw_err *e);
+
 /*
  * Reads a secret file: a regular file, not a symbolic link, with no group or
  * other permission bits; one line (a trailing newline is dropped).
  */
+int
+wrk_config_read_secret(const char *path, char **ret, struct sw_err *e)
+{
+	return read_secret(path, ret, e);
+}
+
 static int
 read_secret(const char *path, char **ret, struct sw_err *e)
 {

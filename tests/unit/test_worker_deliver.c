@@ -1,0 +1,270 @@
+/* Unit tests for worker/deliver: what a delivery turns into (event, ack/requeue/dead-letter). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proto/proto.h"
+#include "worker/deliver.h"
+#include "worker/running.h"
+
+#define ID "4b0a5c1e-8d9f-4c55-9a39-1f7b0d1c2e3f"
+#define CMD "{\"version\":1,\"id\":\"" ID "\",\"type\":\"DeleteSnapshot\"," \
+	"\"store\":{\"url\":\"nfs://h/x\"},\"args\":{\"path\":\"snapshots/1/2/a/a\"}}"
+
+/* What the fake command does. */
+static struct {
+	int rc, errcode, retryable;
+	int progress_calls;
+	int runs;
+	int sleep_ms;
+	volatile int concurrent, max_concurrent;
+} fake;
+
+static int
+fake_run(const struct wrk_job *job, struct proto_event *ev, int *ret_errcode,
+    int *ret_retryable, struct sw_err *e)
+{
+	int i, now;
+
+	fake.runs++;
+	now = __atomic_add_fetch(&fake.concurrent, 1, __ATOMIC_SEQ_CST);
+	if (now > fake.max_concurrent)
+		fake.max_concurrent = now;
+	for (i = 0; i < fake.progress_calls; i++)
+		job->progress(job->progress_ud, i, (uint64_t)i * 10);
+	if (fake.sleep_ms)
+		usleep((useconds_t)fake.sleep_ms * 1000);
+	__atomic_sub_fetch(&fake.concurrent, 1, __ATOMIC_SEQ_CST);
+	if (*job->cancel)
+		return sw_errf(e, -ECANCELED, "cancelled");
+	if (fake.rc < 0) {
+		*ret_errcode = fake.errcode;
+		*ret_retryable = fake.retryable;
+		return sw_errf(e, fake.rc, "fake failure");
+	}
+	ev->result.install_path = "snapshots/1/2/a/a";
+	return 0;
+}
+
+static int progress_events;
+static char last_progress[4096];
+
+static void
+on_progress(void *ud, const char *json, size_t len, const char *rk)
+{
+	(void)ud;
+	assert_string_equal(rk, "deletesnapshot.progress");
+	assert_true(len < sizeof(last_progress));
+	memcpy(last_progress, json, len + 1);
+	progress_events++;
+}
+
+static struct wrk_dispatch d;
+
+static int
+setup(void **state)
+{
+	(void)state;
+	memset(&fake, 0, sizeof(fake));
+	memset(&d, 0, sizeof(d));
+	d.worker = "test:1";
+	d.run = fake_run;
+	d.delivery_limit = 5;
+	d.on_progress = on_progress;
+	progress_events = 0;
+	return 0;
+}
+
+static void
+expect_event(const struct wrk_outcome *o, enum proto_status st, const char *code)
+{
+	struct proto_event *ev = NULL;
+	struct sw_err e;
+
+	assert_non_null(o->event);
+	assert_int_equal(proto_event_parse(o->event, o->event_len, &ev, &e), 0);
+	assert_int_equal(ev->status, st);
+	assert_string_equal(ev->worker, "test:1");
+	if (code != NULL)
+		assert_string_equal(proto_errcode_name(ev->error.code), code);
+	proto_event_free(ev);
+}
+
+static void
+test_success(void **state)
+{
+	struct wrk_outcome o;
+
+	(void)state;
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, NULL, &o);
+	assert_int_equal(o.disp, WRK_DISP_ACK);
+	assert_true(o.succeeded && o.parsed);
+	assert_string_equal(o.id, ID);
+	assert_string_equal(o.type, "DeleteSnapshot");
+	assert_string_equal(o.routing_key, "deletesnapshot.succeeded");
+	expect_event(&o, PROTO_STATUS_SUCCEEDED, NULL);
+	assert_non_null(strstr(o.event, "\"install_path\":\"snapshots/1/2/a/a\""));
+	wrk_outcome_clear(&o);
+}
+
+static void
+test_fail_final(void **state)
+{
+	struct wrk_outcome o;
+
+	(void)state;
+	fake.rc = SW_ENOTFOUND;
+	fake.errcode = PROTO_ERR_NOT_FOUND;
+	fake.retryable = 0;
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, NULL, &o);
+	assert_int_equal(o.disp, WRK_DISP_ACK);
+	assert_false(o.succeeded);
+	assert_string_equal(o.routing_key, "deletesnapshot.failed");
+	assert_string_equal(o.errcode, "NOT_FOUND");
+	expect_event(&o, PROTO_STATUS_FAILED, "NOT_FOUND");
+	wrk_outcome_clear(&o);
+}
+
+static void
+test_retryable(void **state)
+{
+	struct wrk_outcome o;
+
+	(void)state;
+	fake.rc = SW_ENET;
+	fake.errcode = PROTO_ERR_VCENTER_UNREACHABLE;
+	fake.retryable = 1;
+	/* Attempts 1..4 of 5: requeued without an event. */
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 3, NULL, &o);
+	assert_int_equal(o.disp, WRK_DISP_REQUEUE);
+	assert_null(o.event);
+	wrk_outcome_clear(&o);
+	/* The last attempt: a failed event and the dead-letter queue. */
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 4, NULL, &o);
+	assert_int_equal(o.disp, WRK_DISP_DEAD);
+	expect_event(&o, PROTO_STATUS_FAILED, "VCENTER_UNREACHABLE");
+	assert_non_null(strstr(o.event, "\"retryable\":true"));
+	wrk_outcome_clear(&o);
+}
+
+static void
+test_poison(void **state)
+{
+	struct wrk_outcome o;
+	const char *noid = "{\"version\":1,\"type\":";
+	const char *badargs = "{\"version\":1,\"id\":\"" ID "\",\"type\":\"DeleteSnapshot\","
+	    "\"store\":{\"url\":\"nfs://h/x\"},\"args\":{\"path\":\"/etc/passwd\"}}";
+
+	(void)state;
+	wrk_dispatch_run(&d, noid, strlen(noid), 0, NULL, &o);
+	assert_int_equal(o.disp, WRK_DISP_DEAD);
+	assert_null(o.event);
+	assert_false(o.parsed);
+	assert_int_equal(fake.runs, 0);
+	wrk_outcome_clear(&o);
+	/* An id is readable: answered with a failed event, still dead-lettered. */
+	wrk_dispatch_run(&d, badargs, strlen(badargs), 0, NULL, &o);
+	assert_int_equal(o.disp, WRK_DISP_DEAD);
+	assert_string_equal(o.id, ID);
+	expect_event(&o, PROTO_STATUS_FAILED, "INVALID_COMMAND");
+	assert_int_equal(fake.runs, 0);
+	wrk_outcome_clear(&o);
+}
+
+static void
+test_cancel(void **state)
+{
+	struct wrk_outcome o;
+	volatile int cancel = WRK_CANCEL_SHUTDOWN;
+
+	(void)state;
+	fake.errcode = PROTO_ERR_CANCELLED;
+	fake.retryable = 1;
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 4, &cancel, &o);
+	/* Shutdown: handed back without an event, whatever the attempt count. */
+	assert_int_equal(o.disp, WRK_DISP_REQUEUE);
+	assert_null(o.event);
+	wrk_outcome_clear(&o);
+	cancel = WRK_CANCEL_DEADLINE;
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, &cancel, &o);
+	assert_int_equal(o.disp, WRK_DISP_ACK);
+	expect_event(&o, PROTO_STATUS_FAILED, "TIMEOUT");
+	wrk_outcome_clear(&o);
+}
+
+static void
+test_progress_rate(void **state)
+{
+	struct wrk_outcome o;
+
+	(void)state;
+	/* 0..99 percent in a burst: only the first and every +5 % pass. */
+	fake.progress_calls = 100;
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, NULL, &o);
+	assert_int_equal(progress_events, 20);
+	assert_non_null(strstr(last_progress, "\"status\":\"progress\""));
+	assert_non_null(strstr(last_progress, "\"percent\":95"));
+	wrk_outcome_clear(&o);
+}
+
+struct par {
+	struct wrk_outcome o;
+};
+
+static void *
+par_run(void *arg)
+{
+	struct par *p = arg;
+
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, NULL, &p->o);
+	return NULL;
+}
+
+static void
+test_same_id_not_parallel(void **state)
+{
+	struct par p[3];
+	pthread_t t[3];
+	int i;
+
+	(void)state;
+	d.running = wrk_running_new();
+	fake.sleep_ms = 50;
+	for (i = 0; i < 3; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, par_run, &p[i]), 0);
+	for (i = 0; i < 3; i++) {
+		pthread_join(t[i], NULL);
+		assert_true(p[i].o.succeeded);
+		wrk_outcome_clear(&p[i].o);
+	}
+	/* Three deliveries of one id ran one after the other, never side by side. */
+	assert_int_equal(fake.runs, 3);
+	assert_int_equal(fake.max_concurrent, 1);
+	wrk_running_free(d.running);
+	d.running = NULL;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_success, setup),
+		cmocka_unit_test_setup(test_fail_final, setup),
+		cmocka_unit_test_setup(test_retryable, setup),
+		cmocka_unit_test_setup(test_poison, setup),
+		cmocka_unit_test_setup(test_cancel, setup),
+		cmocka_unit_test_setup(test_progress_rate, setup),
+		cmocka_unit_test_setup(test_same_id_not_parallel, setup),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

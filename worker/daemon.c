@@ -1,0 +1,684 @@
+#include "worker/daemon.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/io.h"
+#include "common/log.h"
+#include "worker/config.h"
+#include "worker/log.h"
+#include "worker/running.h"
+
+#define HELD_MAX          16      /* deliveries parked while the slot is busy (multi-queue) */
+#define CONFIRM_TIMEOUT   30000
+#define BACKOFF_BASE_MS   200
+#define BACKOFF_CAP_MS    30000
+#define PUMP_MS           250     /* longest a slot sleeps without servicing its connection */
+#define CANCEL_WAIT_S     30      /* after cancelling at the end of grace, how long jobs get to stop */
+
+struct daemon;
+
+struct slot {
+	struct daemon *d;
+	unsigned idx;
+	pthread_t thr;
+	int efd;
+	struct wrk_dispatch disp;
+
+	struct wrk_amqp *c;
+	unsigned gen;                   /* bumped on every new connection */
+	int consuming;
+	char tags[16][WRK_AMQP_STR_MAX];
+	size_t ntags;
+
+	/* The job: started and reaped by the slot thread only. */
+	int busy;
+	pthread_t jthr;
+	volatile int cancel;
+	uint64_t deadline_ms;
+	unsigned job_gen;
+	struct wrk_amqp_msg msg;
+
+	/* Mailbox from the job thread, under mu. */
+	pthread_mutex_t mu;
+	int done;
+	struct wrk_outcome out;
+	char *prog;
+	size_t prog_len;
+	char prog_rk[96];
+
+	struct wrk_amqp_msg held[HELD_MAX];
+	size_t nheld;
+};
+
+struct daemon {
+	const struct wrk_config *cfg;
+	struct wrk_topology topo;
+	struct wrk_running *running;
+	struct slot *slots;
+	unsigned nslots;
+	atomic_int stopping;            /* stop consuming */
+	atomic_int cancel_all;          /* grace is over: cancel running jobs */
+	atomic_int exited;              /* slots that returned */
+};
+
+void
+wrk_daemon_topology(const struct wrk_config *cfg, struct wrk_topology *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	ret->exchange = cfg->amqp_exchange;
+	ret->events = cfg->amqp_events;
+	ret->dlx = cfg->amqp_dlx;
+	ret->dead_queue = cfg->amqp_dead_queue;
+	ret->zones = (const char *const *)cfg->queues;
+	ret->nzones = cfg->nqueues;
+	ret->delivery_limit = cfg->delivery_limit;
+}
+
+static void
+slot_wake(struct slot *s)
+{
+	uint64_t one = 1;
+
+	(void)sw_write_all(s->efd, &one, sizeof(one));
+}
+
+static void
+efd_drain(int efd)
+{
+	uint64_t v;
+
+	while (read(efd, &v, sizeof(v)) == (ssize_t)sizeof(v))
+		;
+}
+
+/* Job thread -> slot: keep only the latest progress event. */
+static void
+slot_progress(void *ud, const char *json, size_t len, const char *rk)
+{
+	struct slot *s = ud;
+	char *copy = malloc(len + 1);
+
+	if (copy == NULL)
+		return;
+	memcpy(copy, json, len);
+	copy[len] = '\0';
+	pthread_mutex_lock(&s->mu);
+	free(s->prog);
+	s->prog = copy;
+	s->prog_len = len;
+	(void)snprintf(s->prog_rk, sizeof(s->prog_rk), "%s", rk);
+	pthread_mutex_unlock(&s->mu);
+	slot_wake(s);
+}
+
+static void *
+job_main(void *arg)
+{
+	struct slot *s = arg;
+	struct wrk_outcome out;
+
+	wrk_dispatch_run(&s->disp, s->msg.body ? s->msg.body : "", s->msg.len,
+	    s->msg.delivery_count, &s->cancel, &out);
+	if (s->msg.too_big) {
+		/* Never parsed: the body was drained by the AMQP layer. */
+		wrk_outcome_clear(&out);
+		out.disp = WRK_DISP_DEAD;
+		(void)snprintf(out.errcode, sizeof(out.errcode), "INVALID_COMMAND");
+		(void)snprintf(out.message, sizeof(out.message), "body over %d bytes",
+		    WRK_AMQP_BODY_MAX);
+	}
+	wrk_log_set_cmd(NULL, NULL);
+	pthread_mutex_lock(&s->mu);
+	s->out = out;
+	s->done = 1;
+	pthread_mutex_unlock(&s->mu);
+	slot_wake(s);
+	return NULL;
+}
+
+static void
+drop_conn(struct slot *s)
+{
+	wrk_amqp_close(s->c);
+	s->c = NULL;
+	s->consuming = 0;
+	s->ntags = 0;
+}
+
+static void
+hold(struct slot *s, struct wrk_amqp_msg *m)
+{
+	struct sw_err e;
+
+	if (s->nheld < HELD_MAX && !atomic_load(&s->d->stopping)) {
+		s->held[s->nheld++] = *m;
+		memset(m, 0, sizeof(*m));
+		return;
+	}
+	/* Not ours to run now: hand it straight back. */
+	if (wrk_amqp_nack(s->c, m->tag, 1, &e) < 0)
+		log_warnx("slot %u: %s", s->idx, e.msg);
+	wrk_amqp_msg_clear(m);
+}
+
+static void
+on_other_event(void *ud, struct wrk_amqp_ev *ev)
+{
+	struct slot *s = ud;
+
+	if (ev->kind == WRK_AMQP_EV_DELIVERY)
+		hold(s, &ev->msg);
+}
+
+static int
+start_job(struct slot *s, struct wrk_amqp_msg *m)
+{
+	int rc;
+
+	s->msg = *m;
+	memset(m, 0, sizeof(*m));
+	s->cancel = 0;
+	s->done = 0;
+	s->job_gen = s->gen;
+	/* The command's own deadline is enforced by the job; this is a backstop. */
+	s->deadline_ms = 0;
+	rc = pthread_create(&s->jthr, NULL, job_main, s);
+	if (rc != 0) {
+		struct sw_err e;
+		log_warnx("slot %u: cannot start a job thread: %s; requeueing", s->idx, strerror(rc));
+		(void)wrk_amqp_nack(s->c, s->msg.tag, 1, &e);
+		wrk_amqp_msg_clear(&s->msg);
+		return -rc;
+	}
+	s->busy = 1;
+	return 0;
+}
+
+static void
+publish_progress(struct slot *s)
+{
+	char *json;
+	size_t len;
+	char rk[96];
+	struct sw_err e;
+	struct wrk_amqp_pub p;
+
+	pthread_mutex_lock(&s->mu);
+	json = s->prog;
+	len = s->prog_len;
+	memcpy(rk, s->prog_rk, sizeof(rk));
+	s->prog = NULL;
+	pthread_mutex_unlock(&s->mu);
+	if (json == NULL)
+		return;
+	/* Progress is best effort: never on a connection the job does not belong to. */
+	if (s->c != NULL && s->job_gen == s->gen && !wrk_amqp_blocked(s->c)) {
+		memset(&p, 0, sizeof(p));
+		p.exchange = s->d->cfg->amqp_events;
+		p.routing_key = rk;
+		p.message_id = s->msg.message_id[0] ? s->msg.message_id : NULL;
+		p.body = json;
+		p.len = len;
+		if (wrk_amqp_publish(s->c, &p, NULL, &e) < 0)
+			log_warnx("slot %u: progress event: %s", s->idx, e.msg);
+	}
+	free(json);
+}
+
+/* Publishes the final event (and its reply) and waits for the broker's confirms. */
+static int
+publish_final(struct slot *s, const struct wrk_outcome *out, struct sw_err *e)
+{
+	struct wrk_amqp_pub p;
+	struct wrk_amqp_ev ev;
+	uint64_t seq = 0;
+	int rc;
+
+	/* Under connection.blocked a publish would stall the slot (and its heartbeats). */
+	while (wrk_amqp_blocked(s->c)) {
+		rc = wrk_amqp_wait(s->c, PUMP_MS, -1, &ev, e);
+		if (rc < 0)
+			return rc;
+		if (ev.kind == WRK_AMQP_EV_DELIVERY)
+			hold(s, &ev.msg);
+		wrk_amqp_msg_clear(&ev.msg);
+	}
+	memset(&p, 0, sizeof(p));
+	p.exchange = s->d->cfg->amqp_events;
+	p.routing_key = out->routing_key;
+	p.message_id = out->id[0] ? out->id : NULL;
+	p.correlation_id = s->msg.correlation_id[0] ? s->msg.correlation_id : NULL;
+	p.body = out->event;
+	p.len = out->event_len;
+	rc = wrk_amqp_publish(s->c, &p, &seq, e);
+	if (rc < 0)
+		return rc;
+	if (s->msg.reply_to[0] != '\0') {
+		p.exchange = "";
+		p.routing_key = s->msg.reply_to;
+		rc = wrk_amqp_publish(s->c, &p, &seq, e);
+		if (rc < 0)
+			return rc;
+	}
+	return wrk_amqp_wait_confirm(s->c, seq, CONFIRM_TIMEOUT, on_other_event, s, e);
+}
+
+static void
+finish_job(struct slot *s)
+{
+	struct wrk_outcome out;
+	struct sw_err e;
+	int rc;
+
+	pthread_join(s->jthr, NULL);
+	s->busy = 0;
+	pthread_mutex_lock(&s->mu);
+	out = s->out;
+	memset(&s->out, 0, sizeof(s->out));
+	s->done = 0;
+	free(s->prog);
+	s->prog = NULL;
+	pthread_mutex_unlock(&s->mu);
+
+	wrk_log_set_cmd(out.id[0] ? out.id : (s->msg.message_id[0] ? s->msg.message_id : NULL),
+	    out.type);
+	if (out.succeeded)
+		log_info("succeeded in %llu ms", (unsigned long long)out.elapsed_ms);
+	else if (!out.parsed)
+		log_warnx("poison message (delivery %llu): %s: %s", (unsigned long long)s->msg.tag,
+		    out.errcode, out.message);
+	else
+		log_warnx("failed after %llu ms: %s: %s%s", (unsigned long long)out.elapsed_ms,
+		    out.errcode, out.message,
+		    out.disp == WRK_DISP_REQUEUE ? " (requeued)" :
+		    out.disp == WRK_DISP_DEAD ? " (dead-lettered)" : "");
+
+	if (s->c == NULL || s->job_gen != s->gen) {
+		/* Its delivery tag died with the old channel: the broker redelivers the command. */
+		log_warnx("connection lost while the command ran: result not sent; the broker "
+		    "redelivers the command and it is answered from its committed output");
+		goto out;
+	}
+	if (out.event != NULL) {
+		rc = publish_final(s, &out, &e);
+		if (rc < 0) {
+			log_warnx("final event not confirmed: %s", e.msg);
+			if (wrk_amqp_ok(s->c)) {
+				/* Refused by the broker: give the command back rather than lose its answer. */
+				if (wrk_amqp_nack(s->c, s->msg.tag, 1, &e) < 0)
+					drop_conn(s);
+			} else {
+				drop_conn(s);
+			}
+			goto out;
+		}
+	}
+	switch (out.disp) {
+	case WRK_DISP_ACK:
+		rc = wrk_amqp_ack(s->c, s->msg.tag, &e);
+		break;
+	case WRK_DISP_REQUEUE:
+		rc = wrk_amqp_nack(s->c, s->msg.tag, 1, &e);
+		break;
+	default:
+		rc = wrk_amqp_nack(s->c, s->msg.tag, 0, &e);
+		break;
+	}
+	if (rc < 0) {
+		log_warnx("%s", e.msg);
+		drop_conn(s);
+	}
+out:
+	wrk_log_set_cmd(NULL, NULL);
+	wrk_outcome_clear(&out);
+	wrk_amqp_msg_clear(&s->msg);
+}
+
+static void
+check_job(struct slot *s)
+{
+	int done;
+
+	publish_progress(s);
+	pthread_mutex_lock(&s->mu);
+	done = s->done;
+	pthread_mutex_unlock(&s->mu);
+	if (s->busy && done)
+		finish_job(s);
+}
+
+static int
+slot_connect(struct slot *s, struct sw_err *e)
+{
+	const struct wrk_config *cfg = s->d->cfg;
+	struct wrk_amqp_opts o;
+	char name[200];
+	int rc;
+
+	(void)snprintf(name, sizeof(name), "snapworker %s slot %u", cfg->name, s->idx);
+	memset(&o, 0, sizeof(o));
+	o.url = cfg->amqp_url;
+	o.password = cfg->amqp_password;
+	o.cacert = cfg->amqp_cacert;
+	o.heartbeat = cfg->heartbeat;
+	o.name = name;
+	rc = wrk_amqp_connect(&o, &s->c, e);
+	if (rc < 0)
+		return rc;
+	if ((rc = wrk_amqp_declare(s->c, &s->d->topo, e)) < 0 ||
+	    (rc = wrk_amqp_confirm_select(s->c, e)) < 0 ||
+	    (rc = wrk_amqp_qos(s->c, 1, e)) < 0) {
+		drop_conn(s);
+		return rc;
+	}
+	s->gen++;
+	return 0;
+}
+
+static int
+slot_consume(struct slot *s, struct sw_err *e)
+{
+	const struct wrk_config *cfg = s->d->cfg;
+	char q[512];
+	size_t i;
+	int rc;
+
+	s->ntags = 0;
+	for (i = 0; i < cfg->nqueues && i < 16; i++) {
+		if (wrk_amqp_queue_name(&s->d->topo, cfg->queues[i], q, sizeof(q)) < 0)
+			return sw_errf(e, SW_ETOOBIG, "queue name too long");
+		rc = wrk_amqp_consume(s->c, q, 0, s->tags[s->ntags], sizeof(s->tags[0]), e);
+		if (rc < 0)
+			return rc;
+		s->ntags++;
+	}
+	s->consuming = 1;
+	return 0;
+}
+
+static void
+slot_stop_consuming(struct slot *s)
+{
+	struct sw_err e;
+	size_t i;
+
+	for (i = 0; i < s->ntags; i++) {
+		if (wrk_amqp_cancel(s->c, s->tags[i], &e) < 0) {
+			log_warnx("slot %u: %s", s->idx, e.msg);
+			drop_conn(s);
+			return;
+		}
+	}
+	s->ntags = 0;
+	s->consuming = 0;
+	for (i = 0; i < s->nheld; i++) {
+		(void)wrk_amqp_nack(s->c, s->held[i].tag, 1, &e);
+		wrk_amqp_msg_clear(&s->held[i]);
+	}
+	s->nheld = 0;
+}
+
+/* Sleeps up to ms, waking early for a finished job or a stop. */
+static void
+slot_sleep(struct slot *s, unsigned ms)
+{
+	uint64_t end = sw_mono_ms() + ms;
+
+	while (sw_mono_ms() < end) {
+		uint64_t v;
+		struct timespec ts = { 0, 50 * 1000000L };
+
+		if (read(s->efd, &v, sizeof(v)) == (ssize_t)sizeof(v))
+			check_job(s);
+		if (atomic_load(&s->d->stopping) && !s->busy)
+			return;
+		if (atomic_load(&s->d->cancel_all) && s->busy && s->cancel == 0)
+			s->cancel = WRK_CANCEL_SHUTDOWN;
+		(void)nanosleep(&ts, NULL);
+	}
+}
+
+static void *
+slot_main(void *arg)
+{
+	struct slot *s = arg;
+	struct daemon *d = s->d;
+	struct wrk_amqp_ev ev;
+	struct sw_err e;
+	unsigned attempt = 0;
+	size_t i;
+	int rc;
+
+	for (;;) {
+		int stopping = atomic_load(&d->stopping);
+
+		if (stopping && !s->busy)
+			break;
+		if (atomic_load(&d->cancel_all) && s->busy && s->cancel == 0)
+			s->cancel = WRK_CANCEL_SHUTDOWN;
+		if (s->c == NULL) {
+			if (stopping) {
+				/* Nothing to consume any more: just wait for the job. */
+				slot_sleep(s, PUMP_MS);
+				continue;
+			}
+			rc = slot_connect(s, &e);
+			if (rc < 0) {
+				uint32_t rnd = 0;
+				unsigned ms;
+
+				if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
+					rnd = (uint32_t)sw_mono_ms() * 2654435761u + s->idx;
+				ms = wrk_backoff_ms(attempt++, BACKOFF_BASE_MS, BACKOFF_CAP_MS, rnd);
+				log_warnx("slot %u: broker: %s; retrying in %u ms", s->idx, e.msg, ms);
+				slot_sleep(s, ms);
+				continue;
+			}
+			if (attempt > 0 || s->idx == 0)
+				log_info("slot %u: connected to the broker", s->idx);
+			attempt = 0;
+		}
+		if (!s->consuming && !s->busy && !stopping) {
+			if (slot_consume(s, &e) < 0) {
+				log_warnx("slot %u: %s", s->idx, e.msg);
+				drop_conn(s);
+				continue;
+			}
+		}
+		if (stopping && s->consuming)
+			slot_stop_consuming(s);
+		if (s->c == NULL)
+			continue;
+		if (!s->busy && s->nheld > 0 && !stopping) {
+			struct wrk_amqp_msg m = s->held[0];
+			memmove(&s->held[0], &s->held[1], (s->nheld - 1) * sizeof(s->held[0]));
+			s->nheld--;
+			(void)start_job(s, &m);
+			continue;
+		}
+		rc = wrk_amqp_wait(s->c, PUMP_MS, s->efd, &ev, &e);
+		if (rc < 0) {
+			log_warnx("slot %u: %s; reconnecting", s->idx, e.msg);
+			drop_conn(s);
+			continue;
+		}
+		switch (ev.kind) {
+		case WRK_AMQP_EV_DELIVERY:
+			if (atomic_load(&d->stopping) || s->busy)
+				hold(s, &ev.msg);
+			else
+				(void)start_job(s, &ev.msg);
+			break;
+		case WRK_AMQP_EV_WAKE:
+			efd_drain(s->efd);
+			check_job(s);
+			break;
+		case WRK_AMQP_EV_CANCEL:
+			/* The queue was deleted or its leader moved: declare it again and resubscribe. */
+			log_warnx("slot %u: the broker cancelled consumer %s; resubscribing", s->idx,
+			    ev.msg.consumer_tag);
+			for (i = 0; i < s->ntags; i++) {
+				if (strcmp(s->tags[i], ev.msg.consumer_tag) == 0) {
+					memmove(&s->tags[i], &s->tags[i + 1],
+					    (s->ntags - i - 1) * sizeof(s->tags[0]));
+					s->ntags--;
+					break;
+				}
+			}
+			if (wrk_amqp_declare(s->c, &d->topo, &e) < 0) {
+				log_warnx("slot %u: %s", s->idx, e.msg);
+				drop_conn(s);
+				break;
+			}
+			/* Cancel the rest too, then resubscribe all queues at once when idle. */
+			for (i = 0; i < s->ntags; i++)
+				(void)wrk_amqp_cancel(s->c, s->tags[i], &e);
+			s->ntags = 0;
+			s->consuming = 0;
+			break;
+		case WRK_AMQP_EV_BLOCKED:
+			log_warnx("slot %u: the broker blocked publishing (resource alarm)", s->idx);
+			break;
+		case WRK_AMQP_EV_UNBLOCKED:
+			log_info("slot %u: the broker unblocked publishing", s->idx);
+			break;
+		default:
+			break;
+		}
+		wrk_amqp_msg_clear(&ev.msg);
+	}
+	if (s->c != NULL && s->consuming)
+		slot_stop_consuming(s);
+	for (i = 0; i < s->nheld; i++) {
+		if (s->c != NULL)
+			(void)wrk_amqp_nack(s->c, s->held[i].tag, 1, &e);
+		wrk_amqp_msg_clear(&s->held[i]);
+	}
+	s->nheld = 0;
+	drop_conn(s);
+	atomic_fetch_add(&d->exited, 1);
+	return NULL;
+}
+
+int
+wrk_daemon_run(const struct wrk_config *cfg, wrk_runner_fn run,
+    void (*clear)(struct proto_event *ev), struct sw_err *e)
+{
+	struct daemon d;
+	sigset_t set, old;
+	unsigned i, started = 0;
+	uint64_t grace_end = 0, hard_end = 0;
+	int rc = 0, sig;
+
+	memset(&d, 0, sizeof(d));
+	d.cfg = cfg;
+	wrk_daemon_topology(cfg, &d.topo);
+	d.running = wrk_running_new();
+	d.nslots = cfg->jobs ? cfg->jobs : 1;
+	d.slots = calloc(d.nslots, sizeof(*d.slots));
+	if (d.running == NULL || d.slots == NULL) {
+		rc = sw_errf(e, -ENOMEM, "out of memory");
+		goto out;
+	}
+	/* Signals go to this thread only, through sigtimedwait below. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+
+	for (i = 0; i < d.nslots; i++) {
+		struct slot *s = &d.slots[i];
+
+		s->d = &d;
+		s->idx = i;
+		pthread_mutex_init(&s->mu, NULL);
+		s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (s->efd < 0) {
+			rc = sw_errno(e, errno, "eventfd");
+			break;
+		}
+		s->disp.cfg = cfg;
+		s->disp.worker = cfg->name;
+		s->disp.run = run;
+		s->disp.clear = clear;
+		s->disp.running = d.running;
+		s->disp.delivery_limit = cfg->delivery_limit;
+		s->disp.on_progress = slot_progress;
+		s->disp.progress_ud = s;
+		if (pthread_create(&s->thr, NULL, slot_main, s) != 0) {
+			rc = sw_errf(e, -EAGAIN, "cannot start slot thread %u", i);
+			close(s->efd);
+			break;
+		}
+		started++;
+	}
+	if (started > 0)
+		log_info("started %u job slot(s) consuming %zu queue(s) as %s", started, cfg->nqueues,
+		    cfg->name);
+	if (rc < 0)
+		atomic_store(&d.stopping, 1);
+
+	while ((unsigned)atomic_load(&d.exited) < started) {
+		struct timespec ts = { 0, 200 * 1000000L };
+		siginfo_t si;
+
+		sig = sigtimedwait(&set, &si, &ts);
+		if (sig == SIGHUP) {
+			struct sw_err le;
+			if (wrk_log_reopen(&le) < 0)
+				log_warnx("%s", le.msg);
+			else
+				log_info("log reopened");
+		} else if (sig == SIGTERM || sig == SIGINT) {
+			if (!atomic_load(&d.stopping)) {
+				log_info("signal %d: stopping; running jobs get %u s to finish", sig,
+				    cfg->grace_s);
+				atomic_store(&d.stopping, 1);
+				grace_end = sw_mono_ms() + (uint64_t)cfg->grace_s * 1000u;
+			} else {
+				log_info("signal %d again: cancelling running jobs", sig);
+				grace_end = sw_mono_ms();
+			}
+			for (i = 0; i < started; i++)
+				slot_wake(&d.slots[i]);
+		}
+		if (atomic_load(&d.stopping) && grace_end != 0 && sw_mono_ms() >= grace_end &&
+		    !atomic_load(&d.cancel_all)) {
+			log_warnx("grace period over: cancelling %zu running job(s)",
+			    wrk_running_count(d.running));
+			atomic_store(&d.cancel_all, 1);
+			hard_end = sw_mono_ms() + CANCEL_WAIT_S * 1000u;
+			for (i = 0; i < started; i++)
+				slot_wake(&d.slots[i]);
+		}
+		if (hard_end != 0 && sw_mono_ms() >= hard_end) {
+			/* A job that ignores its cancel flag: exiting closes the sockets, which requeues. */
+			log_errx("jobs did not stop after cancel; exiting anyway");
+			_exit(1);
+		}
+	}
+	for (i = 0; i < started; i++) {
+		pthread_join(d.slots[i].thr, NULL);
+		close(d.slots[i].efd);
+		pthread_mutex_destroy(&d.slots[i].mu);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc == 0)
+		log_info("stopped");
+out:
+	free(d.slots);
+	wrk_running_free(d.running);
+	return rc;
+}

@@ -1,0 +1,243 @@
+#include "worker/deliver.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/io.h"
+#include "common/log.h"
+#include "proto/proto.h"
+#include "worker/config.h"
+#include "worker/log.h"
+#include "worker/running.h"
+
+struct progress_ctx {
+	const struct wrk_dispatch *d;
+	const struct proto_command *cmd;
+	int64_t started_at;
+	uint64_t last_ms;
+	int last_percent;
+};
+
+static void
+copy_str(char *dst, size_t dstsz, const char *src)
+{
+	(void)snprintf(dst, dstsz, "%s", src ? src : "");
+}
+
+/* Job thread -> daemon: rate-limited so a fast transfer does not flood the broker. */
+static void
+on_progress(void *ud, int percent, uint64_t bytes)
+{
+	struct progress_ctx *p = ud;
+	const struct wrk_dispatch *d = p->d;
+	uint64_t now = sw_mono_ms();
+	unsigned interval = d->progress_interval_ms ? d->progress_interval_ms : 1000;
+	struct proto_event ev;
+	char rk[96];
+	char *json = NULL;
+	size_t len;
+
+	if (d->on_progress == NULL)
+		return;
+	if (percent < 0)
+		percent = 0;
+	if (percent > 100)
+		percent = 100;
+	if (p->last_ms != 0 && now - p->last_ms < interval && percent < p->last_percent + 5)
+		return;
+	memset(&ev, 0, sizeof(ev));
+	ev.id = p->cmd->id;
+	ev.type = p->cmd->type;
+	ev.status = PROTO_STATUS_PROGRESS;
+	ev.worker = d->worker;
+	ev.started_at = p->started_at;
+	ev.progress.percent = (unsigned)percent;
+	ev.progress.bytes = bytes;
+	if (proto_routing_key(p->cmd->type, PROTO_STATUS_PROGRESS, rk, sizeof(rk)) < 0 ||
+	    proto_event_build(&ev, &json, &len, NULL) < 0)
+		return;
+	p->last_ms = now;
+	p->last_percent = percent;
+	d->on_progress(d->progress_ud, json, len, rk);
+	free(json);
+}
+
+/* The failed event of a command (or of a poison message whose id could be read). */
+static int
+build_failed(const struct wrk_dispatch *d, const char *id, enum proto_type type,
+    int64_t started_at, enum proto_errcode code, const char *message, int retryable,
+    struct wrk_outcome *out)
+{
+	struct proto_event ev;
+	struct sw_err e;
+	int rc;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.id = id;
+	ev.type = type;
+	ev.status = PROTO_STATUS_FAILED;
+	ev.worker = d->worker;
+	ev.started_at = started_at;
+	ev.finished_at = time(NULL);
+	ev.error.code = code;
+	ev.error.message = message;
+	ev.error.retryable = retryable != 0;
+	sw_err_clear(&e);
+	rc = proto_event_build(&ev, &out->event, &out->event_len, &e);
+	if (rc < 0) {
+		log_warnx("cannot build the failed event: %s", e.msg);
+		return rc;
+	}
+	if (proto_routing_key(type, PROTO_STATUS_FAILED, out->routing_key,
+	    sizeof(out->routing_key)) < 0)
+		copy_str(out->routing_key, sizeof(out->routing_key), "unknown.failed");
+	return 0;
+}
+
+static void
+run_parsed(const struct wrk_dispatch *d, struct proto_command *cmd, int64_t delivery_count,
+    volatile int *cancel, struct wrk_outcome *out)
+{
+	static volatile int never;
+	struct progress_ctx pc;
+	struct wrk_job job;
+	struct proto_event ev;
+	struct sw_err e;
+	int errcode = PROTO_ERR_INTERNAL, retryable = 0, rc, held = 0;
+	int64_t started = time(NULL);
+	uint64_t t0 = sw_mono_ms();
+	unsigned limit = d->delivery_limit ? d->delivery_limit : 5;
+
+	memset(&pc, 0, sizeof(pc));
+	pc.d = d;
+	pc.cmd = cmd;
+	pc.started_at = started;
+	memset(&job, 0, sizeof(job));
+	job.cmd = cmd;
+	job.cfg = d->cfg;
+	job.worker_name = d->worker;
+	job.cancel = cancel != NULL ? cancel : &never;
+	job.deadline_ms = t0 + (uint64_t)cmd->timeout_s * 1000u;
+	job.progress = on_progress;
+	job.progress_ud = &pc;
+	memset(&ev, 0, sizeof(ev));
+	sw_err_clear(&e);
+
+	if (d->running != NULL) {
+		rc = wrk_running_acquire(d->running, cmd->id, job.cancel);
+		if (rc < 0) {
+			/* Shutdown while waiting for the other run: hand the command back. */
+			out->disp = WRK_DISP_REQUEUE;
+			copy_str(out->errcode, sizeof(out->errcode), "CANCELLED");
+			copy_str(out->message, sizeof(out->message),
+			    "shutdown while the same command ran in another slot");
+			return;
+		}
+		if (rc == 1)
+			log_info("waited for the running copy of this command to finish");
+		held = 1;
+	}
+	rc = d->run(&job, &ev, &errcode, &retryable, &e);
+	out->elapsed_ms = sw_mono_ms() - t0;
+	if (rc >= 0) {
+		ev.id = cmd->id;
+		ev.type = cmd->type;
+		ev.status = PROTO_STATUS_SUCCEEDED;
+		ev.worker = d->worker;
+		ev.started_at = started;
+		ev.finished_at = time(NULL);
+		memset(&ev.error, 0, sizeof(ev.error));
+		rc = proto_event_build(&ev, &out->event, &out->event_len, &e);
+		if (rc < 0) {
+			/* A result the protocol cannot express is our bug, not the publisher's. */
+			errcode = PROTO_ERR_INTERNAL;
+			retryable = 0;
+			(void)sw_errctx(&e, "building the result event");
+		} else {
+			(void)proto_routing_key(cmd->type, PROTO_STATUS_SUCCEEDED, out->routing_key,
+			    sizeof(out->routing_key));
+			out->succeeded = 1;
+			out->disp = WRK_DISP_ACK;
+		}
+	}
+	if (d->clear != NULL)
+		d->clear(&ev);
+	if (held)
+		wrk_running_release(d->running, cmd->id);
+	if (out->succeeded)
+		return;
+
+	if (cancel != NULL && *cancel == WRK_CANCEL_DEADLINE) {
+		errcode = PROTO_ERR_TIMEOUT;
+		retryable = 0;
+		(void)snprintf(e.msg, sizeof(e.msg), "deadline of %u s passed", cmd->timeout_s);
+	}
+	if (errcode <= PROTO_ERR_NONE || errcode >= PROTO_ERR_COUNT)
+		errcode = PROTO_ERR_INTERNAL;
+	out->retryable = retryable;
+	copy_str(out->errcode, sizeof(out->errcode), proto_errcode_name(errcode));
+	copy_str(out->message, sizeof(out->message), e.msg[0] ? e.msg : "failed");
+	if (cancel != NULL && *cancel == WRK_CANCEL_SHUTDOWN) {
+		out->disp = WRK_DISP_REQUEUE;
+		return;
+	}
+	if (retryable && (uint64_t)delivery_count + 1 < limit) {
+		out->disp = WRK_DISP_REQUEUE;
+		return;
+	}
+	out->disp = retryable ? WRK_DISP_DEAD : WRK_DISP_ACK;
+	if (build_failed(d, cmd->id, cmd->type, started, errcode, out->message, retryable,
+	    out) < 0)
+		out->disp = WRK_DISP_REQUEUE;
+}
+
+void
+wrk_dispatch_run(const struct wrk_dispatch *d, const void *body, size_t len,
+    int64_t delivery_count, volatile int *cancel, struct wrk_outcome *out)
+{
+	struct proto_command *cmd = NULL;
+	struct proto_parse_error pe;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	memset(&pe, 0, sizeof(pe));
+	rc = proto_command_parse(body, len, &cmd, &pe);
+	if (rc < 0) {
+		if (pe.has_id)
+			copy_str(out->id, sizeof(out->id), pe.id);
+		copy_str(out->type, sizeof(out->type), proto_type_name(pe.type));
+		copy_str(out->message, sizeof(out->message), pe.message);
+		wrk_log_set_cmd(pe.has_id ? pe.id : NULL, proto_type_name(pe.type));
+		if (rc == -ENOMEM || pe.code == PROTO_ERR_INTERNAL) {
+			out->disp = WRK_DISP_REQUEUE;
+			copy_str(out->errcode, sizeof(out->errcode), "INTERNAL");
+			return;
+		}
+		out->disp = WRK_DISP_DEAD;
+		copy_str(out->errcode, sizeof(out->errcode),
+		    proto_errcode_name(pe.code) ? proto_errcode_name(pe.code) : "INVALID_COMMAND");
+		if (pe.has_id)
+			(void)build_failed(d, pe.id, pe.type, time(NULL),
+			    pe.code != PROTO_ERR_NONE ? pe.code : PROTO_ERR_INVALID_COMMAND,
+			    pe.message, 0, out);
+		return;
+	}
+	out->parsed = 1;
+	copy_str(out->id, sizeof(out->id), cmd->id);
+	copy_str(out->type, sizeof(out->type), proto_type_name(cmd->type));
+	wrk_log_set_cmd(cmd->id, out->type);
+	run_parsed(d, cmd, delivery_count, cancel, out);
+	proto_command_free(cmd);
+}
+
+void
+wrk_outcome_clear(struct wrk_outcome *o)
+{
+	if (o == NULL)
+		return;
+	free(o->event);
+	memset(o, 0, sizeof(*o));
+}

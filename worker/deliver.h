@@ -1,0 +1,75 @@
+/*
+ * One delivery, from body bytes to the final event and what to tell the
+ * broker: parse (proto/), wait for the same id if it runs here already,
+ * run the command (wrk_cmd_run, or a stand-in in tests), build the event.
+ * Runs in a job thread; never touches the broker.  The rules:
+ *
+ *   succeeded                         final event, ack
+ *   failed, not retryable             failed event, ack
+ *   failed, retryable, attempts left  no event, requeue (nack requeue=true)
+ *   failed, retryable, last attempt   failed event, dead-letter (nack requeue=false)
+ *   cancelled by shutdown             no event, requeue
+ *   unparsable                        failed event if an id is readable, dead-letter
+ *   out of memory before the command  no event, requeue
+ */
+#ifndef WRK_DELIVER_H
+#define WRK_DELIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "worker/job.h"
+
+struct wrk_config;
+struct wrk_running;
+
+typedef int (*wrk_runner_fn)(const struct wrk_job *job, struct proto_event *ev,
+    int *ret_errcode, int *ret_retryable, struct sw_err *e);
+
+/* Cancel flag values: why the daemon wants the job to stop. */
+#define WRK_CANCEL_SHUTDOWN 1
+#define WRK_CANCEL_DEADLINE 2
+
+enum wrk_disposition {
+	WRK_DISP_ACK = 0,
+	WRK_DISP_REQUEUE,
+	WRK_DISP_DEAD,
+};
+
+struct wrk_dispatch {
+	const struct wrk_config *cfg;   /* may be NULL in tests */
+	const char *worker;
+	wrk_runner_fn run;
+	/* Frees what run put in ev->result (wrk_cmd_result_clear); NULL: nothing to free. */
+	void (*clear)(struct proto_event *ev);
+	struct wrk_running *running;    /* NULL: no cross-slot protection */
+	unsigned delivery_limit;        /* attempts before a retryable failure is final */
+	unsigned progress_interval_ms;  /* rate limit of progress events (0: 1000) */
+	/* Called (from the job thread) with each progress event to publish; latest wins. */
+	void (*on_progress)(void *ud, const char *json, size_t len, const char *routing_key);
+	void *progress_ud;
+};
+
+struct wrk_outcome {
+	enum wrk_disposition disp;
+	char *event;                    /* final event JSON or NULL (free()) */
+	size_t event_len;
+	char routing_key[96];
+	char id[72];                    /* "" when unreadable */
+	char type[32];
+	int parsed;                     /* the command was valid */
+	int succeeded;
+	int retryable;
+	char errcode[32];               /* "" on success */
+	char message[SW_ERR_MSG_MAX];
+	uint64_t elapsed_ms;
+};
+
+/* Fills out (always); cancel may be NULL.  delivery_count: x-delivery-count (0 on the first). */
+void wrk_dispatch_run(const struct wrk_dispatch *d, const void *body, size_t len,
+    int64_t delivery_count, volatile int *cancel, struct wrk_outcome *out);
+
+void wrk_outcome_clear(struct wrk_outcome *o);
+
+#endif

@@ -1,0 +1,615 @@
+/*
+ * snapctl: the publisher's side, for operators, tests and benchmarks.
+ *
+ *   snapctl [-c FILE | --amqp-url URL] [--password-file F] submit [--wait]
+ *           [--timeout S] [--count N] [--zone Z] COMMAND.json|-
+ *   snapctl [-c FILE | --amqp-url URL] [--password-file F] status
+ *
+ * The password comes from the config's password_file, --password-file or
+ * the environment variable SNAPCTL_PASSWORD, never from argv.  --wait never
+ * misses the final event: the private reply queue (and, for progress, its
+ * binding to the event exchange) exists before the command is published.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <uuid/uuid.h>
+
+#include "common/io.h"
+#include "common/num.h"
+#include "worker/amqp.h"
+#include "worker/config.h"
+
+#define EXIT_FAILED   1
+#define EXIT_ERROR    2
+#define EXIT_TIMEOUT  3
+#define COUNT_MAX     1000000
+#define INFLIGHT_MAX  1000
+
+struct opts {
+	const char *config;
+	const char *url;
+	const char *password_file;
+	const char *zone;
+	int wait;
+	int quiet;
+	uint64_t timeout_s;
+	uint64_t count;
+};
+
+/* Broker settings from the config file, or the defaults of PROTOCOL.md. */
+struct target {
+	char *url;
+	char *password;
+	char *cacert;
+	char exchange[128];
+	char events[128];
+	char dead[128];
+	char zones[16][72];
+	size_t nzones;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: snapctl [-c FILE | --amqp-url URL] [--password-file FILE] submit [--wait]\n"
+	    "               [--timeout S] [--count N] [--zone Z] COMMAND.json|-\n"
+	    "       snapctl [-c FILE | --amqp-url URL] [--password-file FILE] status\n"
+	    "submit publishes with publisher confirms; --wait prints events until the final one\n"
+	    "and exits 0 iff it succeeded (1 failed, 2 error, 3 timeout).  --count N publishes N\n"
+	    "copies with fresh ids (a benchmark); with --wait it waits for all N and prints a summary.\n"
+	    "The password: the config's password_file, --password-file or $SNAPCTL_PASSWORD.\n");
+}
+
+static void
+target_free(struct target *t)
+{
+	free(t->url);
+	if (t->password != NULL) {
+		explicit_bzero(t->password, strlen(t->password));
+		free(t->password);
+	}
+	free(t->cacert);
+}
+
+static int
+copy_to(char *dst, size_t dstsz, const char *src)
+{
+	int n = snprintf(dst, dstsz, "%s", src);
+
+	return n < 0 || (size_t)n >= dstsz ? -1 : 0;
+}
+
+static int
+target_load(const struct opts *o, struct target *t)
+{
+	struct wrk_config *cfg = NULL;
+	struct sw_err e;
+	const char *env;
+	size_t i;
+
+	memset(t, 0, sizeof(*t));
+	(void)copy_to(t->exchange, sizeof(t->exchange), "snapworker.commands");
+	(void)copy_to(t->events, sizeof(t->events), "snapworker.events");
+	(void)copy_to(t->dead, sizeof(t->dead), "snapworker.dead");
+	(void)copy_to(t->zones[0], sizeof(t->zones[0]), "default");
+	t->nzones = 1;
+	if (o->config != NULL) {
+		if (wrk_config_load(o->config, NULL, &cfg, &e) < 0) {
+			fprintf(stderr, "snapctl: %s\n", e.msg);
+			return -1;
+		}
+		t->url = strdup(cfg->amqp_url);
+		if (cfg->amqp_password != NULL)
+			t->password = strdup(cfg->amqp_password);
+		if (cfg->amqp_cacert != NULL)
+			t->cacert = strdup(cfg->amqp_cacert);
+		if (copy_to(t->exchange, sizeof(t->exchange), cfg->amqp_exchange) < 0 ||
+		    copy_to(t->events, sizeof(t->events), cfg->amqp_events) < 0 ||
+		    copy_to(t->dead, sizeof(t->dead), cfg->amqp_dead_queue) < 0) {
+			fprintf(stderr, "snapctl: broker object names too long\n");
+			wrk_config_free(cfg);
+			return -1;
+		}
+		t->nzones = 0;
+		for (i = 0; i < cfg->nqueues && i < 16; i++)
+			if (copy_to(t->zones[t->nzones], sizeof(t->zones[0]), cfg->queues[i]) == 0)
+				t->nzones++;
+		wrk_config_free(cfg);
+	}
+	if (o->url != NULL) {
+		free(t->url);
+		t->url = strdup(o->url);
+	}
+	if (t->url == NULL)
+		t->url = strdup("amqp://snapworker@127.0.0.1:5672/%2f");
+	if (o->password_file != NULL) {
+		char *pw = NULL;
+		if (wrk_config_read_secret(o->password_file, &pw, &e) < 0) {
+			fprintf(stderr, "snapctl: %s\n", e.msg);
+			return -1;
+		}
+		if (t->password != NULL) {
+			explicit_bzero(t->password, strlen(t->password));
+			free(t->password);
+		}
+		t->password = pw;
+	} else if (t->password == NULL && (env = getenv("SNAPCTL_PASSWORD")) != NULL) {
+		t->password = strdup(env);
+	}
+	if (o->zone != NULL) {
+		if (copy_to(t->zones[0], sizeof(t->zones[0]), o->zone) < 0) {
+			fprintf(stderr, "snapctl: zone name too long\n");
+			return -1;
+		}
+		t->nzones = 1;
+	}
+	if (t->url == NULL)
+		return -1;
+	return 0;
+}
+
+static int
+connect_target(const struct target *t, struct wrk_amqp **ret)
+{
+	struct wrk_amqp_opts ao;
+	struct sw_err e;
+
+	memset(&ao, 0, sizeof(ao));
+	ao.url = t->url;
+	ao.password = t->password;
+	ao.cacert = t->cacert;
+	ao.heartbeat = 30;
+	ao.name = "snapctl";
+	ao.timeout_ms = 15000;
+	if (wrk_amqp_connect(&ao, ret, &e) < 0) {
+		fprintf(stderr, "snapctl: %s\n", e.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+read_input(const char *arg, char **ret, size_t *ret_len)
+{
+	size_t cap = WRK_AMQP_BODY_MAX + 1;
+	char *p;
+	ssize_t n;
+	int fd;
+
+	fd = strcmp(arg, "-") == 0 ? STDIN_FILENO : open(arg, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "snapctl: %s: %s\n", arg, strerror(errno));
+		return -1;
+	}
+	p = malloc(cap + 1);
+	if (p == NULL) {
+		if (fd != STDIN_FILENO)
+			close(fd);
+		return -1;
+	}
+	n = sw_read_full(fd, p, cap);
+	if (fd != STDIN_FILENO)
+		close(fd);
+	if (n < 0 || (size_t)n > WRK_AMQP_BODY_MAX) {
+		fprintf(stderr, "snapctl: %s: %s\n", arg, n < 0 ? strerror((int)-n) : "too large");
+		free(p);
+		return -1;
+	}
+	p[n] = '\0';
+	*ret = p;
+	*ret_len = (size_t)n;
+	return 0;
+}
+
+/* The command's id and type, when the body is a JSON object that has them. */
+static void
+peek_command(const char *body, size_t len, char *id, size_t idsz, char *type, size_t typesz)
+{
+	struct json_tokener *tok = json_tokener_new_ex(32);
+	struct json_object *root = NULL, *v;
+
+	id[0] = type[0] = '\0';
+	if (tok == NULL)
+		return;
+	root = json_tokener_parse_ex(tok, body, (int)len);
+	if (root != NULL && json_object_is_type(root, json_type_object)) {
+		if (json_object_object_get_ex(root, "id", &v) && json_object_is_type(v, json_type_string))
+			(void)snprintf(id, idsz, "%s", json_object_get_string(v));
+		if (json_object_object_get_ex(root, "type", &v) &&
+		    json_object_is_type(v, json_type_string))
+			(void)snprintf(type, typesz, "%s", json_object_get_string(v));
+	}
+	json_object_put(root);
+	json_tokener_free(tok);
+}
+
+/* A copy of the command with a fresh id (for --count). */
+static char *
+with_fresh_id(const char *body, size_t len, char *id_out, size_t idsz, size_t *ret_len)
+{
+	struct json_tokener *tok = json_tokener_new_ex(32);
+	struct json_object *root;
+	uuid_t u;
+	char uid[37];
+	const char *s;
+	char *copy = NULL;
+
+	if (tok == NULL)
+		return NULL;
+	root = json_tokener_parse_ex(tok, body, (int)len);
+	json_tokener_free(tok);
+	if (root == NULL || !json_object_is_type(root, json_type_object)) {
+		json_object_put(root);
+		return NULL;
+	}
+	uuid_generate_random(u);
+	uuid_unparse_lower(u, uid);
+	(void)json_object_object_add(root, "id", json_object_new_string(uid));
+	s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
+	if (s != NULL) {
+		copy = strdup(s);
+		*ret_len = strlen(s);
+		(void)snprintf(id_out, idsz, "%s", uid);
+	}
+	json_object_put(root);
+	return copy;
+}
+
+/* The status of an event body: 0 progress, 1 succeeded, 2 failed, -1 unknown; and its id. */
+static int
+event_status(const char *body, size_t len, char *id, size_t idsz)
+{
+	struct json_tokener *tok = json_tokener_new_ex(32);
+	struct json_object *root, *v;
+	int st = -1;
+
+	id[0] = '\0';
+	if (tok == NULL)
+		return -1;
+	root = json_tokener_parse_ex(tok, body, (int)len);
+	json_tokener_free(tok);
+	if (root != NULL && json_object_is_type(root, json_type_object)) {
+		if (json_object_object_get_ex(root, "id", &v) && json_object_is_type(v, json_type_string))
+			(void)snprintf(id, idsz, "%s", json_object_get_string(v));
+		if (json_object_object_get_ex(root, "status", &v) &&
+		    json_object_is_type(v, json_type_string)) {
+			const char *s = json_object_get_string(v);
+			st = strcmp(s, "progress") == 0 ? 0 : strcmp(s, "succeeded") == 0 ? 1 :
+			    strcmp(s, "failed") == 0 ? 2 : -1;
+		}
+	}
+	json_object_put(root);
+	return st;
+}
+
+static void
+lower(char *s)
+{
+	for (; *s; s++)
+		if (*s >= 'A' && *s <= 'Z')
+			*s = (char)(*s - 'A' + 'a');
+}
+
+/* Collects final events for --count: ids are correlation ids of our own publishes. */
+struct tally {
+	uint64_t succeeded, failed, seen;
+};
+
+static void
+tally_event(void *ud, struct wrk_amqp_ev *ev)
+{
+	struct tally *t = ud;
+	char id[80];
+	int st;
+
+	if (ev->kind != WRK_AMQP_EV_DELIVERY || ev->msg.body == NULL)
+		return;
+	st = event_status(ev->msg.body, ev->msg.len, id, sizeof(id));
+	if (st == 1)
+		t->succeeded++;
+	else if (st == 2)
+		t->failed++;
+	t->seen++;
+}
+
+static int
+cmd_submit_count(struct wrk_amqp *c, const struct target *t, const struct opts *o,
+    const char *body, size_t len)
+{
+	char replyq[256], tag[WRK_AMQP_STR_MAX], id[64];
+	struct tally tl = { 0, 0, 0 };
+	struct sw_err e;
+	uint64_t i, t0, seq = 0, deadline;
+	struct wrk_amqp_ev ev;
+
+	if (o->wait && (wrk_amqp_private_queue(c, replyq, sizeof(replyq), &e) < 0 ||
+	    wrk_amqp_consume(c, replyq, 1, tag, sizeof(tag), &e) < 0)) {
+		fprintf(stderr, "snapctl: reply queue: %s\n", e.msg);
+		return EXIT_ERROR;
+	}
+	t0 = sw_mono_ms();
+	for (i = 0; i < o->count; i++) {
+		struct wrk_amqp_pub p;
+		size_t blen = 0;
+		char *b = with_fresh_id(body, len, id, sizeof(id), &blen);
+
+		if (b == NULL) {
+			fprintf(stderr, "snapctl: --count needs a JSON object command\n");
+			return EXIT_ERROR;
+		}
+		memset(&p, 0, sizeof(p));
+		p.exchange = t->exchange;
+		p.routing_key = t->zones[0];
+		p.message_id = id;
+		p.correlation_id = id;
+		p.reply_to = o->wait ? replyq : NULL;
+		p.mandatory = 1;
+		p.body = b;
+		p.len = blen;
+		/* Keep a bounded window of unconfirmed publishes. */
+		if (seq >= INFLIGHT_MAX && wrk_amqp_wait_confirm(c, seq - INFLIGHT_MAX / 2, 30000,
+		    tally_event, &tl, &e) < 0) {
+			free(b);
+			fprintf(stderr, "snapctl: %s\n", e.msg);
+			return EXIT_ERROR;
+		}
+		if (wrk_amqp_publish(c, &p, &seq, &e) < 0) {
+			free(b);
+			fprintf(stderr, "snapctl: %s\n", e.msg);
+			return EXIT_ERROR;
+		}
+		free(b);
+	}
+	if (wrk_amqp_wait_confirm(c, seq, 30000, tally_event, &tl, &e) < 0) {
+		fprintf(stderr, "snapctl: %s\n", e.msg);
+		return EXIT_ERROR;
+	}
+	fprintf(stderr, "snapctl: published %llu commands (confirmed) in %.3f s\n",
+	    (unsigned long long)o->count, (double)(sw_mono_ms() - t0) / 1000.0);
+	if (!o->wait)
+		return 0;
+	deadline = o->timeout_s ? sw_mono_ms() + o->timeout_s * 1000 : UINT64_MAX;
+	while (tl.succeeded + tl.failed < o->count) {
+		if (sw_mono_ms() >= deadline) {
+			printf("timeout: %llu succeeded, %llu failed of %llu\n",
+			    (unsigned long long)tl.succeeded, (unsigned long long)tl.failed,
+			    (unsigned long long)o->count);
+			return EXIT_TIMEOUT;
+		}
+		if (wrk_amqp_wait(c, 1000, -1, &ev, &e) < 0) {
+			fprintf(stderr, "snapctl: %s\n", e.msg);
+			return EXIT_ERROR;
+		}
+		tally_event(&tl, &ev);
+		if (ev.kind == WRK_AMQP_EV_DELIVERY)
+			(void)wrk_amqp_ack(c, ev.msg.tag, &e);
+		wrk_amqp_msg_clear(&ev.msg);
+	}
+	{
+		double secs = (double)(sw_mono_ms() - t0) / 1000.0;
+		printf("%llu succeeded, %llu failed in %.3f s: %.1f commands/s\n",
+		    (unsigned long long)tl.succeeded, (unsigned long long)tl.failed, secs,
+		    secs > 0 ? (double)o->count / secs : 0.0);
+	}
+	return tl.failed == 0 ? 0 : EXIT_FAILED;
+}
+
+static int
+cmd_submit(const struct opts *o, const char *input)
+{
+	struct target t;
+	struct wrk_amqp *c = NULL;
+	struct wrk_amqp_pub p;
+	struct wrk_amqp_ev ev;
+	struct sw_err e;
+	char *body = NULL;
+	size_t len = 0;
+	char id[128], type[64], replyq[256], tag[WRK_AMQP_STR_MAX], key[96];
+	uint64_t seq = 0, deadline;
+	int rc = EXIT_ERROR;
+
+	if (target_load(o, &t) < 0)
+		goto out;
+	if (read_input(input, &body, &len) < 0)
+		goto out;
+	if (connect_target(&t, &c) < 0)
+		goto out;
+	if (wrk_amqp_confirm_select(c, &e) < 0) {
+		fprintf(stderr, "snapctl: %s\n", e.msg);
+		goto out;
+	}
+	if (o->count > 0) {
+		rc = cmd_submit_count(c, &t, o, body, len);
+		goto out;
+	}
+	peek_command(body, len, id, sizeof(id), type, sizeof(type));
+	if (o->wait) {
+		if (id[0] == '\0') {
+			fprintf(stderr, "snapctl: --wait needs a command with an \"id\"\n");
+			goto out;
+		}
+		/* Everything that could carry our events exists before we publish. */
+		if (wrk_amqp_private_queue(c, replyq, sizeof(replyq), &e) < 0)
+			goto amqp_fail;
+		if (type[0] != '\0') {
+			(void)snprintf(key, sizeof(key), "%s.progress", type);
+			lower(key);
+			if (wrk_amqp_bind(c, replyq, t.events, key, &e) < 0)
+				goto amqp_fail;
+		}
+		if (wrk_amqp_consume(c, replyq, 1, tag, sizeof(tag), &e) < 0)
+			goto amqp_fail;
+	}
+	memset(&p, 0, sizeof(p));
+	p.exchange = t.exchange;
+	p.routing_key = t.zones[0];
+	p.message_id = id[0] ? id : NULL;
+	p.correlation_id = o->wait ? id : NULL;
+	p.reply_to = o->wait ? replyq : NULL;
+	p.mandatory = 1;
+	p.body = body;
+	p.len = len;
+	if (wrk_amqp_publish(c, &p, &seq, &e) < 0 ||
+	    wrk_amqp_wait_confirm(c, seq, 30000, NULL, NULL, &e) < 0) {
+		if (e.code == SW_ENOTFOUND)
+			fprintf(stderr, "snapctl: no queue is bound for zone '%s' on %s (is a worker "
+			    "running?)\n", t.zones[0], t.exchange);
+		else
+			fprintf(stderr, "snapctl: publish: %s\n", e.msg);
+		goto out;
+	}
+	if (!o->quiet)
+		fprintf(stderr, "snapctl: published %s (confirmed)\n", id[0] ? id : "(no id)");
+	if (!o->wait) {
+		rc = 0;
+		goto out;
+	}
+	deadline = o->timeout_s ? sw_mono_ms() + o->timeout_s * 1000 : UINT64_MAX;
+	for (;;) {
+		char eid[128];
+		int st;
+
+		if (sw_mono_ms() >= deadline) {
+			fprintf(stderr, "snapctl: no final event within %llu s\n",
+			    (unsigned long long)o->timeout_s);
+			rc = EXIT_TIMEOUT;
+			goto out;
+		}
+		if (wrk_amqp_wait(c, 1000, -1, &ev, &e) < 0)
+			goto amqp_fail;
+		if (ev.kind != WRK_AMQP_EV_DELIVERY)
+			continue;
+		(void)wrk_amqp_ack(c, ev.msg.tag, &e);
+		st = ev.msg.body ? event_status(ev.msg.body, ev.msg.len, eid, sizeof(eid)) : -1;
+		if (st < 0 || strcmp(eid, id) != 0) {
+			/* Another command's progress on the shared event exchange. */
+			wrk_amqp_msg_clear(&ev.msg);
+			continue;
+		}
+		printf("%s\n", ev.msg.body);
+		(void)fflush(stdout);
+		wrk_amqp_msg_clear(&ev.msg);
+		if (st == 1 || st == 2) {
+			rc = st == 1 ? 0 : EXIT_FAILED;
+			goto out;
+		}
+	}
+amqp_fail:
+	fprintf(stderr, "snapctl: %s\n", e.msg);
+out:
+	wrk_amqp_close(c);
+	free(body);
+	target_free(&t);
+	return rc;
+}
+
+static int
+cmd_status(const struct opts *o)
+{
+	struct target t;
+	struct wrk_amqp *c = NULL;
+	struct sw_err e;
+	char q[300];
+	size_t i;
+	int rc = 0;
+
+	if (target_load(o, &t) < 0) {
+		target_free(&t);
+		return EXIT_ERROR;
+	}
+	printf("%-40s %10s %10s\n", "queue", "ready", "consumers");
+	for (i = 0; i <= t.nzones; i++) {
+		uint32_t msgs = 0, cons = 0;
+		int r;
+
+		if (i < t.nzones)
+			(void)snprintf(q, sizeof(q), "%s.%s", t.exchange, t.zones[i]);
+		else
+			(void)snprintf(q, sizeof(q), "%s", t.dead);
+		/* A passive declare of a missing queue closes the channel: one connection per queue. */
+		if (c == NULL && connect_target(&t, &c) < 0) {
+			rc = EXIT_ERROR;
+			break;
+		}
+		r = wrk_amqp_queue_counts(c, q, &msgs, &cons, &e);
+		if (r == -ENOENT) {
+			printf("%-40s %10s %10s\n", q, "-", "-");
+			wrk_amqp_close(c);
+			c = NULL;
+		} else if (r < 0) {
+			fprintf(stderr, "snapctl: %s\n", e.msg);
+			rc = EXIT_ERROR;
+			break;
+		} else {
+			printf("%-40s %10u %10u\n", q, msgs, cons);
+		}
+	}
+	printf("(unacknowledged counts are not visible over AMQP 0-9-1: see rabbitmqctl "
+	    "list_queues name messages_ready messages_unacknowledged consumers)\n");
+	wrk_amqp_close(c);
+	target_free(&t);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "amqp-url", required_argument, NULL, 'u' },
+		{ "password-file", required_argument, NULL, 'p' },
+		{ "wait", no_argument, NULL, 'w' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "zone", required_argument, NULL, 'z' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct opts o;
+	const char *sub = NULL;
+	int ch;
+
+	memset(&o, 0, sizeof(o));
+	/* Options anywhere on the line; the first operand is the subcommand. */
+	while ((ch = getopt_long(argc, argv, "c:u:p:wt:n:z:qh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': o.config = optarg; break;
+		case 'u': o.url = optarg; break;
+		case 'p': o.password_file = optarg; break;
+		case 'w': o.wait = 1; break;
+		case 'q': o.quiet = 1; break;
+		case 'z': o.zone = optarg; break;
+		case 't':
+			if (sw_parse_duration(optarg, 7 * 86400, &o.timeout_s) < 0) {
+				fprintf(stderr, "snapctl: bad --timeout\n");
+				return EXIT_ERROR;
+			}
+			break;
+		case 'n':
+			if (sw_parse_u64(optarg, 1, COUNT_MAX, &o.count) < 0) {
+				fprintf(stderr, "snapctl: --count must be 1-%d\n", COUNT_MAX);
+				return EXIT_ERROR;
+			}
+			break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return EXIT_ERROR;
+		}
+	}
+	if (optind < argc)
+		sub = argv[optind++];
+	if (sub != NULL && strcmp(sub, "submit") == 0 && optind + 1 == argc)
+		return cmd_submit(&o, argv[optind]);
+	if (sub != NULL && strcmp(sub, "status") == 0 && optind == argc)
+		return cmd_status(&o);
+	usage(stderr);
+	return EXIT_ERROR;
+}
