@@ -1,0 +1,75 @@
+/*
+ * Shared by the command implementations in worker/commands/ (not for the
+ * daemon): the running command's context, store resolution, event results
+ * and error reporting.
+ */
+#ifndef WRK_CMD_INT_H
+#define WRK_CMD_INT_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+#include "ovastore/ovastore.h"
+#include "proto/proto.h"
+#include "worker/config.h"
+#include "worker/job.h"
+
+struct wrk__cmd {
+	const struct wrk_job *job;
+	const struct proto_command *cmd;
+	struct proto_event *ev;
+	/* The protocol error to report, set by wrk__fail(). */
+	enum proto_errcode errcode;
+	int retryable;
+};
+
+/*
+ * Records the protocol error for code met in context ctx (proto's mapping,
+ * except that a stop requested by the daemon is told apart: TIMEOUT when the
+ * deadline has passed, else CANCELLED) and returns code.
+ */
+int wrk__fail(struct wrk__cmd *c, int code, enum proto_errctx ctx);
+/* The same with a fixed protocol error. */
+int wrk__fail_as(struct wrk__cmd *c, int code, enum proto_errcode pe, int retryable);
+
+/* -ECANCELED / -ETIMEDOUT (with e set) when the job must stop, else 0. */
+int wrk__check_stop(const struct wrk__cmd *c, struct sw_err *e);
+
+/*
+ * Opens the store the command names by URL.  An unknown URL is
+ * UNKNOWN_STORE (not retryable); a mount point that cannot be opened is
+ * STORE_IO (retryable: the share may be remounted).  *ret_ws may be NULL.
+ */
+int wrk__store_open(struct wrk__cmd *c, const char *url, struct ova_store **ret_store,
+    const struct wrk_store **ret_ws, struct sw_err *e);
+
+/* Result building: every string is copied (see wrk_cmd_result_clear()). */
+int wrk__result_set(struct wrk__cmd *c, const char *install_path, enum ova_format fmt,
+    int has_sizes, uint64_t physical, uint64_t virtual_size);
+int wrk__result_add_file(struct wrk__cmd *c, const char *path, uint64_t size,
+    const char *sha256);
+int wrk__result_add_files(struct wrk__cmd *c, const struct ova_file *files, size_t n);
+int wrk__result_download(struct wrk__cmd *c, const char *path, uint64_t size);
+
+/* "DIR/NAME" -> DIR (""), NAME, after ovastore's validation. */
+int wrk__split(const char *obj, char *dir, size_t dirsz, char *name, size_t namesz,
+    struct sw_err *e);
+
+/* Opens DIR beneath the store root (without following links); SW_ENOTFOUND when absent. */
+int wrk__dir_open(struct ova_store *s, const char *dir, int create, struct sw_err *e);
+
+/* Per-command entry points (one file per family). */
+int wrk__cmd_delete_snapshot(struct wrk__cmd *c, struct sw_err *e);
+int wrk__cmd_create_snapshot(struct wrk__cmd *c, struct sw_err *e);
+int wrk__cmd_delete_template(struct wrk__cmd *c, struct sw_err *e);
+int wrk__cmd_extract_template(struct wrk__cmd *c, struct sw_err *e);
+int wrk__cmd_copy_template(struct wrk__cmd *c, struct sw_err *e);
+int wrk__cmd_register_template(struct wrk__cmd *c, struct sw_err *e);
+int wrk__cmd_create_template(struct wrk__cmd *c, struct sw_err *e);
+int wrk__cmd_create_volume(struct wrk__cmd *c, struct sw_err *e);
+int wrk__cmd_extract_volume(struct wrk__cmd *c, struct sw_err *e);
+
+/* INTERNAL, not retryable: for the types that need vCenter (a later issue). */
+int wrk__not_implemented(struct wrk__cmd *c, struct sw_err *e);
+
+#endif

@@ -1,0 +1,69 @@
+/*
+ * wrk_cmd_run(): checks that the job may still run, calls the command's
+ * implementation and turns its outcome into the protocol error the daemon
+ * reports.
+ */
+#include "worker/commands/cmd_int.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "worker/commands/commands.h"
+
+static int
+run_type(struct wrk__cmd *c, struct sw_err *e)
+{
+	switch (c->cmd->type) {
+	case PROTO_DELETE_SNAPSHOT:   return wrk__cmd_delete_snapshot(c, e);
+	case PROTO_CREATE_SNAPSHOT:   return wrk__cmd_create_snapshot(c, e);
+	case PROTO_DELETE_TEMPLATE:   return wrk__cmd_delete_template(c, e);
+	case PROTO_EXTRACT_TEMPLATE:  return wrk__cmd_extract_template(c, e);
+	case PROTO_COPY_TEMPLATE:     return wrk__cmd_copy_template(c, e);
+	case PROTO_REGISTER_TEMPLATE: return wrk__cmd_register_template(c, e);
+	case PROTO_CREATE_TEMPLATE:   return wrk__cmd_create_template(c, e);
+	case PROTO_CREATE_VOLUME:     return wrk__cmd_create_volume(c, e);
+	case PROTO_EXTRACT_VOLUME:    return wrk__cmd_extract_volume(c, e);
+	default:
+		return wrk__fail_as(c, sw_errf(e, SW_EUNSUPPORTED, "unknown command type %d",
+		    (int)c->cmd->type), PROTO_ERR_INVALID_COMMAND, 0);
+	}
+}
+
+int
+wrk_cmd_run(const struct wrk_job *job, struct proto_event *ev, int *ret_errcode,
+    int *ret_retryable, struct sw_err *e)
+{
+	struct wrk__cmd c;
+	int r;
+
+	memset(&c, 0, sizeof(c));
+	if (job == NULL || job->cmd == NULL || ev == NULL) {
+		r = sw_errf(e, SW_EINTERNAL, "wrk_cmd_run: no job");
+		if (ret_errcode != NULL)
+			*ret_errcode = PROTO_ERR_INTERNAL;
+		if (ret_retryable != NULL)
+			*ret_retryable = 0;
+		return r;
+	}
+	c.job = job;
+	c.cmd = job->cmd;
+	c.ev = ev;
+	r = wrk__check_stop(&c, e);
+	if (r < 0)
+		wrk__fail(&c, r, PROTO_CTX_STORE);
+	else
+		r = run_type(&c, e);
+	if (r >= 0)
+		return 0;
+	if (c.errcode == PROTO_ERR_NONE)
+		wrk__fail(&c, r, PROTO_CTX_STORE);
+	if (r == -ENOMEM && e != NULL && e->code != r)
+		sw_errf(e, r, "out of memory");
+	/* A failed event carries no result. */
+	wrk_cmd_result_clear(ev);
+	if (ret_errcode != NULL)
+		*ret_errcode = (int)c.errcode;
+	if (ret_retryable != NULL)
+		*ret_retryable = c.retryable;
+	return r;
+}

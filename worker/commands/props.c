@@ -1,0 +1,500 @@
+/*
+ * template.properties: CloudStack's record of a template directory on the
+ * secondary store (TemplateLocation reads it to list the templates a store
+ * holds).  Parsed with the Java properties rules CloudStack's reader uses,
+ * written with the keys and order its VMware template writer uses.
+ */
+#include "worker/commands/commands.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/io.h"
+#include "common/path.h"
+
+struct props_kv {
+	char *key;
+	char *value;
+};
+
+struct wrk_props {
+	size_t n;
+	struct props_kv *kv;
+};
+
+void
+wrk_props_free(struct wrk_props *p)
+{
+	size_t i;
+
+	if (p == NULL)
+		return;
+	for (i = 0; i < p->n; i++) {
+		free(p->kv[i].key);
+		free(p->kv[i].value);
+	}
+	free(p->kv);
+	free(p);
+}
+
+const char *
+wrk_props_get(const struct wrk_props *p, const char *key)
+{
+	size_t i;
+
+	if (p == NULL)
+		return NULL;
+	for (i = p->n; i > 0; i--)
+		if (strcmp(p->kv[i - 1].key, key) == 0)
+			return p->kv[i - 1].value;
+	return NULL;
+}
+
+size_t
+wrk_props_count(const struct wrk_props *p)
+{
+	return p != NULL ? p->n : 0;
+}
+
+static int
+is_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\f';
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Appends code point cp as UTF-8. */
+static int
+put_utf8(struct sw_buf *b, unsigned cp)
+{
+	char u[3];
+
+	if (cp < 0x80) {
+		u[0] = (char)cp;
+		return sw_buf_add(b, u, 1);
+	}
+	if (cp < 0x800) {
+		u[0] = (char)(0xc0 | (cp >> 6));
+		u[1] = (char)(0x80 | (cp & 0x3f));
+		return sw_buf_add(b, u, 2);
+	}
+	u[0] = (char)(0xe0 | (cp >> 12));
+	u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+	u[2] = (char)(0x80 | (cp & 0x3f));
+	return sw_buf_add(b, u, 3);
+}
+
+/*
+ * One logical line (continuations already joined) is [s, end): splits it
+ * into key and value, undoing escapes.
+ */
+static int
+parse_entry(const char *s, const char *end, unsigned lineno, struct wrk_props *p,
+    struct sw_err *e)
+{
+	struct sw_buf key = SW_BUF_INIT(WRK_TPROPS_MAX), val = SW_BUF_INIT(WRK_TPROPS_MAX);
+	struct sw_buf *cur = &key;
+	struct props_kv *nkv;
+	int r = 0, in_key = 1, d, k;
+	unsigned cp;
+	char c;
+
+	while (s < end) {
+		c = *s++;
+		if (in_key && (c == '=' || c == ':' || is_blank(c))) {
+			in_key = 0;
+			while (s < end && is_blank(*s))
+				s++;
+			if (is_blank(c) && s < end && (*s == '=' || *s == ':')) {
+				s++;
+				while (s < end && is_blank(*s))
+					s++;
+			}
+			cur = &val;
+			continue;
+		}
+		if (c != '\\') {
+			r = sw_buf_add(cur, &c, 1);
+			if (r < 0)
+				goto out;
+			continue;
+		}
+		if (s == end)
+			break;
+		c = *s++;
+		switch (c) {
+		case 't': c = '\t'; break;
+		case 'n': c = '\n'; break;
+		case 'r': c = '\r'; break;
+		case 'f': c = '\f'; break;
+		case 'u':
+			if (end - s < 4) {
+				r = sw_errf(e, SW_EFORMAT, "line %u: truncated \\u escape", lineno);
+				goto out;
+			}
+			for (cp = 0, k = 0; k < 4; k++) {
+				d = hexval(s[k]);
+				if (d < 0) {
+					r = sw_errf(e, SW_EFORMAT, "line %u: bad \\u escape", lineno);
+					goto out;
+				}
+				cp = cp << 4 | (unsigned)d;
+			}
+			s += 4;
+			if (cp == 0) {
+				r = sw_errf(e, SW_EFORMAT, "line %u: \\u0000", lineno);
+				goto out;
+			}
+			r = put_utf8(cur, cp);
+			if (r < 0)
+				goto out;
+			continue;
+		default:
+			break;
+		}
+		r = sw_buf_add(cur, &c, 1);
+		if (r < 0)
+			goto out;
+	}
+	if (p->n >= WRK_TPROPS_KEYS) {
+		r = sw_errf(e, SW_ETOOBIG, "line %u: more than %d keys", lineno, WRK_TPROPS_KEYS);
+		goto out;
+	}
+	nkv = realloc(p->kv, (p->n + 1) * sizeof(*p->kv));
+	if (nkv == NULL) {
+		r = -ENOMEM;
+		goto out;
+	}
+	p->kv = nkv;
+	p->kv[p->n].key = sw_buf_steal(&key, NULL);
+	p->kv[p->n].value = sw_buf_steal(&val, NULL);
+	if (p->kv[p->n].key == NULL || p->kv[p->n].value == NULL) {
+		free(p->kv[p->n].key);
+		free(p->kv[p->n].value);
+		r = -ENOMEM;
+		goto out;
+	}
+	p->n++;
+out:
+	if (r == -ENOMEM)
+		sw_errf(e, r, "out of memory");
+	else if (r == SW_ETOOBIG && e != NULL && e->code != SW_ETOOBIG)
+		sw_errf(e, r, "line %u: entry too long", lineno);
+	sw_buf_free(&key);
+	sw_buf_free(&val);
+	return r;
+}
+
+/* Whether the line [s, end) ends with an odd number of backslashes (a continuation). */
+static int
+continues(const char *s, const char *end)
+{
+	size_t n = 0;
+
+	while (end > s && end[-1] == '\\') {
+		n++;
+		end--;
+	}
+	return n % 2 == 1;
+}
+
+int
+wrk_props_parse(const void *buf, size_t len, struct wrk_props **ret_props, struct sw_err *e)
+{
+	const char *s = buf, *end = s + len, *eol, *ls;
+	struct sw_buf logical = SW_BUF_INIT(WRK_TPROPS_MAX);
+	struct wrk_props *p;
+	unsigned lineno = 0, startline = 0;
+	int r = 0, joining = 0;
+
+	if (len > WRK_TPROPS_MAX)
+		return sw_errf(e, SW_ETOOBIG, "more than %d bytes", WRK_TPROPS_MAX);
+	if (len > 0 && memchr(buf, '\0', len) != NULL)
+		return sw_errf(e, SW_EFORMAT, "NUL byte");
+	p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return sw_errf(e, -ENOMEM, "out of memory");
+	while (s < end) {
+		lineno++;
+		for (eol = s; eol < end && *eol != '\n' && *eol != '\r'; eol++)
+			;
+		ls = s;
+		s = eol;
+		if (s < end && *s == '\r')
+			s++;
+		if (s < end && *s == '\n' && (s == eol || s[-1] == '\r'))
+			s++;
+		while (ls < eol && is_blank(*ls))
+			ls++;
+		if (!joining) {
+			if (ls == eol || *ls == '#' || *ls == '!')
+				continue;
+			startline = lineno;
+			sw_buf_reset(&logical);
+		}
+		if (continues(ls, eol)) {
+			r = sw_buf_add(&logical, ls, (size_t)(eol - ls) - 1);
+			joining = 1;
+			if (r < 0)
+				break;
+			continue;
+		}
+		joining = 0;
+		r = sw_buf_add(&logical, ls, (size_t)(eol - ls));
+		if (r < 0)
+			break;
+		r = parse_entry(logical.ptr, logical.ptr + logical.len, startline, p, e);
+		if (r < 0)
+			goto fail;
+	}
+	if (r == 0 && joining)
+		r = parse_entry(logical.ptr != NULL ? logical.ptr : "",
+		    (logical.ptr != NULL ? logical.ptr : "") + logical.len, startline, p, e);
+	if (r < 0) {
+		if (r == -ENOMEM)
+			sw_errf(e, r, "out of memory");
+		else if (e != NULL && e->code != r)
+			sw_errf(e, r, "line %u: too long", lineno);
+		goto fail;
+	}
+	sw_buf_free(&logical);
+	*ret_props = p;
+	return 0;
+fail:
+	sw_buf_free(&logical);
+	wrk_props_free(p);
+	return r;
+}
+
+/* ------------------------------------------------------------- writing */
+
+/* A value CloudStack's reader (ISO-8859-1 Properties.load) reads back as written. */
+static int
+check_value(const char *what, const char *v, struct sw_err *e)
+{
+	const unsigned char *c;
+
+	for (c = (const unsigned char *)v; *c != '\0'; c++)
+		if (*c < 0x20 || *c >= 0x7f || *c == '\\')
+			return sw_errf(e, SW_EFORMAT, "template.properties: %s has a byte that "
+			    "would need escaping", what);
+	return 0;
+}
+
+int
+wrk_tprops_format(const struct wrk_tprops *p, struct sw_buf *out, struct sw_err *e)
+{
+	const char *desc = p->description != NULL ? p->description : "";
+	const char *sum = p->checksum != NULL ? p->checksum : "";
+	size_t before = out->len;
+	int r;
+
+	if (p->uniquename == NULL || sw_name_check(p->uniquename, NULL) < 0 ||
+	    check_value("uniquename", p->uniquename, NULL) < 0)
+		return sw_errf(e, SW_EFORMAT, "template.properties: uniquename is not a file name");
+	if (p->id <= 0)
+		return sw_errf(e, SW_EFORMAT, "template.properties: id must be positive");
+	if ((r = check_value("description", desc, e)) < 0 ||
+	    (r = check_value("checksum", sum, e)) < 0)
+		return r;
+	if (desc[0] == ' ')
+		return sw_errf(e, SW_EFORMAT, "template.properties: description starts with a blank");
+	r = sw_buf_addf(out,
+	    "filename=%s.ova\n"
+	    "description=%s\n"
+	    "checksum=%s\n"
+	    "hvm=false\n"
+	    "size=%" PRIu64 "\n"
+	    "ova=%s\n"
+	    "id=%" PRId64 "\n"
+	    "public=%s\n"
+	    "ova.filename=%s.ova\n"
+	    "uniquename=%s\n"
+	    "ova.virtualsize=%" PRIu64 "\n"
+	    "virtualsize=%" PRIu64 "\n"
+	    "ova.size=%" PRIu64 "\n",
+	    p->uniquename, desc, sum, p->size, p->legacy ? "true" : "false", p->id,
+	    p->is_public ? "true" : "false", p->uniquename, p->uniquename, p->virtual_size,
+	    p->virtual_size, p->size);
+	if (r < 0) {
+		/* sw_buf_addf leaves the buffer as it was; say why. */
+		out->len = before;
+		return sw_errf(e, r, "template.properties: %s", sw_strerror(r));
+	}
+	return 0;
+}
+
+int
+wrk_tprops_read_raw(int dirfd, char **ret_buf, size_t *ret_len, struct sw_err *e)
+{
+	struct stat st;
+	char *buf = NULL;
+	ssize_t n;
+	int fd, r;
+
+	fd = openat(dirfd, WRK_TPROPS_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return sw_errf(e, SW_ENOTFOUND, "%s: absent", WRK_TPROPS_NAME);
+		if (errno == ELOOP)
+			return sw_errf(e, SW_EPATH, "%s: a symbolic link", WRK_TPROPS_NAME);
+		return sw_errno(e, errno, "%s", WRK_TPROPS_NAME);
+	}
+	if (fstat(fd, &st) < 0) {
+		r = sw_errno(e, errno, "%s", WRK_TPROPS_NAME);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = sw_errf(e, SW_EPATH, "%s: not a regular file", WRK_TPROPS_NAME);
+		goto out;
+	}
+	if (st.st_size > WRK_TPROPS_MAX) {
+		r = sw_errf(e, SW_ETOOBIG, "%s: more than %d bytes", WRK_TPROPS_NAME, WRK_TPROPS_MAX);
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (buf == NULL) {
+		r = sw_errf(e, -ENOMEM, "out of memory");
+		goto out;
+	}
+	/* One byte more than the size: a file that grows meanwhile is noticed. */
+	n = sw_read_full(fd, buf, (size_t)st.st_size + 1);
+	if (n < 0) {
+		r = sw_errno(e, (int)-n, "%s", WRK_TPROPS_NAME);
+		goto out;
+	}
+	if (n > st.st_size) {
+		r = sw_errf(e, SW_EBUSY, "%s: grew while read", WRK_TPROPS_NAME);
+		goto out;
+	}
+	buf[n] = '\0';
+	*ret_buf = buf;
+	*ret_len = (size_t)n;
+	buf = NULL;
+	r = 0;
+out:
+	free(buf);
+	close(fd);
+	return r;
+}
+
+int
+wrk_tprops_read(int dirfd, struct wrk_props **ret_props, uint64_t *ret_size, struct sw_err *e)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int r;
+
+	r = wrk_tprops_read_raw(dirfd, &buf, &len, e);
+	if (r < 0)
+		return r;
+	r = wrk_props_parse(buf, len, ret_props, e);
+	if (r < 0)
+		sw_errctx(e, "%s", WRK_TPROPS_NAME);
+	else if (ret_size != NULL)
+		*ret_size = len;
+	free(buf);
+	return r;
+}
+
+int
+wrk_tprops_write_raw(int dirfd, const void *buf, size_t len, struct sw_err *e)
+{
+	unsigned char rnd[6];
+	char tmp[64], hex[13];
+	int fd, r;
+
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return sw_errno(e, errno, "getrandom");
+	sw_hex(rnd, sizeof(rnd), hex);
+	if (snprintf(tmp, sizeof(tmp), ".%s.%s.tmp", WRK_TPROPS_NAME, hex) >= (int)sizeof(tmp))
+		return sw_errf(e, SW_EINTERNAL, "temporary name too long");
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return sw_errno(e, errno, "%s", tmp);
+	r = sw_write_all(fd, buf, len);
+	if (r < 0) {
+		sw_errno(e, -r, "%s: write", tmp);
+		goto fail;
+	}
+	if (fsync(fd) < 0) {
+		r = sw_errno(e, errno, "%s: fsync", tmp);
+		goto fail;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		r = sw_errno(e, errno, "%s: close", tmp);
+		goto fail;
+	}
+	fd = -1;
+	if (renameat(dirfd, tmp, dirfd, WRK_TPROPS_NAME) < 0) {
+		r = sw_errno(e, errno, "%s: rename", WRK_TPROPS_NAME);
+		goto fail;
+	}
+	/* The rename is only durable once the directory is. */
+	if (fsync(dirfd) < 0)
+		return sw_errno(e, errno, "%s: fsync of the directory", WRK_TPROPS_NAME);
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlinkat(dirfd, tmp, 0);
+	return r;
+}
+
+int
+wrk_tprops_write(int dirfd, const struct wrk_tprops *p, uint64_t *ret_size, struct sw_err *e)
+{
+	struct sw_buf b = SW_BUF_INIT(WRK_TPROPS_MAX);
+	int r;
+
+	r = wrk_tprops_format(p, &b, e);
+	if (r == 0)
+		r = wrk_tprops_write_raw(dirfd, b.ptr, b.len, e);
+	if (r == 0 && ret_size != NULL)
+		*ret_size = b.len;
+	sw_buf_free(&b);
+	return r;
+}
+
+int
+wrk_tprops_remove(int dirfd, uint64_t *ret_size, struct sw_err *e)
+{
+	struct stat st;
+
+	if (fstatat(dirfd, WRK_TPROPS_NAME, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return sw_errno(e, errno, "%s", WRK_TPROPS_NAME);
+	}
+	if (S_ISDIR(st.st_mode))
+		return sw_errf(e, SW_EPATH, "%s: a directory", WRK_TPROPS_NAME);
+	if (unlinkat(dirfd, WRK_TPROPS_NAME, 0) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return sw_errno(e, errno, "%s: unlink", WRK_TPROPS_NAME);
+	}
+	if (fsync(dirfd) < 0)
+		return sw_errno(e, errno, "%s: fsync of the directory", WRK_TPROPS_NAME);
+	if (ret_size != NULL)
+		*ret_size = (uint64_t)st.st_size;
+	return 1;
+}

@@ -1,0 +1,49 @@
+/*
+ * Snapshot commands.  DeleteSnapshot works on the store alone;
+ * CreateSnapshot needs vCenter and comes with a later issue.
+ */
+#include "worker/commands/cmd_int.h"
+
+int
+wrk__cmd_create_snapshot(struct wrk__cmd *c, struct sw_err *e)
+{
+	return wrk__not_implemented(c, e);
+}
+
+/*
+ * Either format.  A missing object is success with no files: a redelivered
+ * delete succeeds again with files = [].
+ */
+int
+wrk__cmd_delete_snapshot(struct wrk__cmd *c, struct sw_err *e)
+{
+	const char *obj = c->cmd->args.delete_snapshot.path;
+	struct ova_result *removed = NULL;
+	struct ova_store *s = NULL;
+	enum ova_format fmt = OVA_FMT_ABSENT;
+	int r;
+
+	r = wrk__store_open(c, c->cmd->store.url, &s, NULL, e);
+	if (r < 0)
+		return r;
+	r = ova_delete(s, obj, &removed, e);
+	if (r < 0) {
+		wrk__fail(c, r, PROTO_CTX_STORE);
+		goto out;
+	}
+	/* An interrupted CreateSnapshot may have left .part files without a meta. */
+	r = ova_debris_remove(s, obj, e);
+	if (r < 0) {
+		wrk__fail(c, r, PROTO_CTX_STORE);
+		goto out;
+	}
+	if (removed != NULL)
+		fmt = removed->format;
+	r = wrk__result_set(c, obj, fmt, 0, 0, 0);
+	if (r == 0 && removed != NULL)
+		r = wrk__result_add_files(c, removed->files, removed->nfiles);
+out:
+	ova_result_free(removed);
+	ova_store_close(s);
+	return r;
+}

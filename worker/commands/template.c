@@ -1,0 +1,781 @@
+/*
+ * Template commands that need only the store (see commands.h for the
+ * layout and idempotency choices): DeleteTemplate, ExtractTemplate,
+ * CopyTemplate, RegisterTemplate.  CreateTemplate needs vCenter (from a VM)
+ * or a snapshot conversion and comes with a later issue.
+ */
+#include "worker/commands/cmd_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/path.h"
+#include "worker/commands/commands.h"
+#include "worker/commands/fetch.h"
+
+/* CloudStack's directory for templates: template/tmpl/<account>/<template>/. */
+#define TMPL_ROOT "template/tmpl"
+/* [download] max_size when the configuration leaves it at 0. */
+#define REGISTER_MAX_DEFAULT (1ull << 40)
+
+int
+wrk__cmd_create_template(struct wrk__cmd *c, struct sw_err *e)
+{
+	return wrk__not_implemented(c, e);
+}
+
+/*
+ * Whether template.properties p names object NAME: 1 yes, 0 another
+ * object, -1 no object at all.
+ */
+static int
+props_names(const struct wrk_props *p, const char *name, const char **ret_other)
+{
+	const char *u = wrk_props_get(p, "uniquename");
+	const char *f = wrk_props_get(p, "filename");
+	char want[SW_NAME_MAX + 8];
+
+	if (ret_other != NULL)
+		*ret_other = u != NULL ? u : f;
+	if ((u == NULL || u[0] == '\0') && (f == NULL || f[0] == '\0'))
+		return -1;
+	if (u != NULL && strcmp(u, name) == 0)
+		return 1;
+	if (snprintf(want, sizeof(want), "%s.ova", name) >= (int)sizeof(want))
+		return 0;
+	if (f != NULL && strcmp(f, want) == 0)
+		return 1;
+	return 0;
+}
+
+static int
+tprops_path(char *out, size_t outsz, const char *dir)
+{
+	return dir[0] != '\0' ? sw_path_fmt(out, outsz, "%s/%s", dir, WRK_TPROPS_NAME) :
+	    sw_path_fmt(out, outsz, "%s", WRK_TPROPS_NAME);
+}
+
+/* Adds DIR/template.properties to the result. */
+static int
+add_tprops_file(struct wrk__cmd *c, const char *dir, uint64_t size)
+{
+	char path[SW_PATH_MAX];
+	int r;
+
+	r = tprops_path(path, sizeof(path), dir);
+	if (r < 0)
+		return r;
+	return wrk__result_add_file(c, path, size, NULL);
+}
+
+/* --------------------------------------------------------- DeleteTemplate */
+
+/* Removes DIR when it is empty; anything else (not empty, absent) is fine. */
+static void
+rmdir_if_empty(struct ova_store *s, const char *dir)
+{
+	char parent[SW_PATH_MAX], base[SW_NAME_MAX + 1];
+	int pfd;
+
+	if (dir[0] == '\0' || sw_path_split(dir, parent, sizeof(parent), base, sizeof(base)) < 0)
+		return;
+	pfd = sw_dir_open_beneath(ova_store_fd(s), parent, 0, 0, NULL);
+	if (pfd < 0)
+		return;
+	if (unlinkat(pfd, base, AT_REMOVEDIR) == 0)
+		fsync(pfd);
+	close(pfd);
+}
+
+int
+wrk__cmd_delete_template(struct wrk__cmd *c, struct sw_err *e)
+{
+	const char *obj = c->cmd->args.delete_template.path;
+	char dir[SW_PATH_MAX], name[SW_NAME_MAX + 1];
+	struct ova_result *removed = NULL;
+	struct wrk_props *props = NULL;
+	struct ova_store *s = NULL;
+	enum ova_format fmt = OVA_FMT_ABSENT;
+	uint64_t psize = 0;
+	int r, dfd = -1, had_props = 0;
+
+	r = wrk__split(obj, dir, sizeof(dir), name, sizeof(name), e);
+	if (r < 0)
+		return wrk__fail(c, r, PROTO_CTX_STORE);
+	r = wrk__store_open(c, c->cmd->store.url, &s, NULL, e);
+	if (r < 0)
+		return r;
+	dfd = wrk__dir_open(s, dir, 0, e);
+	if (dfd == SW_ENOTFOUND) {
+		/* Nothing there at all: deleted already. */
+		r = wrk__result_set(c, obj, OVA_FMT_ABSENT, 0, 0, 0);
+		goto out;
+	}
+	if (dfd < 0) {
+		r = wrk__fail(c, dfd, PROTO_CTX_STORE);
+		goto out;
+	}
+	/*
+	 * template.properties goes first so that CloudStack's listing never
+	 * sees a template whose files are half gone.  One that names another
+	 * object of the directory stays; an unreadable one is removed with the
+	 * template it describes.
+	 */
+	r = wrk_tprops_read(dfd, &props, NULL, e);
+	if (r == 0 && props_names(props, name, NULL) != 0)
+		had_props = 1;
+	else if (r == SW_EFORMAT || r == SW_ETOOBIG || r == SW_EPATH)
+		had_props = 1;
+	else if (r < 0 && r != SW_ENOTFOUND) {
+		wrk__fail(c, r, PROTO_CTX_STORE);
+		goto out;
+	}
+	if (had_props) {
+		r = wrk_tprops_remove(dfd, &psize, e);
+		if (r < 0) {
+			wrk__fail(c, r, PROTO_CTX_STORE);
+			goto out;
+		}
+		had_props = r;
+	}
+	r = ova_delete(s, obj, &removed, e);
+	if (r < 0) {
+		wrk__fail(c, r, PROTO_CTX_STORE);
+		goto out;
+	}
+	r = ova_debris_remove(s, obj, e);
+	if (r < 0) {
+		wrk__fail(c, r, PROTO_CTX_STORE);
+		goto out;
+	}
+	if (removed != NULL)
+		fmt = removed->format;
+	close(dfd);
+	dfd = -1;
+	rmdir_if_empty(s, dir);
+	r = wrk__result_set(c, obj, fmt, 0, 0, 0);
+	if (r == 0 && had_props)
+		r = add_tprops_file(c, dir, psize);
+	if (r == 0 && removed != NULL)
+		r = wrk__result_add_files(c, removed->files, removed->nfiles);
+out:
+	if (dfd >= 0)
+		close(dfd);
+	wrk_props_free(props);
+	ova_result_free(removed);
+	ova_store_close(s);
+	return r;
+}
+
+/* -------------------------------------------------------- ExtractTemplate */
+
+/* The extract area, created when missing (the operator names it; it is trusted). */
+static int
+extract_dir_open(const struct wrk_store *ws, struct sw_err *e)
+{
+	char def[SW_PATH_MAX];
+	const char *path = ws->extract_dir;
+	int fd;
+
+	if (path == NULL) {
+		if (sw_path_fmt(def, sizeof(def), "%s/extract", ws->mount) < 0)
+			return sw_errf(e, -ENAMETOOLONG, "extract area: path too long");
+		path = def;
+	}
+	fd = sw_root_open(path, e);
+	if (fd == -ENOENT) {
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			return sw_errno(e, errno, "extract area");
+		fd = sw_root_open(path, e);
+	}
+	if (fd < 0)
+		sw_errctx(e, "extract area");
+	return fd;
+}
+
+/* "<NAME>-<command id>.ova", or "<command id>.ova" when that is too long a name. */
+static void
+extract_name(const struct wrk__cmd *c, const char *name, char *out, size_t outsz)
+{
+	int n = snprintf(out, outsz, "%s-%s.ova", name, c->cmd->id);
+
+	if (n < 0 || (size_t)n >= outsz || (size_t)n > SW_NAME_MAX)
+		snprintf(out, outsz, "%s.ova", c->cmd->id);
+}
+
+/*
+ * Whether an .ova already in the extract area is this command's complete
+ * output.  It was renamed into place whole, so only a changed object can
+ * make it wrong: a legacy archive is exposed as is (same size); a generated
+ * one is the object's files plus tar headers and padding.
+ */
+static int
+extract_size_ok(const struct ova_info *info, uint64_t size)
+{
+	uint64_t lo, hi, members = info->nfiles + 1;
+
+	if (info->format == OVA_FMT_OVA)
+		return size == info->physical_size;
+	lo = info->physical_size + 1024;
+	hi = info->physical_size + members * (3 * 512 + 511 + 1024) + 20480;
+	return size >= lo && size <= hi;
+}
+
+static int
+tmp_name(char *out, size_t outsz, const char *base, struct sw_err *e)
+{
+	unsigned char rnd[6];
+	char hex[13];
+
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return sw_errno(e, errno, "getrandom");
+	sw_hex(rnd, sizeof(rnd), hex);
+	if (snprintf(out, outsz, ".%.200s.%s.part", base, hex) >= (int)outsz)
+		return sw_errf(e, -ENAMETOOLONG, "temporary name too long");
+	return 0;
+}
+
+/*
+ * A legacy NAME.ova is already what the user downloads: expose that file
+ * instead of writing a second copy.  A hard link costs nothing; across file
+ * systems a reflink (FICLONE) may still share the blocks; only when neither
+ * works is it copied (ovastore's pack copies a legacy archive as is).
+ */
+static int
+expose_legacy(struct wrk__cmd *c, struct ova_store *s, const struct ova_info *info, int xfd,
+    const char *out, uint64_t *ret_size, struct sw_err *e)
+{
+	char rel[SW_PATH_MAX], file[SW_NAME_MAX + 1], tmp[SW_NAME_MAX + 1];
+	struct stat st, lst;
+	int sfd = -1, dfd = -1, tfd = -1, r;
+
+	if (snprintf(file, sizeof(file), "%s.ova", info->name) >= (int)sizeof(file))
+		return sw_errf(e, -ENAMETOOLONG, "object name too long");
+	r = info->dir[0] != '\0' ? sw_path_fmt(rel, sizeof(rel), "%s/%s", info->dir, file) :
+	    sw_path_fmt(rel, sizeof(rel), "%s", file);
+	if (r < 0)
+		return sw_errf(e, r, "object path too long");
+	sfd = sw_open_beneath(ova_store_fd(s), rel, O_RDONLY, 0, e);
+	if (sfd < 0)
+		return sfd;
+	if (fstat(sfd, &st) < 0) {
+		r = sw_errno(e, errno, "%s", rel);
+		goto out;
+	}
+	dfd = wrk__dir_open(s, info->dir, 0, e);
+	if (dfd < 0) {
+		r = dfd;
+		goto out;
+	}
+	if (linkat(dfd, file, xfd, out, 0) == 0) {
+		/*
+		 * linkat does not follow a symbolic link but would link one that
+		 * replaced the file since it was opened: make sure the new name is
+		 * the very file that was checked.
+		 */
+		if (fstatat(xfd, out, &lst, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(lst.st_mode) ||
+		    lst.st_ino != st.st_ino || lst.st_dev != st.st_dev) {
+			unlinkat(xfd, out, 0);
+			r = sw_errf(e, SW_EPATH, "%s changed while it was linked", rel);
+			goto out;
+		}
+		if (fsync(xfd) < 0) {
+			r = sw_errno(e, errno, "extract area: fsync");
+			goto out;
+		}
+		log_debug("%s: extract: hard link of %s", c->cmd->id, rel);
+		*ret_size = (uint64_t)st.st_size;
+		r = 0;
+		goto out;
+	}
+	if (errno != EXDEV && errno != EPERM && errno != EMLINK && errno != EOPNOTSUPP) {
+		r = sw_errno(e, errno, "extract area: link");
+		goto out;
+	}
+	r = tmp_name(tmp, sizeof(tmp), out, e);
+	if (r < 0)
+		goto out;
+	tfd = openat(xfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (tfd < 0) {
+		r = sw_errno(e, errno, "extract area: %s", tmp);
+		goto out;
+	}
+	if (ioctl(tfd, FICLONE, sfd) == 0 && fsync(tfd) == 0 &&
+	    renameat(xfd, tmp, xfd, out) == 0) {
+		fsync(xfd);
+		log_debug("%s: extract: reflink of %s", c->cmd->id, rel);
+		*ret_size = (uint64_t)st.st_size;
+		r = 0;
+		goto out;
+	}
+	unlinkat(xfd, tmp, 0);
+	log_debug("%s: extract: copy of %s", c->cmd->id, rel);
+	r = ova_pack_at(s, info->install_path, xfd, out, 0, ret_size, e);
+out:
+	if (tfd >= 0)
+		close(tfd);
+	if (dfd >= 0)
+		close(dfd);
+	close(sfd);
+	return r;
+}
+
+int
+wrk__cmd_extract_template(struct wrk__cmd *c, struct sw_err *e)
+{
+	const char *obj = c->cmd->args.extract_template.path;
+	const struct wrk_store *ws = NULL;
+	struct ova_store *s = NULL;
+	struct ova_info *info = NULL;
+	char out[SW_NAME_MAX + 1];
+	struct stat st;
+	uint64_t size = 0;
+	int r, xfd = -1;
+
+	r = wrk__store_open(c, c->cmd->store.url, &s, &ws, e);
+	if (r < 0)
+		return r;
+	r = ova_inspect(s, obj, &info, e);
+	if (r < 0) {
+		wrk__fail(c, r, PROTO_CTX_STORE);
+		goto out;
+	}
+	xfd = extract_dir_open(ws, e);
+	if (xfd < 0) {
+		r = wrk__fail(c, xfd, PROTO_CTX_STORE);
+		goto out;
+	}
+	extract_name(c, info->name, out, sizeof(out));
+	if (fstatat(xfd, out, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (S_ISREG(st.st_mode) && extract_size_ok(info, (uint64_t)st.st_size)) {
+			/* A redelivery: the first delivery's output is complete. */
+			size = (uint64_t)st.st_size;
+			goto answer;
+		}
+		if (unlinkat(xfd, out, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0) {
+			r = wrk__fail(c, sw_errno(e, errno, "extract area: %s", out), PROTO_CTX_STORE);
+			goto out;
+		}
+	} else if (errno != ENOENT) {
+		r = wrk__fail(c, sw_errno(e, errno, "extract area: %s", out), PROTO_CTX_STORE);
+		goto out;
+	}
+	if (info->format == OVA_FMT_OVA)
+		r = expose_legacy(c, s, info, xfd, out, &size, e);
+	else
+		r = ova_pack_at(s, obj, xfd, out, 0, &size, e);
+	if (r < 0) {
+		wrk__fail(c, r, PROTO_CTX_STORE);
+		goto out;
+	}
+answer:
+	r = wrk__result_set(c, info->install_path, info->format, 1, info->physical_size,
+	    info->virtual_size);
+	if (r == 0)
+		r = wrk__result_download(c, out, size);
+out:
+	if (xfd >= 0)
+		close(xfd);
+	ova_info_free(info);
+	ova_store_close(s);
+	return r;
+}
+
+/* ----------------------------------------------------------- CopyTemplate */
+
+/* Same format and the same files with the same sizes. */
+static int
+same_object(const struct ova_info *a, const struct ova_info *b, char *why, size_t whysz)
+{
+	size_t i;
+
+	if (a->format != b->format) {
+		snprintf(why, whysz, "format %s, the source's is %s", ova_format_name(b->format),
+		    ova_format_name(a->format));
+		return 0;
+	}
+	if (a->nfiles != b->nfiles) {
+		snprintf(why, whysz, "%zu files, the source has %zu", b->nfiles, a->nfiles);
+		return 0;
+	}
+	for (i = 0; i < a->nfiles; i++) {
+		if (strcmp(a->files[i].path, b->files[i].path) != 0 ||
+		    a->files[i].size != b->files[i].size) {
+			snprintf(why, whysz, "%s has %" PRIu64 " bytes, the source's %s %" PRIu64,
+			    b->files[i].path, b->files[i].size, a->files[i].path, a->files[i].size);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/*
+ * Copies DIR/template.properties when it describes the object, byte for
+ * byte and after the object's meta (so it never describes a template whose
+ * copy is incomplete).  Adds it to the result when the destination has it.
+ */
+static int
+copy_tprops(struct wrk__cmd *c, struct ova_store *src, struct ova_store *dst, const char *dir,
+    const char *name, struct sw_err *e)
+{
+	struct wrk_props *props = NULL;
+	char *sbuf = NULL, *dbuf = NULL;
+	size_t slen = 0, dlen = 0;
+	int sfd = -1, dfd = -1, r;
+
+	sfd = wrk__dir_open(src, dir, 0, e);
+	if (sfd == SW_ENOTFOUND)
+		return 0;
+	if (sfd < 0)
+		return sfd;
+	r = wrk_tprops_read_raw(sfd, &sbuf, &slen, e);
+	if (r == SW_ENOTFOUND) {
+		r = 0;
+		goto out;
+	}
+	if (r < 0)
+		goto out;
+	r = wrk_props_parse(sbuf, slen, &props, e);
+	if (r < 0 || props_names(props, name, NULL) != 1) {
+		/* Not this object's record: the copy stands without it. */
+		r = 0;
+		goto out;
+	}
+	dfd = wrk__dir_open(dst, dir, 1, e);
+	if (dfd < 0) {
+		r = dfd;
+		goto out;
+	}
+	r = wrk_tprops_read_raw(dfd, &dbuf, &dlen, e);
+	if (r == 0 && dlen == slen && memcmp(dbuf, sbuf, slen) == 0)
+		r = 0;
+	else if (r == 0 || r == SW_ENOTFOUND || r == SW_EFORMAT || r == SW_ETOOBIG)
+		r = wrk_tprops_write_raw(dfd, sbuf, slen, e);
+	if (r == 0)
+		r = add_tprops_file(c, dir, slen);
+out:
+	if (sfd >= 0)
+		close(sfd);
+	if (dfd >= 0)
+		close(dfd);
+	wrk_props_free(props);
+	free(sbuf);
+	free(dbuf);
+	return r;
+}
+
+int
+wrk__cmd_copy_template(struct wrk__cmd *c, struct sw_err *e)
+{
+	const char *obj = c->cmd->args.copy_template.path;
+	char dir[SW_PATH_MAX], name[SW_NAME_MAX + 1], why[256];
+	struct ova_store *src = NULL, *dst = NULL;
+	struct ova_info *sinfo = NULL, *dinfo = NULL;
+	struct ova_result *res = NULL;
+	struct sw_err e2;
+	enum ova_format dfmt = OVA_FMT_ABSENT;
+	int r;
+
+	r = wrk__split(obj, dir, sizeof(dir), name, sizeof(name), e);
+	if (r < 0)
+		return wrk__fail(c, r, PROTO_CTX_STORE);
+	r = wrk__store_open(c, c->cmd->store.url, &src, NULL, e);
+	if (r < 0)
+		return r;
+	r = wrk__store_open(c, c->cmd->args.copy_template.dest_store.url, &dst, NULL, e);
+	if (r < 0) {
+		sw_errctx(e, "args.dest_store");
+		goto out;
+	}
+	r = ova_inspect(src, obj, &sinfo, e);
+	if (r < 0 && r != SW_ENOTFOUND) {
+		wrk__fail(c, r, PROTO_CTX_STORE);
+		goto out;
+	}
+	r = ova_detect(dst, obj, &dfmt, e);
+	if (r < 0) {
+		wrk__fail(c, r, PROTO_CTX_STORE);
+		goto out;
+	}
+	if (dfmt != OVA_FMT_ABSENT) {
+		/*
+		 * The destination has the object: a redelivery (or a copy made
+		 * otherwise).  It stands if it is intact and, while the source
+		 * still exists, the same object.
+		 */
+		r = ova_inspect(dst, obj, &dinfo, e);
+		if (r == 0)
+			r = ova_verify(dst, obj, OVA_VERIFY_NO_DIGEST, e);
+		if (r < 0) {
+			sw_errctx(e, "destination");
+			wrk__fail(c, r, PROTO_CTX_STORE);
+			goto out;
+		}
+		if (sinfo != NULL && !same_object(sinfo, dinfo, why, sizeof(why))) {
+			r = wrk__fail_as(c, sw_errf(e, SW_EEXIST,
+			    "the destination store holds a different object: %s", why),
+			    PROTO_ERR_STORE_IO, 0);
+			goto out;
+		}
+	} else {
+		if (sinfo == NULL) {
+			r = wrk__fail(c, sw_errf(e, SW_ENOTFOUND, "%s: no such object", obj),
+			    PROTO_CTX_STORE);
+			goto out;
+		}
+		r = wrk__check_stop(c, e);
+		if (r == 0)
+			r = ova_copy(src, obj, dst, NULL, &res, e);
+		if (r == 0)
+			r = ova_inspect(dst, obj, &dinfo, e);
+		if (r < 0) {
+			wrk__fail(c, r, PROTO_CTX_STORE);
+			goto out;
+		}
+		if (!same_object(sinfo, dinfo, why, sizeof(why))) {
+			/* Never leave a copy that does not match behind a commit record. */
+			ova_delete(dst, obj, NULL, &e2);
+			r = wrk__fail_as(c, sw_errf(e, -EIO, "copy does not match the source: %s", why),
+			    PROTO_ERR_STORE_IO, 1);
+			goto out;
+		}
+	}
+	r = wrk__result_set(c, dinfo->install_path, dinfo->format, 1, dinfo->physical_size,
+	    dinfo->virtual_size);
+	if (r == 0)
+		r = wrk__result_add_files(c, dinfo->files, dinfo->nfiles);
+	if (r == 0)
+		r = copy_tprops(c, src, dst, dir, name, e);
+	if (r < 0)
+		wrk__fail(c, r, PROTO_CTX_STORE);
+out:
+	ova_result_free(res);
+	ova_info_free(sinfo);
+	ova_info_free(dinfo);
+	ova_store_close(src);
+	ova_store_close(dst);
+	return r;
+}
+
+/* ------------------------------------------------------- RegisterTemplate */
+
+static void
+register_progress(void *ud, int percent, uint64_t bytes)
+{
+	const struct wrk_job *j = ud;
+
+	if (j->progress != NULL)
+		j->progress(j->progress_ud, percent < 0 ? 0 : percent, bytes);
+}
+
+static const char *
+checksum_alg(enum proto_checksum_alg a)
+{
+	switch (a) {
+	case PROTO_CHECKSUM_SHA256: return "sha256";
+	case PROTO_CHECKSUM_MD5: return "md5";
+	default: return NULL;
+	}
+}
+
+/* Answers with what is on the share: the object, then template.properties. */
+static int
+register_answer(struct wrk__cmd *c, struct ova_store *s, const char *obj, const char *dir,
+    uint64_t psize, struct sw_err *e)
+{
+	struct ova_info *info = NULL;
+	int r;
+
+	r = ova_inspect(s, obj, &info, e);
+	if (r == 0)
+		r = wrk__result_set(c, info->install_path, info->format, 1, info->physical_size,
+		    info->virtual_size);
+	if (r == 0)
+		r = wrk__result_add_files(c, info->files, info->nfiles);
+	if (r == 0)
+		r = add_tprops_file(c, dir, psize);
+	ova_info_free(info);
+	return r;
+}
+
+/*
+ * 1 when the share holds this command's registration already: its
+ * template.properties names the object, the object is committed and intact,
+ * and the checksum recorded is the one asked for.
+ */
+static int
+register_done(struct wrk__cmd *c, struct ova_store *s, const char *obj, const char *name,
+    const struct wrk_props *props)
+{
+	const struct proto_args_register_template *a = &c->cmd->args.register_template;
+	const char *sum = wrk_props_get(props, "checksum");
+	enum ova_format fmt = OVA_FMT_ABSENT;
+
+	if (props_names(props, name, NULL) != 1)
+		return 0;
+	if (ova_detect(s, obj, &fmt, NULL) < 0 || fmt != OVA_FMT_OVF)
+		return 0;
+	if (a->checksum.alg != PROTO_CHECKSUM_NONE &&
+	    (sum == NULL || strcasecmp(sum, a->checksum.hex) != 0))
+		return 0;
+	return ova_verify(s, obj, OVA_VERIFY_NO_DIGEST, NULL) == 0;
+}
+
+int
+wrk__cmd_register_template(struct wrk__cmd *c, struct sw_err *e)
+{
+	const struct proto_args_register_template *a = &c->cmd->args.register_template;
+	const struct wrk_config *cfg = c->job->cfg;
+	const char *name = c->cmd->id, *other = NULL;
+	char dir[SW_PATH_MAX], obj[SW_PATH_MAX], hex[129], otherobj[SW_PATH_MAX];
+	struct wrk_fetch_opts fo;
+	struct wrk_fetch *f = NULL;
+	struct wrk_props *props = NULL;
+	struct ova_store *s = NULL;
+	struct ova_result *res = NULL;
+	struct sw_source src;
+	struct wrk_tprops tp;
+	struct sw_err fe, e2;
+	enum ova_format fmt = OVA_FMT_ABSENT;
+	uint64_t psize = 0, bytes = 0;
+	unsigned flags = 0;
+	int r, fr, dfd = -1;
+
+	if (sw_path_fmt(dir, sizeof(dir), TMPL_ROOT "/%" PRId64 "/%" PRId64, a->account_id,
+	    a->template_id) < 0 || sw_path_fmt(obj, sizeof(obj), "%s/%s", dir, name) < 0)
+		return wrk__fail_as(c, sw_errf(e, SW_EINTERNAL, "template path too long"),
+		    PROTO_ERR_INTERNAL, 0);
+	r = wrk__store_open(c, c->cmd->store.url, &s, NULL, e);
+	if (r < 0)
+		return r;
+	dfd = wrk__dir_open(s, dir, 1, e);
+	if (dfd < 0) {
+		r = wrk__fail(c, dfd, PROTO_CTX_STORE);
+		goto out;
+	}
+
+	/* Idempotency: template.properties is the registration's commit record. */
+	r = wrk_tprops_read(dfd, &props, &psize, e);
+	if (r == 0) {
+		if (register_done(c, s, obj, name, props)) {
+			r = register_answer(c, s, obj, dir, psize, e);
+			if (r < 0)
+				wrk__fail(c, r, PROTO_CTX_STORE);
+			goto out;
+		}
+		if (props_names(props, name, &other) == 0 && other != NULL) {
+			char oname[SW_NAME_MAX + 1];
+			size_t olen = strlen(other);
+
+			/* filename= carries ".ova"; the object's name does not. */
+			if (olen > 4 && strcmp(other + olen - 4, ".ova") == 0)
+				olen -= 4;
+			if (olen <= SW_NAME_MAX) {
+				memcpy(oname, other, olen);
+				oname[olen] = '\0';
+				if (sw_name_check(oname, NULL) == 0 &&
+				    sw_path_fmt(otherobj, sizeof(otherobj), "%s/%s", dir, oname) == 0 &&
+				    ova_detect(s, otherobj, &fmt, NULL) == 0 && fmt != OVA_FMT_ABSENT) {
+					r = wrk__fail_as(c, sw_errf(e, SW_EEXIST,
+					    "template %" PRId64 " is registered already (as %s)",
+					    a->template_id, oname), PROTO_ERR_STORE_IO, 0);
+					goto out;
+				}
+			}
+		}
+	} else if (r != SW_ENOTFOUND && r != SW_EFORMAT && r != SW_ETOOBIG) {
+		wrk__fail(c, r, PROTO_CTX_STORE);
+		goto out;
+	}
+	wrk_props_free(props);
+	props = NULL;
+	/*
+	 * An object without a matching template.properties is an earlier
+	 * attempt that died between its meta and its record (or whose download
+	 * failed its checksum after the unpack committed): replace it.
+	 */
+	r = ova_detect(s, obj, &fmt, e);
+	if (r < 0) {
+		wrk__fail(c, r, PROTO_CTX_STORE);
+		goto out;
+	}
+	if (fmt != OVA_FMT_ABSENT)
+		flags |= OVA_UNPACK_REPLACE;
+
+	memset(&fo, 0, sizeof(fo));
+	fo.allow = cfg->allow;
+	fo.nallow = cfg->nallow;
+	fo.max_size = cfg->download_max_size != 0 ? cfg->download_max_size : REGISTER_MAX_DEFAULT;
+	fo.max_redirects = cfg->download_max_redirects;
+	fo.deadline_ms = c->job->deadline_ms;
+	fo.cancel = c->job->cancel;
+	fo.checksum_alg = checksum_alg(a->checksum.alg);
+	fo.checksum_hex = fo.checksum_alg != NULL ? a->checksum.hex : NULL;
+	fo.progress = register_progress;
+	fo.progress_ud = (void *)(uintptr_t)c->job;
+	r = wrk_fetch_open(a->url, &fo, &f, e);
+	if (r < 0) {
+		wrk__fail(c, r, PROTO_CTX_DOWNLOAD);
+		goto out;
+	}
+	/* The unpack reads the body as it arrives: no temporary .ova on the share. */
+	src = wrk_fetch_source(f);
+	r = ova_unpack(s, obj, &src, flags, &res, e);
+	if (r < 0) {
+		fr = wrk_fetch_error(f, &fe);
+		if (fr != 0) {
+			/* The download failed, not the store: report the download's error. */
+			r = sw_errf(e, fr, "%s", fe.msg);
+			wrk__fail(c, r, PROTO_CTX_DOWNLOAD);
+		} else {
+			wrk__fail(c, r, PROTO_CTX_STORE);
+		}
+		goto out;
+	}
+	/* What the unpack did not need (tar padding) still belongs to the checksum. */
+	r = wrk_fetch_finish(f, &bytes, hex, sizeof(hex), e);
+	if (r < 0) {
+		ova_delete(s, obj, NULL, &e2);
+		wrk__fail(c, r, PROTO_CTX_DOWNLOAD);
+		goto out;
+	}
+	log_debug("%s: downloaded %" PRIu64 " bytes", c->cmd->id, bytes);
+
+	memset(&tp, 0, sizeof(tp));
+	tp.id = a->template_id;
+	tp.uniquename = name;
+	tp.size = res->physical_size;
+	/* CloudStack takes a template with virtualsize 0 for corrupt. */
+	tp.virtual_size = res->virtual_size != 0 ? res->virtual_size : res->physical_size;
+	tp.checksum = fo.checksum_alg != NULL ? a->checksum.hex : NULL;
+	r = wrk_tprops_write(dfd, &tp, &psize, e);
+	if (r < 0) {
+		wrk__fail(c, r, PROTO_CTX_STORE);
+		goto out;
+	}
+	r = wrk__result_set(c, res->install_path, res->format, 1, res->physical_size,
+	    res->virtual_size);
+	if (r == 0)
+		r = wrk__result_add_files(c, res->files, res->nfiles);
+	if (r == 0)
+		r = add_tprops_file(c, dir, psize);
+out:
+	if (dfd >= 0)
+		close(dfd);
+	wrk_fetch_free(f);
+	wrk_props_free(props);
+	ova_result_free(res);
+	ova_store_close(s);
+	return r;
+}

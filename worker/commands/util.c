@@ -1,0 +1,198 @@
+/* What the command implementations share: errors, stores, event results. */
+#include "worker/commands/cmd_int.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/io.h"
+#include "common/path.h"
+#include "worker/commands/commands.h"
+
+int
+wrk__fail(struct wrk__cmd *c, int code, enum proto_errctx ctx)
+{
+	bool retry = false;
+
+	/* The daemon raises the same flag for a passed deadline and for shutdown. */
+	if (code == -ECANCELED && c->job->deadline_ms != 0 && sw_mono_ms() >= c->job->deadline_ms)
+		code = -ETIMEDOUT;
+	c->errcode = proto_errcode_from_sw(code, ctx, &retry);
+	c->retryable = retry;
+	return code;
+}
+
+int
+wrk__fail_as(struct wrk__cmd *c, int code, enum proto_errcode pe, int retryable)
+{
+	c->errcode = pe;
+	c->retryable = retryable;
+	return code;
+}
+
+int
+wrk__check_stop(const struct wrk__cmd *c, struct sw_err *e)
+{
+	const struct wrk_job *j = c->job;
+
+	if (j->deadline_ms != 0 && sw_mono_ms() >= j->deadline_ms)
+		return sw_errf(e, -ETIMEDOUT, "deadline passed");
+	if (j->cancel != NULL && *j->cancel)
+		return sw_errf(e, -ECANCELED, "cancelled");
+	return 0;
+}
+
+int
+wrk__store_open(struct wrk__cmd *c, const char *url, struct ova_store **ret_store,
+    const struct wrk_store **ret_ws, struct sw_err *e)
+{
+	const struct wrk_store *ws;
+	int r;
+
+	ws = url != NULL && c->job->cfg != NULL ? wrk_config_store(c->job->cfg, url) : NULL;
+	if (ws == NULL) {
+		/* The URL is the publisher's and may be long: only its length is worth saying. */
+		return wrk__fail_as(c, sw_errf(e, SW_ENOTFOUND,
+		    "store.url: no store configured for this URL (%zu bytes)",
+		    url != NULL ? strlen(url) : 0), PROTO_ERR_UNKNOWN_STORE, 0);
+	}
+	r = ova_store_open(ws->mount, ret_store, e);
+	if (r < 0) {
+		sw_errctx(e, "store mount");
+		/* A missing or stale mount may come back: let another delivery try. */
+		return wrk__fail_as(c, r, PROTO_ERR_STORE_IO, 1);
+	}
+	if (ret_ws != NULL)
+		*ret_ws = ws;
+	return 0;
+}
+
+void
+wrk_cmd_result_clear(struct proto_event *ev)
+{
+	size_t i;
+
+	if (ev == NULL)
+		return;
+	free((void *)ev->result.install_path);
+	for (i = 0; i < ev->result.nfiles; i++) {
+		free((void *)ev->result.files[i].path);
+		free((void *)ev->result.files[i].sha256);
+	}
+	free((void *)ev->result.files);
+	free((void *)ev->result.download.path);
+	memset(&ev->result, 0, sizeof(ev->result));
+}
+
+static enum proto_format
+proto_fmt(enum ova_format f)
+{
+	switch (f) {
+	case OVA_FMT_OVF: return PROTO_FORMAT_OVF;
+	case OVA_FMT_OVA: return PROTO_FORMAT_OVA;
+	default: return PROTO_FORMAT_NONE;
+	}
+}
+
+int
+wrk__result_set(struct wrk__cmd *c, const char *install_path, enum ova_format fmt,
+    int has_sizes, uint64_t physical, uint64_t virtual_size)
+{
+	struct proto_result *res = &c->ev->result;
+	char *p = NULL;
+
+	if (install_path != NULL && (p = strdup(install_path)) == NULL)
+		return -ENOMEM;
+	free((void *)res->install_path);
+	res->install_path = p;
+	res->format = proto_fmt(fmt);
+	res->has_sizes = has_sizes != 0;
+	res->physical_size = physical;
+	res->virtual_size = virtual_size;
+	return 0;
+}
+
+int
+wrk__result_add_file(struct wrk__cmd *c, const char *path, uint64_t size, const char *sha256)
+{
+	struct proto_result *res = &c->ev->result;
+	struct proto_file *nf;
+	char *p, *h = NULL;
+
+	if (res->nfiles >= PROTO_FILES_MAX)
+		return SW_ETOOBIG;
+	p = strdup(path);
+	if (p == NULL)
+		return -ENOMEM;
+	if (sha256 != NULL && sha256[0] != '\0' && (h = strdup(sha256)) == NULL) {
+		free(p);
+		return -ENOMEM;
+	}
+	nf = realloc((void *)res->files, (res->nfiles + 1) * sizeof(*nf));
+	if (nf == NULL) {
+		free(p);
+		free(h);
+		return -ENOMEM;
+	}
+	nf[res->nfiles].path = p;
+	nf[res->nfiles].size = size;
+	nf[res->nfiles].sha256 = h;
+	res->files = nf;
+	res->nfiles++;
+	return 0;
+}
+
+int
+wrk__result_add_files(struct wrk__cmd *c, const struct ova_file *files, size_t n)
+{
+	size_t i;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		r = wrk__result_add_file(c, files[i].path, files[i].size, files[i].sha256);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int
+wrk__result_download(struct wrk__cmd *c, const char *path, uint64_t size)
+{
+	struct proto_result *res = &c->ev->result;
+	char *p = strdup(path);
+
+	if (p == NULL)
+		return -ENOMEM;
+	free((void *)res->download.path);
+	res->has_download = true;
+	res->download.path = p;
+	res->download.size = size;
+	return 0;
+}
+
+int
+wrk__split(const char *obj, char *dir, size_t dirsz, char *name, size_t namesz,
+    struct sw_err *e)
+{
+	return ova_object_split(obj, dir, dirsz, name, namesz, e);
+}
+
+int
+wrk__dir_open(struct ova_store *s, const char *dir, int create, struct sw_err *e)
+{
+	int fd = sw_dir_open_beneath(ova_store_fd(s), dir, create, 0755, e);
+
+	if (fd == -ENOENT)
+		return sw_errf(e, SW_ENOTFOUND, "directory '%s' absent", dir);
+	return fd;
+}
+
+int
+wrk__not_implemented(struct wrk__cmd *c, struct sw_err *e)
+{
+	return wrk__fail_as(c, sw_errf(e, SW_EUNSUPPORTED,
+	    "%s is not implemented in this build (it needs vCenter support)",
+	    proto_type_name(c->cmd->type)), PROTO_ERR_INTERNAL, 0);
+}
