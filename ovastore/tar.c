@@ -57,21 +57,25 @@ ova__tar_check_entry(struct archive_entry *ent, unsigned count, char *base, size
 	if (len > TAR_MAX_PATH)
 		return sw_errf(e, SW_ETOOBIG, "tar member %u: name longer than %d bytes", count,
 		    TAR_MAX_PATH);
+	/*
+	 * Type first (a directory's "dir/" would otherwise read as a bad name).
+	 * Messages name the member by number: its name is not yet known safe.
+	 */
+	if (archive_entry_hardlink(ent) != NULL || archive_entry_symlink(ent) != NULL)
+		return sw_errf(e, SW_EFORMAT, "tar member %u: links are not accepted", count);
+	if (archive_entry_filetype(ent) != AE_IFREG)
+		return sw_errf(e, SW_EFORMAT,
+		    "tar member %u: not a regular file (directory, link or device)", count);
+	if (archive_entry_sparse_count(ent) > 0)
+		return sw_errf(e, SW_EFORMAT, "tar member %u: sparse members are not accepted",
+		    count);
+	if (!archive_entry_size_is_set(ent) || archive_entry_size(ent) < 0)
+		return sw_errf(e, SW_EFORMAT, "tar member %u: no size", count);
 	/* "./x" is how `tar -C dir .` names things: the prefix means nothing. */
 	while (path[0] == '.' && path[1] == '/')
 		path += 2;
 	if (sw_path_check_rel(path, &pe) < 0)
 		return sw_errf(e, SW_EPATH, "tar member %u: unsafe name: %s", count, pe.msg);
-	if (archive_entry_hardlink(ent) != NULL || archive_entry_symlink(ent) != NULL)
-		return sw_errf(e, SW_EFORMAT, "tar member '%s': links are not accepted", path);
-	if (archive_entry_filetype(ent) != AE_IFREG)
-		return sw_errf(e, SW_EFORMAT,
-		    "tar member '%s': not a regular file (directory, link or device)", path);
-	if (archive_entry_sparse_count(ent) > 0)
-		return sw_errf(e, SW_EFORMAT, "tar member '%s': sparse members are not accepted",
-		    path);
-	if (!archive_entry_size_is_set(ent) || archive_entry_size(ent) < 0)
-		return sw_errf(e, SW_EFORMAT, "tar member '%s': no size", path);
 	slash = strrchr(path, '/');
 	slash = slash ? slash + 1 : path;
 	if (strlen(slash) >= basesz || strlen(slash) > OVA_TAR_MAX_NAME)
