@@ -423,9 +423,11 @@ vmw_vm_find(struct vmw_conn *c, enum vmw_vm_by by, const char *key, struct vmw_m
 			r = find_uuid(c, key, 1, ret_vm, deadline_ms, cancel, e);
 			if (r != SW_ENOTFOUND)
 				return r;
+			/* Listing every VM to match a UUID-shaped name is not worth it. */
 			r = find_uuid(c, key, 0, ret_vm, deadline_ms, cancel, e);
-			if (r != SW_ENOTFOUND)
-				return r;
+			if (r == SW_ENOTFOUND)
+				(void)sw_errf(e, r, "no VM with instance or BIOS UUID %s", key);
+			return r;
 		}
 		if (strchr(key, '/') != NULL)
 			return vmw_vm_find(c, VMW_VM_BY_PATH, key, ret_vm, deadline_ms, cancel, e);

@@ -129,12 +129,15 @@ lease_wait(struct vmw_conn *c, const struct vmw_moref *lease, struct lease_info 
 void
 vmw__lease_abort(struct vmw_conn *c, const struct vmw_moref *lease, const char *why)
 {
+	struct vmw_fault saved = c->fault;
 	struct sw_err e;
 
 	/* Cleanup runs even after a cancel or a missed deadline: a deadline of its own. */
 	if (vmw__call(c, "HttpNfcLeaseAbort", lease, NULL, VMW_CALL_IDEMPOTENT, NULL,
 	    sw_mono_ms() + CLEANUP_MS, NULL, &e) < 0)
 		log_debug("vmw: HttpNfcLeaseAbort %s after '%s' failed: %s", lease->value, why, e.msg);
+	/* The caller wants the fault that made us abort, not the abort's. */
+	c->fault = saved;
 }
 
 static int

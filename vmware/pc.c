@@ -161,6 +161,7 @@ vmw__props_all(struct vmw_conn *c, const char *type, const char *const *paths,
 	struct vmw__resp resp = { NULL, NULL };
 	struct vmw__req q;
 	struct vmw_moref view;
+	struct vmw_fault saved;
 	int r, r2;
 
 	if (c->sc.view_manager.type[0] == '\0')
@@ -192,9 +193,11 @@ vmw__props_all(struct vmw_conn *c, const char *type, const char *const *paths,
 	    retrieve(c, sw_buf_str(&q.b), cb, ud, NULL, deadline_ms, cancel, e);
 	vmw__req_free(&q);
 	/* The view is server state: destroy it even after a failure, with a short deadline of its own. */
+	saved = c->fault;
 	r2 = vmw__call(c, "DestroyView", &view, NULL, VMW_CALL_IDEMPOTENT, NULL,
 	    sw_mono_ms() + 30000, NULL, NULL);
 	(void)r2;
+	c->fault = saved;
 	return r;
 }
 

@@ -124,7 +124,7 @@ enum vmw_vm_by {
 	VMW_VM_BY_BIOS_UUID = 2,
 	VMW_VM_BY_PATH = 3,      /* inventory path, "DC0/vm/folder/name" */
 	VMW_VM_BY_NAME = 4,      /* the VM's name, unique among all VMs */
-	VMW_VM_BY_ANY = 5,       /* a UUID (instance, then BIOS), then a path, then a name */
+	VMW_VM_BY_ANY = 5,       /* a UUID (instance, then BIOS); else a path if it has a "/"; else a name */
 };
 
 /* SW_ENOTFOUND when there is no such VM (or, by name, more than one). */
