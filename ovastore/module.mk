@@ -7,3 +7,5 @@ ifneq ($(wildcard ovastore/cli.c),)
 SW_BINS += ovastore
 ovastore_BIN_SRCS := ovastore/cli.c
 endif
+# Failure injection: ENOSPC from write(), EIO from fsync() at chosen calls.
+test_ovastore_fail_LDFLAGS := -Wl,--wrap=write,--wrap=fsync
