@@ -1,0 +1,276 @@
+#!/usr/bin/env bash
+# Integration tests of the snapworker daemon and snapctl against a real
+# RabbitMQ (the runner's, from $SW_RABBITMQ_ENV; this script starts its own
+# only for the broker-restart case): topology, a command end to end with
+# confirms and reply_to, poison messages, fair dispatch across two workers,
+# redelivery after kill -9, graceful SIGTERM, broker restart, no secret in logs.
+# Every broker object gets a per-run prefix so other tests on the same broker
+# are not disturbed.  Prints "N passed, N failed".
+set -u
+here=$(cd "$(dirname "$0")/../.." && pwd)
+build=${SW_BUILD:-$here/build}
+SW=$build/bin/snapworker
+CTL=$build/bin/snapctl
+pass=0
+fail=0
+pids=()
+tmp=$(mktemp -d /tmp/swwrk.XXXXXX)
+own_broker=""
+
+ok() { echo "ok   - $*"; pass=$((pass + 1)); }
+nok() { echo "FAIL - $*"; fail=$((fail + 1)); }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else nok "$what"; fi; }
+
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	sleep 0.5
+	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	[ -n "$http_pid" ] && kill "$http_pid" 2>/dev/null
+	[ -n "$own_broker" ] && "$here/tests/rig/rabbitmq.sh" stop "$own_broker" >/dev/null 2>&1
+	rm -rf "$tmp"
+}
+http_pid=""
+trap cleanup EXIT
+
+if [ -z "${SW_RABBITMQ_ENV:-}" ] || [ ! -f "$SW_RABBITMQ_ENV" ]; then
+	echo "no broker (SW_RABBITMQ_ENV unset): run through tests/run.sh"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+# shellcheck disable=SC1090
+. "$SW_RABBITMQ_ENV"
+PW_FILE=$AMQP_PASSWORD_FILE
+PW=$(cat "$PW_FILE")
+prefix="t$$"
+mkdir -p "$tmp/store"
+
+# A slow HTTP source for RegisterTemplate: /slow/N answers 404 after N seconds,
+# which makes a command that runs for N seconds and then fails NOT_FOUND.
+cat >"$tmp/slow.py" <<'EOF'
+import http.server, socketserver, sys, time
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        try:
+            time.sleep(float(self.path.rsplit('/', 1)[1]))
+        except ValueError:
+            pass
+        self.send_response(404); self.send_header('Content-Length', '0'); self.end_headers()
+    def log_message(self, *a): pass
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+s = S(('127.0.0.1', 0), H)
+open(sys.argv[1], 'w').write(str(s.server_address[1]))
+s.serve_forever()
+EOF
+python3 "$tmp/slow.py" "$tmp/http.port" &
+http_pid=$!
+for _ in $(seq 50); do [ -s "$tmp/http.port" ] && break; sleep 0.1; done
+HTTP_PORT=$(cat "$tmp/http.port")
+
+# write_conf FILE URL PASSWORD_FILE [JOBS [GRACE]]
+write_conf() {
+	cat >"$1" <<EOF
+[worker]
+jobs = ${4:-1}
+grace = ${5:-30}
+queues = default
+[amqp]
+url = $2
+password_file = $3
+heartbeat = 5
+exchange = $prefix.commands
+events_exchange = $prefix.events
+dead_letter_exchange = $prefix.dlx
+dead_letter_queue = $prefix.dead
+[store]
+nfs://10.0.0.5/export/secondary = $tmp/store
+[download]
+allow = 127.0.0.0/8
+EOF
+}
+
+# start_worker CONF LOG NAME: starts a worker, records its PID in $wpid.
+start_worker() {
+	SNAPWORKER_WORKER_NAME=$3 "$SW" run -c "$1" 2>"$2" &
+	wpid=$!
+	pids+=("$wpid")
+}
+
+uuid() { cat /proc/sys/kernel/random/uuid; }
+
+delete_cmd() {
+	printf '{"version":1,"id":"%s","type":"DeleteSnapshot","store":{"url":"nfs://10.0.0.5/export/secondary"},"args":{"path":"snapshots/1/2/%s/%s"}}' "$1" "$1" "$1"
+}
+slow_cmd() { # id seconds
+	printf '{"version":1,"id":"%s","type":"RegisterTemplate","store":{"url":"nfs://10.0.0.5/export/secondary"},"args":{"url":"http://127.0.0.1:%s/slow/%s","account_id":2,"template_id":7}}' "$1" "$HTTP_PORT" "$2"
+}
+
+# consumers QUEUE: consumer count through a passive declare (immediate, unlike list_queues).
+queue_line() { "$CTL" -c "$conf" --password-file "$PW_FILE" status 2>/dev/null | grep "^$1 "; }
+consumers() { queue_line "$1" | awk '{print $3}'; }
+ready() { queue_line "$1" | awk '{print $2}'; }
+
+wait_consumers() { # queue n
+	local i
+	for i in $(seq 100); do [ "$(consumers "$1")" = "$2" ] && return 0; sleep 0.1; done
+	return 1
+}
+
+conf=$tmp/w.conf
+write_conf "$conf" "$AMQP_URL" "$PW_FILE" 1 30
+Q=$prefix.commands.default
+
+# --- topology and a command end to end ------------------------------------------
+start_worker "$conf" "$tmp/w1.log" w1
+w1=$wpid
+check "worker consumes its queue" wait_consumers "$Q" 1
+args=$($RABBITMQCTL list_queues name type arguments 2>/dev/null | grep "^$Q	")
+check "command queue is a quorum queue" grep -q quorum <<<"$args"
+check "command queue has x-delivery-limit 5" grep -q 'x-delivery-limit.*5' <<<"$args"
+check "command queue dead-letters to the DLX" grep -q "$prefix.dlx" <<<"$args"
+check "exchanges declared" bash -c "$RABBITMQCTL list_exchanges name type 2>/dev/null | grep -q '^$prefix.events	topic' && $RABBITMQCTL list_exchanges name type 2>/dev/null | grep -q '^$prefix.dlx	fanout'"
+
+id=$(uuid)
+delete_cmd "$id" >"$tmp/c1.json"
+"$CTL" -c "$conf" --password-file "$PW_FILE" submit --wait --timeout 20 "$tmp/c1.json" >"$tmp/c1.out" 2>/dev/null
+rc=$?
+check "submit --wait exits 0 on success" [ $rc -eq 0 ]
+check "final event arrives through reply_to" grep -q "\"id\":\"$id\".*\"status\":\"succeeded\"" "$tmp/c1.out"
+check "exactly one final event printed" [ "$(grep -c '"status":"succeeded"' "$tmp/c1.out")" = 1 ]
+check "log line carries the command id" grep -q "\"cmd_id\":\"$id\"" "$tmp/w1.log"
+
+# The password from the environment works too, and argv never carries it.
+SNAPCTL_PASSWORD=$PW "$CTL" -c "$conf" submit --wait --timeout 20 "$tmp/c1.json" >/dev/null 2>&1
+check "SNAPCTL_PASSWORD is accepted (redelivered id answered again)" [ $? -eq 0 ]
+
+# --- poison messages ----------------------------------------------------------------
+dead_before=$(ready "$prefix.dead")
+printf '{"garbage' >"$tmp/p1.json"
+"$CTL" -c "$conf" --password-file "$PW_FILE" submit "$tmp/p1.json" >/dev/null 2>&1
+pid_bad=$(uuid)
+printf '{"version":1,"id":"%s","type":"DeleteSnapshot","store":{"url":"nfs://x/y"},"args":{"path":"/etc/passwd"}}' "$pid_bad" >"$tmp/p2.json"
+"$CTL" -c "$conf" --password-file "$PW_FILE" submit --wait --timeout 20 "$tmp/p2.json" >"$tmp/p2.out" 2>/dev/null
+rc=$?
+check "invalid command with an id: failed event, exit 1" [ $rc -eq 1 ]
+check "failed event says INVALID_COMMAND" grep -q '"code":"INVALID_COMMAND"' "$tmp/p2.out"
+dead_ok() {
+	local i
+	for i in $(seq 50); do
+		[ "$(ready "$prefix.dead")" -ge $((dead_before + 2)) ] 2>/dev/null && return 0
+		sleep 0.2
+	done
+	return 1
+}
+check "both poison messages land in the dead-letter queue" dead_ok
+check "worker survived the poison messages" kill -0 "$w1"
+
+# --- fair dispatch: a slow command does not hold up others ------------------------
+start_worker "$conf" "$tmp/w2.log" w2
+w2=$wpid
+check "second worker consumes" wait_consumers "$Q" 2
+slow=$(uuid)
+slow_cmd "$slow" 6 >"$tmp/slow.json"
+"$CTL" -c "$conf" --password-file "$PW_FILE" submit --wait --timeout 30 "$tmp/slow.json" >"$tmp/slow.out" 2>/dev/null &
+slow_ctl=$!
+sleep 0.5
+t0=$(date +%s%N)
+all=0
+for i in $(seq 10); do
+	delete_cmd "$(uuid)" >"$tmp/f$i.json"
+	"$CTL" -c "$conf" --password-file "$PW_FILE" submit --wait --timeout 5 "$tmp/f$i.json" >/dev/null 2>&1 && all=$((all + 1))
+done
+t1=$(date +%s%N)
+check "10 fast commands done while the slow one runs" [ $all -eq 10 ]
+check "fast commands took < 5 s in all ($(( (t1 - t0) / 1000000 )) ms)" [ $(( (t1 - t0) / 1000000 )) -lt 5000 ]
+wait "$slow_ctl"
+check "slow command finished with one final event (NOT_FOUND)" grep -q '"code":"NOT_FOUND"' "$tmp/slow.out"
+
+# --- kill -9 of a worker mid-run: the command is redelivered and completes --------
+kill -TERM "$w2"; wait "$w2" 2>/dev/null
+wait_consumers "$Q" 1
+k=$(uuid)
+slow_cmd "$k" 4 >"$tmp/k.json"
+"$CTL" -c "$conf" --password-file "$PW_FILE" submit --wait --timeout 40 "$tmp/k.json" >"$tmp/k.out" 2>/dev/null &
+k_ctl=$!
+sleep 1
+kill -KILL "$w1"
+wait "$w1" 2>/dev/null
+start_worker "$conf" "$tmp/w3.log" w3
+w3=$wpid
+wait "$k_ctl"
+check "command killed mid-run completes on another worker" grep -q "\"id\":\"$k\".*\"status\":\"failed\".*NOT_FOUND" "$tmp/k.out"
+check "the new worker ran it" grep -q "\"cmd_id\":\"$k\"" "$tmp/w3.log"
+check "one final event for it" [ "$(grep -c '"status":"failed"' "$tmp/k.out")" = 1 ]
+
+# --- graceful SIGTERM: the running job finishes and is acknowledged -----------------
+g=$(uuid)
+slow_cmd "$g" 2 >"$tmp/g.json"
+"$CTL" -c "$conf" --password-file "$PW_FILE" submit --wait --timeout 30 "$tmp/g.json" >"$tmp/g.out" 2>/dev/null &
+g_ctl=$!
+sleep 0.7
+kill -TERM "$w3"
+wait "$w3"
+rc=$?
+wait "$g_ctl"
+check "SIGTERM: worker exits 0" [ $rc -eq 0 ]
+check "SIGTERM: the running command still finished" grep -q "\"id\":\"$g\".*\"status\":\"failed\"" "$tmp/g.out"
+check "SIGTERM: logged the stop" grep -q 'stopping; running jobs get' "$tmp/w3.log"
+check "queue empty after graceful stop" [ "$(ready "$Q")" = 0 ]
+
+# --- grace over: the job is cancelled and requeued, not lost ----------------------
+write_conf "$tmp/short.conf" "$AMQP_URL" "$PW_FILE" 1 1
+start_worker "$tmp/short.conf" "$tmp/w4.log" w4
+w4=$wpid
+wait_consumers "$Q" 1
+c=$(uuid)
+slow_cmd "$c" 5 >"$tmp/cx.json"
+"$CTL" -c "$conf" --password-file "$PW_FILE" submit "$tmp/cx.json" >/dev/null 2>&1
+sleep 0.7
+kill -TERM "$w4"
+wait "$w4"
+requeued() { local i; for i in $(seq 30); do [ "$(ready "$Q")" = 1 ] && return 0; sleep 0.2; done; return 1; }
+check "after grace the cancelled command is back in the queue" requeued
+start_worker "$conf" "$tmp/w5.log" w5
+w5=$wpid
+drained() { local i; for i in $(seq 60); do [ "$(ready "$Q")" = 0 ] && grep -q "\"cmd_id\":\"$c\".*NOT_FOUND" "$tmp/w5.log" && return 0; sleep 0.2; done; return 1; }
+check "the requeued command runs on the next worker" drained
+
+# --- secrets never in logs ----------------------------------------------------------
+check "the broker password appears in no log" bash -c "! grep -qFf '$PW_FILE' $tmp/w*.log"
+
+kill -TERM "$w5"; wait "$w5" 2>/dev/null
+
+# --- broker restart mid-run: reconnect, nothing lost --------------------------------
+own_broker=$tmp/broker2
+if "$here/tests/rig/rabbitmq.sh" start "$own_broker" >"$tmp/broker2.log" 2>&1; then
+	# shellcheck disable=SC1090
+	B2_URL=$(. "$own_broker/rabbitmq.env"; echo "$AMQP_URL")
+	B2_PW=$(. "$own_broker/rabbitmq.env"; echo "$AMQP_PASSWORD_FILE")
+	write_conf "$tmp/b2.conf" "$B2_URL" "$B2_PW" 1 30
+	conf=$tmp/b2.conf
+	PW_FILE=$B2_PW
+	start_worker "$conf" "$tmp/w6.log" w6
+	w6=$wpid
+	wait_consumers "$Q" 1
+	r=$(uuid)
+	slow_cmd "$r" 3 >"$tmp/r.json"
+	"$CTL" -c "$conf" --password-file "$PW_FILE" submit "$tmp/r.json" >/dev/null 2>&1
+	sleep 1
+	"$here/tests/rig/rabbitmq.sh" restart "$own_broker" >>"$tmp/broker2.log" 2>&1
+	check "worker reconnects after the broker restart" wait_consumers "$Q" 1
+	rid=$(uuid)
+	delete_cmd "$rid" >"$tmp/r2.json"
+	"$CTL" -c "$conf" --password-file "$PW_FILE" submit --wait --timeout 30 "$tmp/r2.json" >"$tmp/r2.out" 2>/dev/null
+	check "a new command succeeds after the restart" grep -q '"status":"succeeded"' "$tmp/r2.out"
+	redone() { local i; for i in $(seq 100); do [ "$(grep -c "\"cmd_id\":\"$r\".*NOT_FOUND" "$tmp/w6.log")" -ge 1 ] && [ "$(ready "$Q")" = 0 ] && return 0; sleep 0.2; done; return 1; }
+	check "the command running during the restart is redelivered and answered" redone
+	check "reconnect was logged" grep -q 'reconnecting\|retrying' "$tmp/w6.log"
+	kill -TERM "$w6"; wait "$w6" 2>/dev/null
+else
+	nok "could not start a second broker (see broker2.log)"
+	cat "$tmp/broker2.log"
+fi
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]

@@ -1,0 +1,361 @@
+/*
+ * snapworker: the daemon (`run`), a configuration and connectivity check
+ * (`check`) and a broker-less single command runner (`run-once`).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/io.h"
+#include "common/log.h"
+#include "common/path.h"
+#include "worker/amqp.h"
+#include "worker/commands/commands.h"
+#include "worker/config.h"
+#include "worker/daemon.h"
+#include "worker/deliver.h"
+#include "worker/job.h"
+#include "worker/log.h"
+
+#define SNAPWORKER_VERSION "1.0"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: snapworker [-v] run [-c FILE]            run the worker daemon\n"
+	    "       snapworker [-v] check [-c FILE]          check config, broker, stores, vCenters\n"
+	    "       snapworker [-v] run-once [-c FILE] COMMAND.json|-\n"
+	    "                                                run one command without a broker; events\n"
+	    "                                                as JSON lines on stdout; exit 0 iff it succeeded\n"
+	    "       snapworker --help | --version\n"
+	    "options: -c FILE  configuration (default " WRK_CONFIG_DEFAULT ")\n"
+	    "         -v       plain-text logs instead of JSON lines\n");
+}
+
+static int
+load_config(const char *path, int optional, struct wrk_config **ret)
+{
+	struct sw_err e;
+
+	sw_err_clear(&e);
+	/* run-once works without any configuration file: an empty one then. */
+	if (path == NULL && optional && access(WRK_CONFIG_DEFAULT, F_OK) < 0)
+		path = "/dev/null";
+	if (wrk_config_load(path, NULL, ret, &e) < 0) {
+		fprintf(stderr, "snapworker: %s\n", e.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+init_log(const struct wrk_config *cfg, int verbose_text)
+{
+	struct sw_err e;
+	size_t i;
+
+	if (wrk_log_init(verbose_text ? "text" : cfg->log_format, cfg->log_level, cfg->name,
+	    cfg->log_file, &e) < 0) {
+		fprintf(stderr, "snapworker: %s\n", e.msg);
+		return -1;
+	}
+	for (i = 0; i < cfg->nvcenters; i++)
+		if (cfg->vcenters[i].insecure)
+			log_warnx("vCenter credentials '%s': certificate verification is OFF "
+			    "(insecure = true; test rigs only)", cfg->vcenters[i].name);
+	return 0;
+}
+
+/* ------------------------------------------------------------- run-once */
+
+static volatile int once_cancel;
+
+static void
+once_signal(int sig)
+{
+	(void)sig;
+	once_cancel = WRK_CANCEL_SHUTDOWN;
+}
+
+static void
+once_progress(void *ud, const char *json, size_t len, const char *rk)
+{
+	(void)ud;
+	(void)rk;
+	(void)fwrite(json, 1, len, stdout);
+	(void)fputc('\n', stdout);
+	(void)fflush(stdout);
+}
+
+static int
+read_input(const char *arg, char **ret, size_t *ret_len)
+{
+	struct { char *p; } b = { NULL };
+	size_t cap = WRK_AMQP_BODY_MAX + 1;
+	ssize_t n;
+	int fd;
+
+	fd = strcmp(arg, "-") == 0 ? STDIN_FILENO : open(arg, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "snapworker: %s: %s\n", arg, strerror(errno));
+		return -1;
+	}
+	b.p = malloc(cap + 1);
+	if (b.p == NULL) {
+		if (fd != STDIN_FILENO)
+			close(fd);
+		return -1;
+	}
+	n = sw_read_full(fd, b.p, cap);
+	if (fd != STDIN_FILENO)
+		close(fd);
+	if (n < 0) {
+		fprintf(stderr, "snapworker: %s: %s\n", arg, strerror((int)-n));
+		free(b.p);
+		return -1;
+	}
+	if ((size_t)n > WRK_AMQP_BODY_MAX) {
+		fprintf(stderr, "snapworker: %s: larger than %d bytes\n", arg, WRK_AMQP_BODY_MAX);
+		free(b.p);
+		return -1;
+	}
+	b.p[n] = '\0';
+	*ret = b.p;
+	*ret_len = (size_t)n;
+	return 0;
+}
+
+static int
+cmd_run_once(const char *cfgpath, const char *input, int text)
+{
+	struct wrk_config *cfg = NULL;
+	struct wrk_dispatch d;
+	struct wrk_outcome out;
+	struct sigaction sa;
+	char *body = NULL;
+	size_t len = 0;
+	int status = 1;
+
+	if (load_config(cfgpath, 1, &cfg) < 0)
+		return 2;
+	if (init_log(cfg, text) < 0 || read_input(input, &body, &len) < 0) {
+		wrk_config_free(cfg);
+		return 2;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = once_signal;
+	sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGTERM, &sa, NULL);
+	(void)sigaction(SIGINT, &sa, NULL);
+
+	memset(&d, 0, sizeof(d));
+	d.cfg = cfg;
+	d.worker = cfg->name;
+	d.run = wrk_cmd_run;
+	d.clear = wrk_cmd_result_clear;
+	/* No broker to requeue to: every failure is final. */
+	d.delivery_limit = 1;
+	d.on_progress = once_progress;
+	wrk_dispatch_run(&d, body, len, 0, &once_cancel, &out);
+	if (out.event != NULL) {
+		(void)fwrite(out.event, 1, out.event_len, stdout);
+		(void)fputc('\n', stdout);
+		(void)fflush(stdout);
+	}
+	wrk_log_set_cmd(out.id[0] ? out.id : NULL, out.type);
+	if (out.succeeded) {
+		log_info("succeeded in %llu ms", (unsigned long long)out.elapsed_ms);
+		status = 0;
+	} else {
+		log_warnx("failed: %s: %s", out.errcode, out.message);
+	}
+	wrk_outcome_clear(&out);
+	free(body);
+	wrk_config_free(cfg);
+	return status;
+}
+
+/* ---------------------------------------------------------------- check */
+
+static int
+check_dir(const char *what, const char *path, int need_write)
+{
+	struct sw_err e;
+	int fd = sw_root_open(path, &e);
+
+	if (fd < 0) {
+		printf("  %s %s: FAILED: %s\n", what, path, e.msg);
+		return -1;
+	}
+	if (need_write && faccessat(fd, ".", W_OK, AT_EACCESS) < 0) {
+		printf("  %s %s: FAILED: not writable: %s\n", what, path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	printf("  %s %s: ok\n", what, path);
+	return 0;
+}
+
+static int
+cmd_check(const char *cfgpath, int text)
+{
+	struct wrk_config *cfg = NULL;
+	struct wrk_amqp *c = NULL;
+	struct wrk_amqp_opts o;
+	struct wrk_topology t;
+	struct sw_err e;
+	char q[512];
+	size_t i;
+	int bad = 0;
+
+	if (load_config(cfgpath, 0, &cfg) < 0) {
+		printf("config: FAILED\n");
+		return 1;
+	}
+	(void)text;
+	printf("config %s: ok\n", cfg->path);
+	printf("  worker %s, %u job slot(s), queues:", cfg->name, cfg->jobs);
+	for (i = 0; i < cfg->nqueues; i++)
+		printf(" %s", cfg->queues[i]);
+	printf("\n");
+
+	printf("broker %s:\n", cfg->amqp_url);
+	memset(&o, 0, sizeof(o));
+	o.url = cfg->amqp_url;
+	o.password = cfg->amqp_password;
+	o.cacert = cfg->amqp_cacert;
+	o.heartbeat = cfg->heartbeat;
+	o.name = "snapworker check";
+	o.timeout_ms = 10000;
+	if (cfg->amqp_password == NULL)
+		printf("  warning: no [amqp] password_file: logging in with an empty password\n");
+	if (wrk_amqp_connect(&o, &c, &e) < 0) {
+		printf("  login: FAILED: %s\n", e.msg);
+		bad = 1;
+	} else {
+		printf("  login: ok\n");
+		wrk_daemon_topology(cfg, &t);
+		for (i = 0; i < cfg->nqueues && c != NULL; i++) {
+			uint32_t msgs = 0, cons = 0;
+			int rc;
+
+			(void)wrk_amqp_queue_name(&t, cfg->queues[i], q, sizeof(q));
+			rc = wrk_amqp_queue_counts(c, q, &msgs, &cons, &e);
+			if (rc == -ENOENT) {
+				printf("  queue %s: not declared yet (the worker declares it at start)\n", q);
+				/* A 404 closes the channel: start over for the next queue. */
+				wrk_amqp_close(c);
+				c = NULL;
+				if (wrk_amqp_connect(&o, &c, &e) < 0)
+					c = NULL;
+			} else if (rc < 0) {
+				printf("  queue %s: FAILED: %s\n", q, e.msg);
+				bad = 1;
+			} else {
+				printf("  queue %s: %u ready, %u consumer(s)\n", q, msgs, cons);
+			}
+		}
+		wrk_amqp_close(c);
+	}
+
+	printf("stores:\n");
+	if (cfg->nstores == 0)
+		printf("  none configured (every command that names a store fails with UNKNOWN_STORE)\n");
+	for (i = 0; i < cfg->nstores; i++) {
+		printf("  %s\n", cfg->stores[i].url);
+		if (check_dir("mount", cfg->stores[i].mount, 1) < 0)
+			bad = 1;
+		if (access(cfg->stores[i].extract_dir, F_OK) == 0 &&
+		    check_dir("extract_dir", cfg->stores[i].extract_dir, 1) < 0)
+			bad = 1;
+	}
+	printf("vCenter:\n");
+	for (i = 0; i < cfg->nvcenters; i++)
+		printf("  [vcenter %s] %s as %s: not checked (no vCenter client in this build)\n",
+		    cfg->vcenters[i].name, cfg->vcenters[i].urls[0], cfg->vcenters[i].user);
+	if (cfg->nvcenters == 0)
+		printf("  none configured\n");
+	printf("%s\n", bad ? "check: FAILED" : "check: ok");
+	wrk_config_free(cfg);
+	return bad ? 1 : 0;
+}
+
+/* ------------------------------------------------------------------ run */
+
+static int
+cmd_run(const char *cfgpath, int text)
+{
+	struct wrk_config *cfg = NULL;
+	struct sw_err e;
+	int rc;
+
+	if (load_config(cfgpath, 0, &cfg) < 0)
+		return 2;
+	if (init_log(cfg, text) < 0) {
+		wrk_config_free(cfg);
+		return 2;
+	}
+	if (cfg->amqp_password == NULL)
+		log_warnx("no [amqp] password_file: logging in with an empty password");
+	rc = wrk_daemon_run(cfg, wrk_cmd_run, wrk_cmd_result_clear, &e);
+	if (rc < 0)
+		log_errx("%s", e.msg);
+	wrk_config_free(cfg);
+	return rc < 0 ? 1 : 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "config", required_argument, NULL, 'c' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cfgpath = NULL, *sub;
+	int ch, text = 0;
+
+	/* Options may come before or after the subcommand: "run -c F" and "-c F run". */
+	while ((ch = getopt_long(argc, argv, "+c:vhV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': cfgpath = optarg; break;
+		case 'v': text = 1; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("snapworker %s (protocol 1)\n", SNAPWORKER_VERSION); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	sub = argv[optind];
+	argc -= optind;
+	argv += optind;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:vh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': cfgpath = optarg; break;
+		case 'v': text = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (strcmp(sub, "run") == 0 && optind == argc)
+		return cmd_run(cfgpath, text);
+	if (strcmp(sub, "check") == 0 && optind == argc)
+		return cmd_check(cfgpath, text);
+	if (strcmp(sub, "run-once") == 0 && optind + 1 == argc)
+		return cmd_run_once(cfgpath, argv[optind], text);
+	usage(stderr);
+	return 2;
+}
