@@ -617,6 +617,17 @@ test_errcodes(void **state)
 			fail_msg("case %zu: code %d ctx %d", i, cases[i].code, (int)cases[i].ctx);
 	}
 	assert_int_equal(proto_errcode_from_sw(-EIO, PROTO_CTX_STORE, NULL), PROTO_ERR_STORE_IO);
+	/* Exactly the list of PROTOCOL.md, in its order. */
+	{
+		static const char *const protocol[] = { "INVALID_COMMAND", "UNSUPPORTED_VERSION",
+		    "UNKNOWN_STORE", "NOT_FOUND", "STORE_IO", "NO_SPACE", "VCENTER_UNREACHABLE",
+		    "VCENTER_AUTH", "VCENTER_FAULT", "CHECKSUM_MISMATCH", "TIMEOUT", "CANCELLED",
+		    "INTERNAL" };
+
+		assert_int_equal(PROTO_ERR_COUNT - 1, sizeof(protocol) / sizeof(protocol[0]));
+		for (c = PROTO_ERR_NONE + 1; c < PROTO_ERR_COUNT; c++)
+			assert_string_equal(proto_errcode_name((enum proto_errcode)c), protocol[c - 1]);
+	}
 	for (c = PROTO_ERR_NONE + 1; c < PROTO_ERR_COUNT; c++)
 		assert_int_equal(proto_errcode_from_name(proto_errcode_name((enum proto_errcode)c)), c);
 	assert_string_equal(proto_errcode_name(PROTO_ERR_VCENTER_UNREACHABLE), "VCENTER_UNREACHABLE");
