@@ -518,8 +518,15 @@ wrk__cmd_copy_template(struct wrk__cmd *c, struct sw_err *e)
 		if (r == 0)
 			r = ova_verify(dst, obj, OVA_VERIFY_NO_DIGEST, e);
 		if (r < 0) {
-			sw_errctx(e, "destination");
-			wrk__fail(c, r, PROTO_CTX_STORE);
+			/*
+			 * A damaged object at the destination is the operator's to
+			 * look at: it is neither answered for nor overwritten.
+			 */
+			sw_errctx(e, "destination store");
+			if (r == SW_EFORMAT || r == SW_ECHECKSUM)
+				wrk__fail_as(c, r, PROTO_ERR_STORE_IO, 0);
+			else
+				wrk__fail(c, r, PROTO_CTX_STORE);
 			goto out;
 		}
 		if (sinfo != NULL && !same_object(sinfo, dinfo, why, sizeof(why))) {

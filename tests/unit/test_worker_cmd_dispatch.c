@@ -1,0 +1,262 @@
+/*
+ * Unit tests for the command dispatcher (wrk_cmd_run) and DeleteSnapshot,
+ * against temporary stores.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/fixtures/commands/fixtures.h"
+
+#define STORE0 "nfs://10.0.0.5/export/secondary"
+#define SNAP "snapshots/2/13/aa44054a-d099-4b9d-8fbf-211217381da0/aa44054a-d099-4b9d-8fbf-211217381da0"
+
+static int
+setup(void **state)
+{
+	struct fx_env *x = calloc(1, sizeof(*x));
+
+	if (x == NULL || fx_env_init(x) < 0)
+		return -1;
+	*state = x;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx_env *x = *state;
+
+	fx_env_free(x);
+	free(x);
+	return 0;
+}
+
+static struct proto_command *
+cmd_of(const char *type, const char *store, const char *args)
+{
+	char json[4096];
+
+	snprintf(json, sizeof(json),
+	    "{\"version\":1,\"id\":\"0f1e2d3c-4b5a-4968-8776-655443322110\",\"type\":\"%s\","
+	    "\"vcenter\":{\"url\":\"https://vc1.example.org/sdk\",\"credentials\":\"vc1\"},"
+	    "\"store\":{\"url\":\"%s\"},\"args\":%s}", type, store, args);
+	return fx_cmd(json);
+}
+
+static void
+test_unknown_store(void **state)
+{
+	struct fx_env *x = *state;
+	struct proto_command *c = cmd_of("DeleteSnapshot", "nfs://10.9.9.9/other",
+	    "{\"path\":\"" SNAP "\"}");
+	struct proto_event ev;
+	struct sw_err e;
+	int code, retry;
+
+	assert_non_null(c);
+	assert_true(fx_run(x, c, &ev, &code, &retry, &e) < 0);
+	assert_int_equal(code, PROTO_ERR_UNKNOWN_STORE);
+	assert_int_equal(retry, 0);
+	assert_non_null(strstr(e.msg, "store"));
+	/* A failed run leaves no result behind. */
+	assert_null(ev.result.install_path);
+	assert_int_equal(ev.result.nfiles, 0);
+	proto_command_free(c);
+}
+
+static void
+test_not_implemented(void **state)
+{
+	static const struct { const char *type, *args; } v[] = {
+		{ "CreateSnapshot", "{\"vm\":{\"name\":\"i-2-3-VM\"},\"disk\":\"[ds1] i-2-3-VM/ROOT-3.vmdk\","
+		    "\"account_id\":2,\"volume_id\":13}" },
+		{ "CreateTemplate", "{\"account_id\":2,\"template_id\":201,\"snapshot_path\":\"" SNAP "\"}" },
+		{ "CreateVolume", "{\"source_path\":\"" SNAP "\",\"datastore\":\"ds1\",\"name\":\"v1\"}" },
+		{ "ExtractVolume", "{\"vm\":{\"name\":\"i-2-3-VM\"},\"disk\":\"[ds1] i-2-3-VM/ROOT-3.vmdk\","
+		    "\"account_id\":2,\"volume_id\":13}" },
+	};
+	struct fx_env *x = *state;
+	struct proto_command *c;
+	struct proto_event ev;
+	struct sw_err e;
+	size_t i;
+	int code, retry;
+
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		c = cmd_of(v[i].type, STORE0, v[i].args);
+		assert_non_null(c);
+		assert_true(fx_run(x, c, &ev, &code, &retry, &e) < 0);
+		assert_int_equal(code, PROTO_ERR_INTERNAL);
+		assert_int_equal(retry, 0);
+		assert_non_null(strstr(e.msg, "not implemented in this build"));
+		assert_non_null(strstr(e.msg, v[i].type));
+		proto_command_free(c);
+	}
+}
+
+static void
+test_stop_before_start(void **state)
+{
+	struct fx_env *x = *state;
+	struct proto_command *c = cmd_of("DeleteSnapshot", STORE0, "{\"path\":\"" SNAP "\"}");
+	struct proto_event ev;
+	struct wrk_job job;
+	struct sw_err e;
+	int code = -1, retry = -1;
+
+	assert_non_null(c);
+	x->cancel = 1;
+	assert_int_equal(fx_run(x, c, &ev, &code, &retry, &e), -ECANCELED);
+	assert_int_equal(code, PROTO_ERR_CANCELLED);
+	assert_int_equal(retry, 1);
+	x->cancel = 0;
+
+	/* A deadline in the past is TIMEOUT. */
+	memset(&job, 0, sizeof(job));
+	job.cmd = c;
+	job.cfg = &x->cfg;
+	job.cancel = &x->cancel;
+	job.deadline_ms = 1;
+	memset(&ev, 0, sizeof(ev));
+	assert_int_equal(wrk_cmd_run(&job, &ev, &code, &retry, &e), -ETIMEDOUT);
+	assert_int_equal(code, PROTO_ERR_TIMEOUT);
+	/* No job at all. */
+	assert_int_equal(wrk_cmd_run(NULL, &ev, &code, &retry, &e), SW_EINTERNAL);
+	assert_int_equal(code, PROTO_ERR_INTERNAL);
+	proto_command_free(c);
+}
+
+static void
+test_store_mount_missing(void **state)
+{
+	struct fx_env *x = *state;
+	struct proto_command *c = cmd_of("DeleteSnapshot", STORE0, "{\"path\":\"" SNAP "\"}");
+	struct proto_event ev;
+	struct sw_err e;
+	int code, retry;
+
+	assert_non_null(c);
+	assert_int_equal(rmdir(x->mount[0]), 0);
+	assert_true(fx_run(x, c, &ev, &code, &retry, &e) < 0);
+	/* A share that is not mounted may be back for the next delivery. */
+	assert_int_equal(code, PROTO_ERR_STORE_IO);
+	assert_int_equal(retry, 1);
+	proto_command_free(c);
+}
+
+static void
+test_delete_snapshot_new(void **state)
+{
+	struct fx_env *x = *state;
+	struct proto_command *c = cmd_of("DeleteSnapshot", STORE0, "{\"path\":\"" SNAP ".ova\"}");
+	static const uint64_t sizes[] = { 68608, 4096 };
+	struct ova_store *s = NULL;
+	struct proto_event ev;
+	struct sw_err e;
+	char path[1024];
+	int code, retry;
+
+	assert_non_null(c);
+	assert_int_equal(ova_store_open(x->mount[0], &s, &e), 0);
+	assert_int_equal(fx_make_new(s, SNAP, sizes, 2), 0);
+	/* A sibling snapshot of the same volume stays. */
+	assert_int_equal(fx_make_new(s, "snapshots/2/13/other/other", sizes, 1), 0);
+	snprintf(path, sizeof(path), "%s/%s.ova.meta", x->mount[0], SNAP);
+	assert_true(fx_exists(path));
+
+	assert_int_equal(fx_run(x, c, &ev, &code, &retry, &e), 0);
+	assert_string_equal(ev.result.install_path, SNAP);
+	assert_int_equal(ev.result.format, PROTO_FORMAT_OVF);
+	assert_int_equal(ev.result.nfiles, 4);   /* two disks, the OVF, the meta */
+	assert_non_null(fx_result_file(&ev, "-disk0.vmdk"));
+	assert_int_equal(fx_result_file(&ev, "-disk0.vmdk")->size, 68608);
+	assert_non_null(fx_result_file(&ev, "-disk1.vmdk"));
+	assert_non_null(fx_result_file(&ev, ".ovf"));
+	assert_non_null(fx_result_file(&ev, ".ova.meta"));
+	assert_int_equal(fx_event_builds(&ev, c, &e), 0);
+	assert_false(fx_exists(path));
+	snprintf(path, sizeof(path), "%s/snapshots/2/13/aa44054a-d099-4b9d-8fbf-211217381da0",
+	    x->mount[0]);
+	assert_false(fx_exists(path));    /* the emptied directory went too */
+	snprintf(path, sizeof(path), "%s/snapshots/2/13/other/other.ova.meta", x->mount[0]);
+	assert_true(fx_exists(path));
+	wrk_cmd_result_clear(&ev);
+
+	/* Again: idempotent, nothing removed. */
+	assert_int_equal(fx_run(x, c, &ev, &code, &retry, &e), 0);
+	assert_int_equal(ev.result.nfiles, 0);
+	assert_int_equal(ev.result.format, PROTO_FORMAT_NONE);
+	assert_int_equal(fx_event_builds(&ev, c, &e), 0);
+	wrk_cmd_result_clear(&ev);
+	wrk_cmd_result_clear(&ev);   /* twice is harmless */
+	wrk_cmd_result_clear(NULL);
+	ova_store_close(s);
+	proto_command_free(c);
+}
+
+static void
+test_delete_snapshot_legacy(void **state)
+{
+	struct fx_env *x = *state;
+	struct proto_command *c = cmd_of("DeleteSnapshot", STORE0, "{\"path\":\"" SNAP "\"}");
+	static const uint64_t sizes[] = { 10000 };
+	struct proto_event ev;
+	struct sw_err e;
+	char path[1024], work[1024], dir[1024];
+	long long size;
+	int code, retry;
+
+	assert_non_null(c);
+	snprintf(dir, sizeof(dir), "%s/snapshots/2/13/aa44054a-d099-4b9d-8fbf-211217381da0",
+	    x->mount[0]);
+	assert_int_equal(fx_run_argv((char *[]){ "mkdir", "-p", dir, NULL }), 0);
+	snprintf(path, sizeof(path), "%s/aa44054a-d099-4b9d-8fbf-211217381da0.ova", dir);
+	snprintf(work, sizeof(work), "%s/work", x->root);
+	assert_int_equal(fx_make_ova_tar(work, "aa44054a-d099-4b9d-8fbf-211217381da0", sizes, 1, 0,
+	    0, path), 0);
+	size = fx_size(path);
+	assert_true(size > 10000);
+
+	assert_int_equal(fx_run(x, c, &ev, &code, &retry, &e), 0);
+	assert_int_equal(ev.result.format, PROTO_FORMAT_OVA);
+	assert_int_equal(ev.result.nfiles, 1);
+	assert_string_equal(ev.result.files[0].path, SNAP ".ova");
+	assert_int_equal(ev.result.files[0].size, size);
+	assert_false(fx_exists(path));
+	wrk_cmd_result_clear(&ev);
+	proto_command_free(c);
+}
+
+static void
+test_invalid_path_refused_by_proto(void **state)
+{
+	(void)state;
+	/* proto/ refuses escaping paths before a command can reach a store. */
+	assert_null(cmd_of("DeleteSnapshot", STORE0, "{\"path\":\"../../etc/passwd\"}"));
+	assert_null(cmd_of("DeleteSnapshot", STORE0, "{\"path\":\"/etc/passwd\"}"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_unknown_store, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_implemented, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_before_start, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_mount_missing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_snapshot_new, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_snapshot_legacy, setup, teardown),
+		cmocka_unit_test(test_invalid_path_refused_by_proto),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
