@@ -278,6 +278,7 @@ check_name_kv(const struct ova_meta_kv *kv, struct sw_err *e)
 {
 	struct sw_err pe;
 
+	sw_err_clear(&pe);
 	if (sw_name_check(kv->value, &pe) < 0 || ova__name_reserved(kv->value))
 		return sw_errf(e, SW_EFORMAT, "meta line %u: key '%s': unsafe file name (%s)",
 		    kv->line, kv->key, pe.code ? pe.msg : "reserved suffix");

@@ -138,6 +138,7 @@ add_file(struct ova_ovf *o, xmlNode *n, struct sw_err *e)
 	size_t i;
 	struct sw_err pe;
 
+	sw_err_clear(&pe);
 	if (o->nfiles >= OVF_MAX_FILES)
 		return sw_errf(e, SW_ETOOBIG, "OVF: more than %d files", OVF_MAX_FILES);
 	f = realloc(o->files, (o->nfiles + 1) * sizeof(*f));

@@ -160,7 +160,7 @@ test_meta_rejects(void **state)
 	meta_bad(GOOD_HEAD "disk1.name=a\\n.vmdk\ndisk1.size=1\n", SW_EFORMAT, "disk1.name", NULL);
 	meta_bad(GOOD_HEAD "disk1.name=a\\u0000.vmdk\ndisk1.size=1\n", SW_EFORMAT, "line 4", NULL);
 	meta_bad(GOOD_HEAD "disk1.name=x.ova.meta\ndisk1.size=1\n", SW_EFORMAT, "disk1.name",
-	    NULL);
+	    "reserved suffix");
 	meta_bad("version=1.0\novf=/etc/passwd\nnumDisks=1\ndisk1.name=a.vmdk\ndisk1.size=1\n",
 	    SW_EFORMAT, "line 2", "'ovf'");
 	meta_bad(GOOD_HEAD "disk1.name=a.ovf\ndisk1.size=1\n", SW_EFORMAT, "disk1.name", NULL);
