@@ -60,8 +60,10 @@
  *    The hex digits are normalised to lower case.
  *
  * Error messages name the field path first: "args.account_id: must be a
- * positive integer".  Messages never quote a value a publisher sent except the
- * (sanitised, truncated) command type.
+ * positive integer".  The only values they quote are the command type and
+ * object keys (non-printable bytes shown as '?') and install or datastore
+ * paths, which are quoted only after they were found free of control
+ * characters; ids, URLs and names are never echoed.
  */
 #ifndef PROTO_PROTO_H
 #define PROTO_PROTO_H
