@@ -326,7 +326,6 @@ xfer_run(struct xfer *x, const char *url, const char *method, uint64_t size, str
 	x->bytes = 0;
 	x->failed = 0;
 	sw_err_clear(&x->err);
-	curl_easy_reset(h);
 	if ((r = vmw__curl_prepare(c, h, x->pin.active ? &x->pin : NULL, x->deadline_ms,
 	    x->cancel, e)) < 0)
 		return r;
@@ -365,7 +364,13 @@ xfer_run(struct xfer *x, const char *url, const char *method, uint64_t size, str
 	}
 	cc = curl_easy_perform(h);
 	(void)curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-	curl_easy_reset(h);
+	/* Back to a plain GET without our headers (no curl_easy_reset: it drops the cookie engine). */
+	(void)curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+	(void)curl_easy_setopt(h, CURLOPT_UPLOAD, 0L);
+	(void)curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);
+	(void)curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)-1);
+	(void)curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+	(void)curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
 	curl_slist_free_all(hdrs);
 	c->cur_pin = x->pin.active ? &x->pin : NULL;
 	c->deadline_ms = x->deadline_ms;

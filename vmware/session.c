@@ -144,6 +144,15 @@ vmw_conn_new(const struct vmw_conn_opts *o, struct vmw_conn **ret_conn, struct s
 		r = sw_errf(e, -ENOMEM, "out of memory");
 		goto fail;
 	}
+	/*
+	 * The cookie engine is switched on once per handle: the session cookie
+	 * must also reach vCenter-proxied NFC URLs.
+	 */
+	if (curl_easy_setopt(c->soap, CURLOPT_COOKIEFILE, "") != CURLE_OK ||
+	    curl_easy_setopt(c->xfer, CURLOPT_COOKIEFILE, "") != CURLE_OK) {
+		r = sw_errf(e, SW_EINTERNAL, "curl cookie engine setup failed");
+		goto fail;
+	}
 	/* Both handles run in this thread only: no lock functions needed. */
 	if (curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_COOKIE) != CURLSHE_OK ||
 	    curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK) {

@@ -768,7 +768,6 @@ vmw__curl_prepare(struct vmw_conn *c, CURL *h, struct vmw__pin *pin, uint64_t de
 #define SETOPT(o, v) do { if (cc == CURLE_OK) cc = curl_easy_setopt(h, o, v); } while (0)
 	SETOPT(CURLOPT_NOSIGNAL, 1L);
 	SETOPT(CURLOPT_SHARE, c->share);
-	SETOPT(CURLOPT_COOKIEFILE, "");
 	SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
 	SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
 	SETOPT(CURLOPT_CONNECTTIMEOUT_MS, (long)c->connect_timeout_ms);

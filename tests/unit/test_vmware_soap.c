@@ -55,6 +55,7 @@ struct srv {
 	unsigned nfc_delay_ms;
 	uint64_t nfc_fail_after;
 	size_t ngets;
+	int get_cookie;
 	/* NFC upload */
 	uint64_t put_bytes;
 	char put_method[8];
@@ -201,6 +202,8 @@ handler(void *cls, struct MHD_Connection *con, const char *url, const char *meth
 	if (strncmp(url, "/nfc/", 5) == 0 && strcmp(method, "GET") == 0) {
 		pthread_mutex_lock(&S.mu);
 		S.ngets++;
+		S.get_cookie = MHD_lookup_connection_value(con, MHD_COOKIE_KIND,
+		    "vmware_soap_session") != NULL;
 		pthread_mutex_unlock(&S.mu);
 		resp = MHD_create_response_from_callback(S.nfc_size, 65536, nfc_reader, NULL, NULL);
 		ret = MHD_queue_response(con, 200, resp);
@@ -1153,6 +1156,8 @@ test_export(void **state)
 	assert_int_equal(u.bytes, 3000000);
 	/* Only the disk URL is fetched, not the nvram one. */
 	assert_int_equal(S.ngets, 1);
+	/* vCenter-proxied NFC URLs need the session cookie. */
+	assert_true(S.get_cookie);
 	assert_int_equal(u.opened, 1);
 	assert_int_equal(u.closed, 1);
 	assert_int_equal(u.close_status, 0);
