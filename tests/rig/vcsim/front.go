@@ -175,13 +175,6 @@ func (f *front) asyncTask(w http.ResponseWriter, r *http.Request, body []byte, m
 	}
 	name := strings.TrimSuffix(m.Name, "_Task")
 	task := simulator.CreateTask(m.This, strings.ToLower(name[:1])+name[1:]+"Task", nil)
-	resType, ok := types.TypeFunc()(m.Name + "Response")
-	if !ok {
-		replay(w, faultRecorder("no response type for "+m.Name, &types.SystemError{}))
-		return
-	}
-	res := reflect.New(resType)
-	res.Elem().FieldByName("Returnval").Set(reflect.ValueOf(task.Self))
 
 	r2 := r.Clone(context.Background())
 	run := func() {
@@ -225,7 +218,11 @@ func (f *front) asyncTask(w http.ResponseWriter, r *http.Request, body []byte, m
 	} else {
 		go run()
 	}
-	replay(w, responseRecorder(res.Interface()))
+	// Every *_Task answer is <Name_TaskResponse><returnval type="Task">.
+	res := &struct {
+		Returnval types.ManagedObjectReference `xml:"returnval"`
+	}{task.Self}
+	replay(w, encodeEnvelope(http.StatusOK, soapResponse{m.Name + "Response", res}))
 }
 
 func faultMessage(inj *injection, fault types.BaseMethodFault) string {
@@ -311,10 +308,18 @@ type soapEnvelope struct {
 	Body    interface{} `xml:"soapenv:Body"`
 }
 
-type soapResponse struct{ res interface{} }
+// soapResponse is the body of an answer: res as element name (by default
+// the name of res's type, e.g. ExportVmResponse) in the urn:vim25 namespace.
+type soapResponse struct {
+	name string
+	res  interface{}
+}
 
 func (r soapResponse) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
-	name := reflect.TypeOf(r.res).Elem().Name()
+	name := r.name
+	if name == "" {
+		name = reflect.TypeOf(r.res).Elem().Name()
+	}
 	if err := e.EncodeToken(start); err != nil {
 		return err
 	}
@@ -372,7 +377,7 @@ func encodeEnvelope(status int, body interface{}) *httptest.ResponseRecorder {
 }
 
 func responseRecorder(res interface{}) *httptest.ResponseRecorder {
-	return encodeEnvelope(http.StatusOK, soapResponse{res})
+	return encodeEnvelope(http.StatusOK, soapResponse{"", res})
 }
 
 func faultRecorder(msg string, fault types.BaseMethodFault) *httptest.ResponseRecorder {
