@@ -61,9 +61,9 @@
  *
  * Error messages name the field path first: "args.account_id: must be a
  * positive integer".  The only values they quote are the command type and
- * object keys (non-printable bytes shown as '?') and install or datastore
- * paths, which are quoted only after they were found free of control
- * characters; ids, URLs and names are never echoed.
+ * object keys (non-printable bytes shown as '?'), and install paths,
+ * datastore paths and file names, which are quoted only after they were
+ * found free of control characters; ids, URLs and VM names are never echoed.
  */
 #ifndef PROTO_PROTO_H
 #define PROTO_PROTO_H
