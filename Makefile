@@ -65,7 +65,7 @@ define sw_lib_tpl
 $$(BUILD)/lib/lib$(1).a: $$(patsubst %.c,$$(BUILD)/obj/%.o,$$($(1)_LIB_SRCS))
 	@mkdir -p $$(@D)
 	@rm -f $$@
-	$$(AR) rcs $$@ $$^
+	$$(AR) rcsP $$@ $$^
 endef
 $(foreach l,$(SW_LIBS),$(eval $(call sw_lib_tpl,$(l))))
 
