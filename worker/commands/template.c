@@ -758,6 +758,13 @@ wrk__cmd_register_template(struct wrk__cmd *c, struct sw_err *e)
 		goto out;
 	}
 	log_debug("%s: downloaded %" PRIu64 " bytes", c->cmd->id, bytes);
+	/* Replacing an earlier attempt may have removed and remade the directory. */
+	close(dfd);
+	dfd = wrk__dir_open(s, dir, 0, e);
+	if (dfd < 0) {
+		r = wrk__fail(c, dfd, PROTO_CTX_STORE);
+		goto out;
+	}
 
 	memset(&tp, 0, sizeof(tp));
 	tp.id = a->template_id;
@@ -780,6 +787,9 @@ wrk__cmd_register_template(struct wrk__cmd *c, struct sw_err *e)
 out:
 	if (dfd >= 0)
 		close(dfd);
+	/* A failed registration leaves nothing, not even the directory made for it. */
+	if (r < 0 && s != NULL)
+		rmdir_if_empty(s, dir);
 	wrk_fetch_free(f);
 	wrk_props_free(props);
 	ova_result_free(res);
