@@ -34,6 +34,7 @@ const (
 type rig struct {
 	vim          *vim25.Client // in-process client with the simulator's internal session
 	scheme       string
+	nfcThumb     string // SHA-1 thumbprint put in each deviceUrl (empty with -http)
 	dsDir        string
 	taskDelay    time.Duration
 	leaseTimeout time.Duration

@@ -171,6 +171,7 @@ func run(o *options) error {
 		s256, s1 := sha256.Sum256(der), sha1.Sum(der)
 		add("VCSIM_THUMBPRINT", thumbprint(s256[:]))
 		add("VCSIM_THUMBPRINT_SHA1", thumbprint(s1[:]))
+		rg.nfcThumb = thumbprint(s1[:])
 		add("VCSIM_CACERT", certFile)
 		go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
 	}

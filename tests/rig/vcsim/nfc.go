@@ -208,8 +208,11 @@ func (rg *rig) newLease(vm *simulator.VirtualMachine, export bool, files []lease
 		}
 		// The host is "*", as vCenter writes it: clients put the vCenter host in.
 		u := (&url.URL{Scheme: rg.scheme, Host: "*", Path: "/nfc/" + l.Self.Value + "/" + f.name}).String()
+		// sslThumbprint is that of the host serving the disk (on vSphere, an
+		// ESXi host, SHA-1): here the simulator's own certificate.
 		du := types.HttpNfcLeaseDeviceUrl{
 			Key: f.key, ImportKey: f.imp, Url: u, Disk: types.NewBool(isDisk), TargetId: f.name,
+			SslThumbprint: rg.nfcThumb,
 		}
 		if export {
 			du.FileSize = size
