@@ -231,7 +231,7 @@ int vmw_worker_vm_create(struct vmw_conn *c, const struct vmw_worker_spec *spec,
 /*
  * Powers the VM off if needed, detaches every disk (ReconfigVM_Task remove,
  * no fileOperation) and only then Destroy_Task, so the volume's files are
- * never deleted.  Refuses (SW_EINVAL-like -EPERM) a VM that carries no
+ * never deleted.  Refuses (-EPERM) a VM that carries no
  * snapworker tag.  SW_ENOTFOUND if the VM is already gone.
  */
 int vmw_worker_vm_destroy(struct vmw_conn *c, const struct vmw_moref *vm,
