@@ -8,7 +8,8 @@ PKGS="build-essential pkg-config clang libclang-rt-14-dev
 librabbitmq-dev libjson-c-dev libcurl4-openssl-dev libxml2-dev libssl-dev
 libcmocka-dev libarchive-dev libinih-dev libsystemd-dev libmicrohttpd-dev uuid-dev
 rabbitmq-server amqp-tools golang-go golang-github-vmware-govmomi-dev
-qemu-utils libxml2-utils valgrind tar curl openssl ca-certificates python3 iproute2"
+qemu-utils libxml2-utils valgrind tar curl openssl ca-certificates python3 iproute2
+bc time"
 
 missing=""
 for p in $PKGS; do
