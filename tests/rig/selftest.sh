@@ -260,6 +260,18 @@ same "RemoveSnapshot_Task" "$(wait_task "$task")" success
 check "delta file consolidated away" test ! -e "$VCSIM_DATASTORE_DIR/DC0_H0_VM0/disk1-000001.vmdk"
 same "VM back on the base disk" "$(props VirtualMachine "$VM" config.hardware.device | xp "($(el backing)$(el fileName))[1]")" "[LocalDS_0] DC0_H0_VM0/disk1.vmdk"
 same "base disk intact" "$(sha256sum <"$VCSIM_DATASTORE_DIR/DC0_H0_VM0/disk1.vmdk" | cut -c1-64)" "$VCSIM_SEED_SHA256_0"
+for s in s2 s3; do
+	task=$(snapshot $s | xp "$(el returnval)")
+	[ "$(wait_task "$task")" = success ] || nok "CreateSnapshot_Task $s"
+done
+same "two snapshots: chain of 3 files" "$(props VirtualMachine "$VM" config.hardware.device | xp "count((//*[@*[local-name()='type']='VirtualDisk'])[1]$(el fileName))")" 3
+task=$(soap "$URL" "$JAR" <<EOF | xp "$(el returnval)"
+<RemoveAllSnapshots_Task xmlns="urn:vim25"><_this type="VirtualMachine">$VM</_this></RemoveAllSnapshots_Task>
+EOF
+)
+same "RemoveAllSnapshots_Task" "$(wait_task "$task")" success
+same "no delta or .vmsn file left" "$(ls "$VCSIM_DATASTORE_DIR/DC0_H0_VM0" | grep -cE -- '-0000[0-9]{2}|\.vmsn$')" 0
+same "base disk still intact" "$(sha256sum <"$VCSIM_DATASTORE_DIR/DC0_H0_VM0/disk1.vmdk" | cut -c1-64)" "$VCSIM_SEED_SHA256_0"
 state=$(curl -sSf $TLS "$BASE/rig/state")
 check "/rig/state answers JSON with the VM" grep -q '"name": "DC0_H0_VM0"' <<<"$state"
 

@@ -19,10 +19,11 @@ shift 2
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${VCSIM_BIN:-$ROOT/build/bin/snapworker-vcsim}
 
-# ours tells whether pid $1 is a live snapworker-vcsim (a recycled pid is not).
+# ours tells whether pid $1 is still the simulator started for DIR (not a
+# recycled pid): its command line names DIR's env file.
 ours() {
 	[ -n "${1:-}" ] && [ -r "/proc/$1/cmdline" ] || return 1
-	tr '\0' ' ' <"/proc/$1/cmdline" | grep -q snapworker-vcsim || return 1
+	tr '\0' ' ' <"/proc/$1/cmdline" | grep -qF -- "-env $DIR/vcsim.env " || return 1
 	[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]
 }
 

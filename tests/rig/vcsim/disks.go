@@ -333,9 +333,11 @@ func (rg *rig) addDeltas(ref, snap types.ManagedObjectReference) {
 }
 
 // beforeRemove runs before RemoveSnapshot_Task (this = snapshot) or
-// RemoveAllSnapshots_Task (this = VM): it returns the VM and its snapshots,
-// and rebuilds layoutEx so that each snapshot's dataKey is its .vmsn: the
-// simulator deletes the file with the recorded dataKey (see refreshLayout).
+// RemoveAllSnapshots_Task (this = VM). It returns the VM and its snapshots,
+// and hides every snapshot's dataKey from the simulator: the simulator
+// deletes the file with that key, but renumbers all keys (RefreshStorageInfo)
+// after each removal, so with more than one removal in a call it can delete
+// an unrelated file, even a disk. The rig deletes the .vmsn files itself.
 func (rg *rig) beforeRemove(this types.ManagedObjectReference) (*simulator.VirtualMachine, []types.ManagedObjectReference) {
 	ref := this
 	if s, ok := simulator.Map.Get(this).(*simulator.VirtualMachineSnapshot); ok {
@@ -348,21 +350,36 @@ func (rg *rig) beforeRemove(this types.ManagedObjectReference) (*simulator.Virtu
 	var snaps []types.ManagedObjectReference
 	simulator.Map.WithLock(vm, func() {
 		snaps = vmSnapshots(vm)
-		rg.rebuildLayout(vm)
+		if vm.LayoutEx != nil {
+			for i := range vm.LayoutEx.Snapshot {
+				vm.LayoutEx.Snapshot[i].DataKey = -1
+				vm.LayoutEx.Snapshot[i].MemoryKey = -1
+			}
+		}
 	})
 	return vm, snaps
 }
 
 // consolidate runs after a snapshot removal: the delta each removed snapshot
-// created is merged into its parent (rig deltas hold no data, so: delete the
-// files and point every backing that used it at its parent chain).
+// (now out of the VM's tree) created is merged into its parent (rig deltas
+// hold no data, so: delete the files and point every backing that used it at
+// its parent chain), and its .vmsn is deleted.
 func (rg *rig) consolidate(vm *simulator.VirtualMachine, before []types.ManagedObjectReference) {
+	left := map[types.ManagedObjectReference]bool{}
+	simulator.Map.WithLock(vm, func() {
+		for _, s := range vmSnapshots(vm) {
+			left[s] = true
+		}
+	})
 	for _, s := range before {
-		if simulator.Map.Get(s) != nil {
-			continue // still there
+		if left[s] {
+			continue
 		}
 		for _, d := range rg.snapDeltas[s] {
 			rg.mergeDelta(d)
+		}
+		if abs, err := rg.resolve(rg.vmsn[s]); err == nil {
+			os.Remove(abs)
 		}
 		delete(rg.snapDeltas, s)
 		delete(rg.vmsn, s)

@@ -177,20 +177,22 @@ func (f *front) asyncTask(w http.ResponseWriter, r *http.Request, body []byte, m
 	task := simulator.CreateTask(m.This, strings.ToLower(name[:1])+name[1:]+"Task", nil)
 
 	r2 := r.Clone(context.Background())
+	// Under the task's lock: the property collector reads the task under it.
+	update := func(changes ...types.PropertyChange) {
+		simulator.Map.WithLock(task, func() { simulator.Map.Update(task, changes) })
+	}
 	run := func() {
 		d := f.rig.taskDelay
 		time.Sleep(d / 4)
 		now := time.Now()
-		simulator.Map.Update(task, []types.PropertyChange{
-			{Name: "info.state", Val: types.TaskInfoStateRunning},
-			{Name: "info.startTime", Val: now},
-			{Name: "info.progress", Val: int32(0)},
-		})
+		update(types.PropertyChange{Name: "info.state", Val: types.TaskInfoStateRunning},
+			types.PropertyChange{Name: "info.startTime", Val: now},
+			types.PropertyChange{Name: "info.progress", Val: int32(0)})
 		const steps = 4
 		for i := 1; i <= steps; i++ {
 			time.Sleep(d * 3 / 4 / steps)
 			if i < steps {
-				simulator.Map.Update(task, []types.PropertyChange{{Name: "info.progress", Val: int32(i * 100 / steps)}})
+				update(types.PropertyChange{Name: "info.progress", Val: int32(i * 100 / steps)})
 			}
 		}
 		var result types.AnyType
@@ -206,12 +208,10 @@ func (f *front) asyncTask(w http.ResponseWriter, r *http.Request, body []byte, m
 			state = types.TaskInfoStateError
 			lf = types.LocalizedMethodFault{Fault: fault, LocalizedMessage: faultMessage(inj, fault)}
 		}
-		simulator.Map.Update(task, []types.PropertyChange{
-			{Name: "info.completeTime", Val: time.Now()},
-			{Name: "info.state", Val: state},
-			{Name: "info.result", Val: result},
-			{Name: "info.error", Val: lf},
-		})
+		update(types.PropertyChange{Name: "info.completeTime", Val: time.Now()},
+			types.PropertyChange{Name: "info.state", Val: state},
+			types.PropertyChange{Name: "info.result", Val: result},
+			types.PropertyChange{Name: "info.error", Val: lf})
 	}
 	if f.rig.taskDelay == 0 {
 		run() // an injected task fault without delay: done before the answer, as the simulator does
