@@ -51,6 +51,7 @@ type options struct {
 	vmDisks      int
 	taskDelay    time.Duration
 	leaseTimeout time.Duration
+	certHosts    string
 	trace        bool
 }
 
@@ -69,6 +70,7 @@ func main() {
 	flag.IntVar(&o.vmDisks, "vm-disks", 1, "number of disks of "+seedVM)
 	flag.DurationVar(&o.taskDelay, "task-delay", 0, "tasks stay queued, then running, this long before they finish")
 	flag.DurationVar(&o.leaseTimeout, "lease-timeout", 0, "NFC leases without HttpNfcLeaseProgress for this long fail (0: never, unlike vCenter)")
+	flag.StringVar(&o.certHosts, "cert-host", "", "comma-separated extra names or IPs in the certificate (e.g. a compose service name)")
 	flag.BoolVar(&o.trace, "trace", false, "log SOAP traffic to stderr")
 	flag.Parse()
 
@@ -159,7 +161,7 @@ func run(o *options) error {
 	if o.plainHTTP {
 		go func() { serveErr <- srv.Serve(ln) }()
 	} else {
-		cert, der, err := selfSigned()
+		cert, der, err := selfSigned(o.certHosts)
 		if err != nil {
 			return err
 		}
@@ -253,9 +255,10 @@ func stateDir(dir string) (string, func(), error) {
 	return abs, func() {}, err
 }
 
-// selfSigned makes a fresh certificate for 127.0.0.1, ::1 and localhost. It
-// is its own CA (clients can pin it by thumbprint or trust it as cacert).
-func selfSigned() (tls.Certificate, []byte, error) {
+// selfSigned makes a fresh certificate for 127.0.0.1, ::1, localhost and the
+// extra hosts. It is its own CA (clients can pin it by thumbprint or trust it
+// as cacert).
+func selfSigned(extra string) (tls.Certificate, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, nil, err
@@ -272,6 +275,13 @@ func selfSigned() (tls.Certificate, []byte, error) {
 		IsCA:                  true,
 		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 		DNSNames:              []string{"localhost"},
+	}
+	for _, h := range strings.Split(extra, ",") {
+		if ip := net.ParseIP(strings.TrimSpace(h)); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else if h = strings.TrimSpace(h); h != "" {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
