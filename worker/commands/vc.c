@@ -1,0 +1,685 @@
+/*
+ * vCenter plumbing for the commands (see vc.h): connection from a
+ * configured credential set, error mapping, retries of busy-VM conflicts,
+ * the crash journal, and the snapshot -> worker VM -> export -> cleanup data
+ * path streaming straight into an ovastore writer.
+ */
+#include "worker/commands/vc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/io.h"
+#include "common/log.h"
+#include "common/path.h"
+
+#define LOGIN_MS          60000u    /* connecting and logging in */
+#define LOGOUT_MS         5000u
+#define BUSY_FIRST_MS     500u      /* first wait after a TaskInProgress */
+#define BUSY_CAP_MS       30000u
+#define SHUTDOWN_CLEANUP_MS 25000u  /* the daemon exits 30 s after cancelling a job */
+#define JOURNAL_MAX       8192
+
+/* ---------------------------------------------------------- connection */
+
+int
+wrk_vc_connect(const struct wrk_vcenter *vc, const char *url, const char *cmd_thumbprint,
+    uint64_t deadline_ms, volatile int *cancel, struct vmw_conn **ret_conn, struct sw_err *e)
+{
+	struct vmw_conn_opts o;
+	struct vmw_conn *conn = NULL;
+	uint64_t dl = sw_mono_ms() + LOGIN_MS;
+	int r;
+
+	if (vc == NULL || url == NULL)
+		return sw_errf(e, -EINVAL, "vCenter: no credential set or URL");
+	memset(&o, 0, sizeof(o));
+	o.url = url;
+	o.user = vc->user != NULL ? vc->user : "";
+	o.password = vc->password != NULL ? vc->password : "";
+	/* What the operator configured wins; a command may only pin what is left open. */
+	if (vc->thumbprint != NULL) {
+		o.tls = VMW_TLS_THUMBPRINT;
+		o.thumbprint = vc->thumbprint;
+	} else if (vc->cacert != NULL) {
+		o.tls = VMW_TLS_CA;
+		o.cacert = vc->cacert;
+	} else if (cmd_thumbprint != NULL) {
+		o.tls = VMW_TLS_THUMBPRINT;
+		o.thumbprint = cmd_thumbprint;
+	} else if (vc->insecure) {
+		o.tls = VMW_TLS_INSECURE;
+	} else {
+		o.tls = VMW_TLS_CA;
+	}
+	r = vmw_conn_new(&o, &conn, e);
+	if (r < 0)
+		return r;
+	if (deadline_ms != 0 && deadline_ms < dl)
+		dl = deadline_ms;
+	r = vmw_login(conn, dl, cancel, e);
+	if (r < 0) {
+		sw_errctx(e, "vCenter login (credential set %s)", vc->name);
+		vmw_conn_free(conn);
+		return r;
+	}
+	*ret_conn = conn;
+	return 0;
+}
+
+void
+wrk_vc_disconnect(struct vmw_conn *conn)
+{
+	struct sw_err le;
+
+	if (conn == NULL)
+		return;
+	(void)vmw_logout(conn, sw_mono_ms() + LOGOUT_MS, NULL, &le);
+	vmw_conn_free(conn);
+}
+
+int
+wrk__vc_fail(struct wrk__cmd *c, int code)
+{
+	return wrk__fail(c, code, PROTO_CTX_VCENTER);
+}
+
+int
+wrk__vc_open(struct wrk__cmd *c, struct vmw_conn **ret_conn, struct sw_err *e)
+{
+	const struct proto_command *cmd = c->cmd;
+	const struct wrk_vcenter *vc;
+	int r;
+
+	if (!cmd->has_vcenter || cmd->vcenter.url == NULL || cmd->vcenter.credentials == NULL)
+		return wrk__fail_as(c, sw_errf(e, SW_EFORMAT, "vcenter: required for %s",
+		    proto_type_name(cmd->type)), PROTO_ERR_INVALID_COMMAND, 0);
+	vc = c->job->cfg != NULL ? wrk_config_vcenter(c->job->cfg, cmd->vcenter.credentials) : NULL;
+	if (vc == NULL)
+		return wrk__fail_as(c, sw_errf(e, SW_EAUTH,
+		    "vcenter.credentials: no such credential set in this worker's configuration"),
+		    PROTO_ERR_VCENTER_AUTH, 0);
+	/* A publisher must never be able to send a password to a host of its choosing. */
+	if (!wrk_vcenter_allows(vc, cmd->vcenter.url))
+		return wrk__fail_as(c, sw_errf(e, SW_EAUTH,
+		    "vcenter.url: not one of the URLs credential set %s is configured for", vc->name),
+		    PROTO_ERR_VCENTER_AUTH, 0);
+	r = wrk_vc_connect(vc, cmd->vcenter.url, cmd->vcenter.thumbprint, c->job->deadline_ms,
+	    c->job->cancel, ret_conn, e);
+	if (r < 0)
+		return wrk__vc_fail(c, r);
+	return 0;
+}
+
+int
+wrk__vc_find_vm(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm *vm,
+    struct vmw_moref *ret_vm, struct sw_err *e)
+{
+	int r;
+
+	if (vm->uuid != NULL)
+		r = vmw_vm_find(conn, VMW_VM_BY_ANY, vm->uuid, ret_vm, c->job->deadline_ms,
+		    c->job->cancel, e);
+	else
+		r = vmw_vm_find(conn, VMW_VM_BY_NAME, vm->name != NULL ? vm->name : "", ret_vm,
+		    c->job->deadline_ms, c->job->cancel, e);
+	if (r < 0)
+		sw_errctx(e, "args.vm");
+	return r;
+}
+
+void
+wrk__vc_progress(void *ud, uint64_t bytes, int percent)
+{
+	struct wrk__cmd *c = ud;
+
+	if (c->job->progress != NULL)
+		c->job->progress(c->job->progress_ud, percent < 0 ? 0 : percent, bytes);
+}
+
+/* ----------------------------------------------------------- deadlines */
+
+/*
+ * Cleanup runs with a deadline of its own and no cancel flag.  During a
+ * shutdown (cancelled before the command's deadline) the daemon waits only
+ * so long before it exits, so cleanup must fit in that; anything left is the
+ * journal's and the sweeper's.
+ */
+static uint64_t
+cleanup_deadline(const struct wrk__cmd *c)
+{
+	const struct wrk_job *j = c->job;
+	uint64_t now = sw_mono_ms();
+	int shutdown = j->cancel != NULL && *j->cancel &&
+	    (j->deadline_ms == 0 || now < j->deadline_ms);
+
+	return now + (shutdown ? SHUTDOWN_CLEANUP_MS : WRK_VC_CLEANUP_MS);
+}
+
+/*
+ * After a busy answer (TaskInProgress, ConcurrentAccess: another task holds
+ * the VM) waits *delay_ms (doubling, capped) unless that passes the deadline
+ * or the job is cancelled.  0: try again.
+ */
+static int
+busy_wait(unsigned *delay_ms, uint64_t deadline_ms, volatile int *cancel)
+{
+	uint64_t until = sw_mono_ms() + *delay_ms;
+	unsigned char j;
+	struct timespec ts;
+
+	if (deadline_ms != 0 && until >= deadline_ms)
+		return -ETIMEDOUT;
+	while (sw_mono_ms() < until) {
+		if (cancel != NULL && *cancel)
+			return -ECANCELED;
+		ts.tv_sec = 0;
+		ts.tv_nsec = 100 * 1000000L;
+		nanosleep(&ts, NULL);
+	}
+	/* Jitter keeps several workers waiting on one VM from retrying in lockstep. */
+	if (getrandom(&j, 1, GRND_NONBLOCK) != 1)
+		j = 0;
+	*delay_ms = *delay_ms * 2 + j;
+	if (*delay_ms > BUSY_CAP_MS)
+		*delay_ms = BUSY_CAP_MS;
+	return 0;
+}
+
+static int
+snapshot_create_retry(struct vmw_conn *conn, const struct vmw_moref *vm, const char *name,
+    const char *desc, struct vmw_moref *ret_snap, uint64_t deadline_ms, volatile int *cancel,
+    unsigned *ret_tries, struct sw_err *e)
+{
+	unsigned delay = BUSY_FIRST_MS, tries = 0;
+	int r;
+
+	for (;;) {
+		tries++;
+		r = vmw_snapshot_create(conn, vm, name, desc, 0, ret_snap, deadline_ms, cancel, e);
+		if (r != SW_EBUSY || busy_wait(&delay, deadline_ms, cancel) < 0)
+			break;
+		log_debug("vc: snapshot of %s busy, retry %u", vm->value, tries);
+	}
+	if (r == SW_EBUSY)
+		sw_errctx(e, "VM still busy after %u attempts", tries);
+	*ret_tries = tries;
+	return r;
+}
+
+static int
+snapshot_remove_retry(struct vmw_conn *conn, const struct vmw_moref *snap, uint64_t deadline_ms,
+    struct sw_err *e)
+{
+	unsigned delay = BUSY_FIRST_MS;
+	int r;
+
+	for (;;) {
+		r = vmw_snapshot_remove(conn, snap, deadline_ms, NULL, e);
+		if (r != SW_EBUSY || busy_wait(&delay, deadline_ms, NULL) < 0)
+			break;
+	}
+	return r;
+}
+
+/* -------------------------------------------------------------- journal */
+
+static int
+journal_name(char *out, size_t outsz, const char *name)
+{
+	return snprintf(out, outsz, "%s%s", name, WRK_VC_JOURNAL_SUFFIX) >= (int)outsz ?
+	    -ENAMETOOLONG : 0;
+}
+
+/* Values are morefs, a credential set name and a URL: no line breaks possible. */
+static int
+journal_write(int dirfd, const char *name, const char *creds, const char *url,
+    const struct vmw_moref *vm, const struct vmw_moref *snap, struct sw_err *e)
+{
+	char file[SW_NAME_MAX + 1], tmp[SW_NAME_MAX + 1];
+	struct sw_buf b = SW_BUF_INIT(JOURNAL_MAX);
+	int fd = -1, r;
+
+	if (journal_name(file, sizeof(file), name) < 0 ||
+	    snprintf(tmp, sizeof(tmp), "%s~vcenter-new.part", name) >= (int)sizeof(tmp))
+		return sw_errf(e, -ENAMETOOLONG, "journal name too long");
+	r = sw_buf_addf(&b, "credentials=%s\nurl=%s\nvm=%s\nsnapshot=%s\n", creds, url,
+	    vm->value, snap != NULL ? snap->value : "");
+	if (r < 0) {
+		r = sw_errf(e, r, "journal too long");
+		goto out;
+	}
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		r = sw_errno(e, errno, "journal %s", tmp);
+		goto out;
+	}
+	if ((r = sw_write_all(fd, b.ptr, b.len)) < 0) {
+		r = sw_errno(e, -r, "journal %s: write", tmp);
+		goto out;
+	}
+	/* The snapshot must not exist unless a durable journal names its VM. */
+	if (fsync(fd) < 0) {
+		r = sw_errno(e, errno, "journal %s: fsync", tmp);
+		goto out;
+	}
+	if (renameat(dirfd, tmp, dirfd, file) < 0) {
+		r = sw_errno(e, errno, "journal %s: rename", file);
+		goto out;
+	}
+	if (fsync(dirfd) < 0) {
+		r = sw_errno(e, errno, "journal %s: fsync of the directory", file);
+		goto out;
+	}
+	r = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (r < 0)
+		unlinkat(dirfd, tmp, 0);
+	sw_buf_free(&b);
+	return r;
+}
+
+static int
+copy_val(char *dst, size_t dstsz, const char *v, size_t n)
+{
+	if (n >= dstsz)
+		return -1;
+	memcpy(dst, v, n);
+	dst[n] = '\0';
+	return 0;
+}
+
+int
+wrk_vc_journal_read(int dirfd, const char *name, struct wrk_vc_journal *ret_j, struct sw_err *e)
+{
+	struct wrk_vc_journal j;
+	char file[SW_NAME_MAX + 1], buf[JOURNAL_MAX + 1];
+	const char *p, *end, *eol, *eq;
+	ssize_t n;
+	int fd, bad = 0;
+
+	if (journal_name(file, sizeof(file), name) < 0)
+		return sw_errf(e, -ENAMETOOLONG, "journal name too long");
+	fd = openat(dirfd, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return sw_errf(e, SW_ENOTFOUND, "no journal");
+		return sw_errno(e, errno, "journal %s", file);
+	}
+	n = sw_read_full(fd, buf, sizeof(buf));
+	close(fd);
+	if (n < 0)
+		return sw_errno(e, (int)-n, "journal %s", file);
+	if ((size_t)n > JOURNAL_MAX)
+		return sw_errf(e, SW_ETOOBIG, "journal %s: too long", file);
+	memset(&j, 0, sizeof(j));
+	for (p = buf, end = buf + n; p < end; p = eol + 1) {
+		eol = memchr(p, '\n', (size_t)(end - p));
+		if (eol == NULL)
+			eol = end;
+		eq = memchr(p, '=', (size_t)(eol - p));
+		if (eq == NULL)
+			continue;
+		if ((size_t)(eq - p) == 11 && memcmp(p, "credentials", 11) == 0)
+			bad |= copy_val(j.credentials, sizeof(j.credentials), eq + 1,
+			    (size_t)(eol - eq - 1));
+		else if ((size_t)(eq - p) == 3 && memcmp(p, "url", 3) == 0)
+			bad |= copy_val(j.url, sizeof(j.url), eq + 1, (size_t)(eol - eq - 1));
+		else if ((size_t)(eq - p) == 2 && memcmp(p, "vm", 2) == 0)
+			bad |= copy_val(j.vm, sizeof(j.vm), eq + 1, (size_t)(eol - eq - 1));
+		else if ((size_t)(eq - p) == 8 && memcmp(p, "snapshot", 8) == 0)
+			bad |= copy_val(j.snapshot, sizeof(j.snapshot), eq + 1,
+			    (size_t)(eol - eq - 1));
+		if (eol == end)
+			break;
+	}
+	if (bad || j.vm[0] == '\0')
+		return sw_errf(e, SW_EFORMAT, "journal %s: malformed", file);
+	*ret_j = j;
+	return 0;
+}
+
+int
+wrk_vc_journal_undo(struct vmw_conn *conn, const struct wrk_vc_journal *j, struct sw_err *e)
+{
+	struct vmw_moref snap;
+	int r;
+
+	if (j->snapshot[0] == '\0')
+		return 0;
+	memset(&snap, 0, sizeof(snap));
+	snprintf(snap.type, sizeof(snap.type), "VirtualMachineSnapshot");
+	if (snprintf(snap.value, sizeof(snap.value), "%s", j->snapshot) >= (int)sizeof(snap.value))
+		return sw_errf(e, SW_EFORMAT, "journal: snapshot id too long");
+	r = snapshot_remove_retry(conn, &snap, sw_mono_ms() + WRK_VC_CLEANUP_MS, e);
+	if (r == SW_ENOTFOUND)
+		r = 0;
+	return r;
+}
+
+/* Destroys every worker VM tagged with tag (the sweeper does the same by age). */
+static int
+destroy_tagged(struct vmw_conn *conn, const char *tag, uint64_t deadline_ms, struct sw_err *e)
+{
+	struct vmw_tagged_vm *vms = NULL;
+	size_t n = 0, i;
+	int r, rr = 0;
+
+	r = vmw_worker_vm_list(conn, &vms, &n, deadline_ms, NULL, e);
+	if (r < 0)
+		return r;
+	for (i = 0; i < n; i++) {
+		if (strcmp(vms[i].tag, tag) != 0)
+			continue;
+		log_debug("vc: removing leftover worker VM %s of %s", vms[i].vm.value, tag);
+		r = vmw_worker_vm_destroy(conn, &vms[i].vm, deadline_ms, NULL, e);
+		if (r < 0 && r != SW_ENOTFOUND && rr == 0)
+			rr = r;
+	}
+	free(vms);
+	return rr;
+}
+
+int
+wrk__vc_recover(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
+    const char *obj, struct sw_err *e)
+{
+	struct wrk_vc_journal j;
+	char dir[SW_PATH_MAX], name[SW_NAME_MAX + 1], file[SW_NAME_MAX + 1];
+	int r, dfd;
+
+	r = wrk__split(obj, dir, sizeof(dir), name, sizeof(name), e);
+	if (r < 0)
+		return r;
+	dfd = wrk__dir_open(s, dir, 0, e);
+	if (dfd == SW_ENOTFOUND)
+		return 0;
+	if (dfd < 0)
+		return dfd;
+	r = wrk_vc_journal_read(dfd, name, &j, e);
+	if (r == SW_ENOTFOUND) {
+		r = 0;
+		goto out;
+	}
+	if (r < 0)
+		goto out;
+	/*
+	 * A journal: an attempt of this command died after it.  Its worker VM
+	 * first (it holds the snapshot's disk), then its snapshot.
+	 */
+	log_info("%s: removing what an interrupted attempt left in vCenter", c->cmd->id);
+	r = destroy_tagged(conn, c->cmd->id, sw_mono_ms() + WRK_VC_CLEANUP_MS, e);
+	if (r == 0)
+		r = wrk_vc_journal_undo(conn, &j, e);
+	if (r == 0 && journal_name(file, sizeof(file), name) == 0)
+		unlinkat(dfd, file, 0);
+out:
+	close(dfd);
+	return r;
+}
+
+/* ---------------------------------------------------------- extract area */
+
+int
+wrk__vc_extract_dir_open(const struct wrk_store *ws, struct sw_err *e)
+{
+	char def[SW_PATH_MAX];
+	const char *path = ws->extract_dir;
+	int fd;
+
+	if (path == NULL) {
+		if (sw_path_fmt(def, sizeof(def), "%s/extract", ws->mount) < 0)
+			return sw_errf(e, -ENAMETOOLONG, "extract area: path too long");
+		path = def;
+	}
+	fd = sw_root_open(path, e);
+	if (fd == -ENOENT) {
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			return sw_errno(e, errno, "extract area");
+		fd = sw_root_open(path, e);
+	}
+	if (fd < 0)
+		sw_errctx(e, "extract area");
+	return fd;
+}
+
+/* ------------------------------------------------------------ the export */
+
+struct backup_x;
+
+struct bx_disk {
+	struct backup_x *x;
+	struct sw_sink inner;   /* the ovastore writer's sink of this disk */
+};
+
+struct backup_x {
+	struct wrk__cmd *c;
+	struct ova_writer *w;
+	struct bx_disk disks[VMW_MAX_DISKS];
+	int store_failed;       /* the failure was the share's, not vCenter's */
+	uint64_t disk_bytes;
+};
+
+static int
+bx_write(void *ud, const void *p, size_t n, struct sw_err *e)
+{
+	struct bx_disk *d = ud;
+	int r = d->inner.write(d->inner.ud, p, n, e);
+
+	if (r < 0)
+		d->x->store_failed = 1;
+	return r;
+}
+
+static int
+bx_sink_open(void *ud, const struct vmw_nfc_disk *d, struct sw_sink *ret_sink, struct sw_err *e)
+{
+	struct backup_x *x = ud;
+	struct bx_disk *bd;
+	int r;
+
+	if (d->index < 0 || d->index >= VMW_MAX_DISKS)
+		return sw_errf(e, SW_ETOOBIG, "disk index %d", d->index);
+	bd = &x->disks[d->index];
+	bd->x = x;
+	/* NULL: NAME-diskK.vmdk, the name the OVF of CreateDescriptor references. */
+	r = ova_writer_disk(x->w, NULL, &bd->inner, e);
+	if (r < 0) {
+		x->store_failed = 1;
+		return r;
+	}
+	ret_sink->write = bx_write;
+	ret_sink->ud = bd;
+	return 0;
+}
+
+static void
+bx_progress(void *ud, uint64_t bytes, int percent)
+{
+	struct backup_x *x = ud;
+
+	wrk__vc_progress(x->c, bytes, percent);
+}
+
+static int
+bx_sink_close(void *ud, const struct vmw_nfc_disk *d, int status, uint64_t bytes,
+    struct sw_err *e)
+{
+	struct backup_x *x = ud;
+
+	(void)d; (void)e;
+	/* A failed disk's .part is the writer's to remove (abort). */
+	if (status == 0)
+		x->disk_bytes += bytes;
+	return 0;
+}
+
+/* Worker VM on the snapshot's chain of the volume, named and tagged with the command id. */
+static int
+make_worker(struct wrk__cmd *c, struct vmw_conn *conn, const struct vmw_moref *vm,
+    const struct vmw_moref *snap, const char *disk, struct vmw_moref *ret_worker,
+    struct sw_err *e)
+{
+	struct vmw_vm_info *info = NULL;
+	struct vmw_disk *d = NULL;
+	struct vmw_worker_spec ws;
+	int r;
+
+	r = vmw_vm_info_get(conn, vm, &info, c->job->deadline_ms, c->job->cancel, e);
+	if (r < 0)
+		return r;
+	r = vmw_snapshot_disk(conn, vm, snap, disk, &d, c->job->deadline_ms, c->job->cancel, e);
+	if (r < 0) {
+		sw_errctx(e, "args.disk");
+		goto out;
+	}
+	memset(&ws, 0, sizeof(ws));
+	ws.name = c->cmd->id;
+	ws.tag = c->cmd->id;
+	ws.folder = &info->vm_folder;
+	ws.pool = &info->resource_pool;
+	ws.host = &info->host;
+	ws.disk = d;
+	r = vmw_worker_vm_create(conn, &ws, ret_worker, c->job->deadline_ms, c->job->cancel, e);
+out:
+	vmw_disk_free(d);
+	vmw_vm_info_free(info);
+	return r;
+}
+
+int
+wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm *vm,
+    const char *disk, struct ova_store *s, const char *obj, struct ova_result **ret_result,
+    struct sw_err *e)
+{
+	struct backup_x x;
+	struct vmw_export_opts eo;
+	struct vmw_export_result *res = NULL;
+	struct vmw_moref vmref, snap, worker;
+	struct sw_err ce;
+	char dir[SW_PATH_MAX], name[SW_NAME_MAX + 1], sname[128], desc[256], jfile[SW_NAME_MAX + 1];
+	uint64_t cdl;
+	unsigned tries = 0;
+	int r, dfd = -1, have_snap = 0, have_worker = 0, journal = 0, cleanup_ok = 1;
+	int store_ctx = 0;
+
+	memset(&x, 0, sizeof(x));
+	x.c = c;
+	r = wrk__split(obj, dir, sizeof(dir), name, sizeof(name), e);
+	if (r < 0)
+		return wrk__fail(c, r, PROTO_CTX_STORE);
+	if (journal_name(jfile, sizeof(jfile), name) < 0)
+		return wrk__fail_as(c, sw_errf(e, -ENAMETOOLONG, "object name too long"),
+		    PROTO_ERR_INVALID_COMMAND, 0);
+	r = wrk__vc_find_vm(c, conn, vm, &vmref, e);
+	if (r < 0)
+		return wrk__vc_fail(c, r);
+	/* begin removes an earlier attempt's debris (the journal too: read before). */
+	r = ova_writer_begin(s, obj, 0, &x.w, e);
+	if (r < 0)
+		return wrk__fail(c, r, PROTO_CTX_STORE);
+	dfd = wrk__dir_open(s, dir, 0, e);
+	if (dfd < 0) {
+		r = wrk__fail(c, dfd, PROTO_CTX_STORE);
+		goto out;
+	}
+	r = journal_write(dfd, name, c->cmd->vcenter.credentials, c->cmd->vcenter.url, &vmref,
+	    NULL, e);
+	if (r < 0) {
+		r = wrk__fail(c, r, PROTO_CTX_STORE);
+		goto out;
+	}
+	journal = 1;
+
+	snprintf(sname, sizeof(sname), "snapworker-%s", c->cmd->id);
+	snprintf(desc, sizeof(desc), "snapworker %s %s", proto_type_name(c->cmd->type), c->cmd->id);
+	r = snapshot_create_retry(conn, &vmref, sname, desc, &snap, c->job->deadline_ms,
+	    c->job->cancel, &tries, e);
+	if (r < 0)
+		goto out;
+	have_snap = 1;
+	if (tries > 1)
+		log_info("%s: VM snapshot taken after %u attempts (the VM was busy)", c->cmd->id,
+		    tries);
+	r = journal_write(dfd, name, c->cmd->vcenter.credentials, c->cmd->vcenter.url, &vmref,
+	    &snap, e);
+	if (r < 0) {
+		store_ctx = 1;
+		goto out;
+	}
+	r = make_worker(c, conn, &vmref, &snap, disk, &worker, e);
+	if (r < 0)
+		goto out;
+	have_worker = 1;
+
+	memset(&eo, 0, sizeof(eo));
+	eo.name = name;
+	eo.sink_open = bx_sink_open;
+	eo.sink_close = bx_sink_close;
+	eo.progress = bx_progress;
+	eo.ud = &x;
+	r = vmw_export_vm(conn, &worker, &eo, &res, c->job->deadline_ms, c->job->cancel, e);
+	if (r < 0) {
+		store_ctx = x.store_failed;
+		goto out;
+	}
+	r = ova_writer_ovf(x.w, NULL, res->ovf, res->ovf_len, e);
+	if (r < 0) {
+		store_ctx = 1;
+		goto out;
+	}
+out:
+	/* Cleanup in every path, with a deadline of its own, not cancellable. */
+	cdl = cleanup_deadline(c);
+	if (have_worker) {
+		sw_err_clear(&ce);
+		if (vmw_worker_vm_destroy(conn, &worker, cdl, NULL, &ce) < 0 &&
+		    ce.code != SW_ENOTFOUND) {
+			cleanup_ok = 0;
+			log_warnx("%s: cleanup: worker VM %s: %s", c->cmd->id, worker.value, ce.msg);
+			if (r == 0) {
+				r = ce.code;
+				if (e != NULL)
+					*e = ce;
+			}
+		}
+	}
+	if (have_snap && cleanup_ok) {
+		sw_err_clear(&ce);
+		if (snapshot_remove_retry(conn, &snap, cdl, &ce) < 0 && ce.code != SW_ENOTFOUND) {
+			cleanup_ok = 0;
+			log_warnx("%s: cleanup: VM snapshot %s: %s", c->cmd->id, snap.value, ce.msg);
+			if (r == 0) {
+				r = ce.code;
+				if (e != NULL)
+					*e = ce;
+			}
+		}
+	}
+	/* Left in place when cleanup failed: the next attempt or the sweeper finishes it. */
+	if (journal && cleanup_ok)
+		unlinkat(dfd, jfile, 0);
+	if (r == 0) {
+		/* Only now, with vCenter clean: a committed object is never redone. */
+		r = ova_writer_commit(x.w, ret_result, e);
+		if (r < 0)
+			store_ctx = 1;
+	}
+	if (r < 0 && c->errcode == PROTO_ERR_NONE)
+		wrk__fail(c, r, store_ctx ? PROTO_CTX_STORE : PROTO_CTX_VCENTER);
+	if (dfd >= 0)
+		close(dfd);
+	vmw_export_result_free(res);
+	ova_writer_free(x.w);
+	return r;
+}

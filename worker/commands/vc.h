@@ -1,0 +1,103 @@
+/*
+ * vCenter plumbing shared by the commands that need vCenter (CreateSnapshot,
+ * CreateTemplate from a live volume, CreateVolume, ExtractVolume) and by the
+ * sweeper: connecting with a configured credential set, mapping errors,
+ * retrying TaskInProgress-style conflicts, and the data path
+ *
+ *   VM snapshot -> worker VM on the snapshot's chain of the volume's disk
+ *   -> ExportVm streaming every disk straight into an ovastore writer
+ *   -> cleanup (worker VM detached and destroyed, VM snapshot removed)
+ *   -> commit of the object (its .ova.meta last)
+ *
+ * Crash safety: before the VM snapshot is taken a journal NAME~vcenter.part
+ * is written next to the object's files (ovastore counts NAME~*.part as the
+ * object's debris).  It names the VM and, once taken, the snapshot, so a
+ * redelivery after a crash removes exactly that snapshot and the worker VM
+ * tagged with the command id before it starts again; the sweeper does the
+ * same for journals older than the deadline that nobody came back for.
+ */
+#ifndef WRK_VC_H
+#define WRK_VC_H
+
+#include <stdint.h>
+
+#include "ovastore/ovastore.h"
+#include "vmware/vmware.h"
+#include "worker/commands/cmd_int.h"
+#include "worker/config.h"
+
+/* Cleanup gets a deadline of its own: an expired command deadline must not skip it. */
+#define WRK_VC_CLEANUP_MS (5u * 60u * 1000u)
+
+/* The journal's suffix after NAME (see above). */
+#define WRK_VC_JOURNAL_SUFFIX "~vcenter.part"
+
+/*
+ * Connects and logs in with credential set vc to url, which the caller has
+ * checked with wrk_vcenter_allows().  TLS: the set's thumbprint, else its
+ * cacert, else the command's thumbprint (cmd_thumbprint, may be NULL), else
+ * no verification when the set says insecure, else the system CAs.
+ */
+int wrk_vc_connect(const struct wrk_vcenter *vc, const char *url, const char *cmd_thumbprint,
+    uint64_t deadline_ms, volatile int *cancel, struct vmw_conn **ret_conn, struct sw_err *e);
+/* Logs out (briefly, not cancellable) and frees; NULL is fine. */
+void wrk_vc_disconnect(struct vmw_conn *conn);
+
+/*
+ * The command's vCenter: its credential set must exist and be bound to its
+ * URL (else VCENTER_AUTH, not retryable).  Errors are reported on c.
+ */
+int wrk__vc_open(struct wrk__cmd *c, struct vmw_conn **ret_conn, struct sw_err *e);
+
+/* wrk__fail() in the vCenter context. */
+int wrk__vc_fail(struct wrk__cmd *c, int code);
+
+/* The VM a command names by uuid (instance, then BIOS) or by name. */
+int wrk__vc_find_vm(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm *vm,
+    struct vmw_moref *ret_vm, struct sw_err *e);
+
+/* Adapter from vmware/ progress to the job's progress callback (ud: the wrk__cmd). */
+void wrk__vc_progress(void *ud, uint64_t bytes, int percent);
+
+/*
+ * Removes what an earlier, interrupted attempt of this command left in
+ * vCenter: the VM snapshot its journal names (obj's NAME~vcenter.part in s)
+ * and every worker VM tagged with the command id.  Not cancellable; errors
+ * other than "already gone" are returned.
+ */
+int wrk__vc_recover(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
+    const char *obj, struct sw_err *e);
+
+/*
+ * The export data path (see the top of this file) into the new-format
+ * object obj of s, named after obj's NAME.  *ret_result lists its files.
+ * Errors are reported on c (vCenter or store context as they happen).
+ */
+int wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm *vm,
+    const char *disk, struct ova_store *s, const char *obj, struct ova_result **ret_result,
+    struct sw_err *e);
+
+/* The store's extract area (created when missing). */
+int wrk__vc_extract_dir_open(const struct wrk_store *ws, struct sw_err *e);
+
+/*
+ * Journal access for the sweeper: reads obj's journal (0, or SW_ENOTFOUND)
+ * into the credential set name, the vCenter URL and the snapshot's moref
+ * value (empty when none was taken).
+ */
+struct wrk_vc_journal {
+	char credentials[80];
+	char url[PROTO_URL_MAX + 1];
+	char vm[256];
+	char snapshot[256];
+};
+int wrk_vc_journal_read(int dirfd, const char *name, struct wrk_vc_journal *ret_j,
+    struct sw_err *e);
+/* Removes the snapshot a journal names (absent: success). */
+int wrk_vc_journal_undo(struct vmw_conn *conn, const struct wrk_vc_journal *j,
+    struct sw_err *e);
+
+/* CreateTemplate (template_vc.c); wrk__cmd_create_template() calls it. */
+int wrk__vc_create_template(struct wrk__cmd *c, struct sw_err *e);
+
+#endif
