@@ -49,6 +49,13 @@ int wrk__result_set(struct wrk__cmd *c, const char *install_path, enum ova_forma
 int wrk__result_add_file(struct wrk__cmd *c, const char *path, uint64_t size,
     const char *sha256);
 int wrk__result_add_files(struct wrk__cmd *c, const struct ova_file *files, size_t n);
+/*
+ * Computes the sha256 of the result's files that have none and are at most
+ * max_size bytes (OVF, meta, template.properties), so that a fresh result
+ * and one answered again from the share list the same digests.
+ */
+int wrk__result_fill_digests(struct wrk__cmd *c, struct ova_store *s, uint64_t max_size,
+    struct sw_err *e);
 int wrk__result_download(struct wrk__cmd *c, const char *path, uint64_t size);
 
 /* "DIR/NAME" -> DIR (""), NAME, after ovastore's validation. */

@@ -4,10 +4,13 @@
  */
 #include "worker/commands/cmd_int.h"
 
+int wrk__vc_create_snapshot(struct wrk__cmd *c, struct sw_err *e);
+
+/* vCenter work lives in snapshot_vc.c. */
 int
 wrk__cmd_create_snapshot(struct wrk__cmd *c, struct sw_err *e)
 {
-	return wrk__not_implemented(c, e);
+	return wrk__vc_create_snapshot(c, e);
 }
 
 /*

@@ -28,6 +28,8 @@
 #define TMPL_ROOT "template/tmpl"
 /* [download] max_size when the configuration leaves it at 0. */
 #define REGISTER_MAX_DEFAULT (1ull << 40)
+/* Files small enough to digest when answering (OVF, meta, template.properties). */
+#define SMALL_FILE_MAX (16 * 1024 * 1024)
 
 int
 wrk__cmd_create_template(struct wrk__cmd *c, struct sw_err *e)
@@ -564,6 +566,8 @@ wrk__cmd_copy_template(struct wrk__cmd *c, struct sw_err *e)
 		r = wrk__result_add_files(c, dinfo->files, dinfo->nfiles);
 	if (r == 0)
 		r = copy_tprops(c, src, dst, dir, name, e);
+	if (r == 0)
+		r = wrk__result_fill_digests(c, dst, SMALL_FILE_MAX, e);
 	if (r < 0)
 		wrk__fail(c, r, PROTO_CTX_STORE);
 out:
@@ -612,6 +616,8 @@ register_answer(struct wrk__cmd *c, struct ova_store *s, const char *obj, const 
 		r = wrk__result_add_files(c, info->files, info->nfiles);
 	if (r == 0)
 		r = add_tprops_file(c, dir, psize);
+	if (r == 0)
+		r = wrk__result_fill_digests(c, s, SMALL_FILE_MAX, e);
 	ova_info_free(info);
 	return r;
 }
@@ -784,6 +790,10 @@ wrk__cmd_register_template(struct wrk__cmd *c, struct sw_err *e)
 		r = wrk__result_add_files(c, res->files, res->nfiles);
 	if (r == 0)
 		r = add_tprops_file(c, dir, psize);
+	if (r == 0)
+		r = wrk__result_fill_digests(c, s, SMALL_FILE_MAX, e);
+	if (r < 0)
+		wrk__fail(c, r, PROTO_CTX_STORE);
 out:
 	if (dfd >= 0)
 		close(dfd);

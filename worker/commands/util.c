@@ -2,6 +2,8 @@
 #include "worker/commands/cmd_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,4 +197,49 @@ wrk__not_implemented(struct wrk__cmd *c, struct sw_err *e)
 	return wrk__fail_as(c, sw_errf(e, SW_EUNSUPPORTED,
 	    "%s is not implemented in this build (it needs vCenter support)",
 	    proto_type_name(c->cmd->type)), PROTO_ERR_INTERNAL, 0);
+}
+
+int
+wrk__result_fill_digests(struct wrk__cmd *c, struct ova_store *s, uint64_t max_size,
+    struct sw_err *e)
+{
+	struct proto_result *res = &c->ev->result;
+	unsigned char buf[16384];
+	struct proto_file *f;
+	struct sw_hash *h;
+	char hex[129], *dup;
+	ssize_t n;
+	size_t i;
+	int fd, r;
+
+	for (i = 0; i < res->nfiles; i++) {
+		f = (struct proto_file *)&res->files[i];
+		if (f->sha256 != NULL || f->size > max_size)
+			continue;
+		fd = sw_open_beneath(ova_store_fd(s), f->path, O_RDONLY, 0, e);
+		if (fd < 0)
+			return fd;
+		h = sw_hash_new("sha256");
+		if (h == NULL) {
+			close(fd);
+			return sw_errf(e, -ENOMEM, "out of memory");
+		}
+		while ((n = read(fd, buf, sizeof(buf))) > 0) {
+			if (sw_hash_update(h, buf, (size_t)n) < 0) {
+				n = -1;
+				errno = EIO;
+				break;
+			}
+		}
+		r = n < 0 ? sw_errno(e, errno, "%s", f->path) : sw_hash_final(h, hex, sizeof(hex));
+		sw_hash_free(h);
+		close(fd);
+		if (r < 0)
+			return r;
+		dup = strdup(hex);
+		if (dup == NULL)
+			return sw_errf(e, -ENOMEM, "out of memory");
+		f->sha256 = dup;
+	}
+	return 0;
 }
