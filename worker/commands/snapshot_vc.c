@@ -11,8 +11,6 @@
 #include "common/log.h"
 #include "common/path.h"
 
-int wrk__vc_create_snapshot(struct wrk__cmd *c, struct sw_err *e);
-
 /* The result of a committed object as it is on the share. */
 static int
 answer_from_store(struct wrk__cmd *c, struct ova_store *s, const char *obj, struct sw_err *e)

@@ -97,6 +97,10 @@ int wrk_vc_journal_read(int dirfd, const char *name, struct wrk_vc_journal *ret_
 int wrk_vc_journal_undo(struct vmw_conn *conn, const struct wrk_vc_journal *j,
     struct sw_err *e);
 
+/* The commands' implementations; the wrk__cmd_* entry points call them. */
+int wrk__vc_create_snapshot(struct wrk__cmd *c, struct sw_err *e);
+int wrk__vc_extract_volume(struct wrk__cmd *c, struct sw_err *e);
+int wrk__vc_create_volume(struct wrk__cmd *c, struct sw_err *e);
 /* CreateTemplate (template_vc.c); wrk__cmd_create_template() calls it. */
 int wrk__vc_create_template(struct wrk__cmd *c, struct sw_err *e);
 
