@@ -184,13 +184,18 @@ wfile_write(struct wfile *f, const void *p, size_t n, struct sw_err *e)
 		f->size += n;
 		return 0;
 	}
-	/* All-zero chunks (at chunk-aligned file offsets) become holes. */
+	/*
+	 * All-zero pieces become holes.  Pieces end at 64 KiB file offsets so a
+	 * block's data and zeros are judged apart; a piece may be shorter (data
+	 * from a pipe arrives in any size), and skipping it is still right
+	 * because the file is new (O_EXCL): unwritten bytes read as zeros.
+	 */
 	while (n > 0) {
 		size_t k = ZERO_CHUNK - (size_t)(f->size % ZERO_CHUNK);
 
 		if (k > n)
 			k = n;
-		if (k == ZERO_CHUNK && memcmp(c, zeros, k) == 0) {
+		if (memcmp(c, zeros, k) == 0) {
 			if (lseek(f->fd, (off_t)k, SEEK_CUR) < 0) {
 				r = sw_errno(e, errno, "seek in '%s'", f->tmp);
 				goto fail;
