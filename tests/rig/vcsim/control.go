@@ -232,9 +232,8 @@ func (rg *rig) state() *rigState {
 				ls.Mode = "export"
 			}
 			for _, f := range l.files {
-				c := *f
-				c.Bytes = atomic.LoadInt64(&f.Bytes)
-				ls.Files = append(ls.Files, c)
+				ls.Files = append(ls.Files, nfcFile{Name: f.Name, URL: f.URL, Path: f.Path, Size: f.Size,
+					Bytes: atomic.LoadInt64(&f.Bytes)})
 			}
 			sort.Slice(ls.Files, func(i, j int) bool { return ls.Files[i].Name < ls.Files[j].Name })
 			st.Leases = append(st.Leases, ls)

@@ -10,7 +10,6 @@ import (
 	"bytes"
 	"context"
 	stdxml "encoding/xml"
-	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -382,7 +381,7 @@ func responseRecorder(res interface{}) *httptest.ResponseRecorder {
 
 func faultRecorder(msg string, fault types.BaseMethodFault) *httptest.ResponseRecorder {
 	if msg == "" {
-		msg = fmt.Sprintf("%s", reflect.TypeOf(fault).Elem().Name())
+		msg = reflect.TypeOf(fault).Elem().Name()
 	}
 	f := &soapFault{Code: "ServerFaultCode", String: msg}
 	f.Detail.Fault = &faultDetail{fault}
