@@ -224,7 +224,7 @@ run_unpack(struct ova_store *s, struct opts *o, struct sw_err *e)
 		sw_errno(e, errno, "open '%s'", o->pos[0]);
 		return fail(e);
 	}
-	r = ova_unpack_fd(s, o->pos[1], fd, 0, &res, e);
+	r = ova_unpack_fd(s, o->pos[1], fd, o->no_digest ? OVA_UNPACK_NO_SHA256 : 0, &res, e);
 	if (fd != STDIN_FILENO)
 		(void)close(fd);
 	if (r < 0)
@@ -268,7 +268,8 @@ static const struct cmd cmds[] = {
 	  "tar readable", 1, run_verify },
 	{ "pack", "pack DIR/NAME OUT.ova|-", "generate an OVA from either format (atomically to a file)",
 	  2, run_pack },
-	{ "unpack", "unpack IN.ova|- DIR/NAME", "store an OVA in the new format (.mf verified)", 2,
+	{ "unpack", "unpack [--no-digest] IN.ova|- DIR/NAME",
+	  "store an OVA in the new format (.mf verified; --no-digest: no diskK.sha256)", 2,
 	  run_unpack },
 	{ "commit", "commit [--no-digest] DIR/NAME",
 	  "write NAME.ova.meta for existing NAME.ovf + the disks its OVF references", 1,
@@ -338,7 +339,7 @@ main(int argc, char **argv)
 		} else if (c != NULL && strcmp(a, "--json") == 0 && c->run == run_inspect) {
 			o.json = 1;
 		} else if (c != NULL && strcmp(a, "--no-digest") == 0 &&
-		    (c->run == run_verify || c->run == run_commit)) {
+		    (c->run == run_verify || c->run == run_commit || c->run == run_unpack)) {
 			o.no_digest = 1;
 		} else if (c != NULL && (a[0] != '-' || strcmp(a, "-") == 0)) {
 			if (o.npos >= c->npos) {

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,26 @@
 #include "ovastore/ova_int.h"
 
 #define ZERO_CHUNK 65536
+/* Blocks at least this large are hashed on the helper thread while they are written. */
+#define HASH_ASYNC_MIN (128 * 1024)
+
+/*
+ * A helper thread that digests a block while the caller's thread writes the
+ * same block: sha256 and the write then cost max() instead of the sum.  The
+ * block stays the caller's; the sink call returns only when both are done,
+ * so no copy and no extra memory is needed.
+ */
+struct hasher {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct sw_hash *h;        /* job: digest p[0..n) into h */
+	const void *p;
+	size_t n;
+	int job;                  /* a job is posted and not yet done */
+	int err;
+	int quit;
+};
 
 struct wfile {
 	struct ova_writer *w;
@@ -50,6 +71,8 @@ struct ova_writer {
 	int committed;
 	int meta_renamed;
 	char meta_name[SW_NAME_MAX + 1];
+	struct hasher *hasher;           /* NULL until needed, or when threads are unavailable */
+	int hasher_failed;
 };
 
 static const unsigned char zeros[ZERO_CHUNK];
@@ -160,27 +183,107 @@ wfile_open(struct ova_writer *w, struct wfile *f, const char *name, const char *
 	return 0;
 }
 
-static int
-wfile_write(struct wfile *f, const void *p, size_t n, struct sw_err *e)
+static void *
+hasher_main(void *arg)
 {
-	struct ova_writer *w = f->w;
-	const unsigned char *c = p;
-	int r;
+	struct hasher *hs = arg;
 
-	if (w->failed)
-		return sw_errf(e, SW_EINTERNAL, "'%s/%s': the writer failed earlier", w->o.dir,
-		    f->name);
-	if (f->fd < 0)
-		return sw_errf(e, SW_EINTERNAL, "'%s': written after it was finished", f->name);
-	if (f->hash != NULL && sw_hash_update(f->hash, p, n) < 0) {
-		r = sw_errf(e, SW_EINTERNAL, "sha256 failed");
+	pthread_mutex_lock(&hs->mu);
+	for (;;) {
+		while (!hs->job && !hs->quit)
+			pthread_cond_wait(&hs->cv, &hs->mu);
+		if (hs->quit)
+			break;
+		pthread_mutex_unlock(&hs->mu);
+		hs->err = sw_hash_update(hs->h, hs->p, hs->n);
+		pthread_mutex_lock(&hs->mu);
+		hs->job = 0;
+		pthread_cond_broadcast(&hs->cv);
+	}
+	pthread_mutex_unlock(&hs->mu);
+	return NULL;
+}
+
+static struct hasher *
+hasher_get(struct ova_writer *w)
+{
+	struct hasher *hs;
+
+	if (w->hasher != NULL || w->hasher_failed)
+		return w->hasher;
+	if ((hs = calloc(1, sizeof(*hs))) == NULL)
+		goto fail;
+	if (pthread_mutex_init(&hs->mu, NULL) != 0) {
+		free(hs);
 		goto fail;
 	}
+	if (pthread_cond_init(&hs->cv, NULL) != 0) {
+		pthread_mutex_destroy(&hs->mu);
+		free(hs);
+		goto fail;
+	}
+	if (pthread_create(&hs->th, NULL, hasher_main, hs) != 0) {
+		pthread_cond_destroy(&hs->cv);
+		pthread_mutex_destroy(&hs->mu);
+		free(hs);
+		goto fail;
+	}
+	w->hasher = hs;
+	return hs;
+fail:
+	/* Without a thread the digest is computed inline: slower, never wrong. */
+	w->hasher_failed = 1;
+	return NULL;
+}
+
+static void
+hasher_post(struct hasher *hs, struct sw_hash *h, const void *p, size_t n)
+{
+	pthread_mutex_lock(&hs->mu);
+	hs->h = h;
+	hs->p = p;
+	hs->n = n;
+	hs->err = 0;
+	hs->job = 1;
+	pthread_cond_broadcast(&hs->cv);
+	pthread_mutex_unlock(&hs->mu);
+}
+
+static int
+hasher_wait(struct hasher *hs)
+{
+	pthread_mutex_lock(&hs->mu);
+	while (hs->job)
+		pthread_cond_wait(&hs->cv, &hs->mu);
+	pthread_mutex_unlock(&hs->mu);
+	return hs->err;
+}
+
+static void
+hasher_free(struct hasher *hs)
+{
+	if (hs == NULL)
+		return;
+	pthread_mutex_lock(&hs->mu);
+	hs->quit = 1;
+	pthread_cond_broadcast(&hs->cv);
+	pthread_mutex_unlock(&hs->mu);
+	(void)pthread_join(hs->th, NULL);
+	pthread_cond_destroy(&hs->cv);
+	pthread_mutex_destroy(&hs->mu);
+	free(hs);
+}
+
+/* Writes the data part of a sink call (sparse or not); the digest is elsewhere. */
+static int
+wfile_put(struct wfile *f, const unsigned char *c, size_t n, struct sw_err *e)
+{
+	struct ova_writer *w = f->w;
+	int r;
+
 	if (!(w->flags & OVA_WRITER_SPARSE)) {
-		if ((r = sw_write_all(f->fd, p, n)) < 0) {
-			r = sw_errno(e, -r, "write of '%s'", f->tmp);
-			goto fail;
-		}
+		if ((r = sw_write_all(f->fd, c, n)) < 0)
+			return sw_errno(e, -r, "write of '%s'", f->tmp);
 		f->size += n;
 		return 0;
 	}
@@ -191,26 +294,57 @@ wfile_write(struct wfile *f, const void *p, size_t n, struct sw_err *e)
 	 * because the file is new (O_EXCL): unwritten bytes read as zeros.
 	 */
 	while (n > 0) {
-		size_t k = ZERO_CHUNK - (size_t)(f->size % ZERO_CHUNK);
+		const unsigned char *run = c;
+		size_t k, runlen = 0;
 
-		if (k > n)
-			k = n;
-		if (memcmp(c, zeros, k) == 0) {
-			if (lseek(f->fd, (off_t)k, SEEK_CUR) < 0) {
-				r = sw_errno(e, errno, "seek in '%s'", f->tmp);
-				goto fail;
-			}
-		} else if ((r = sw_write_all(f->fd, c, k)) < 0) {
-			r = sw_errno(e, -r, "write of '%s'", f->tmp);
-			goto fail;
+		/* Data pieces in a row go out in one write. */
+		for (;;) {
+			k = ZERO_CHUNK - (size_t)((f->size + runlen) % ZERO_CHUNK);
+			if (k > n - runlen)
+				k = n - runlen;
+			if (k == 0 || memcmp(c + runlen, zeros, k) == 0)
+				break;
+			runlen += k;
 		}
+		if (runlen > 0 && (r = sw_write_all(f->fd, run, runlen)) < 0)
+			return sw_errno(e, -r, "write of '%s'", f->tmp);
+		f->size += runlen;
+		c += runlen;
+		n -= runlen;
+		if (k == 0)
+			break;
+		if (lseek(f->fd, (off_t)k, SEEK_CUR) < 0)
+			return sw_errno(e, errno, "seek in '%s'", f->tmp);
 		f->size += k;
 		c += k;
 		n -= k;
 	}
 	return 0;
-fail:
-	w->failed = 1;
+}
+
+static int
+wfile_write(struct wfile *f, const void *p, size_t n, struct sw_err *e)
+{
+	struct ova_writer *w = f->w;
+	struct hasher *hs = NULL;
+	int r, hr = 0;
+
+	if (w->failed)
+		return sw_errf(e, SW_EINTERNAL, "'%s/%s': the writer failed earlier", w->o.dir,
+		    f->name);
+	if (f->fd < 0)
+		return sw_errf(e, SW_EINTERNAL, "'%s': written after it was finished", f->name);
+	if (f->hash != NULL && n >= HASH_ASYNC_MIN && (hs = hasher_get(w)) != NULL)
+		hasher_post(hs, f->hash, p, n);
+	else if (f->hash != NULL)
+		hr = sw_hash_update(f->hash, p, n);
+	r = wfile_put(f, p, n, e);
+	if (hs != NULL)
+		hr = hasher_wait(hs); /* always: p must not be released while the helper reads it */
+	if (r == 0 && hr < 0)
+		r = sw_errf(e, SW_EINTERNAL, "sha256 failed");
+	if (r < 0)
+		w->failed = 1;
 	return r;
 }
 
@@ -579,6 +713,7 @@ writer_release(struct ova_writer *w)
 		free(w->extra[i].value);
 	}
 	free(w->extra);
+	hasher_free(w->hasher);
 	ova_ovf_free(w->parsed);
 	ova__obj_close(&w->o);
 	free(w);
