@@ -282,10 +282,15 @@ int ova_debris_remove(struct ova_store *s, const char *obj, struct sw_err *e);
  *   ova_writer_free(w);                      // aborts (removes .part files) unless committed
  *
  * begin creates DIR when missing, removes debris of an earlier attempt and
- * refuses (SW_EEXIST) an object that exists in either format.
+ * refuses (SW_EEXIST) an object that exists in either format.  Temporaries
+ * are NAME-diskK.vmdk.part, NAME.ovf.part, NAME~<file>.part for caller-named
+ * files and NAME.ova.meta.part: ova_debris_remove()/ova_delete() know them.
+ * Blocks of 128 KiB and more are digested on a helper thread while they are
+ * written (one thread per writer, joined by free); a sink call returns when
+ * both are done, so the caller may reuse its buffer at once.
  */
 #define OVA_WRITER_NO_OVF_CHECK 0x1   /* commit: do not require the OVF to reference exactly the disks */
-#define OVA_WRITER_SPARSE       0x2   /* sinks skip writing all-zero 64 KiB blocks (holes) */
+#define OVA_WRITER_SPARSE       0x2   /* all-zero data becomes holes (unpack uses it) */
 #define OVA_WRITER_NO_SHA256    0x4   /* do not compute sha256 of the disks (no diskK.sha256) */
 
 struct ova_writer;
