@@ -17,6 +17,7 @@
 #include "worker/config.h"
 #include "worker/log.h"
 #include "worker/running.h"
+#include "worker/sweep.h"
 
 #define HELD_MAX          16      /* deliveries parked while the slot is busy (multi-queue) */
 #define CONFIRM_TIMEOUT   30000
@@ -570,11 +571,50 @@ slot_main(void *arg)
 	return NULL;
 }
 
+/* The sweeper leaves alone the worker VMs of the commands this process runs. */
+static int
+sweep_is_running(void *ud, const char *id)
+{
+	return wrk_running_has(ud, id);
+}
+
+static void
+sweep_report(void *ud, const char *line)
+{
+	(void)ud;
+	log_info("sweep: %s", line);
+}
+
+/* Sweeps at start and periodically, with vCenter connections of its own. */
+static struct wrk_sweeper *
+sweeper_start(const struct wrk_config *cfg, struct wrk_running *running)
+{
+	struct wrk_sweeper *sw = NULL;
+	struct wrk_sweep_opts so;
+	unsigned every = 0;
+	struct sw_err e;
+
+	memset(&so, 0, sizeof(so));
+	if (wrk_sweep_env(&so.max_age_s, &every, &e) < 0) {
+		log_warnx("sweeper disabled: %s", e.msg);
+		return NULL;
+	}
+	if (every == 0)
+		return NULL;
+	so.is_running = sweep_is_running;
+	so.running_ud = running;
+	so.report = sweep_report;
+	if (wrk_sweeper_start(cfg, &so, every, &sw, &e) < 0)
+		log_warnx("sweeper not started: %s", e.msg);
+	return sw;
+}
+
 int
 wrk_daemon_run(const struct wrk_config *cfg, wrk_runner_fn run,
     void (*clear)(struct proto_event *ev), struct sw_err *e)
 {
 	struct daemon d;
+	struct wrk_sweeper *sweeper = NULL;
 	sigset_t set, old;
 	unsigned i, started = 0;
 	uint64_t grace_end = 0, hard_end = 0;
@@ -629,6 +669,8 @@ wrk_daemon_run(const struct wrk_config *cfg, wrk_runner_fn run,
 		    cfg->name);
 	if (rc < 0)
 		atomic_store(&d.stopping, 1);
+	else
+		sweeper = sweeper_start(cfg, d.running);
 
 	while ((unsigned)atomic_load(&d.exited) < started) {
 		struct timespec ts = { 0, 200 * 1000000L };
@@ -669,6 +711,7 @@ wrk_daemon_run(const struct wrk_config *cfg, wrk_runner_fn run,
 			_exit(1);
 		}
 	}
+	wrk_sweeper_stop(sweeper);
 	for (i = 0; i < started; i++) {
 		pthread_join(d.slots[i].thr, NULL);
 		close(d.slots[i].efd);

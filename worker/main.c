@@ -14,6 +14,7 @@
 
 #include "common/io.h"
 #include "common/log.h"
+#include "common/num.h"
 #include "common/path.h"
 #include "worker/amqp.h"
 #include "worker/commands/commands.h"
@@ -22,6 +23,7 @@
 #include "worker/deliver.h"
 #include "worker/job.h"
 #include "worker/log.h"
+#include "worker/sweep.h"
 
 #define SNAPWORKER_VERSION "1.0"
 
@@ -34,6 +36,9 @@ usage(FILE *f)
 	    "       snapworker [-v] run-once [-c FILE] COMMAND.json|-\n"
 	    "                                                run one command without a broker; events\n"
 	    "                                                as JSON lines on stdout; exit 0 iff it succeeded\n"
+	    "       snapworker [-v] sweep [-c FILE] [--dry-run] [--older-than DURATION]\n"
+	    "                                                remove crash leftovers: worker VMs, VM\n"
+	    "                                                snapshots of crash journals, store debris\n"
 	    "       snapworker --help | --version\n"
 	    "options: -c FILE  configuration (default " WRK_CONFIG_DEFAULT ")\n"
 	    "         -v       plain-text logs instead of JSON lines\n");
@@ -288,6 +293,66 @@ cmd_check(const char *cfgpath, int text)
 	return bad ? 1 : 0;
 }
 
+/* ---------------------------------------------------------------- sweep */
+
+static volatile int sweep_cancel;
+
+static void
+sweep_signal(int sig)
+{
+	(void)sig;
+	sweep_cancel = 1;
+}
+
+static void
+sweep_print(void *ud, const char *line)
+{
+	(void)ud;
+	printf("%s\n", line);
+	fflush(stdout);
+}
+
+static int
+cmd_sweep(const char *cfgpath, int text, int dry_run, const char *older)
+{
+	struct wrk_config *cfg = NULL;
+	struct wrk_sweep_opts so;
+	struct wrk_sweep_stats st;
+	struct sigaction sa;
+	struct sw_err e;
+	unsigned every;
+	int rc;
+
+	if (load_config(cfgpath, 0, &cfg) < 0)
+		return 2;
+	if (init_log(cfg, text) < 0) {
+		wrk_config_free(cfg);
+		return 2;
+	}
+	memset(&so, 0, sizeof(so));
+	if (wrk_sweep_env(&so.max_age_s, &every, &e) < 0 ||
+	    (older != NULL && sw_parse_duration(older, 100ull * 365 * 86400, &so.max_age_s) < 0)) {
+		fprintf(stderr, "snapworker: sweep: --older-than / SW_SWEEP_MAX_AGE: not a duration\n");
+		wrk_config_free(cfg);
+		return 2;
+	}
+	so.dry_run = dry_run;
+	so.report = sweep_print;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = sweep_signal;
+	sigemptyset(&sa.sa_mask);
+	(void)sigaction(SIGTERM, &sa, NULL);
+	(void)sigaction(SIGINT, &sa, NULL);
+	rc = wrk_sweep_run(cfg, &so, &st, &sweep_cancel, &e);
+	printf("sweep%s: %u worker VM(s) seen, %u destroyed, %u journal(s) undone, %u debris "
+	    "file(s) removed, %u error(s)\n", dry_run ? " (dry run)" : "", st.vms_seen,
+	    st.vms_removed, st.journals_undone, st.debris_removed, st.errors);
+	if (rc < 0)
+		fprintf(stderr, "snapworker: sweep: %s\n", e.msg);
+	wrk_config_free(cfg);
+	return rc < 0 || st.errors > 0 ? 1 : 0;
+}
+
 /* ------------------------------------------------------------------ run */
 
 static int
@@ -319,10 +384,12 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "config", required_argument, NULL, 'c' },
+		{ "dry-run", no_argument, NULL, 'D' },
+		{ "older-than", required_argument, NULL, 'O' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *cfgpath = NULL, *sub;
-	int ch, text = 0;
+	const char *cfgpath = NULL, *sub, *older = NULL;
+	int ch, text = 0, dry_run = 0;
 
 	/* Options may come before or after the subcommand: "run -c F" and "-c F run". */
 	while ((ch = getopt_long(argc, argv, "+c:vhV", longopts, NULL)) != -1) {
@@ -346,10 +413,18 @@ main(int argc, char **argv)
 		switch (ch) {
 		case 'c': cfgpath = optarg; break;
 		case 'v': text = 1; break;
+		case 'D': dry_run = 1; break;
+		case 'O': older = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
+	if ((dry_run || older != NULL) && strcmp(sub, "sweep") != 0) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(sub, "sweep") == 0 && optind == argc)
+		return cmd_sweep(cfgpath, text, dry_run, older);
 	if (strcmp(sub, "run") == 0 && optind == argc)
 		return cmd_run(cfgpath, text);
 	if (strcmp(sub, "check") == 0 && optind == argc)

@@ -241,7 +241,7 @@ journal_name(char *out, size_t outsz, const char *name)
 
 /* Values are morefs, a credential set name and a URL: no line breaks possible. */
 static int
-journal_write(int dirfd, const char *name, const char *creds, const char *url,
+journal_write(int dirfd, const char *name, const char *cmd_id, const char *creds, const char *url,
     const struct vmw_moref *vm, const struct vmw_moref *snap, struct sw_err *e)
 {
 	char file[SW_NAME_MAX + 1], tmp[SW_NAME_MAX + 1];
@@ -251,8 +251,8 @@ journal_write(int dirfd, const char *name, const char *creds, const char *url,
 	if (journal_name(file, sizeof(file), name) < 0 ||
 	    snprintf(tmp, sizeof(tmp), "%s~vcenter-new.part", name) >= (int)sizeof(tmp))
 		return sw_errf(e, -ENAMETOOLONG, "journal name too long");
-	r = sw_buf_addf(&b, "credentials=%s\nurl=%s\nvm=%s\nsnapshot=%s\n", creds, url,
-	    vm->value, snap != NULL ? snap->value : "");
+	r = sw_buf_addf(&b, "command=%s\ncredentials=%s\nurl=%s\nvm=%s\nsnapshot=%s\n", cmd_id,
+	    creds, url, vm->value, snap != NULL ? snap->value : "");
 	if (r < 0) {
 		r = sw_errf(e, r, "journal too long");
 		goto out;
@@ -330,7 +330,9 @@ wrk_vc_journal_read(int dirfd, const char *name, struct wrk_vc_journal *ret_j, s
 		eq = memchr(p, '=', (size_t)(eol - p));
 		if (eq == NULL)
 			continue;
-		if ((size_t)(eq - p) == 11 && memcmp(p, "credentials", 11) == 0)
+		if ((size_t)(eq - p) == 7 && memcmp(p, "command", 7) == 0)
+			bad |= copy_val(j.command, sizeof(j.command), eq + 1, (size_t)(eol - eq - 1));
+		else if ((size_t)(eq - p) == 11 && memcmp(p, "credentials", 11) == 0)
 			bad |= copy_val(j.credentials, sizeof(j.credentials), eq + 1,
 			    (size_t)(eol - eq - 1));
 		else if ((size_t)(eq - p) == 3 && memcmp(p, "url", 3) == 0)
@@ -347,24 +349,6 @@ wrk_vc_journal_read(int dirfd, const char *name, struct wrk_vc_journal *ret_j, s
 		return sw_errf(e, SW_EFORMAT, "journal %s: malformed", file);
 	*ret_j = j;
 	return 0;
-}
-
-int
-wrk_vc_journal_undo(struct vmw_conn *conn, const struct wrk_vc_journal *j, struct sw_err *e)
-{
-	struct vmw_moref snap;
-	int r;
-
-	if (j->snapshot[0] == '\0')
-		return 0;
-	memset(&snap, 0, sizeof(snap));
-	snprintf(snap.type, sizeof(snap.type), "VirtualMachineSnapshot");
-	if (snprintf(snap.value, sizeof(snap.value), "%s", j->snapshot) >= (int)sizeof(snap.value))
-		return sw_errf(e, SW_EFORMAT, "journal: snapshot id too long");
-	r = snapshot_remove_retry(conn, &snap, sw_mono_ms() + WRK_VC_CLEANUP_MS, e);
-	if (r == SW_ENOTFOUND)
-		r = 0;
-	return r;
 }
 
 /* Destroys every worker VM tagged with tag (the sweeper does the same by age). */
@@ -388,6 +372,30 @@ destroy_tagged(struct vmw_conn *conn, const char *tag, uint64_t deadline_ms, str
 	}
 	free(vms);
 	return rr;
+}
+
+int
+wrk_vc_journal_undo(struct vmw_conn *conn, const struct wrk_vc_journal *j, struct sw_err *e)
+{
+	struct vmw_moref snap;
+	int r;
+
+	/* The worker VM first: it holds the snapshot's disk. */
+	if (j->command[0] != '\0') {
+		r = destroy_tagged(conn, j->command, sw_mono_ms() + WRK_VC_CLEANUP_MS, e);
+		if (r < 0)
+			return r;
+	}
+	if (j->snapshot[0] == '\0')
+		return 0;
+	memset(&snap, 0, sizeof(snap));
+	snprintf(snap.type, sizeof(snap.type), "VirtualMachineSnapshot");
+	if (snprintf(snap.value, sizeof(snap.value), "%s", j->snapshot) >= (int)sizeof(snap.value))
+		return sw_errf(e, SW_EFORMAT, "journal: snapshot id too long");
+	r = snapshot_remove_retry(conn, &snap, sw_mono_ms() + WRK_VC_CLEANUP_MS, e);
+	if (r == SW_ENOTFOUND)
+		r = 0;
+	return r;
 }
 
 int
@@ -418,9 +426,9 @@ wrk__vc_recover(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
 	 * first (it holds the snapshot's disk), then its snapshot.
 	 */
 	log_info("%s: removing what an interrupted attempt left in vCenter", c->cmd->id);
-	r = destroy_tagged(conn, c->cmd->id, sw_mono_ms() + WRK_VC_CLEANUP_MS, e);
-	if (r == 0)
-		r = wrk_vc_journal_undo(conn, &j, e);
+	/* Only this command's own leftovers, whatever the journal claims. */
+	snprintf(j.command, sizeof(j.command), "%s", c->cmd->id);
+	r = wrk_vc_journal_undo(conn, &j, e);
 	if (r == 0 && journal_name(file, sizeof(file), name) == 0)
 		unlinkat(dfd, file, 0);
 out:
@@ -593,7 +601,7 @@ wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm 
 		r = wrk__fail(c, dfd, PROTO_CTX_STORE);
 		goto out;
 	}
-	r = journal_write(dfd, name, c->cmd->vcenter.credentials, c->cmd->vcenter.url, &vmref,
+	r = journal_write(dfd, name, c->cmd->id, c->cmd->vcenter.credentials, c->cmd->vcenter.url, &vmref,
 	    NULL, e);
 	if (r < 0) {
 		r = wrk__fail(c, r, PROTO_CTX_STORE);
@@ -611,7 +619,7 @@ wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm 
 	if (tries > 1)
 		log_info("%s: VM snapshot taken after %u attempts (the VM was busy)", c->cmd->id,
 		    tries);
-	r = journal_write(dfd, name, c->cmd->vcenter.credentials, c->cmd->vcenter.url, &vmref,
+	r = journal_write(dfd, name, c->cmd->id, c->cmd->vcenter.credentials, c->cmd->vcenter.url, &vmref,
 	    &snap, e);
 	if (r < 0) {
 		store_ctx = 1;

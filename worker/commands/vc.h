@@ -82,10 +82,11 @@ int wrk__vc_extract_dir_open(const struct wrk_store *ws, struct sw_err *e);
 
 /*
  * Journal access for the sweeper: reads obj's journal (0, or SW_ENOTFOUND)
- * into the credential set name, the vCenter URL and the snapshot's moref
- * value (empty when none was taken).
+ * into the command id, the credential set name, the vCenter URL, the VM and
+ * the snapshot's moref value (empty when none was taken).
  */
 struct wrk_vc_journal {
+	char command[PROTO_ID_MAX + 1];   /* the command id: its worker VM's tag */
 	char credentials[80];
 	char url[PROTO_URL_MAX + 1];
 	char vm[256];
@@ -93,7 +94,11 @@ struct wrk_vc_journal {
 };
 int wrk_vc_journal_read(int dirfd, const char *name, struct wrk_vc_journal *ret_j,
     struct sw_err *e);
-/* Removes the snapshot a journal names (absent: success). */
+/*
+ * Undoes what a journal records: destroys the worker VMs tagged with its
+ * command id (disks detached first), then removes its snapshot.  Absent
+ * things are success.
+ */
 int wrk_vc_journal_undo(struct vmw_conn *conn, const struct wrk_vc_journal *j,
     struct sw_err *e);
 

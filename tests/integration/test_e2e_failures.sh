@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Failure paths of the vCenter-backed commands, end to end: a vCenter fault
+# mid-export (NFC connection cut), a fault in a task, a store that fills up,
+# a worker killed with SIGKILL mid-export and restarted, and the sweeper
+# (CLI and daemon) removing crash leftovers.  After each: the command's
+# outcome, no worker VM / VM snapshot / open lease left in the simulator, no
+# partial object visible on the share.  Prints "N passed, N failed".
+# shellcheck disable=SC1091
+. "$(dirname "$0")/test_e2e_lib.sh"
+
+e2e_start_vcsim -seed-mib 256 -task-delay 200ms -lease-timeout 6s
+e2e_broker
+conf=$tmp/w.conf
+e2e_conf "$conf" 1
+disk1="[$VCSIM_DATASTORE] $VCSIM_VM/disk1.vmdk"
+VMW=("$build/bin/vmwctl" --url "$VCSIM_URL" --user snap --thumbprint "$VCSIM_THUMBPRINT" --timeout 120)
+export VMWCTL_PASSWORD=vc-password
+
+# Waits (at most 20 s) until no lease is open: a killed worker's lease expires (-lease-timeout).
+rig_settled() { local i; for i in $(seq 100); do rig_clean && return 0; sleep 0.2; done; return 1; }
+object_absent() { [ -z "$(find "$STORE/$1" -type f 2>/dev/null)" ]; }
+
+# --- vCenter fault mid-export, no redelivery (run-once) ----------------------------
+id=$(uuid)
+cmd_snapshot "$id" "$disk1" 5 1 >"$tmp/f1.json"
+inject "nfc_fail_after=4194304"
+"$SW" run-once -c "$conf" "$tmp/f1.json" >"$tmp/f1.out" 2>"$tmp/f1.log"
+check "NFC cut mid-export: failed VCENTER_UNREACHABLE, retryable" \
+    evtrue "$tmp/f1.out" "e['error']['code']=='VCENTER_UNREACHABLE' and e['error']['retryable']"
+check "NFC cut: the lease was aborted, worker VM destroyed, VM snapshot removed" rig_clean
+check "NFC cut: no partial object (no meta, no .part, no journal)" object_absent "snapshots/5/1/$id"
+check "NFC cut: the volume is intact" volumes_intact
+
+# --- the same through the daemon: requeued, then completed once ----------------------
+e2e_worker "$conf" w1
+w1=$wpid
+e2e_wait_consumers "$conf" 1
+id=$(uuid)
+cmd_snapshot "$id" "$disk1" 5 2 >"$tmp/f2.json"
+inject "nfc_fail_after=1048576"
+submit "$conf" "$tmp/f2.json" "$tmp/f2.out"
+check "daemon: a retryable vCenter fault is redelivered and the command completes" \
+    evtrue "$tmp/f2.out" "e['status']=='succeeded' and e['result']['files'][0]['sha256']=='$VCSIM_SEED_SHA256_0'"
+check "daemon: exactly one final event" [ "$(grep -cE '"status":"(succeeded|failed)"' "$tmp/f2.out")" = 1 ]
+check "daemon: the first attempt's failure was logged" grep -q "VCENTER_UNREACHABLE" "$tmp/w1.log"
+check "daemon: simulator clean" rig_clean
+check "daemon: no debris" no_debris
+
+# --- a fault in a task (CreateVM_Task ends in error) --------------------------------
+id=$(uuid)
+cmd_snapshot "$id" "$disk1" 5 3 >"$tmp/f3.json"
+inject "fault=CreateVM_Task&fault_type=InvalidState&fault_msg=injected&in_task=1"
+"$SW" run-once -c "$conf" "$tmp/f3.json" >"$tmp/f3.out" 2>"$tmp/f3.log"
+check "task fault: failed VCENTER_FAULT with vCenter's message" \
+    evtrue "$tmp/f3.out" "e['error']['code']=='VCENTER_FAULT' and 'injected' in e['error']['message']"
+check "task fault: the VM snapshot was removed" rig_clean
+check "task fault: nothing on the share" object_absent "snapshots/5/3/$id"
+
+# --- store write failure: a 1 MiB tmpfs fills up -----------------------------------
+mkdir -p "$tmp/small"
+if mount -t tmpfs -o size=1m tmpfs "$tmp/small" 2>"$tmp/mount.err"; then
+	e2e_conf "$tmp/small.conf" 1 "$tmp/small"
+	id=$(uuid)
+	cmd_snapshot "$id" "$disk1" 5 4 >"$tmp/f4.json"
+	"$SW" run-once -c "$tmp/small.conf" "$tmp/f4.json" >"$tmp/f4.out" 2>"$tmp/f4.log"
+	check "full store: failed NO_SPACE, not retryable" \
+	    evtrue "$tmp/f4.out" "e['error']['code']=='NO_SPACE' and not e['error']['retryable']"
+	check "full store: worker VM and VM snapshot removed anyway" rig_clean
+	check "full store: nothing left on it (no .part, no meta, no journal)" \
+	    bash -c "[ -z \"\$(find '$tmp/small' -type f)\" ]"
+	umount "$tmp/small"
+else
+	echo "SKIP: cannot mount a tmpfs ($(cat "$tmp/mount.err")): store-full case not run"
+fi
+
+# --- kill -9 mid-export, restart: completes once, nothing left ----------------------
+id=$(uuid)
+cmd_snapshot "$id" "$disk1" 5 5 >"$tmp/k.json"
+submit "$conf" "$tmp/k.json" "$tmp/k.out" 180 &
+kctl=$!
+# Kill the worker the moment its NFC download is under way.
+python3 - "$VC_BASE" "$w1" <<'PY'
+import json, os, ssl, sys, time, urllib.request
+base, pid = sys.argv[1], int(sys.argv[2])
+ctx = ssl._create_unverified_context()
+end = time.time() + 60
+while time.time() < end:
+    d = json.load(urllib.request.urlopen(base + "/rig/state", context=ctx))
+    for l in d.get("leases") or []:
+        if l.get("mode") == "export" and any(f.get("bytes_transferred", 0) > 0 for f in l.get("files") or []):
+            os.kill(pid, 9)
+            sys.exit(0)
+    time.sleep(0.01)
+sys.exit(1)
+PY
+killed=$?
+wait "$w1" 2>/dev/null
+check "worker killed with SIGKILL while its export ran" [ $killed = 0 ]
+jdir=$STORE/snapshots/5/5/$id
+check "the crash left a journal naming the VM snapshot" grep -q '^snapshot=.\+' "$jdir/$id~vcenter.part"
+not_clean() { ! rig_clean; }
+check "and leftovers in the simulator (worker VM and VM snapshot)" not_clean
+check "and no committed object" [ ! -e "$jdir/$id.ova.meta" ]
+e2e_worker "$conf" w2
+w2=$wpid
+wait "$kctl"
+check "restarted worker completes the command" evtrue "$tmp/k.out" \
+    "e['status']=='succeeded' and e['result']['files'][0]['sha256']=='$VCSIM_SEED_SHA256_0'"
+check "exactly one final event" [ "$(grep -cE '"status":"(succeeded|failed)"' "$tmp/k.out")" = 1 ]
+check "the restarted worker removed the earlier attempt's leftovers first" \
+    grep -q "removing what an interrupted attempt left" "$tmp/w2.log"
+check "after the restart: no worker VM, VM snapshot or open lease" rig_settled
+check "after the restart: no journal or .part on the share" no_debris
+check "the object verifies" "$OVASTORE" -C "$STORE" verify "snapshots/5/5/$id/$id"
+check "the volume is intact" volumes_intact
+kill -TERM "$w2"; wait "$w2" 2>/dev/null
+
+# --- the sweeper: old worker VM, old journal, old debris ----------------------------
+snap=$("${VMW[@]}" snapshot-create --vm "$VCSIM_VM" --name crashed-snap | awk '/^snapshot:/{print $2}')
+wk=$("${VMW[@]}" worker-create --vm "$VCSIM_VM" --snapshot "$snap" --disk "$disk1" --name old-worker \
+    --tag 11111111-2222-4333-8444-555555555555 | awk '/^worker:/{print $2}')
+check "made a leftover worker VM and VM snapshot" bash -c "[ -n '$snap' ] && [ -n '$wk' ]"
+jd=$STORE/snapshots/7/7/aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee
+mkdir -p "$jd"
+printf 'command=11111111-2222-4333-8444-555555555555\ncredentials=vc1\nurl=%s\nvm=x\nsnapshot=%s\n' \
+    "$VCSIM_URL" "$snap" >"$jd/aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee~vcenter.part"
+head -c 1000 /dev/urandom >"$jd/aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee-disk0.vmdk.part"
+head -c 100 /dev/urandom >"$jd/oldobj.ovf.part"
+head -c 100 /dev/urandom >"$jd/young-disk0.vmdk.part"
+touch -d '2 days ago' "$jd"/aaaaaaaa*.part "$jd/oldobj.ovf.part"
+"$SW" sweep -c "$conf" --dry-run --older-than 1h >"$tmp/sw1.out" 2>&1
+check "sweep --dry-run reports the journal and the debris" bash -c \
+    "grep -q 'would undo journal' '$tmp/sw1.out' && grep -q 'would remove the debris of .*oldobj' '$tmp/sw1.out'"
+unchanged() { [ "$(ls "$jd" | wc -l)" = 4 ] && not_clean; }
+check "sweep --dry-run changes nothing" unchanged
+"$SW" sweep -c "$conf" --older-than 1h >"$tmp/sw2.out" 2>&1
+check "sweep: undid the journal (its worker VM and VM snapshot)" grep -q 'undid journal' "$tmp/sw2.out"
+check "sweep: old debris removed, the young write in progress kept" bash -c \
+    "[ \"\$(ls '$jd')\" = young-disk0.vmdk.part ]"
+check "sweep: no worker VM or VM snapshot left" rig_clean
+check "sweep: the volume is intact" volumes_intact
+
+# --- the daemon sweeps at start -------------------------------------------------------
+snap=$("${VMW[@]}" snapshot-create --vm "$VCSIM_VM" --name s2 | awk '/^snapshot:/{print $2}')
+wk=$("${VMW[@]}" worker-create --vm "$VCSIM_VM" --snapshot "$snap" --disk "$disk1" --name old-worker-2 \
+    --tag 21111111-2222-4333-8444-555555555555 | awk '/^worker:/{print $2}')
+"${VMW[@]}" snapshot-remove --snapshot "$snap" >/dev/null 2>&1
+SW_SWEEP_MAX_AGE=0s e2e_worker "$conf" w3
+gone() { local i; for i in $(seq 100); do ! "${VMW[@]}" worker-list | grep -q old-worker-2 && return 0; sleep 0.1; done; return 1; }
+check "a starting daemon destroys leftover worker VMs" gone
+logged() { local i; for i in $(seq 50); do grep -q "sweep: destroyed worker VM" "$tmp/w3.log" && return 0; sleep 0.1; done; return 1; }
+check "and logs it" logged
+check "the volume is intact after the daemon's sweep" volumes_intact
+
+e2e_done

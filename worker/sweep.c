@@ -1,0 +1,459 @@
+/*
+ * The sweeper (see sweep.h): leftovers of crashed commands in vCenter and
+ * on the stores.
+ */
+#include "worker/sweep.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/io.h"
+#include "common/log.h"
+#include "common/num.h"
+#include "common/path.h"
+#include "ovastore/ovastore.h"
+#include "vmware/vmware.h"
+#include "worker/commands/vc.h"
+#include "worker/config.h"
+
+#define VC_SWEEP_MS     (10u * 60u * 1000u)   /* one vCenter's sweep */
+#define DIR_MAX_PARTS   4096                  /* .part files looked at per directory */
+#define DIR_MAX_ENTRIES 100000                /* entries read per directory */
+
+struct sweep {
+	const struct wrk_config *cfg;
+	const struct wrk_sweep_opts *o;
+	struct wrk_sweep_stats st;
+	volatile int *cancel;
+	int64_t now;
+};
+
+static void
+report(struct sweep *sw, const char *fmt, ...) SW_PRINTF(2, 3);
+
+static void
+report(struct sweep *sw, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (sw->o->report != NULL)
+		sw->o->report(sw->o->report_ud, line);
+	else
+		log_debug("sweep: %s", line);
+}
+
+static int
+stopped(const struct sweep *sw)
+{
+	return sw->cancel != NULL && *sw->cancel;
+}
+
+/* ------------------------------------------------------------- vCenter */
+
+static void
+sweep_vcenter(struct sweep *sw, const struct wrk_vcenter *vc, const char *url)
+{
+	struct vmw_tagged_vm *vms = NULL;
+	struct vmw_conn *conn = NULL;
+	struct sw_err e;
+	uint64_t dl = sw_mono_ms() + VC_SWEEP_MS;
+	size_t n = 0, i;
+	int r;
+
+	sw_err_clear(&e);
+	r = wrk_vc_connect(vc, url, NULL, dl, sw->cancel, &conn, &e);
+	if (r == 0)
+		r = vmw_worker_vm_list(conn, &vms, &n, dl, sw->cancel, &e);
+	if (r < 0) {
+		sw->st.errors++;
+		report(sw, "vcenter %s: %s", vc->name, e.msg);
+		goto out;
+	}
+	for (i = 0; i < n && !stopped(sw); i++) {
+		const struct vmw_tagged_vm *v = &vms[i];
+		int64_t age = v->created >= 0 ? sw->now - v->created : -1;
+
+		sw->st.vms_seen++;
+		if (age < 0 || (uint64_t)age < sw->o->max_age_s)
+			continue;
+		if (sw->o->is_running != NULL && sw->o->is_running(sw->o->running_ud, v->tag))
+			continue;
+		if (sw->o->dry_run) {
+			report(sw, "would destroy worker VM %s (%s) of command %s, %" PRId64 " s old",
+			    v->vm.value, v->name, v->tag, age);
+			continue;
+		}
+		sw_err_clear(&e);
+		r = vmw_worker_vm_destroy(conn, &v->vm, dl, sw->cancel, &e);
+		if (r < 0 && r != SW_ENOTFOUND) {
+			sw->st.errors++;
+			report(sw, "worker VM %s (%s): %s", v->vm.value, v->name, e.msg);
+			continue;
+		}
+		sw->st.vms_removed++;
+		report(sw, "destroyed worker VM %s (%s) of command %s, %" PRId64 " s old (disks "
+		    "detached first)", v->vm.value, v->name, v->tag, age);
+	}
+out:
+	free(vms);
+	wrk_vc_disconnect(conn);
+}
+
+/* ------------------------------------------------------------- stores */
+
+struct part {
+	char name[SW_NAME_MAX + 1];
+	int old;
+};
+
+static int
+ends_with(const char *s, const char *suf)
+{
+	size_t n = strlen(s), m = strlen(suf);
+
+	return n >= m && strcmp(s + n - m, suf) == 0;
+}
+
+/* Undoes one old journal: its command's worker VM and snapshot, then the file. */
+static void
+sweep_journal(struct sweep *sw, int dfd, const char *rel, const char *name)
+{
+	const struct wrk_vcenter *vc;
+	struct wrk_vc_journal j;
+	struct vmw_conn *conn = NULL;
+	struct sw_err e;
+	char file[SW_NAME_MAX + 1];
+	int r;
+
+	sw_err_clear(&e);
+	if (snprintf(file, sizeof(file), "%s%s", name, WRK_VC_JOURNAL_SUFFIX) >= (int)sizeof(file))
+		return;
+	r = wrk_vc_journal_read(dfd, name, &j, &e);
+	if (r < 0) {
+		sw->st.errors++;
+		report(sw, "journal %s/%s: %s", rel, file, e.msg);
+		return;
+	}
+	vc = wrk_config_vcenter(sw->cfg, j.credentials);
+	/* The journal is on a share others can write: its URL must be one the set allows. */
+	if (vc == NULL || !wrk_vcenter_allows(vc, j.url)) {
+		sw->st.errors++;
+		report(sw, "journal %s/%s: credential set '%s' unknown or not bound to its URL", rel,
+		    file, j.credentials);
+		return;
+	}
+	if (sw->o->dry_run) {
+		report(sw, "would undo journal %s/%s (command %s, snapshot %s)", rel, file,
+		    j.command, j.snapshot[0] != '\0' ? j.snapshot : "none");
+		return;
+	}
+	r = wrk_vc_connect(vc, j.url, NULL, sw_mono_ms() + VC_SWEEP_MS, sw->cancel, &conn, &e);
+	if (r == 0)
+		r = wrk_vc_journal_undo(conn, &j, &e);
+	wrk_vc_disconnect(conn);
+	if (r < 0) {
+		sw->st.errors++;
+		report(sw, "journal %s/%s: %s", rel, file, e.msg);
+		return;
+	}
+	if (unlinkat(dfd, file, 0) < 0 && errno != ENOENT) {
+		sw->st.errors++;
+		report(sw, "journal %s/%s: unlink: %s", rel, file, strerror(errno));
+		return;
+	}
+	sw->st.journals_undone++;
+	report(sw, "undid journal %s/%s (command %s, snapshot %s)", rel, file, j.command,
+	    j.snapshot[0] != '\0' ? j.snapshot : "none");
+}
+
+/* Object names a temporary may belong to (see ovastore's debris rules); 0..n candidates. */
+static size_t
+candidates(const char *part, char out[][SW_NAME_MAX + 1], size_t max)
+{
+	static const char *const sufs[] = { ".ovf.part", ".ova.meta.part", ".ova.part" };
+	char base[SW_NAME_MAX + 1];
+	const char *p;
+	size_t n = 0, i, len;
+
+	len = strlen(part);
+	if (len > SW_NAME_MAX)
+		return 0;
+	memcpy(base, part, len + 1);
+	for (i = 0; i < sizeof(sufs) / sizeof(sufs[0]); i++)
+		if (ends_with(base, sufs[i]) && len > strlen(sufs[i]) && n < max) {
+			memcpy(out[n], base, len - strlen(sufs[i]));
+			out[n++][len - strlen(sufs[i])] = '\0';
+		}
+	if (ends_with(base, ".vmdk.part")) {
+		/* NAME-diskK.vmdk.part */
+		p = base + len - strlen(".vmdk.part");
+		while (p > base && p[-1] >= '0' && p[-1] <= '9')
+			p--;
+		if (p - base > 5 && p[0] >= '0' && p[0] <= '9' && strncmp(p - 5, "-disk", 5) == 0 &&
+		    n < max) {
+			memcpy(out[n], base, (size_t)(p - 5 - base));
+			out[n++][p - 5 - base] = '\0';
+		}
+	}
+	/* NAME~file.part: NAME may itself hold a '~', so every prefix is a candidate. */
+	for (p = strchr(base, '~'); p != NULL && n < max; p = strchr(p + 1, '~'))
+		if (p > base) {
+			memcpy(out[n], base, (size_t)(p - base));
+			out[n++][p - base] = '\0';
+		}
+	return n;
+}
+
+static void sweep_tree(struct sweep *sw, struct ova_store *s, int dfd, const char *rel,
+    unsigned depth);
+
+static void
+sweep_parts(struct sweep *sw, struct ova_store *s, int dfd, const char *rel,
+    const struct part *parts, size_t nparts)
+{
+	char cand[8][SW_NAME_MAX + 1], done[64][SW_NAME_MAX + 1], obj[SW_PATH_MAX];
+	struct sw_err e;
+	size_t i, k, c, nc, ndone = 0;
+	int young, r;
+
+	for (i = 0; i < nparts; i++)
+		if (parts[i].old && ends_with(parts[i].name, WRK_VC_JOURNAL_SUFFIX) &&
+		    strlen(parts[i].name) > strlen(WRK_VC_JOURNAL_SUFFIX)) {
+			char name[SW_NAME_MAX + 1];
+			size_t l = strlen(parts[i].name) - strlen(WRK_VC_JOURNAL_SUFFIX);
+
+			memcpy(name, parts[i].name, l);
+			name[l] = '\0';
+			sweep_journal(sw, dfd, rel, name);
+		}
+	for (i = 0; i < nparts && !stopped(sw); i++) {
+		if (!parts[i].old)
+			continue;
+		nc = candidates(parts[i].name, cand, 8);
+		for (c = 0; c < nc; c++) {
+			for (k = 0; k < ndone; k++)
+				if (strcmp(done[k], cand[c]) == 0)
+					break;
+			if (k < ndone || sw_name_check(cand[c], NULL) < 0)
+				continue;
+			if (ndone < 64)
+				snprintf(done[ndone++], sizeof(done[0]), "%s", cand[c]);
+			/* A young temporary of the same object: a write in progress. */
+			for (young = 0, k = 0; k < nparts; k++)
+				if (!parts[k].old && strncmp(parts[k].name, cand[c], strlen(cand[c])) == 0)
+					young = 1;
+			if (young)
+				continue;
+			if ((rel[0] != '\0' ? sw_path_fmt(obj, sizeof(obj), "%s/%s", rel, cand[c]) :
+			    sw_path_fmt(obj, sizeof(obj), "%s", cand[c])) < 0)
+				continue;
+			if (sw->o->dry_run) {
+				report(sw, "would remove the debris of %s", obj);
+				continue;
+			}
+			sw_err_clear(&e);
+			r = ova_debris_remove(s, obj, &e);
+			if (r < 0) {
+				sw->st.errors++;
+				report(sw, "debris of %s: %s", obj, e.msg);
+			} else if (r > 0) {
+				sw->st.debris_removed += (unsigned)r;
+				report(sw, "removed %d uncommitted file(s) of %s", r, obj);
+			}
+		}
+	}
+}
+
+static void
+sweep_tree(struct sweep *sw, struct ova_store *s, int dfd, const char *rel, unsigned depth)
+{
+	struct part *parts = NULL;
+	size_t nparts = 0, nent = 0;
+	struct dirent *de;
+	struct stat st;
+	char sub[SW_PATH_MAX];
+	DIR *d;
+	int fd, cfd;
+
+	if (depth > WRK_SWEEP_MAX_DEPTH || stopped(sw))
+		return;
+	if ((fd = dup(dfd)) < 0)
+		return;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return;
+	}
+	parts = calloc(DIR_MAX_PARTS, sizeof(*parts));
+	while (parts != NULL && (de = readdir(d)) != NULL && nent++ < DIR_MAX_ENTRIES) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			if ((rel[0] != '\0' ? sw_path_fmt(sub, sizeof(sub), "%s/%s", rel, de->d_name) :
+			    sw_path_fmt(sub, sizeof(sub), "%s", de->d_name)) < 0)
+				continue;
+			cfd = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (cfd >= 0) {
+				sweep_tree(sw, s, cfd, sub, depth + 1);
+				close(cfd);
+			}
+			continue;
+		}
+		if (!S_ISREG(st.st_mode) || !ends_with(de->d_name, ".part") ||
+		    nparts >= DIR_MAX_PARTS || strlen(de->d_name) > SW_NAME_MAX)
+			continue;
+		snprintf(parts[nparts].name, sizeof(parts[nparts].name), "%s", de->d_name);
+		parts[nparts].old = sw->now - (int64_t)st.st_mtime >= (int64_t)sw->o->max_age_s;
+		nparts++;
+	}
+	closedir(d);
+	if (nparts > 0)
+		sweep_parts(sw, s, dfd, rel, parts, nparts);
+	free(parts);
+}
+
+static void
+sweep_store(struct sweep *sw, const struct wrk_store *ws)
+{
+	static const char *const tops[] = { "snapshots", "template", "volumes" };
+	struct ova_store *s = NULL;
+	struct sw_err e;
+	size_t i;
+	int fd;
+
+	sw_err_clear(&e);
+	if (ova_store_open(ws->mount, &s, &e) < 0) {
+		sw->st.errors++;
+		report(sw, "store %s: %s", ws->mount, e.msg);
+		return;
+	}
+	for (i = 0; i < sizeof(tops) / sizeof(tops[0]) && !stopped(sw); i++) {
+		fd = openat(ova_store_fd(s), tops[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		sweep_tree(sw, s, fd, tops[i], 1);
+		close(fd);
+	}
+	ova_store_close(s);
+}
+
+int
+wrk_sweep_run(const struct wrk_config *cfg, const struct wrk_sweep_opts *o,
+    struct wrk_sweep_stats *ret_stats, volatile int *cancel, struct sw_err *e)
+{
+	struct sweep sw;
+	size_t i, k;
+
+	if (cfg == NULL || o == NULL)
+		return sw_errf(e, -EINVAL, "sweep: no configuration");
+	memset(&sw, 0, sizeof(sw));
+	sw.cfg = cfg;
+	sw.o = o;
+	sw.cancel = cancel;
+	sw.now = (int64_t)time(NULL);
+	/* Stores first: a journal names the snapshot as well as the worker VM. */
+	for (i = 0; i < cfg->nstores && !stopped(&sw); i++)
+		sweep_store(&sw, &cfg->stores[i]);
+	for (i = 0; i < cfg->nvcenters && !stopped(&sw); i++)
+		for (k = 0; k < cfg->vcenters[i].nurls && !stopped(&sw); k++)
+			sweep_vcenter(&sw, &cfg->vcenters[i], cfg->vcenters[i].urls[k]);
+	if (ret_stats != NULL)
+		*ret_stats = sw.st;
+	if (stopped(&sw))
+		return sw_errf(e, -ECANCELED, "sweep cancelled");
+	return 0;
+}
+
+/* -------------------------------------------------------------- thread */
+
+int
+wrk_sweep_env(uint64_t *ret_max_age_s, unsigned *ret_interval_s, struct sw_err *e)
+{
+	const char *a = getenv("SW_SWEEP_MAX_AGE"), *i = getenv("SW_SWEEP_INTERVAL");
+	uint64_t age = WRK_SWEEP_DEFAULT_AGE, every = WRK_SWEEP_DEFAULT_EVERY;
+
+	if (a != NULL && a[0] != '\0' && sw_parse_duration(a, 100ull * 365 * 86400, &age) < 0)
+		return sw_errf(e, -EINVAL, "SW_SWEEP_MAX_AGE: not a duration");
+	if (i != NULL && i[0] != '\0' && sw_parse_duration(i, 30ull * 86400, &every) < 0)
+		return sw_errf(e, -EINVAL, "SW_SWEEP_INTERVAL: not a duration");
+	*ret_max_age_s = age;
+	*ret_interval_s = (unsigned)every;
+	return 0;
+}
+
+struct wrk_sweeper {
+	const struct wrk_config *cfg;
+	struct wrk_sweep_opts o;
+	unsigned interval_s;
+	pthread_t thr;
+	volatile int stop;
+};
+
+static void *
+sweeper_main(void *arg)
+{
+	struct wrk_sweeper *sw = arg;
+	struct wrk_sweep_stats st;
+	struct sw_err e;
+	uint64_t next;
+	struct timespec ts = { 0, 200 * 1000000L };
+
+	while (!sw->stop) {
+		sw_err_clear(&e);
+		memset(&st, 0, sizeof(st));
+		if (wrk_sweep_run(sw->cfg, &sw->o, &st, &sw->stop, &e) < 0 && !sw->stop)
+			log_warnx("sweep: %s", e.msg);
+		else if (st.vms_removed + st.journals_undone + st.debris_removed + st.errors > 0)
+			log_info("sweep: %u worker VM(s) destroyed, %u journal(s) undone, %u debris "
+			    "file(s) removed, %u error(s)", st.vms_removed, st.journals_undone,
+			    st.debris_removed, st.errors);
+		next = sw_mono_ms() + (uint64_t)sw->interval_s * 1000u;
+		while (!sw->stop && sw_mono_ms() < next)
+			nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+int
+wrk_sweeper_start(const struct wrk_config *cfg, const struct wrk_sweep_opts *o,
+    unsigned interval_s, struct wrk_sweeper **ret, struct sw_err *e)
+{
+	struct wrk_sweeper *sw = calloc(1, sizeof(*sw));
+
+	if (sw == NULL)
+		return sw_errf(e, -ENOMEM, "out of memory");
+	sw->cfg = cfg;
+	sw->o = *o;
+	sw->interval_s = interval_s != 0 ? interval_s : WRK_SWEEP_DEFAULT_EVERY;
+	if (pthread_create(&sw->thr, NULL, sweeper_main, sw) != 0) {
+		free(sw);
+		return sw_errf(e, -EAGAIN, "cannot start the sweeper thread");
+	}
+	*ret = sw;
+	return 0;
+}
+
+void
+wrk_sweeper_stop(struct wrk_sweeper *sw)
+{
+	if (sw == NULL)
+		return;
+	sw->stop = 1;
+	pthread_join(sw->thr, NULL);
+	free(sw);
+}
