@@ -251,7 +251,9 @@ ova_pack_fd(struct ova_store *s, const char *obj, int fd, unsigned flags, uint64
 
 	if (fstat(fd, &st) < 0)
 		return sw_errno(e, errno, "stat of the output");
-	sparse = S_ISREG(st.st_mode) && !(flags & OVA_PACK_NO_SPARSE);
+	/* Holes are seeks; with O_APPEND a seek does not move where writes land. */
+	sparse = S_ISREG(st.st_mode) && !(flags & OVA_PACK_NO_SPARSE) &&
+	    !(fcntl(fd, F_GETFL) & O_APPEND);
 	/* Inspecting first validates the meta, the OVF or the archive before a byte is written. */
 	if ((r = ova_inspect(s, obj, &in, e)) < 0)
 		return r;

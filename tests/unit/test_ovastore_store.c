@@ -838,6 +838,59 @@ test_unpack_fd_and_copy(void **state)
 }
 
 static void
+test_writer_extra_keys_and_sparse(void **state)
+{
+	struct fx *f = *state;
+	static unsigned char data[300000];
+	const char *names[1] = { "e-disk0.vmdk" };
+	size_t sizes[1] = { sizeof(data) };
+	char *ovf = mk_ovf(names, sizes, 1);
+	struct ova_writer *w = NULL;
+	struct ova_info *in = NULL;
+	struct sw_sink s0;
+	struct sw_err e;
+	char path[512];
+	struct stat st;
+
+	/* Zeros except a marker in the middle and one at the very end. */
+	memset(data, 0, sizeof(data));
+	memcpy(data + 150001, "MID", 3);
+	data[sizeof(data) - 1] = 'Z';
+	assert_int_equal(ova_writer_begin(f->s, "e/e", OVA_WRITER_SPARSE, &w, &e), 0);
+	assert_int_equal(ova_writer_meta_set(w, "template.uuid", "1234", &e), 0);
+	assert_int_equal(ova_writer_meta_set(w, "numDisks", "9", &e), -EINVAL);
+	assert_int_equal(ova_writer_meta_set(w, "disk1.size", "9", &e), -EINVAL);
+	assert_int_equal(ova_writer_disk(w, NULL, &s0, &e), 0);
+	/* Odd block sizes so pieces straddle the 64 KiB boundaries. */
+	assert_int_equal(s0.write(s0.ud, data, 70001, &e), 0);
+	assert_int_equal(s0.write(s0.ud, data + 70001, 200000, &e), 0);
+	assert_int_equal(s0.write(s0.ud, data + 270001, sizeof(data) - 270001, &e), 0);
+	assert_int_equal(ova_writer_ovf(w, NULL, ovf, strlen(ovf), &e), 0);
+	assert_int_equal(ova_writer_commit(w, NULL, &e), 0);
+	ova_writer_free(w);
+	assert_int_equal(ova_inspect(f->s, "e/e", &in, &e), 0);
+	assert_string_equal(ova_meta_get(in->meta, "template.uuid"), "1234");
+	/* The extra key comes after CloudStack's keys. */
+	assert_string_equal(in->meta->keys[in->meta->nkeys - 1].key, "template.uuid");
+	ova_info_free(in);
+	/* The content is exact (the digest was taken over every byte) and holes were made. */
+	assert_int_equal(ova_verify(f->s, "e/e", 0, &e), 0);
+	snprintf(path, sizeof(path), "%s/e/e-disk0.vmdk", f->root);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true((uint64_t)st.st_size == sizeof(data));
+	assert_true((uint64_t)st.st_blocks * 512 < sizeof(data));
+	{
+		unsigned char back[sizeof(data)];
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+		assert_int_equal(sw_read_full(fd, back, sizeof(back)), (ssize_t)sizeof(back));
+		assert_memory_equal(back, data, sizeof(data));
+		close(fd);
+	}
+	free(ovf);
+}
+
+static void
 test_commit_files(void **state)
 {
 	struct fx *f = *state;
@@ -872,6 +925,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_pack_index_reader, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unpack_manifest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unpack_fd_and_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_extra_keys_and_sparse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_files, setup, teardown),
 	};
 
