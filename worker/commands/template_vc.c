@@ -248,8 +248,9 @@ wrk__vc_create_template(struct wrk__cmd *c, struct sw_err *e)
 	r = wrk__store_open(c, c->cmd->store.url, &s, NULL, e);
 	if (r < 0)
 		return r;
-	dfd = wrk__dir_open(s, dir, 1, e);
-	if (dfd < 0) {
+	/* Not created here: a command that fails leaves no empty directory behind. */
+	dfd = wrk__dir_open(s, dir, 0, e);
+	if (dfd < 0 && dfd != SW_ENOTFOUND) {
 		r = wrk__fail(c, dfd, PROTO_CTX_STORE);
 		goto out;
 	}
@@ -259,7 +260,7 @@ wrk__vc_create_template(struct wrk__cmd *c, struct sw_err *e)
 		goto out;
 	}
 	/* Idempotency: template.properties is the template's commit record. */
-	r = wrk_tprops_read(dfd, &props, &psize, e);
+	r = dfd >= 0 ? wrk_tprops_read(dfd, &props, &psize, e) : SW_ENOTFOUND;
 	if (r == 0) {
 		pname = wrk_props_get(props, "uniquename");
 		if (pname != NULL && strcmp(pname, name) == 0 && fmt != OVA_FMT_ABSENT) {
