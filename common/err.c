@@ -48,14 +48,17 @@ sw_errctx(struct sw_err *e, const char *fmt, ...)
 	va_list ap;
 	char ctx[SW_ERR_MSG_MAX], old[SW_ERR_MSG_MAX];
 
+	/* Callers write "return sw_errctx(...)": never turn a failure into 0. */
 	if (e == NULL)
-		return 0;
+		return SW_EINTERNAL;
 	va_start(ap, fmt);
 	(void)vsnprintf(ctx, sizeof(ctx), fmt, ap);
 	va_end(ap);
 	memcpy(old, e->msg, sizeof(old));
 	old[sizeof(old) - 1] = '\0';
 	(void)snprintf(e->msg, sizeof(e->msg), "%s: %s", ctx, old);
+	if (e->code >= 0)
+		e->code = SW_EINTERNAL;
 	return e->code;
 }
 

@@ -43,7 +43,11 @@ int sw_errf(struct sw_err *e, int code, const char *fmt, ...) SW_PRINTF(3, 4);
 /* Like sw_errf with code -errnum, appending ": <strerror(errnum)>". */
 int sw_errno(struct sw_err *e, int errnum, const char *fmt, ...) SW_PRINTF(3, 4);
 
-/* Prefixes the existing message with a formatted context: "ctx: old". */
+/*
+ * Prefixes the existing message with a formatted context: "ctx: old".
+ * Returns e's code, which is never 0 (SW_EINTERNAL when e is NULL or holds
+ * no error), so "return sw_errctx(e, ...)" always reports a failure.
+ */
 int sw_errctx(struct sw_err *e, const char *fmt, ...) SW_PRINTF(2, 3);
 
 /* Resets e to "no error". */

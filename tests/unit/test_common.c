@@ -237,6 +237,10 @@ test_err(void **state)
 	assert_int_equal(sw_errno(&e, ENOSPC, "write '%s'", "f"), -ENOSPC);
 	assert_string_equal(e.msg, "write 'f': No space left on device");
 	assert_int_equal(sw_errf(NULL, SW_EPATH, "x"), SW_EPATH);
+	/* A context added without an error buffer must still read as a failure. */
+	assert_int_equal(sw_errctx(NULL, "ctx"), SW_EINTERNAL);
+	sw_err_clear(&e);
+	assert_int_equal(sw_errctx(&e, "ctx"), SW_EINTERNAL);
 	assert_string_equal(sw_strerror(SW_ECHECKSUM), "checksum mismatch");
 	assert_string_equal(sw_strerror(-ENOENT), "No such file or directory");
 }
