@@ -23,6 +23,8 @@
 
 #define UNPACK_BUF (1024 * 1024)
 #define MF_MAX (1024 * 1024)
+/* What may follow the end-of-archive blocks (record padding, usually < 10 KiB). */
+#define TRAILER_MAX (1024 * 1024)
 
 /* What we know of each member for the manifest check. */
 struct mdigest {
@@ -58,6 +60,32 @@ cb_read(struct archive *a, void *ud, const void **ret_buf)
 	}
 	*ret_buf = u->buf;
 	return n;
+}
+
+/*
+ * Reads the source to its end before anything is committed: a source that
+ * verifies what it delivers (a download's checksum) can only refuse at its
+ * end, and its refusal must still leave nothing behind.  What follows the
+ * archive is bounded, so a stream cannot keep an unpack open forever.
+ */
+static int
+drain_source(struct unpack *u, struct sw_err *e)
+{
+	uint64_t total = 0;
+	ssize_t n;
+
+	for (;;) {
+		n = u->src->read(u->src->ud, u->buf, UNPACK_BUF, &u->src_err);
+		if (n < 0)
+			return sw_errf(e, u->src_err.code ? u->src_err.code : -EIO,
+			    "reading the OVA: %s", u->src_err.msg);
+		if (n == 0)
+			return 0;
+		total += (uint64_t)n;
+		if (total > TRAILER_MAX)
+			return sw_errf(e, SW_EFORMAT,
+			    "OVA: more than %d bytes follow the end of the archive", TRAILER_MAX);
+	}
 }
 
 static int
@@ -355,6 +383,8 @@ ova_unpack(struct ova_store *s, const char *obj, struct sw_source *src, unsigned
 		}
 	}
 	if (u.have_mf && (r = mf_verify(&u, w, e)) < 0)
+		goto out;
+	if ((r = drain_source(&u, e)) < 0)
 		goto out;
 	r = ova_writer_commit(w, ret_result, e);
 out:

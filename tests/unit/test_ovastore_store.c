@@ -676,6 +676,17 @@ memsrc_read(void *ud, void *p, size_t n, struct sw_err *e)
 	return (ssize_t)n;
 }
 
+/* A source that delivers everything, then refuses at its end (a download whose checksum is wrong). */
+static ssize_t
+memsrc_read_refuse_at_end(void *ud, void *p, size_t n, struct sw_err *e)
+{
+	struct memsrc *m = ud;
+
+	if (m->pos == m->len)
+		return sw_errf(e, SW_ECHECKSUM, "checksum of the download does not match");
+	return memsrc_read(ud, p, n, e);
+}
+
 static int
 unpack_mem(struct fx *f, const char *obj, const unsigned char *p, size_t len,
     struct ova_result **res, struct sw_err *e)
@@ -772,6 +783,22 @@ test_unpack_manifest(void **state)
 	/* Not a tar at all / compressed. */
 	assert_int_equal(unpack_mem(f, "template/tmpl/1/206/t",
 	    (const unsigned char *)"\x1f\x8b\x08\x00garbage", 12, &res, &e), SW_EFORMAT);
+	/*
+	 * The source only refuses once its end is read: the unpack must still
+	 * fail before the commit and leave nothing behind.
+	 */
+	ova = build_tar((struct mem_member[]){ mm[0], mm[3], mm[4] }, 3, &len);
+	{
+		struct memsrc m = { ova, len, 0, 4096 };
+		struct sw_source src = { memsrc_read_refuse_at_end, &m };
+
+		res = (struct ova_result *)0x1;
+		assert_int_equal(ova_unpack(f->s, "template/tmpl/1/207/t", &src, 0, &res, &e),
+		    SW_ECHECKSUM);
+		assert_ptr_equal(res, (struct ova_result *)0x1);
+		assert_int_equal(count_dir(f, "template/tmpl/1/207"), 0);
+	}
+	free(ova);
 	/* Unpacking onto an existing object is refused. */
 	ova = build_tar((struct mem_member[]){ mm[0], mm[3], mm[4] }, 3, &len);
 	assert_int_equal(unpack_mem(f, "template/tmpl/1/200/t", ova, len, &res, &e), SW_EEXIST);
