@@ -151,8 +151,8 @@ explain "" "ovastore inspect / verify (independent checks of the object):"
 "$OVASTORE" -C "$T/share" inspect "$dir/$id" | sed 's/^/     /'
 "$OVASTORE" -C "$T/share" verify "$dir/$id" | sed 's/^/     /' || fail "verify failed"
 state=$(curl -sk "${VCSIM_URL%/sdk}/rig/state")
-explain "Simulator afterwards: $(grep -o '"snapshot_count":[1-9]' <<<"$state" | wc -l) VM(s) with a snapshot," \
-    "$(grep -o "\"name\":\"$id\"" <<<"$state" | wc -l) worker VM, $(grep -o '"state":"ready"' <<<"$state" | wc -l) open NFC lease."
+explain "Simulator afterwards: $(grep -Ec '"snapshot_count": *[1-9]' <<<"$state") VM(s) with a snapshot," \
+    "$(grep -Ec "\"name\": *\"$id\"" <<<"$state") worker VM, $(grep -Ec '"state": *"(initializing|ready)"' <<<"$state") open NFC lease."
 
 say "5. A downloadable .ova of the snapshot: ExtractTemplate"
 xid=$(cat /proc/sys/kernel/random/uuid)

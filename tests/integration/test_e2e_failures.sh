@@ -56,6 +56,29 @@ check "task fault: failed VCENTER_FAULT with vCenter's message" \
 check "task fault: the VM snapshot was removed" rig_clean
 check "task fault: nothing on the share" object_absent "snapshots/5/3/$id"
 
+# --- the command's deadline passes mid-way: TIMEOUT, cleanup still done ------------
+id=$(uuid)
+cmd_snapshot "$id" "$disk1" 5 6 | sed 's/"type":"CreateSnapshot",/"type":"CreateSnapshot","timeout_s":1,/' >"$tmp/f5.json"
+"$SW" run-once -c "$conf" "$tmp/f5.json" >"$tmp/f5.out" 2>"$tmp/f5.log"
+check "deadline passed: failed TIMEOUT" evtrue "$tmp/f5.out" "e['error']['code']=='TIMEOUT'"
+check "deadline passed: cleanup ran on a deadline of its own" rig_settled
+check "deadline passed: nothing on the share" object_absent "snapshots/5/6/$id"
+
+# --- SIGTERM mid-export (shutdown): CANCELLED, cleanup done ---------------------------
+id=$(uuid)
+cmd_snapshot "$id" "$disk1" 5 7 >"$tmp/f6.json"
+"$SW" run-once -c "$conf" "$tmp/f6.json" >"$tmp/f6.out" 2>"$tmp/f6.log" &
+once=$!
+# The moment its VM snapshot exists: the worker VM's task is then under way.
+for _ in $(seq 300); do state | grep -Eq '"snapshot_count": *1' && break; sleep 0.01; done
+kill -TERM "$once"
+wait "$once"
+# A shutdown hands the command back (no final event): run-once says so and fails.
+check "SIGTERM mid-way: CANCELLED, handed back without a final event" bash -c \
+    "grep -q 'failed: CANCELLED' '$tmp/f6.log' && ! grep -q '\"status\":\"succeeded\"' '$tmp/f6.out'"
+check "SIGTERM mid-way: worker VM and VM snapshot removed before exit" rig_settled
+check "SIGTERM mid-way: nothing on the share" object_absent "snapshots/5/7/$id"
+
 # --- store write failure: a 1 MiB tmpfs fills up -----------------------------------
 mkdir -p "$tmp/small"
 if mount -t tmpfs -o size=1m tmpfs "$tmp/small" 2>"$tmp/mount.err"; then

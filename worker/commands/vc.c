@@ -204,7 +204,16 @@ snapshot_create_retry(struct vmw_conn *conn, const struct vmw_moref *vm, const c
 
 	for (;;) {
 		tries++;
-		r = vmw_snapshot_create(conn, vm, name, desc, 0, ret_snap, deadline_ms, cancel, e);
+		if (cancel != NULL && *cancel) {
+			r = sw_errf(e, -ECANCELED, "cancelled");
+			break;
+		}
+		/*
+		 * Not cancellable once sent: a task left running would make a
+		 * snapshot nobody knows the id of.  Snapshot tasks are short; the
+		 * deadline still bounds the wait.
+		 */
+		r = vmw_snapshot_create(conn, vm, name, desc, 0, ret_snap, deadline_ms, NULL, e);
 		if (r != SW_EBUSY || busy_wait(&delay, deadline_ms, cancel) < 0)
 			break;
 		log_debug("vc: snapshot of %s busy, retry %u", vm->value, tries);
@@ -558,7 +567,8 @@ make_worker(struct wrk__cmd *c, struct vmw_conn *conn, const struct vmw_moref *v
 	ws.pool = &info->resource_pool;
 	ws.host = &info->host;
 	ws.disk = d;
-	r = vmw_worker_vm_create(conn, &ws, ret_worker, c->job->deadline_ms, c->job->cancel, e);
+	/* Not cancellable either (see snapshot_create_retry): the VM would appear after we left. */
+	r = vmw_worker_vm_create(conn, &ws, ret_worker, c->job->deadline_ms, NULL, e);
 out:
 	vmw_disk_free(d);
 	vmw_vm_info_free(info);
@@ -579,7 +589,7 @@ wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm 
 	uint64_t cdl;
 	unsigned tries = 0;
 	int r, dfd = -1, have_snap = 0, have_worker = 0, journal = 0, cleanup_ok = 1;
-	int store_ctx = 0;
+	int store_ctx = 0, maybe_worker = 0;
 
 	memset(&x, 0, sizeof(x));
 	x.c = c;
@@ -626,8 +636,11 @@ wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm 
 		goto out;
 	}
 	r = make_worker(c, conn, &vmref, &snap, disk, &worker, e);
-	if (r < 0)
+	if (r < 0) {
+		/* A CreateVM_Task cut off by the deadline may still make the VM. */
+		maybe_worker = r == -ETIMEDOUT || r == SW_ENET;
 		goto out;
+	}
 	have_worker = 1;
 
 	memset(&eo, 0, sizeof(eo));
@@ -662,7 +675,13 @@ out:
 			}
 		}
 	}
-	if (have_snap && cleanup_ok) {
+	if (maybe_worker) {
+		sw_err_clear(&ce);
+		(void)destroy_tagged(conn, c->cmd->id, cdl, &ce);
+		/* It may appear later still: the journal lets the sweeper find it. */
+		cleanup_ok = 0;
+	}
+	if (have_snap && (cleanup_ok || maybe_worker)) {
 		sw_err_clear(&ce);
 		if (snapshot_remove_retry(conn, &snap, cdl, &ce) < 0 && ce.code != SW_ENOTFOUND) {
 			cleanup_ok = 0;
