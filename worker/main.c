@@ -12,6 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+#include <libxml/parser.h>
+
 #include "common/io.h"
 #include "common/log.h"
 #include "common/num.h"
@@ -423,6 +426,15 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/*
+	 * libcurl's and libxml2's global initialisation is not for concurrent
+	 * callers: do it once here, before any job or sweeper thread starts.
+	 */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "snapworker: libcurl initialisation failed\n");
+		return 1;
+	}
+	xmlInitParser();
 	if (strcmp(sub, "sweep") == 0 && optind == argc)
 		return cmd_sweep(cfgpath, text, dry_run, older);
 	if (strcmp(sub, "run") == 0 && optind == argc)
