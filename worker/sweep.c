@@ -128,8 +128,11 @@ ends_with(const char *s, const char *suf)
 	return n >= m && strcmp(s + n - m, suf) == 0;
 }
 
-/* Undoes one old journal: its command's worker VM and snapshot, then the file. */
-static void
+/*
+ * Undoes one old journal: its command's worker VM and snapshot, then the
+ * file.  0 when the journal is gone; else it stays, for the next sweep.
+ */
+static int
 sweep_journal(struct sweep *sw, int dfd, const char *rel, const char *name)
 {
 	const struct wrk_vcenter *vc;
@@ -141,12 +144,12 @@ sweep_journal(struct sweep *sw, int dfd, const char *rel, const char *name)
 
 	sw_err_clear(&e);
 	if (snprintf(file, sizeof(file), "%s%s", name, WRK_VC_JOURNAL_SUFFIX) >= (int)sizeof(file))
-		return;
+		return -ENAMETOOLONG;
 	r = wrk_vc_journal_read(dfd, name, &j, &e);
 	if (r < 0) {
 		sw->st.errors++;
 		report(sw, "journal %s/%s: %s", rel, file, e.msg);
-		return;
+		return r;
 	}
 	vc = wrk_config_vcenter(sw->cfg, j.credentials);
 	/* The journal is on a share others can write: its URL must be one the set allows. */
@@ -154,12 +157,12 @@ sweep_journal(struct sweep *sw, int dfd, const char *rel, const char *name)
 		sw->st.errors++;
 		report(sw, "journal %s/%s: credential set '%s' unknown or not bound to its URL", rel,
 		    file, j.credentials);
-		return;
+		return SW_EAUTH;
 	}
 	if (sw->o->dry_run) {
 		report(sw, "would undo journal %s/%s (command %s, snapshot %s)", rel, file,
 		    j.command, j.snapshot[0] != '\0' ? j.snapshot : "none");
-		return;
+		return 1;
 	}
 	r = wrk_vc_connect(vc, j.url, NULL, sw_mono_ms() + VC_SWEEP_MS, sw->cancel, &conn, &e);
 	if (r == 0)
@@ -168,16 +171,17 @@ sweep_journal(struct sweep *sw, int dfd, const char *rel, const char *name)
 	if (r < 0) {
 		sw->st.errors++;
 		report(sw, "journal %s/%s: %s", rel, file, e.msg);
-		return;
+		return r;
 	}
 	if (unlinkat(dfd, file, 0) < 0 && errno != ENOENT) {
 		sw->st.errors++;
 		report(sw, "journal %s/%s: unlink: %s", rel, file, strerror(errno));
-		return;
+		return -EIO;
 	}
 	sw->st.journals_undone++;
 	report(sw, "undid journal %s/%s (command %s, snapshot %s)", rel, file, j.command,
 	    j.snapshot[0] != '\0' ? j.snapshot : "none");
+	return 0;
 }
 
 /* Object names a temporary may belong to (see ovastore's debris rules); 0..n candidates. */
@@ -230,6 +234,12 @@ sweep_parts(struct sweep *sw, struct ova_store *s, int dfd, const char *rel,
 	size_t i, k, c, nc, ndone = 0;
 	int young, r;
 
+	/*
+	 * A journal that could not be undone (vCenter unreachable, a set not
+	 * configured) is the only record of its snapshot: its object's debris
+	 * stays with it until a later sweep succeeds.  done[] starts with them.
+	 */
+
 	for (i = 0; i < nparts; i++)
 		if (parts[i].old && ends_with(parts[i].name, WRK_VC_JOURNAL_SUFFIX) &&
 		    strlen(parts[i].name) > strlen(WRK_VC_JOURNAL_SUFFIX)) {
@@ -238,7 +248,8 @@ sweep_parts(struct sweep *sw, struct ova_store *s, int dfd, const char *rel,
 
 			memcpy(name, parts[i].name, l);
 			name[l] = '\0';
-			sweep_journal(sw, dfd, rel, name);
+			if (sweep_journal(sw, dfd, rel, name) != 0 && ndone < 64)
+				snprintf(done[ndone++], sizeof(done[0]), "%s", name);
 		}
 	for (i = 0; i < nparts && !stopped(sw); i++) {
 		if (!parts[i].old)
