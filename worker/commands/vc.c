@@ -626,6 +626,8 @@ wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm 
 	if (r < 0)
 		goto out;
 	have_snap = 1;
+	/* Tasks on a real vCenter take a while: tell the publisher the command lives. */
+	wrk__vc_progress(c, 0, 0);
 	if (tries > 1)
 		log_info("%s: VM snapshot taken after %u attempts (the VM was busy)", c->cmd->id,
 		    tries);
@@ -642,6 +644,7 @@ wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm 
 		goto out;
 	}
 	have_worker = 1;
+	wrk__vc_progress(c, 0, 0);
 
 	memset(&eo, 0, sizeof(eo));
 	eo.name = name;
