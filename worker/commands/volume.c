@@ -9,11 +9,15 @@
  * file name, and the same for a redelivery, which therefore finds its object
  * (and its .ova) and answers without redoing anything.
  *
- * CreateVolume imports a snapshot or template of either format
- * (CreateImportSpec + ImportVApp): every disk is uploaded straight from its
- * .vmdk file, or from inside the legacy .ova read by offset, never unpacked.
- * The helper VM is then removed keeping its disks (detached first), and the
- * event's datastore_path names the volume's disk.
+ * CreateVolume (CreateImportSpec + ImportVApp of a snapshot or template of
+ * either format, disks uploaded straight from the .vmdk files or from inside
+ * the legacy .ova through ovastore's reader, then the helper VM removed with
+ * its disk detached) is not in this build: vmware/ has no way yet to find
+ * where to import (a datastore by name, with a host, resource pool and VM
+ * folder that see it: the command names only the datastore), and an
+ * imported VM carries no snapworker tag, so vmw_worker_vm_destroy() (which
+ * detaches disks first) refuses it and the sweeper could not find it after
+ * a crash.  It fails cleanly (INTERNAL, not retryable) until then.
  */
 #include "worker/commands/vc.h"
 
