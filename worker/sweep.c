@@ -27,7 +27,7 @@
 #include "worker/config.h"
 
 #define VC_SWEEP_MS     (10u * 60u * 1000u)   /* one vCenter's sweep */
-#define DIR_MAX_PARTS   4096                  /* .part files looked at per directory */
+#define DIR_MAX_PARTS   1024                  /* .part files looked at per directory */
 #define DIR_MAX_ENTRIES 100000                /* entries read per directory */
 
 struct sweep {
