@@ -87,15 +87,21 @@ w1=$wpid
 consumers 1 || fail "worker did not consume"
 # Warm-up (session, page cache of the seeded file), not measured.
 id=$(uuid); cmd "$id" 2; submit "$id" || fail "warm-up snapshot: $(tail -1 "$T/$id.out")"
-id=$(uuid); cmd "$id" 1
-wc0=$(wchar "$w1")
-t0=$(now)
-submit "$id" || fail "snapshot: $(tail -1 "$T/$id.out")"
-t1=$(now)
-wc1=$(wchar "$w1")
-snap_s=$(echo "$t1 - $t0" | bc -l)
-grep -q "$VCSIM_SEED_SHA256_0" "$T/$id.out" || echo "warning: snapshot sha256 is not the seed's"
-share_bytes=$(du -sb "$T/share/snapshots/1/1/$id" | cut -f1)
+# The machine is shared: the best of 3 runs of each side.
+min() { echo "$1 $2" | awk '{print ($1 < $2) ? $1 : $2}'; }
+snap_s=999999
+for rep in 1 2 3; do
+	id=$(uuid); cmd "$id" 1
+	wc0=$(wchar "$w1")
+	t0=$(now)
+	submit "$id" || fail "snapshot: $(tail -1 "$T/$id.out")"
+	t1=$(now)
+	wc1=$(wchar "$w1")
+	snap_s=$(min "$snap_s" "$(echo "$t1 - $t0" | bc -l)")
+	grep -q "$VCSIM_SEED_SHA256_0" "$T/$id.out" || echo "warning: snapshot sha256 is not the seed's"
+	share_bytes=$(du -sb "$T/share/snapshots/1/1/$id" | cut -f1)
+	[ $rep = 3 ] || rm -rf "$T/share/snapshots/1/1/$id"
+done
 hwm_kib=$(awk '/^VmHWM:/{print $2}' "/proc/$w1/status")
 
 # --- baseline: curl -o of the same disk's NFC URL -----------------------------------
@@ -113,15 +119,20 @@ lease=$(soap "<ExportVm xmlns=\"urn:vim25\"><_this type=\"VirtualMachine\">$vm</
 url=$(soap "<RetrievePropertiesEx xmlns=\"urn:vim25\"><_this type=\"PropertyCollector\">propertyCollector</_this><specSet><propSet><type>HttpNfcLease</type><pathSet>info</pathSet></propSet><objectSet><obj type=\"HttpNfcLease\">$lease</obj></objectSet></specSet><options/></RetrievePropertiesEx>" |
     grep -o '<url>[^<]*</url>' | head -1 | sed 's|<url>\(.*\)</url>|\1|; s|://\*|://'"${VCSIM_URL#https://}"'|; s|/sdk/|/|')
 mkdir -p "$T/curl"
-t0=$(now)
-curl -sk -o "$T/curl/disk.vmdk" "$url"
-t1=$(now)
-curl_s=$(echo "$t1 - $t0" | bc -l)
-# The snapshot's disk is durable (fsync) before its meta is written: the same for curl.
-sync -f "$T/curl/disk.vmdk"
-t2=$(now)
-curl_sync_s=$(echo "$t2 - $t0" | bc -l)
-[ "$(stat -c %s "$T/curl/disk.vmdk" 2>/dev/null)" = "$bytes" ] || echo "warning: curl got a short file"
+curl_s=999999
+curl_sync_s=999999
+for rep in 1 2 3; do
+	rm -f "$T/curl/disk.vmdk"
+	t0=$(now)
+	curl -sk -o "$T/curl/disk.vmdk" "$url"
+	t1=$(now)
+	# The snapshot's disk is durable (fsync) before its meta is written: the same for curl.
+	sync -f "$T/curl/disk.vmdk"
+	t2=$(now)
+	curl_s=$(min "$curl_s" "$(echo "$t1 - $t0" | bc -l)")
+	curl_sync_s=$(min "$curl_sync_s" "$(echo "$t2 - $t0" | bc -l)")
+	[ "$(stat -c %s "$T/curl/disk.vmdk" 2>/dev/null)" = "$bytes" ] || echo "warning: curl got a short file"
+done
 soap "<HttpNfcLeaseAbort xmlns=\"urn:vim25\"><_this type=\"HttpNfcLease\">$lease</_this></HttpNfcLeaseAbort>" >/dev/null
 rm -rf "$T/curl"
 
@@ -158,9 +169,9 @@ start_worker 2
 consumers 2 || echo "warning: second worker not consuming"
 two_s=$(pair)
 
-printf '| CreateSnapshot %d MiB through the broker (1 worker) | %.2f s (%.0f MiB/s) | curl -o of the NFC URL: %.2f s | %.2fx | <= 1.10x |\n' \
+printf '| CreateSnapshot %d MiB through the broker (1 worker, best of 3) | %.2f s (%.0f MiB/s) | curl -o of the NFC URL (best of 3): %.2f s | %.2fx | <= 1.10x |\n' \
     "$mib" "$snap_s" "$(echo "$mib / $snap_s" | bc -l)" "$curl_s" "$(echo "$snap_s / $curl_s" | bc -l)"
-printf '| CreateSnapshot %d MiB through the broker (1 worker) | %.2f s | curl -o + sync of the file: %.2f s | %.2fx | <= 1.10x |\n' \
+printf '| CreateSnapshot %d MiB through the broker (1 worker, best of 3) | %.2f s | curl -o + sync of the file (best of 3): %.2f s | %.2fx | <= 1.10x |\n' \
     "$mib" "$snap_s" "$curl_sync_s" "$(echo "$snap_s / $curl_sync_s" | bc -l)"
 printf '| CreateSnapshot %d MiB vs legacy export + tar -cf into .ova | %.2f s | legacy: %.2f s per disk | %.2fx | <= 0.55x |\n' \
     "$mib" "$snap_s" "$legacy_s1" "$(echo "$snap_s / $legacy_s1" | bc -l)"
