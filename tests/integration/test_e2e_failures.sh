@@ -96,6 +96,20 @@ else
 	echo "SKIP: cannot mount a tmpfs ($(cat "$tmp/mount.err")): store-full case not run"
 fi
 
+# --- a fresh journal: another attempt may be at work; wait for it to go stale -------
+id=$(uuid)
+cmd_snapshot "$id" "$disk1" 5 8 >"$tmp/f7.json"
+mkdir -p "$STORE/snapshots/5/8/$id"
+printf 'command=%s\ncredentials=vc1\nurl=%s\nvm=vm-0\nsnapshot=\n' "$id" "$VCSIM_URL" \
+    >"$STORE/snapshots/5/8/$id/$id~vcenter.part"
+t0=$(date +%s%N)
+SW_JOURNAL_STALE=3s "$SW" run-once -c "$conf" "$tmp/f7.json" >"$tmp/f7.out" 2>"$tmp/f7.log"
+t1=$(date +%s%N)
+check "fresh journal: the command waited for it to go stale ($(( (t1 - t0) / 1000000 )) ms)" \
+    [ $(( (t1 - t0) / 1000000 )) -ge 2000 ]
+check "fresh journal: then undid it and succeeded" evtrue "$tmp/f7.out" "e['status']=='succeeded'"
+check "fresh journal: it is gone" [ ! -e "$STORE/snapshots/5/8/$id/$id~vcenter.part" ]
+
 # --- kill -9 mid-export, restart: completes once, nothing left ----------------------
 id=$(uuid)
 cmd_snapshot "$id" "$disk1" 5 5 >"$tmp/k.json"
@@ -124,13 +138,16 @@ check "the crash left a journal naming the VM snapshot" grep -q '^snapshot=.\+' 
 not_clean() { ! rig_clean; }
 check "and leftovers in the simulator (worker VM and VM snapshot)" not_clean
 check "and no committed object" [ ! -e "$jdir/$id.ova.meta" ]
-e2e_worker "$conf" w2
+# The killed attempt's journal is fresh: the new worker waits until it is stale (2 s here).
+SW_JOURNAL_STALE=2s e2e_worker "$conf" w2
 w2=$wpid
 wait "$kctl"
 check "restarted worker completes the command" evtrue "$tmp/k.out" \
     "e['status']=='succeeded' and e['result']['files'][0]['sha256']=='$VCSIM_SEED_SHA256_0'"
 check "exactly one final event" [ "$(grep -cE '"status":"(succeeded|failed)"' "$tmp/k.out")" = 1 ]
-check "the restarted worker removed the earlier attempt's leftovers first" \
+check "the restarted worker waited for the journal to go stale" \
+    grep -q "another attempt of this command is at work" "$tmp/w2.log"
+check "then removed the earlier attempt's leftovers first" \
     grep -q "removing what an interrupted attempt left" "$tmp/w2.log"
 check "after the restart: no worker VM, VM snapshot or open lease" rig_settled
 check "after the restart: no journal or .part on the share" no_debris

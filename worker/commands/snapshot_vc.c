@@ -67,6 +67,11 @@ wrk__vc_create_snapshot(struct wrk__cmd *c, struct sw_err *e)
 		sw_errctx(e, "removing an earlier attempt's leftovers");
 		goto out;
 	}
+	if (r == 1 && ova_detect(s, obj, &fmt, e) == 0 && fmt != OVA_FMT_ABSENT) {
+		/* The other attempt committed while we waited for it. */
+		r = answer_from_store(c, s, obj, e);
+		goto out;
+	}
 	r = wrk__vc_backup(c, conn, &a->vm, a->disk, s, obj, &res, e);
 	if (r < 0)
 		goto out;

@@ -294,9 +294,12 @@ wrk__vc_create_template(struct wrk__cmd *c, struct sw_err *e)
 				wrk__vc_fail(c, r);
 				goto out;
 			}
-			r = wrk__vc_backup(c, conn, &a->vm, a->disk, s, obj, &res, e);
-			if (r < 0)
-				goto out;
+			/* 1: another attempt finished while we waited; it may have committed. */
+			if (r == 0 || ova_detect(s, obj, &fmt, e) < 0 || fmt == OVA_FMT_ABSENT) {
+				r = wrk__vc_backup(c, conn, &a->vm, a->disk, s, obj, &res, e);
+				if (r < 0)
+					goto out;
+			}
 		}
 	}
 	r = write_props(c, s, obj, dir, name, &psize, e);

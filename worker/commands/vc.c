@@ -19,6 +19,7 @@
 
 #include "common/io.h"
 #include "common/log.h"
+#include "common/num.h"
 #include "common/path.h"
 
 #define LOGIN_MS          60000u    /* connecting and logging in */
@@ -27,6 +28,8 @@
 #define BUSY_CAP_MS       30000u
 #define SHUTDOWN_CLEANUP_MS 25000u  /* the daemon exits 30 s after cancelling a job */
 #define JOURNAL_MAX       8192
+#define JOURNAL_STALE_S   300u      /* default; longer than any single vCenter task we wait for */
+#define JOURNAL_TOUCH_MS  10000u
 
 /* ---------------------------------------------------------- connection */
 
@@ -407,6 +410,54 @@ wrk_vc_journal_undo(struct vmw_conn *conn, const struct wrk_vc_journal *j, struc
 	return r;
 }
 
+/* How long a journal may go untouched before its attempt counts as dead. */
+static unsigned
+journal_stale_s(void)
+{
+	const char *v = getenv("SW_JOURNAL_STALE");
+	uint64_t s = JOURNAL_STALE_S;
+
+	if (v != NULL && v[0] != '\0' && sw_parse_duration(v, 86400, &s) < 0)
+		s = JOURNAL_STALE_S;
+	return (unsigned)s;
+}
+
+/* The running attempt's heartbeat: the journal's mtime. */
+static void
+journal_touch(int dfd, const char *file)
+{
+	(void)utimensat(dfd, file, NULL, AT_SYMLINK_NOFOLLOW);
+}
+
+/*
+ * 0 once the journal file is stale, 1 when it went away meanwhile (the
+ * other attempt finished: look at the store again), or -ECANCELED /
+ * -ETIMEDOUT.
+ */
+static int
+journal_wait_stale(struct wrk__cmd *c, int dfd, const char *file, struct sw_err *e)
+{
+	unsigned stale = journal_stale_s();
+	struct timespec ts = { 0, 250 * 1000000L };
+	struct stat st;
+	int logged = 0, r;
+
+	for (;;) {
+		if (fstatat(dfd, file, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			return errno == ENOENT ? 1 : sw_errno(e, errno, "journal %s", file);
+		if ((int64_t)time(NULL) - (int64_t)st.st_mtime >= (int64_t)stale)
+			return 0;
+		if (!logged) {
+			log_info("%s: another attempt of this command is at work (its journal is "
+			    "fresh): waiting for it", c->cmd->id);
+			logged = 1;
+		}
+		if ((r = wrk__check_stop(c, e)) < 0)
+			return r;
+		nanosleep(&ts, NULL);
+	}
+}
+
 int
 wrk__vc_recover(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
     const char *obj, struct sw_err *e)
@@ -430,15 +481,27 @@ wrk__vc_recover(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
 	}
 	if (r < 0)
 		goto out;
+	if (journal_name(file, sizeof(file), name) < 0) {
+		r = sw_errf(e, -ENAMETOOLONG, "journal name too long");
+		goto out;
+	}
 	/*
-	 * A journal: an attempt of this command died after it.  Its worker VM
-	 * first (it holds the snapshot's disk), then its snapshot.
+	 * A journal kept fresh is another attempt of this command still at work
+	 * (a redelivery after its worker lost the broker): wait for it to finish
+	 * or to go stale rather than pull its VM snapshot from under it.
+	 */
+	r = journal_wait_stale(c, dfd, file, e);
+	if (r != 0)
+		goto out;
+	/*
+	 * A stale journal: an attempt of this command died after it.  Its
+	 * worker VM first (it holds the snapshot's disk), then its snapshot.
 	 */
 	log_info("%s: removing what an interrupted attempt left in vCenter", c->cmd->id);
 	/* Only this command's own leftovers, whatever the journal claims. */
 	snprintf(j.command, sizeof(j.command), "%s", c->cmd->id);
 	r = wrk_vc_journal_undo(conn, &j, e);
-	if (r == 0 && journal_name(file, sizeof(file), name) == 0)
+	if (r == 0)
 		unlinkat(dfd, file, 0);
 out:
 	close(dfd);
@@ -482,6 +545,9 @@ struct bx_disk {
 struct backup_x {
 	struct wrk__cmd *c;
 	struct ova_writer *w;
+	int dfd;                /* the object's directory, for the journal */
+	const char *jfile;      /* NULL: no journal yet */
+	uint64_t touched_ms;
 	struct bx_disk disks[VMW_MAX_DISKS];
 	int store_failed;       /* the failure was the share's, not vCenter's */
 	uint64_t disk_bytes;
@@ -524,8 +590,13 @@ static void
 bx_progress(void *ud, uint64_t bytes, int percent)
 {
 	struct backup_x *x = ud;
+	uint64_t now = sw_mono_ms();
 
 	wrk__vc_progress(x->c, bytes, percent);
+	if (x->jfile != NULL && now - x->touched_ms >= JOURNAL_TOUCH_MS) {
+		journal_touch(x->dfd, x->jfile);
+		x->touched_ms = now;
+	}
 }
 
 static int
@@ -618,6 +689,9 @@ wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm 
 		goto out;
 	}
 	journal = 1;
+	x.dfd = dfd;
+	x.jfile = jfile;
+	x.touched_ms = sw_mono_ms();
 
 	snprintf(sname, sizeof(sname), "snapworker-%s", c->cmd->id);
 	snprintf(desc, sizeof(desc), "snapworker %s %s", proto_type_name(c->cmd->type), c->cmd->id);

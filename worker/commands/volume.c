@@ -87,9 +87,12 @@ wrk__vc_extract_volume(struct wrk__cmd *c, struct sw_err *e)
 			sw_errctx(e, "removing an earlier attempt's leftovers");
 			goto out;
 		}
-		r = wrk__vc_backup(c, conn, &a->vm, a->disk, s, obj, &res, e);
-		if (r < 0)
-			goto out;
+		/* 1: another attempt finished while we waited; it may have committed. */
+		if (r == 0 || ova_detect(s, obj, &fmt, e) < 0 || fmt == OVA_FMT_ABSENT) {
+			r = wrk__vc_backup(c, conn, &a->vm, a->disk, s, obj, &res, e);
+			if (r < 0)
+				goto out;
+		}
 		/* vCenter is done with: do not hold the session through the pack. */
 		wrk_vc_disconnect(conn);
 		conn = NULL;
