@@ -16,6 +16,8 @@
 #include "common/log.h"
 #include "worker/config.h"
 #include "worker/log.h"
+#include "worker/metrics.h"
+#include "worker/notify.h"
 #include "worker/running.h"
 #include "worker/sweep.h"
 
@@ -70,6 +72,7 @@ struct daemon {
 	atomic_int stopping;            /* stop consuming */
 	atomic_int cancel_all;          /* grace is over: cancel running jobs */
 	atomic_int exited;              /* slots that returned */
+	atomic_uint connected;          /* slots that connected at least once: READY=1 when all have */
 };
 
 void
@@ -202,6 +205,7 @@ start_job(struct slot *s, struct wrk_amqp_msg *m)
 		return -rc;
 	}
 	s->busy = 1;
+	wrk_metrics_job_start();
 	return 0;
 }
 
@@ -296,13 +300,19 @@ finish_job(struct slot *s)
 	if (out.succeeded)
 		log_info("succeeded in %llu ms", (unsigned long long)out.elapsed_ms);
 	else if (!out.parsed)
-		log_warnx("poison message (delivery %llu): %s: %s", (unsigned long long)s->msg.tag,
-		    out.errcode, out.message);
+		log_warnx("poison message (delivery %llu) after %llu ms: %s: %s",
+		    (unsigned long long)s->msg.tag, (unsigned long long)out.elapsed_ms, out.errcode,
+		    out.message);
 	else
 		log_warnx("failed after %llu ms: %s: %s%s", (unsigned long long)out.elapsed_ms,
 		    out.errcode, out.message,
 		    out.disp == WRK_DISP_REQUEUE ? " (requeued)" :
 		    out.disp == WRK_DISP_DEAD ? " (dead-lettered)" : "");
+	wrk_metrics_job_end();
+	wrk_metrics_command(out.type, out.succeeded ? WRK_METRICS_SUCCEEDED :
+	    !out.parsed ? WRK_METRICS_INVALID : out.disp == WRK_DISP_REQUEUE ? WRK_METRICS_REQUEUED :
+	    WRK_METRICS_FAILED, out.elapsed_ms,
+	    out.succeeded ? wrk_metrics_event_bytes(out.event, out.event_len) : 0);
 
 	if (s->c == NULL || s->job_gen != s->gen) {
 		/* Its delivery tag died with the old channel: the broker redelivers the command. */
@@ -487,6 +497,10 @@ slot_main(void *arg)
 			}
 			if (attempt > 0 || s->idx == 0)
 				log_info("slot %u: connected to the broker", s->idx);
+			if (s->gen > 1)
+				wrk_metrics_broker_reconnect();
+			else
+				atomic_fetch_add(&d->connected, 1);
 			attempt = 0;
 		}
 		if (!s->consuming && !s->busy && !stopping) {
@@ -618,7 +632,7 @@ wrk_daemon_run(const struct wrk_config *cfg, wrk_runner_fn run,
 	sigset_t set, old;
 	unsigned i, started = 0;
 	uint64_t grace_end = 0, hard_end = 0;
-	int rc = 0, sig;
+	int rc = 0, sig, ready = 0;
 
 	memset(&d, 0, sizeof(d));
 	d.cfg = cfg;
@@ -667,6 +681,7 @@ wrk_daemon_run(const struct wrk_config *cfg, wrk_runner_fn run,
 	if (started > 0)
 		log_info("started %u job slot(s) consuming %zu queue(s) as %s", started, cfg->nqueues,
 		    cfg->name);
+	wrk_metrics_set_slots(started);
 	if (rc < 0)
 		atomic_store(&d.stopping, 1);
 	else
@@ -676,6 +691,13 @@ wrk_daemon_run(const struct wrk_config *cfg, wrk_runner_fn run,
 		struct timespec ts = { 0, 200 * 1000000L };
 		siginfo_t si;
 
+		/* READY only once every slot consumes: a unit ordered after us can rely on it. */
+		if (!ready && started > 0 && atomic_load(&d.connected) >= started &&
+		    !atomic_load(&d.stopping)) {
+			wrk_notify_ready(started);
+			ready = 1;
+		}
+		wrk_notify_watchdog(sw_mono_ms());
 		sig = sigtimedwait(&set, &si, &ts);
 		if (sig == SIGHUP) {
 			struct sw_err le;
@@ -688,6 +710,7 @@ wrk_daemon_run(const struct wrk_config *cfg, wrk_runner_fn run,
 				log_info("signal %d: stopping; running jobs get %u s to finish", sig,
 				    cfg->grace_s);
 				atomic_store(&d.stopping, 1);
+				wrk_notify_stopping();
 				grace_end = sw_mono_ms() + (uint64_t)cfg->grace_s * 1000u;
 			} else {
 				log_info("signal %d again: cancelling running jobs", sig);

@@ -26,6 +26,7 @@
 #include "worker/deliver.h"
 #include "worker/job.h"
 #include "worker/log.h"
+#include "worker/metrics.h"
 #include "worker/sweep.h"
 
 #define SNAPWORKER_VERSION "1.0"
@@ -362,6 +363,7 @@ static int
 cmd_run(const char *cfgpath, int text)
 {
 	struct wrk_config *cfg = NULL;
+	struct wrk_metrics_server *metrics = NULL;
 	struct sw_err e;
 	int rc;
 
@@ -373,9 +375,21 @@ cmd_run(const char *cfgpath, int text)
 	}
 	if (cfg->amqp_password == NULL)
 		log_warnx("no [amqp] password_file: logging in with an empty password");
+	wrk_metrics_reset();
+	if (cfg->metrics_listen != NULL) {
+		/* A configured endpoint that cannot bind is a configuration error, not a silent gap. */
+		if (wrk_metrics_server_start(cfg->metrics_listen, &metrics, &e) < 0) {
+			log_errx("%s", e.msg);
+			wrk_config_free(cfg);
+			return 1;
+		}
+		log_info("metrics at http://%s/metrics (port %u)", cfg->metrics_listen,
+		    wrk_metrics_server_port(metrics));
+	}
 	rc = wrk_daemon_run(cfg, wrk_cmd_run, wrk_cmd_result_clear, &e);
 	if (rc < 0)
 		log_errx("%s", e.msg);
+	wrk_metrics_server_stop(metrics);
 	wrk_config_free(cfg);
 	return rc < 0 ? 1 : 0;
 }
