@@ -65,7 +65,7 @@ inject "fault=CreateSnapshot_Task&fault_type=SystemError&fault_msg=must-not-be-c
 inject "fault=Login&fault_type=InvalidLogin&fault_msg=must-not-be-called"
 submit "$conf" "$tmp/s1.json" "$tmp/s1b.out"
 check "redelivered command succeeds again" evtrue "$tmp/s1b.out" "e['status']=='succeeded'"
-check "with the same files" bash -c "diff <($(declare -f final); final '$tmp/s1.out' | python3 -c 'import json,sys; print([(f[\"path\"],f[\"size\"]) for f in json.load(sys.stdin)[\"result\"][\"files\"]])') <($(declare -f final); final '$tmp/s1b.out' | python3 -c 'import json,sys; print([(f[\"path\"],f[\"size\"]) for f in json.load(sys.stdin)[\"result\"][\"files\"]])')"
+check "with the same files, sizes and sha256" bash -c "diff <($(declare -f final); final '$tmp/s1.out' | python3 -c 'import json,sys; print([(f[\"path\"],f[\"size\"],f.get(\"sha256\")) for f in json.load(sys.stdin)[\"result\"][\"files\"]])') <($(declare -f final); final '$tmp/s1b.out' | python3 -c 'import json,sys; print([(f[\"path\"],f[\"size\"],f.get(\"sha256\")) for f in json.load(sys.stdin)[\"result\"][\"files\"]])')"
 # The faults are still queued: the redelivery neither logged in nor snapshotted.
 idq=$(uuid)
 cmd_snapshot "$idq" "$disk1" 2 16 >"$tmp/sq.json"

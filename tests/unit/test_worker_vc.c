@@ -167,6 +167,9 @@ test_template_from_new_snapshot(void **state)
 	assert_non_null(fx_result_file(&ev, "/" SNAPU "-disk1.vmdk"));
 	assert_non_null(fx_result_file(&ev, "/" ID0 ".ova.meta"));
 	assert_string_equal(ev.result.files[4].path, "template/tmpl/2/201/template.properties");
+	/* Every file carries its digest, the small ones too. */
+	for (size_t i = 0; i < ev.result.nfiles; i++)
+		assert_non_null(ev.result.files[i].sha256);
 	assert_int_equal(ev.result.virtual_size, 2ull * 64 * 1024 * 1024);
 	assert_int_equal(fx_event_builds(&ev, c, &e), 0);
 	for (int k = 0; k < 2; k++) {

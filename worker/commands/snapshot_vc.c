@@ -25,6 +25,9 @@ answer_from_store(struct wrk__cmd *c, struct ova_store *s, const char *obj, stru
 	    info->virtual_size);
 	if (r == 0)
 		r = wrk__result_add_files(c, info->files, info->nfiles);
+	/* The OVF's and the meta's digests too: the same answer as the first time. */
+	if (r == 0)
+		r = wrk__result_fill_digests(c, s, OVA_OVF_MAX, e);
 	ova_info_free(info);
 	return r;
 }

@@ -192,6 +192,9 @@ answer(struct wrk__cmd *c, struct ova_store *s, const char *obj, const char *dir
 		r = wrk__result_add_files(c, info->files, info->nfiles);
 	if (r == 0)
 		r = add_props_file(c, dir, psize);
+	/* Digests of the small files as well, whether answered fresh or again. */
+	if (r == 0)
+		r = wrk__result_fill_digests(c, s, OVA_OVF_MAX, e);
 	ova_info_free(info);
 	return r;
 }

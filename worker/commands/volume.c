@@ -127,6 +127,8 @@ wrk__vc_extract_volume(struct wrk__cmd *c, struct sw_err *e)
 		r = wrk__result_add_files(c, res != NULL ? res->files : info->files,
 		    res != NULL ? res->nfiles : info->nfiles);
 	if (r == 0)
+		r = wrk__result_fill_digests(c, s, OVA_OVF_MAX, e);
+	if (r == 0)
 		r = wrk__result_download(c, out, size);
 out:
 	if (xfd >= 0)
