@@ -135,9 +135,26 @@ demo: deps
 	$(MAKE) all rig
 	./scripts/demo.sh --build $(BUILD)
 
+# Programs, man pages, systemd units (ExecStart pointed at $(PREFIX)/bin), the
+# sysusers entry and the sample configuration (never over an operator's /etc).
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	for b in $(ALL_BINS); do install -m 0755 $$b $(DESTDIR)$(PREFIX)/bin/; done
+	for s in 1 5 8; do \
+	    install -d $(DESTDIR)$(PREFIX)/share/man/man$$s; \
+	    for m in man/*.$$s; do \
+	        [ ! -f "$$m" ] || install -m 0644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man$$s/ || exit 1; \
+	    done; \
+	done
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/lib/sysusers.d \
+	    $(DESTDIR)$(PREFIX)/share/doc/snapworker
+	for u in systemd/*.service; do \
+	    sed 's#^ExecStart=/usr/local/bin/#ExecStart=$(PREFIX)/bin/#' "$$u" \
+	        >$(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename "$$u") && \
+	    chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename "$$u") || exit 1; \
+	done
+	install -m 0644 systemd/snapworker.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/snapworker.conf
+	install -m 0644 systemd/snapworker.conf $(DESTDIR)$(PREFIX)/share/doc/snapworker/snapworker.conf.sample
 
 clean:
 	rm -rf build
