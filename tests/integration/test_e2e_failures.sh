@@ -110,6 +110,23 @@ check "fresh journal: the command waited for it to go stale ($(( (t1 - t0) / 100
 check "fresh journal: then undid it and succeeded" evtrue "$tmp/f7.out" "e['status']=='succeeded'"
 check "fresh journal: it is gone" [ ! -e "$STORE/snapshots/5/8/$id/$id~vcenter.part" ]
 
+# --- cleanup itself fails: no commit, the journal stays for the next attempt ---------
+id=$(uuid)
+cmd_snapshot "$id" "$disk1" 5 9 >"$tmp/f8.json"
+inject "fault=RemoveSnapshot_Task&fault_type=SystemError&fault_msg=cleanup-refused&in_task=1"
+"$SW" run-once -c "$conf" "$tmp/f8.json" >"$tmp/f8.out" 2>"$tmp/f8.log"
+check "VM snapshot removal refused: the command fails with vCenter's message" \
+    evtrue "$tmp/f8.out" "e['error']['code']=='VCENTER_FAULT' and 'cleanup-refused' in e['error']['message']"
+check "and commits nothing, keeping its journal (naming the snapshot)" bash -c \
+    "[ ! -e '$STORE/snapshots/5/9/$id/$id.ova.meta' ] && grep -q '^snapshot=.' '$STORE/snapshots/5/9/$id/$id~vcenter.part'"
+t0=$(date +%s%N)
+"$SW" run-once -c "$conf" "$tmp/f8.json" >"$tmp/f8b.out" 2>"$tmp/f8b.log"
+t1=$(date +%s%N)
+check "the next attempt does not wait for that journal ($(( (t1 - t0) / 1000000 )) ms), undoes it, succeeds" \
+    bash -c "[ $(( (t1 - t0) / 1000000 )) -lt 60000 ] && grep -q '\"status\":\"succeeded\"' '$tmp/f8b.out'"
+check "nothing left in the simulator after the retry" rig_settled
+check "no journal or .part left" no_debris
+
 # --- kill -9 mid-export, restart: completes once, nothing left ----------------------
 id=$(uuid)
 cmd_snapshot "$id" "$disk1" 5 5 >"$tmp/k.json"

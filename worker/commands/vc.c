@@ -429,6 +429,15 @@ journal_touch(int dfd, const char *file)
 	(void)utimensat(dfd, file, NULL, AT_SYMLINK_NOFOLLOW);
 }
 
+/* Marks a journal as no one's: stale at once for a redelivery, old for the sweeper. */
+static void
+journal_abandon(int dfd, const char *file)
+{
+	struct timespec ts[2] = { { 0, 0 }, { 0, 0 } };
+
+	(void)utimensat(dfd, file, ts, AT_SYMLINK_NOFOLLOW);
+}
+
 /*
  * 0 once the journal file is stale, 1 when it went away meanwhile (the
  * other attempt finished: look at the store again), or -ECANCELED /
@@ -682,8 +691,8 @@ wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm 
 		r = wrk__fail(c, dfd, PROTO_CTX_STORE);
 		goto out;
 	}
-	r = journal_write(dfd, name, c->cmd->id, c->cmd->vcenter.credentials, c->cmd->vcenter.url, &vmref,
-	    NULL, e);
+	r = journal_write(dfd, name, c->cmd->id, c->cmd->vcenter.credentials,
+	    c->cmd->vcenter.url, &vmref, NULL, e);
 	if (r < 0) {
 		r = wrk__fail(c, r, PROTO_CTX_STORE);
 		goto out;
@@ -705,8 +714,8 @@ wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm 
 	if (tries > 1)
 		log_info("%s: VM snapshot taken after %u attempts (the VM was busy)", c->cmd->id,
 		    tries);
-	r = journal_write(dfd, name, c->cmd->id, c->cmd->vcenter.credentials, c->cmd->vcenter.url, &vmref,
-	    &snap, e);
+	r = journal_write(dfd, name, c->cmd->id, c->cmd->vcenter.credentials,
+	    c->cmd->vcenter.url, &vmref, &snap, e);
 	if (r < 0) {
 		store_ctx = 1;
 		goto out;
@@ -770,9 +779,14 @@ out:
 			}
 		}
 	}
-	/* Left in place when cleanup failed: the next attempt or the sweeper finishes it. */
+	/*
+	 * Left in place when cleanup failed: the next attempt or the sweeper
+	 * finishes it.  Dated back so that nobody takes it for a live attempt.
+	 */
 	if (journal && cleanup_ok)
 		unlinkat(dfd, jfile, 0);
+	else if (journal)
+		journal_abandon(dfd, jfile);
 	if (r == 0) {
 		/* Only now, with vCenter clean: a committed object is never redone. */
 		r = ova_writer_commit(x.w, ret_result, e);
