@@ -43,6 +43,9 @@ void sw_time_iso8601(int64_t t, char *buf, size_t bufsz);
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void sw_hex(const unsigned char *p, size_t n, char *out);
 
+/* The value of hex digit c (either case), or -1 when c is not one. */
+int sw_hexval(int c);
+
 /*
  * Streaming digests over OpenSSL's EVP: "sha256", "sha1", "md5".
  * sw_hash_final writes lower-case hex into out (at least 129 bytes).

@@ -1,10 +1,11 @@
 /*
  * The .ova.meta file: a Java properties file, the commit record of a
- * new-format object.  The reader accepts everything java.util.Properties
- * accepts that can occur in practice (comments, three separators, escapes,
- * continuation lines, any key order) because CloudStack's management server
- * and older SSVMs write these files too; the writer emits exactly the keys
- * and order CloudStack writes.
+ * new-format object.  The reader (common/props.c) accepts everything
+ * java.util.Properties accepts that can occur in practice (comments, three
+ * separators, escapes, continuation lines, any key order) because
+ * CloudStack's management server and older SSVMs write these files too;
+ * this file checks the keys, and the writer emits exactly the keys and
+ * order CloudStack writes.
  */
 #include "ovastore/ovastore.h"
 
@@ -13,229 +14,41 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/io.h"
 #include "common/num.h"
 #include "common/path.h"
+#include "common/props.h"
 #include "ovastore/ova_int.h"
 
 /* Largest disk size we accept: what fits in off_t. */
 #define META_SIZE_MAX ((uint64_t)INT64_MAX)
 
-struct mparse {
-	const unsigned char *p;
-	size_t len;
-	size_t pos;
-	unsigned line;           /* current natural line (1-based) */
-};
-
-static int
-is_ws(int c)
-{
-	return c == ' ' || c == '\t' || c == '\f';
-}
-
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Appends code point cp as UTF-8 (a \uXXXX escape). */
-static int
-add_utf8(struct sw_buf *b, unsigned cp)
-{
-	unsigned char u[3];
-	size_t n;
-
-	if (cp < 0x80) {
-		u[0] = (unsigned char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		u[0] = (unsigned char)(0xc0 | (cp >> 6));
-		u[1] = (unsigned char)(0x80 | (cp & 0x3f));
-		n = 2;
-	} else {
-		u[0] = (unsigned char)(0xe0 | (cp >> 12));
-		u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-		u[2] = (unsigned char)(0x80 | (cp & 0x3f));
-		n = 3;
-	}
-	return sw_buf_add(b, u, n);
-}
-
 /*
- * Reads one key or value of the current logical line into out, unescaping,
- * and following continuation lines.  For a key (is_key) it stops before an
- * unescaped separator; a value runs to the end of the logical line.
+ * Parses the properties grammar (common/props.c) and moves the entries into
+ * mt->keys, which the named fields of mt then point into.
  */
-static int
-read_token(struct mparse *m, int is_key, struct sw_buf *out, unsigned start_line,
-    struct sw_err *e)
-{
-	int r;
-
-	while (m->pos < m->len) {
-		unsigned char c = m->p[m->pos];
-
-		if (c == '\n' || c == '\r')
-			return 0;
-		if (is_key && (c == '=' || c == ':' || is_ws(c)))
-			return 0;
-		if (c == '\0')
-			return sw_errf(e, SW_EFORMAT, "meta line %u: NUL byte", m->line);
-		if (c != '\\') {
-			if ((r = sw_buf_add(out, &c, 1)) < 0)
-				goto toobig;
-			m->pos++;
-			continue;
-		}
-		/* A backslash: an escape or a line continuation. */
-		m->pos++;
-		if (m->pos >= m->len)
-			return 0; /* a trailing backslash at end of file is dropped, as Java does */
-		c = m->p[m->pos];
-		if (c == '\n' || c == '\r') {
-			/* Continuation: skip the line end and the next line's leading blanks. */
-			if (c == '\r' && m->pos + 1 < m->len && m->p[m->pos + 1] == '\n')
-				m->pos++;
-			m->pos++;
-			m->line++;
-			while (m->pos < m->len && is_ws(m->p[m->pos]))
-				m->pos++;
-			continue;
-		}
-		m->pos++;
-		switch (c) {
-		case 't': c = '\t'; break;
-		case 'n': c = '\n'; break;
-		case 'r': c = '\r'; break;
-		case 'f': c = '\f'; break;
-		case 'u': {
-			unsigned cp = 0;
-			int i, h;
-
-			for (i = 0; i < 4; i++) {
-				if (m->pos >= m->len || (h = hexval(m->p[m->pos])) < 0)
-					return sw_errf(e, SW_EFORMAT,
-					    "meta line %u: malformed \\uXXXX escape", m->line);
-				cp = cp * 16 + (unsigned)h;
-				m->pos++;
-			}
-			if (cp == 0)
-				return sw_errf(e, SW_EFORMAT, "meta line %u: \\u0000 escape",
-				    start_line);
-			if ((r = add_utf8(out, cp)) < 0)
-				goto toobig;
-			continue;
-		}
-		case '\0':
-			return sw_errf(e, SW_EFORMAT, "meta line %u: NUL byte", m->line);
-		default:
-			break; /* \X is X, which covers \=, \:, \space, \\, \#, \! */
-		}
-		if ((r = sw_buf_add(out, &c, 1)) < 0)
-			goto toobig;
-	}
-	return 0;
-toobig:
-	return sw_errf(e, r, "meta line %u: entry too long", start_line);
-}
-
-static void
-skip_line_end(struct mparse *m)
-{
-	if (m->pos < m->len && m->p[m->pos] == '\r')
-		m->pos++;
-	if (m->pos < m->len && m->p[m->pos] == '\n')
-		m->pos++;
-	m->line++;
-}
-
-static int
-add_kv(struct ova_meta *mt, struct sw_buf *k, struct sw_buf *v, unsigned line,
-    struct sw_err *e)
-{
-	struct ova_meta_kv *kv;
-
-	if (mt->nkeys >= OVA_META_MAX_KEYS)
-		return sw_errf(e, SW_ETOOBIG, "meta line %u: more than %d entries", line,
-		    OVA_META_MAX_KEYS);
-	kv = realloc(mt->keys, (mt->nkeys + 1) * sizeof(*kv));
-	if (kv == NULL)
-		return sw_errf(e, -ENOMEM, "out of memory");
-	mt->keys = kv;
-	kv = &mt->keys[mt->nkeys];
-	kv->key = sw_buf_steal(k, NULL);
-	kv->value = sw_buf_steal(v, NULL);
-	kv->line = line;
-	if (kv->key == NULL || kv->value == NULL) {
-		free(kv->key);
-		free(kv->value);
-		return sw_errf(e, -ENOMEM, "out of memory");
-	}
-	mt->nkeys++;
-	return 0;
-}
-
-/* Splits the text into entries (the properties grammar only). */
 static int
 parse_entries(struct ova_meta *mt, const void *buf, size_t len, struct sw_err *e)
 {
-	struct mparse m = { buf, len, 0, 1 };
-	struct sw_buf k = SW_BUF_INIT(OVA_META_MAX), v = SW_BUF_INIT(OVA_META_MAX);
-	int r = 0;
+	static const struct sw_props_limits lim = { "meta", OVA_META_MAX, OVA_META_MAX_KEYS };
+	struct sw_props pp = { 0, NULL };
+	size_t i;
+	int r;
 
-	while (m.pos < m.len) {
-		unsigned start;
-
-		while (m.pos < m.len && is_ws(m.p[m.pos]))
-			m.pos++;
-		if (m.pos >= m.len)
-			break;
-		if (m.p[m.pos] == '\n' || m.p[m.pos] == '\r') {
-			skip_line_end(&m);
-			continue;
-		}
-		if (m.p[m.pos] == '#' || m.p[m.pos] == '!') {
-			/* A comment runs to the end of its natural line; no continuation. */
-			while (m.pos < m.len && m.p[m.pos] != '\n' && m.p[m.pos] != '\r') {
-				if (m.p[m.pos] == '\0') {
-					r = sw_errf(e, SW_EFORMAT, "meta line %u: NUL byte", m.line);
-					goto out;
-				}
-				m.pos++;
-			}
-			skip_line_end(&m);
-			continue;
-		}
-		start = m.line;
-		sw_buf_reset(&k);
-		sw_buf_reset(&v);
-		if ((r = read_token(&m, 1, &k, start, e)) < 0)
-			goto out;
-		/* Separator: blanks, then at most one '=' or ':', then blanks. */
-		while (m.pos < m.len && is_ws(m.p[m.pos]))
-			m.pos++;
-		if (m.pos < m.len && (m.p[m.pos] == '=' || m.p[m.pos] == ':')) {
-			m.pos++;
-			while (m.pos < m.len && is_ws(m.p[m.pos]))
-				m.pos++;
-		}
-		if ((r = read_token(&m, 0, &v, start, e)) < 0)
-			goto out;
-		skip_line_end(&m);
-		if ((r = add_kv(mt, &k, &v, start, e)) < 0)
-			goto out;
+	if ((r = sw_props_parse(buf, len, &lim, &pp, e)) < 0)
+		return r;
+	if (pp.n > 0 && (mt->keys = calloc(pp.n, sizeof(*mt->keys))) == NULL) {
+		sw_props_free(&pp);
+		return sw_errf(e, -ENOMEM, "out of memory");
 	}
-out:
-	sw_buf_free(&k);
-	sw_buf_free(&v);
-	return r;
+	for (i = 0; i < pp.n; i++) {
+		mt->keys[i].key = pp.v[i].key;
+		mt->keys[i].value = pp.v[i].value;
+		mt->keys[i].line = pp.v[i].line;
+	}
+	mt->nkeys = pp.n;
+	free(pp.v);
+	return 0;
 }
 
 static const struct ova_meta_kv *
@@ -351,7 +164,7 @@ validate(struct ova_meta *mt, struct sw_err *e)
 			if (strlen(kv->value) != 64)
 				goto badsha;
 			for (h = 0; h < 64; h++) {
-				if (hexval((unsigned char)kv->value[h]) < 0)
+				if (sw_hexval((unsigned char)kv->value[h]) < 0)
 					goto badsha;
 				d->sha256[h] = (char)(kv->value[h] | 0x20); /* lower case */
 			}
@@ -369,8 +182,6 @@ ova_meta_parse(const void *buf, size_t len, struct ova_meta **ret_meta, struct s
 	struct ova_meta *mt;
 	int r;
 
-	if (len > OVA_META_MAX)
-		return sw_errf(e, SW_ETOOBIG, "meta: larger than %d bytes", OVA_META_MAX);
 	if ((mt = calloc(1, sizeof(*mt))) == NULL)
 		return sw_errf(e, -ENOMEM, "out of memory");
 	if ((r = parse_entries(mt, buf, len, e)) < 0 || (r = validate(mt, e)) < 0) {
@@ -398,55 +209,6 @@ ova_meta_free(struct ova_meta *m)
 	free(m);
 }
 
-/* Appends s escaped for a properties key (is_key) or value. */
-static int
-add_escaped(struct sw_buf *out, const char *s, int is_key)
-{
-	const unsigned char *p;
-	int r;
-
-	for (p = (const unsigned char *)s; *p != '\0'; p++) {
-		const char *esc = NULL;
-		char two[3] = { '\\', (char)*p, '\0' };
-
-		switch (*p) {
-		case '\\': esc = "\\\\"; break;
-		case '\n': esc = "\\n"; break;
-		case '\r': esc = "\\r"; break;
-		case '\t': esc = "\\t"; break;
-		case '\f': esc = "\\f"; break;
-		case '=': case ':': case '#': case '!':
-			if (is_key)
-				esc = two;
-			break;
-		case ' ':
-			/* Keys end at a blank; values only lose leading blanks. */
-			if (is_key || p == (const unsigned char *)s)
-				esc = two;
-			break;
-		default:
-			break;
-		}
-		if (p == (const unsigned char *)s && !is_key && (*p == '#' || *p == '!'))
-			esc = NULL; /* harmless in a value: only a line start is a comment */
-		r = esc ? sw_buf_addstr(out, esc) : sw_buf_add(out, p, 1);
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
-int
-ova__meta_add_entry(struct sw_buf *out, const char *key, const char *value)
-{
-	int r;
-
-	if ((r = add_escaped(out, key, 1)) < 0 || (r = sw_buf_addstr(out, "=")) < 0 ||
-	    (r = add_escaped(out, value, 0)) < 0 || (r = sw_buf_addstr(out, "\n")) < 0)
-		return r;
-	return 0;
-}
-
 int
 ova_meta_format(const struct ova_meta *m, struct sw_buf *out, struct sw_err *e)
 {
@@ -456,24 +218,24 @@ ova_meta_format(const struct ova_meta *m, struct sw_buf *out, struct sw_err *e)
 
 	if (m->ovf == NULL || m->ndisks == 0 || m->ndisks > OVA_MAX_DISKS)
 		return sw_errf(e, SW_EINTERNAL, "meta: incomplete description");
-	if (m->ova_filename != NULL && (r = ova__meta_add_entry(out, "ova.filename", m->ova_filename)) < 0)
+	if (m->ova_filename != NULL && (r = sw_props_add_entry(out, "ova.filename", m->ova_filename)) < 0)
 		goto fail;
-	if ((r = ova__meta_add_entry(out, "version", "1.0")) < 0 || (r = ova__meta_add_entry(out, "ovf", m->ovf)) < 0)
+	if ((r = sw_props_add_entry(out, "version", "1.0")) < 0 || (r = sw_props_add_entry(out, "ovf", m->ovf)) < 0)
 		goto fail;
 	(void)snprintf(num, sizeof(num), "%zu", m->ndisks);
-	if ((r = ova__meta_add_entry(out, "numDisks", num)) < 0)
+	if ((r = sw_props_add_entry(out, "numDisks", num)) < 0)
 		goto fail;
 	for (i = 0; i < m->ndisks; i++) {
 		(void)snprintf(key, sizeof(key), "disk%zu.name", i + 1);
-		if ((r = ova__meta_add_entry(out, key, m->disks[i].name)) < 0)
+		if ((r = sw_props_add_entry(out, key, m->disks[i].name)) < 0)
 			goto fail;
 		(void)snprintf(key, sizeof(key), "disk%zu.size", i + 1);
 		(void)snprintf(num, sizeof(num), "%llu", (unsigned long long)m->disks[i].size);
-		if ((r = ova__meta_add_entry(out, key, num)) < 0)
+		if ((r = sw_props_add_entry(out, key, num)) < 0)
 			goto fail;
 		if (m->disks[i].sha256[0] != '\0') {
 			(void)snprintf(key, sizeof(key), "disk%zu.sha256", i + 1);
-			if ((r = ova__meta_add_entry(out, key, m->disks[i].sha256)) < 0)
+			if ((r = sw_props_add_entry(out, key, m->disks[i].sha256)) < 0)
 				goto fail;
 		}
 	}

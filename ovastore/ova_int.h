@@ -61,9 +61,6 @@ struct ova_result *ova__result_new(enum ova_format f, const char *install);
 int ova__result_add(struct ova_result *r, const char *relpath, uint64_t size,
     const char *sha256, struct sw_err *e);
 
-/* Appends "key=value\n" escaped for a properties file. */
-int ova__meta_add_entry(struct sw_buf *out, const char *key, const char *value);
-
 /*
  * Finishes the digest of the writer's file named name (no more data may be
  * written to it) and copies it to out; "" when digests are off.  For unpack's

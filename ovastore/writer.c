@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/path.h"
+#include "common/props.h"
 #include "ovastore/ova_int.h"
 
 #define ZERO_CHUNK 65536
@@ -609,7 +610,7 @@ ova_writer_commit(struct ova_writer *w, struct ova_result **ret_result, struct s
 	if ((r = ova_meta_format(&m, &mb, e)) < 0)
 		goto fail;
 	for (i = 0; i < w->nextra; i++)
-		if ((r = ova__meta_add_entry(&mb, w->extra[i].key, w->extra[i].value)) < 0) {
+		if ((r = sw_props_add_entry(&mb, w->extra[i].key, w->extra[i].value)) < 0) {
 			r = sw_errf(e, r, "meta: too large");
 			goto fail;
 		}

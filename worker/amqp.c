@@ -71,18 +71,6 @@ wrk_backoff_ms(unsigned attempt, unsigned base_ms, unsigned cap_ms, uint32_t rnd
 	return base_ms + (unsigned)(rnd % (hi - base_ms + 1));
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decodes [s, s+n) into out; refuses NULs and overlong results. */
 static int
 pct_decode(const char *s, size_t n, char *out, size_t outsz)
@@ -96,8 +84,8 @@ pct_decode(const char *s, size_t n, char *out, size_t outsz)
 			int h, l;
 			if (i + 2 >= n)
 				return -EINVAL;
-			h = hexval(s[i + 1]);
-			l = hexval(s[i + 2]);
+			h = sw_hexval((unsigned char)s[i + 1]);
+			l = sw_hexval((unsigned char)s[i + 2]);
 			if (h < 0 || l < 0 || (h == 0 && l == 0))
 				return -EINVAL;
 			ch = (char)(h * 16 + l);

@@ -1,8 +1,9 @@
 /*
  * template.properties: CloudStack's record of a template directory on the
  * secondary store (TemplateLocation reads it to list the templates a store
- * holds).  Parsed with the Java properties rules CloudStack's reader uses,
- * written with the keys and order its VMware template writer uses.
+ * holds).  Parsed with the Java properties rules CloudStack's reader uses
+ * (common/props.c), written with the keys and order its VMware template
+ * writer uses.
  */
 #include "worker/commands/commands.h"
 
@@ -18,270 +19,52 @@
 
 #include "common/io.h"
 #include "common/path.h"
+#include "common/props.h"
 
-struct props_kv {
-	char *key;
-	char *value;
-};
-
+/* The entries of a parsed file (common/props.c), opaque to callers. */
 struct wrk_props {
-	size_t n;
-	struct props_kv *kv;
+	struct sw_props p;
 };
 
 void
 wrk_props_free(struct wrk_props *p)
 {
-	size_t i;
-
 	if (p == NULL)
 		return;
-	for (i = 0; i < p->n; i++) {
-		free(p->kv[i].key);
-		free(p->kv[i].value);
-	}
-	free(p->kv);
+	sw_props_free(&p->p);
 	free(p);
 }
 
 const char *
 wrk_props_get(const struct wrk_props *p, const char *key)
 {
-	size_t i;
+	const struct sw_prop *kv = p != NULL ? sw_props_find(&p->p, key) : NULL;
 
-	if (p == NULL)
-		return NULL;
-	for (i = p->n; i > 0; i--)
-		if (strcmp(p->kv[i - 1].key, key) == 0)
-			return p->kv[i - 1].value;
-	return NULL;
+	return kv != NULL ? kv->value : NULL;
 }
 
 size_t
 wrk_props_count(const struct wrk_props *p)
 {
-	return p != NULL ? p->n : 0;
-}
-
-static int
-is_blank(char c)
-{
-	return c == ' ' || c == '\t' || c == '\f';
-}
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Appends code point cp as UTF-8. */
-static int
-put_utf8(struct sw_buf *b, unsigned cp)
-{
-	char u[3];
-
-	if (cp < 0x80) {
-		u[0] = (char)cp;
-		return sw_buf_add(b, u, 1);
-	}
-	if (cp < 0x800) {
-		u[0] = (char)(0xc0 | (cp >> 6));
-		u[1] = (char)(0x80 | (cp & 0x3f));
-		return sw_buf_add(b, u, 2);
-	}
-	u[0] = (char)(0xe0 | (cp >> 12));
-	u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-	u[2] = (char)(0x80 | (cp & 0x3f));
-	return sw_buf_add(b, u, 3);
-}
-
-/*
- * One logical line (continuations already joined) is [s, end): splits it
- * into key and value, undoing escapes.
- */
-static int
-parse_entry(const char *s, const char *end, unsigned lineno, struct wrk_props *p,
-    struct sw_err *e)
-{
-	struct sw_buf key = SW_BUF_INIT(WRK_TPROPS_MAX), val = SW_BUF_INIT(WRK_TPROPS_MAX);
-	struct sw_buf *cur = &key;
-	struct props_kv *nkv;
-	int r = 0, in_key = 1, d, k;
-	unsigned cp;
-	char c;
-
-	while (s < end) {
-		c = *s++;
-		if (in_key && (c == '=' || c == ':' || is_blank(c))) {
-			in_key = 0;
-			while (s < end && is_blank(*s))
-				s++;
-			if (is_blank(c) && s < end && (*s == '=' || *s == ':')) {
-				s++;
-				while (s < end && is_blank(*s))
-					s++;
-			}
-			cur = &val;
-			continue;
-		}
-		if (c != '\\') {
-			r = sw_buf_add(cur, &c, 1);
-			if (r < 0)
-				goto out;
-			continue;
-		}
-		if (s == end)
-			break;
-		c = *s++;
-		switch (c) {
-		case 't': c = '\t'; break;
-		case 'n': c = '\n'; break;
-		case 'r': c = '\r'; break;
-		case 'f': c = '\f'; break;
-		case 'u':
-			if (end - s < 4) {
-				r = sw_errf(e, SW_EFORMAT, "line %u: truncated \\u escape", lineno);
-				goto out;
-			}
-			for (cp = 0, k = 0; k < 4; k++) {
-				d = hexval(s[k]);
-				if (d < 0) {
-					r = sw_errf(e, SW_EFORMAT, "line %u: bad \\u escape", lineno);
-					goto out;
-				}
-				cp = cp << 4 | (unsigned)d;
-			}
-			s += 4;
-			if (cp == 0) {
-				r = sw_errf(e, SW_EFORMAT, "line %u: \\u0000", lineno);
-				goto out;
-			}
-			r = put_utf8(cur, cp);
-			if (r < 0)
-				goto out;
-			continue;
-		default:
-			break;
-		}
-		r = sw_buf_add(cur, &c, 1);
-		if (r < 0)
-			goto out;
-	}
-	if (p->n >= WRK_TPROPS_KEYS) {
-		r = sw_errf(e, SW_ETOOBIG, "line %u: more than %d keys", lineno, WRK_TPROPS_KEYS);
-		goto out;
-	}
-	nkv = realloc(p->kv, (p->n + 1) * sizeof(*p->kv));
-	if (nkv == NULL) {
-		r = -ENOMEM;
-		goto out;
-	}
-	p->kv = nkv;
-	p->kv[p->n].key = sw_buf_steal(&key, NULL);
-	p->kv[p->n].value = sw_buf_steal(&val, NULL);
-	if (p->kv[p->n].key == NULL || p->kv[p->n].value == NULL) {
-		free(p->kv[p->n].key);
-		free(p->kv[p->n].value);
-		r = -ENOMEM;
-		goto out;
-	}
-	p->n++;
-out:
-	if (r == -ENOMEM)
-		sw_errf(e, r, "out of memory");
-	else if (r == SW_ETOOBIG && e != NULL && e->code != SW_ETOOBIG)
-		sw_errf(e, r, "line %u: entry too long", lineno);
-	sw_buf_free(&key);
-	sw_buf_free(&val);
-	return r;
-}
-
-/* Whether the line [s, end) ends with an odd number of backslashes (a continuation). */
-static int
-continues(const char *s, const char *end)
-{
-	size_t n = 0;
-
-	while (end > s && end[-1] == '\\') {
-		n++;
-		end--;
-	}
-	return n % 2 == 1;
+	return p != NULL ? p->p.n : 0;
 }
 
 int
 wrk_props_parse(const void *buf, size_t len, struct wrk_props **ret_props, struct sw_err *e)
 {
-	const char *s = buf, *end = s + len, *eol, *ls;
-	struct sw_buf logical = SW_BUF_INIT(WRK_TPROPS_MAX);
+	static const struct sw_props_limits lim = { NULL, WRK_TPROPS_MAX, WRK_TPROPS_KEYS };
 	struct wrk_props *p;
-	unsigned lineno = 0, startline = 0;
-	int r = 0, joining = 0;
+	int r;
 
-	if (len > WRK_TPROPS_MAX)
-		return sw_errf(e, SW_ETOOBIG, "more than %d bytes", WRK_TPROPS_MAX);
-	if (len > 0 && memchr(buf, '\0', len) != NULL)
-		return sw_errf(e, SW_EFORMAT, "NUL byte");
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		return sw_errf(e, -ENOMEM, "out of memory");
-	while (s < end) {
-		lineno++;
-		for (eol = s; eol < end && *eol != '\n' && *eol != '\r'; eol++)
-			;
-		ls = s;
-		s = eol;
-		if (s < end && *s == '\r')
-			s++;
-		if (s < end && *s == '\n' && (s == eol || s[-1] == '\r'))
-			s++;
-		while (ls < eol && is_blank(*ls))
-			ls++;
-		if (!joining) {
-			if (ls == eol || *ls == '#' || *ls == '!')
-				continue;
-			startline = lineno;
-			sw_buf_reset(&logical);
-		}
-		if (continues(ls, eol)) {
-			r = sw_buf_add(&logical, ls, (size_t)(eol - ls) - 1);
-			joining = 1;
-			if (r < 0)
-				break;
-			continue;
-		}
-		joining = 0;
-		r = sw_buf_add(&logical, ls, (size_t)(eol - ls));
-		if (r < 0)
-			break;
-		r = parse_entry(logical.ptr, logical.ptr + logical.len, startline, p, e);
-		if (r < 0)
-			goto fail;
+	if ((r = sw_props_parse(buf, len, &lim, &p->p, e)) < 0) {
+		free(p);
+		return r;
 	}
-	if (r == 0 && joining)
-		r = parse_entry(logical.ptr != NULL ? logical.ptr : "",
-		    (logical.ptr != NULL ? logical.ptr : "") + logical.len, startline, p, e);
-	if (r < 0) {
-		if (r == -ENOMEM)
-			sw_errf(e, r, "out of memory");
-		else if (e != NULL && e->code != r)
-			sw_errf(e, r, "line %u: too long", lineno);
-		goto fail;
-	}
-	sw_buf_free(&logical);
 	*ret_props = p;
 	return 0;
-fail:
-	sw_buf_free(&logical);
-	wrk_props_free(p);
-	return r;
 }
 
 /* ------------------------------------------------------------- writing */
