@@ -23,6 +23,7 @@
 #include "common/path.h"
 #include "worker/commands/commands.h"
 #include "worker/commands/fetch.h"
+#include "worker/commands/vc.h"
 
 /* CloudStack's directory for templates: template/tmpl/<account>/<template>/. */
 #define TMPL_ROOT "template/tmpl"
@@ -34,7 +35,8 @@
 int
 wrk__cmd_create_template(struct wrk__cmd *c, struct sw_err *e)
 {
-	return wrk__not_implemented(c, e);
+	/* Both sources (a stored snapshot, a live volume) live with the vCenter code. */
+	return wrk__vc_create_template(c, e);
 }
 
 /*

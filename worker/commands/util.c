@@ -84,6 +84,7 @@ wrk_cmd_result_clear(struct proto_event *ev)
 	}
 	free((void *)ev->result.files);
 	free((void *)ev->result.download.path);
+	free((void *)ev->result.datastore_path);
 	memset(&ev->result, 0, sizeof(ev->result));
 }
 
