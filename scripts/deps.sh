@@ -9,7 +9,7 @@ librabbitmq-dev libjson-c-dev libcurl4-openssl-dev libxml2-dev libssl-dev
 libcmocka-dev libarchive-dev libinih-dev libsystemd-dev libmicrohttpd-dev uuid-dev
 rabbitmq-server amqp-tools golang-go golang-github-vmware-govmomi-dev
 qemu-utils libxml2-utils valgrind tar curl openssl ca-certificates python3 iproute2
-bc time"
+bc time docker-compose"
 
 missing=""
 for p in $PKGS; do
