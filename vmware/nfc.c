@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libxml/tree.h>
 
@@ -629,9 +630,90 @@ struct file_item {
 	int64_t size;
 };
 
-/* The importSpec of a CreateImportSpec result, copied and renamed <spec>, as XML text. */
+/*
+ * Elements of VirtualMachineConfigSpec that the XSD sequence puts after
+ * extraConfig: vCenter's deserializer insists on the order, so our entries
+ * go before the first of these.
+ */
+static const char *const after_extra_config[] = {
+	"swapPlacement", "bootOptions", "vAppConfig", "ftInfo", "repConfig",
+	"vAppConfigRemoved", "vAssertsEnabled", "changeTrackingEnabled", "firmware",
+	"maxMksConnections", "guestAutoLockEnabled", "managedBy",
+	"memoryReservationLockedToMax", "nestedHVEnabled", "vPMCEnabled",
+	"scheduledHardwareUpgradeInfo", "vmProfile", "messageBusTunnelEnabled", "crypto",
+	"migrateEncryption", "sgxInfo", "ftEncryptionMode", "guestMonitoringModeInfo",
+	"sevEnabled", "numaInfo", "pmemFailoverEnabled", "vmxStatsCollectionEnabled",
+	"vmOpNotificationToAppEnabled", "vmOpNotificationTimeout", "deviceSwap", "simultaneousThreads",
+	"pmem", "deviceGroups", "fixedPassthruHotPlugEnabled", NULL,
+};
+
 static int
-spec_xml(xmlNode *spec, struct vmw__req *q, struct sw_err *e)
+tag_option(xmlNode *cfg, xmlNode *before, xmlNs *xsi, const char *xsd_string, const char *key,
+    const char *value)
+{
+	xmlNode *ov, *v;
+
+	if ((ov = xmlNewNode(cfg->ns, (const xmlChar *)"extraConfig")) == NULL)
+		return -ENOMEM;
+	if (before != NULL)
+		(void)xmlAddPrevSibling(before, ov);
+	else
+		(void)xmlAddChild(cfg, ov);
+	if (xmlNewNsProp(ov, xsi, (const xmlChar *)"type", (const xmlChar *)"OptionValue") == NULL ||
+	    xmlNewTextChild(ov, cfg->ns, (const xmlChar *)"key", (const xmlChar *)key) == NULL ||
+	    (v = xmlNewTextChild(ov, cfg->ns, (const xmlChar *)"value",
+	    (const xmlChar *)value)) == NULL ||
+	    xmlNewNsProp(v, xsi, (const xmlChar *)"type", (const xmlChar *)xsd_string) == NULL)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Adds the snapworker tag to the configSpec of an import spec (no configSpec: nothing). */
+static int
+spec_add_tag(xmlNode *spec, const char *tag, struct sw_err *e)
+{
+	xmlNode *cfg = vmw__x_child(spec, "configSpec"), *n, *before = NULL;
+	xmlNs *xsi, *xsd;
+	char created[24], xsd_string[64];
+	size_t i;
+
+	if (cfg == NULL)
+		return 0;
+	xsi = xmlSearchNsByHref(cfg->doc, cfg, (const xmlChar *)VMW_XSI_NS);
+	if (xsi == NULL)
+		xsi = xmlNewNs(cfg, (const xmlChar *)VMW_XSI_NS, (const xmlChar *)"xsi");
+	xsd = xmlSearchNsByHref(cfg->doc, cfg, (const xmlChar *)"http://www.w3.org/2001/XMLSchema");
+	if (xsd == NULL)
+		xsd = xmlNewNs(cfg, (const xmlChar *)"http://www.w3.org/2001/XMLSchema",
+		    (const xmlChar *)"xsd");
+	if (xsi == NULL || xsd == NULL)
+		return sw_errf(e, -ENOMEM, "out of memory");
+	if (snprintf(xsd_string, sizeof(xsd_string), "%s%sstring",
+	    xsd->prefix != NULL ? (const char *)xsd->prefix : "",
+	    xsd->prefix != NULL ? ":" : "") >= (int)sizeof(xsd_string))
+		return sw_errf(e, SW_EFORMAT, "import spec: odd XSD namespace prefix");
+	for (n = cfg->children; n != NULL && before == NULL; n = n->next) {
+		if (n->type != XML_ELEMENT_NODE)
+			continue;
+		for (i = 0; after_extra_config[i] != NULL; i++)
+			if (xmlStrcmp(n->name, (const xmlChar *)after_extra_config[i]) == 0) {
+				before = n;
+				break;
+			}
+	}
+	(void)snprintf(created, sizeof(created), "%" PRId64, (int64_t)time(NULL));
+	if (tag_option(cfg, before, xsi, xsd_string, VMW_TAG_KEY, tag) < 0 ||
+	    tag_option(cfg, before, xsi, xsd_string, VMW_CREATED_KEY, created) < 0)
+		return sw_errf(e, -ENOMEM, "out of memory");
+	return 0;
+}
+
+/*
+ * The importSpec of a CreateImportSpec result, copied and renamed <spec>,
+ * as XML text, with the snapworker tag added when tag is not NULL.
+ */
+static int
+spec_xml(xmlNode *spec, const char *tag, struct vmw__req *q, struct sw_err *e)
 {
 	xmlDoc *doc = NULL;
 	xmlNode *copy;
@@ -649,6 +731,8 @@ spec_xml(xmlNode *spec, struct vmw__req *q, struct sw_err *e)
 	}
 	(void)xmlDocSetRootElement(doc, copy);
 	xmlNodeSetName(copy, (const xmlChar *)"spec");
+	if (tag != NULL && (r = spec_add_tag(copy, tag, e)) < 0)
+		goto out;
 	if ((xb = xmlBufferCreate()) == NULL || xmlNodeDump(xb, doc, copy, 0, 0) < 0) {
 		r = sw_errf(e, -ENOMEM, "cannot serialise the import spec");
 		goto out;
@@ -698,7 +782,7 @@ import_spec(struct vmw_conn *c, const struct vmw_import_opts *o, struct vmw__req
 		r = sw_errf(e, SW_EFORMAT, "CreateImportSpec returned no import spec");
 		goto out;
 	}
-	if ((r = spec_xml(n, spec, e)) < 0)
+	if ((r = spec_xml(n, o->tag, spec, e)) < 0)
 		goto out;
 	for (n = vmw__x_child(rv, "fileItem"); n != NULL; n = vmw__x_next(n, "fileItem")) {
 		if (k == VMW_MAX_DISKS) {
@@ -830,6 +914,10 @@ vmw_import_vm(struct vmw_conn *c, const struct vmw_import_opts *o,
 	if (o->progress != NULL)
 		o->progress(o->ud, x.done, 100);
 	if ((r = vmw_vm_info_get(c, &li->entity, &info, deadline_ms, cancel, e)) < 0)
+		goto out;
+	/* A server that dropped the spec's extraConfig: tag it now, or it could never be cleaned. */
+	if (o->tag != NULL && (info->tag == NULL || strcmp(info->tag, o->tag) != 0) &&
+	    (r = vmw__vm_tag(c, &li->entity, o->tag, deadline_ms, cancel, e)) < 0)
 		goto out;
 	if ((res = calloc(1, sizeof(*res))) == NULL ||
 	    (res->disk_paths = calloc(info->ndisks ? info->ndisks : 1, sizeof(char *))) == NULL) {

@@ -231,7 +231,8 @@ service_content(struct vmw_conn *c, uint64_t deadline_ms, volatile int *cancel, 
 	    (r = sc_moref(rv, "sessionManager", &sc.session_manager, 1, e)) < 0 ||
 	    (r = sc_moref(rv, "viewManager", &sc.view_manager, 0, e)) < 0 ||
 	    (r = sc_moref(rv, "searchIndex", &sc.search_index, 0, e)) < 0 ||
-	    (r = sc_moref(rv, "ovfManager", &sc.ovf_manager, 0, e)) < 0)
+	    (r = sc_moref(rv, "ovfManager", &sc.ovf_manager, 0, e)) < 0 ||
+	    (r = sc_moref(rv, "virtualDiskManager", &sc.virtual_disk_manager, 0, e)) < 0)
 		goto out;
 	ab = vmw__x_child(rv, "about");
 	about_field(ab, "name", about.name, sizeof(about.name));

@@ -35,6 +35,7 @@ struct vmw__pin {
 struct vmw_sc {
 	struct vmw_moref root_folder, property_collector, view_manager, session_manager,
 	    search_index, ovf_manager;
+	struct vmw_moref virtual_disk_manager;   /* type[0] == 0: the server has none */
 };
 
 struct vmw_conn {
@@ -201,6 +202,10 @@ int vmw__apply_layout(xmlNode *layout_files_parent, xmlNode *disks_parent,
 /* Datastore paths compare equal ("[ds] a/b.vmdk" vs "[ds]a/b.vmdk"). */
 int vmw__ds_path_eq(const char *a, const char *b);
 int vmw__disk_has(const struct vmw_disk *d, const char *ds_path);
+
+/* Sets snapworker.command=tag and snapworker.created=now on vm (ReconfigVM_Task; workervm.c). */
+int vmw__vm_tag(struct vmw_conn *c, const struct vmw_moref *vm, const char *tag,
+    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
 
 /* Lease helpers (nfc.c) used by export and import. */
 void vmw__lease_abort(struct vmw_conn *c, const struct vmw_moref *lease, const char *why);

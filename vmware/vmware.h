@@ -237,6 +237,23 @@ int vmw_worker_vm_create(struct vmw_conn *c, const struct vmw_worker_spec *spec,
 int vmw_worker_vm_destroy(struct vmw_conn *c, const struct vmw_moref *vm,
     uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
 
+/*
+ * The first half of vmw_worker_vm_destroy(): powers the VM off if needed and
+ * detaches every disk (files kept), leaving the VM to destroy later.  For an
+ * imported VM whose disk must be moved out of the VM's directory first
+ * (Destroy_Task removes that directory).  -EPERM for an untagged VM.
+ */
+int vmw_worker_vm_detach(struct vmw_conn *c, const struct vmw_moref *vm,
+    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
+
+/*
+ * VirtualDiskManager.MoveVirtualDisk_Task: moves a detached disk (descriptor
+ * and extents) from datastore path src to dst within datacenter dc.  An
+ * existing dst is an error (SW_EREMOTE, fault FileAlreadyExists) unless force.
+ */
+int vmw_virtual_disk_move(struct vmw_conn *c, const struct vmw_moref *dc, const char *src,
+    const char *dst, int force, uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
+
 struct vmw_tagged_vm {
 	struct vmw_moref vm;
 	char name[128];
@@ -246,6 +263,26 @@ struct vmw_tagged_vm {
 
 /* Every VM with a snapworker.command tag (for the sweeper); caller frees *ret_vms. */
 int vmw_worker_vm_list(struct vmw_conn *c, struct vmw_tagged_vm **ret_vms, size_t *ret_n,
+    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
+
+/* ------------------------------------------------------------------ */
+/* Placement                                                           */
+
+/* Where to create or import a VM that must live on one datastore. */
+struct vmw_placement {
+	char datastore_name[128];
+	struct vmw_moref datastore;
+	struct vmw_moref host;         /* connected, not in maintenance, mounts the datastore */
+	struct vmw_moref pool;         /* the host's compute resource's root resource pool */
+	struct vmw_moref folder;       /* the datacenter's VM folder */
+	struct vmw_moref datacenter;
+};
+
+/*
+ * Finds the datastore named ds_name (SW_ENOTFOUND when none, or when
+ * several datacenters have one of that name) and a placement on it.
+ */
+int vmw_datastore_placement(struct vmw_conn *c, const char *ds_name, struct vmw_placement *ret,
     uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
 
 /* ------------------------------------------------------------------ */
@@ -321,6 +358,13 @@ struct vmw_import_opts {
 	vmw_progress_fn progress;
 	void *ud;
 	unsigned lease_progress_s;
+	/*
+	 * When set, the imported VM carries snapworker.command=tag and
+	 * snapworker.created in extraConfig (from the import spec; re-applied
+	 * with ReconfigVM_Task if the server dropped them), so it can be
+	 * destroyed with vmw_worker_vm_destroy() and found by the sweeper.
+	 */
+	const char *tag;
 };
 
 struct vmw_import_result {

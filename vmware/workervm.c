@@ -148,6 +148,58 @@ detach_disks(struct vmw_conn *c, const struct vmw_vm_info *info, uint64_t deadli
 }
 
 int
+vmw_worker_vm_detach(struct vmw_conn *c, const struct vmw_moref *vm,
+    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+{
+	struct vmw_vm_info *info = NULL;
+	int r;
+
+	if (c == NULL || vm == NULL)
+		return sw_errf(e, -EINVAL, "bad arguments");
+	if ((r = vmw_vm_info_get(c, vm, &info, deadline_ms, cancel, e)) < 0)
+		return r;
+	if (info->tag == NULL) {
+		r = sw_errf(e, -EPERM, "VM %s (%s) has no %s tag: not a worker VM, disks left alone",
+		    vm->value, info->name != NULL ? info->name : "?", VMW_TAG_KEY);
+		goto out;
+	}
+	if (info->power_state != NULL && strcmp(info->power_state, "poweredOff") != 0 &&
+	    (r = vmw_vm_power_off(c, vm, deadline_ms, cancel, e)) < 0)
+		goto out;
+	if (info->ndisks > 0)
+		r = detach_disks(c, info, deadline_ms, cancel, e);
+out:
+	vmw_vm_info_free(info);
+	return r;
+}
+
+int
+vmw_virtual_disk_move(struct vmw_conn *c, const struct vmw_moref *dc, const char *src,
+    const char *dst, int force, uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+{
+	struct vmw__req q;
+	int r;
+
+	if (c == NULL || dc == NULL || src == NULL || dst == NULL)
+		return sw_errf(e, -EINVAL, "bad arguments");
+	if (c->sc.virtual_disk_manager.type[0] == '\0')
+		return sw_errf(e, SW_EUNSUPPORTED, "server has no VirtualDiskManager");
+	vmw__req_init(&q);
+	/* XSD order: sourceName, sourceDatacenter, destName, destDatacenter, force. */
+	vmw__req_text(&q, "sourceName", src);
+	vmw__req_moref(&q, "sourceDatacenter", dc);
+	vmw__req_text(&q, "destName", dst);
+	vmw__req_moref(&q, "destDatacenter", dc);
+	vmw__req_bool(&q, "force", force != 0);
+	r = vmw__run_task(c, "MoveVirtualDisk_Task", &c->sc.virtual_disk_manager, &q, NULL,
+	    deadline_ms, cancel, e);
+	vmw__req_free(&q);
+	if (r < 0)
+		(void)sw_errctx(e, "moving %s to %s", src, dst);
+	return r;
+}
+
+int
 vmw_worker_vm_destroy(struct vmw_conn *c, const struct vmw_moref *vm,
     uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
 {
@@ -283,4 +335,27 @@ vmw_worker_vm_list(struct vmw_conn *c, struct vmw_tagged_vm **ret_vms, size_t *r
 	*ret_vms = u.vms;
 	*ret_n = k;
 	return 0;
+}
+
+int
+vmw__vm_tag(struct vmw_conn *c, const struct vmw_moref *vm, const char *tag,
+    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+{
+	struct vmw__req q;
+	char created[24];
+	int r;
+
+	if (c == NULL || vm == NULL || tag == NULL)
+		return sw_errf(e, -EINVAL, "bad arguments");
+	(void)snprintf(created, sizeof(created), "%" PRId64, (int64_t)time(NULL));
+	vmw__req_init(&q);
+	vmw__req_raw(&q, "<spec>");
+	option_value(&q, VMW_TAG_KEY, tag);
+	option_value(&q, VMW_CREATED_KEY, created);
+	vmw__req_raw(&q, "</spec>");
+	r = vmw__run_task(c, "ReconfigVM_Task", vm, &q, NULL, deadline_ms, cancel, e);
+	vmw__req_free(&q);
+	if (r < 0)
+		(void)sw_errctx(e, "tagging %s", vm->value);
+	return r;
 }

@@ -76,9 +76,9 @@ test_unknown_store(void **state)
 /*
  * The types that need vCenter, in a configuration without any credential
  * set: refused before any connection (VCENTER_AUTH), except CreateTemplate
- * from a stored snapshot, which needs no vCenter and reports the missing
- * source (NOT_FOUND).  CreateVolume is not part of every build yet.  Never
- * retryable, and the store is not touched.
+ * from a stored snapshot, which needs no vCenter, and CreateVolume, which
+ * looks at its source before connecting: both report the missing source
+ * (NOT_FOUND).  Never retryable, and the store is not touched.
  */
 static void
 test_vcenter_types(void **state)
@@ -89,7 +89,7 @@ test_vcenter_types(void **state)
 		{ "CreateTemplate", "{\"account_id\":2,\"template_id\":201,\"snapshot_path\":\"" SNAP "\"}",
 		    PROTO_ERR_NOT_FOUND },
 		{ "CreateVolume", "{\"source_path\":\"" SNAP "\",\"datastore\":\"ds1\",\"name\":\"v1\"}",
-		    -1 },
+		    PROTO_ERR_NOT_FOUND },
 		{ "ExtractVolume", "{\"vm\":{\"name\":\"i-2-3-VM\"},\"disk\":\"[ds1] i-2-3-VM/ROOT-3.vmdk\","
 		    "\"account_id\":2,\"volume_id\":13}", PROTO_ERR_VCENTER_AUTH },
 	};

@@ -9,15 +9,15 @@
  * file name, and the same for a redelivery, which therefore finds its object
  * (and its .ova) and answers without redoing anything.
  *
- * CreateVolume (CreateImportSpec + ImportVApp of a snapshot or template of
- * either format, disks uploaded straight from the .vmdk files or from inside
- * the legacy .ova through ovastore's reader, then the helper VM removed with
- * its disk detached) is not in this build: vmware/ has no way yet to find
- * where to import (a datastore by name, with a host, resource pool and VM
- * folder that see it: the command names only the datastore), and an
- * imported VM carries no snapworker tag, so vmw_worker_vm_destroy() (which
- * detaches disks first) refuses it and the sweeper could not find it after
- * a crash.  It fails cleanly (INTERNAL, not retryable) until then.
+ * CreateVolume imports a snapshot or template of either format into vCenter
+ * (CreateImportSpec + ImportVApp on the datastore the command names; the
+ * disks are uploaded straight from the .vmdk files, or by offset from inside
+ * a legacy .ova through ovastore's reader, never extracted).  The helper VM
+ * is named and tagged after the command id, so an interrupted attempt's VM
+ * is removed by the redelivery or by the sweeper.  Its disks are detached
+ * and moved to [ds] NAME.vmdk (NAME-1.vmdk, ... for more disks: CloudStack
+ * volumes have one), then the helper VM is destroyed.  A marker in the
+ * extract area records completion for redeliveries (see cv_marker_read).
  */
 #include "worker/commands/vc.h"
 
@@ -142,10 +142,416 @@ out:
 
 /* ----------------------------------------------------------- CreateVolume */
 
+/* Bounds of the marker file and of one datastore path in it. */
+#define CV_MARKER_MAX 4096
+#define CV_DSPATH_MAX 1024
+#define CV_MARKER_SUFFIX ".createvolume"
+
+/* Where disk k of the volume goes: "[ds] NAME.vmdk", then "[ds] NAME-K.vmdk". */
+static int
+cv_final_path(const char *ds, const char *name, size_t k, char *out, size_t outsz)
+{
+	size_t len = strlen(name);
+	int stem = (int)len, n;
+
+	/* CloudStack may or may not send the extension. */
+	if (len > 5 && strcmp(name + len - 5, ".vmdk") == 0)
+		stem = (int)(len - 5);
+	if (k == 0)
+		n = snprintf(out, outsz, "[%s] %.*s.vmdk", ds, stem, name);
+	else
+		n = snprintf(out, outsz, "[%s] %.*s-%zu.vmdk", ds, stem, name, k);
+	return n < 0 || (size_t)n >= outsz ? -ENAMETOOLONG : 0;
+}
+
+/*
+ * The marker: <command id>.createvolume in the store's extract area, holding
+ * the datastore path of the volume's first disk.  Written (temporary, fsync,
+ * rename) only once every disk is complete and at its final path, so a
+ * redelivery that finds it answers without importing again; the folder name
+ * alone would not do, since the sweeper detaches a half-imported disk too.
+ */
+static int
+cv_marker_read(int xfd, const char *file, char *out, size_t outsz, struct sw_err *e)
+{
+	char buf[CV_MARKER_MAX + 1], *nl;
+	ssize_t n;
+	int fd;
+
+	fd = openat(xfd, file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOENT ? SW_ENOTFOUND : sw_errno(e, errno, "%s", file);
+	n = sw_read_full(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return sw_errno(e, (int)-n, "%s", file);
+	buf[n] = '\0';
+	nl = strchr(buf, '\n');
+	if (nl == NULL || buf[0] != '[' || (size_t)(nl - buf) >= outsz)
+		return sw_errf(e, SW_EFORMAT, "%s: not a CreateVolume marker", file);
+	memcpy(out, buf, (size_t)(nl - buf));
+	out[nl - buf] = '\0';
+	return 0;
+}
+
+static int
+cv_marker_write(int xfd, const char *file, const char *ds_path, struct sw_err *e)
+{
+	char tmp[SW_NAME_MAX + 1];
+	int fd, r = 0;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.part", file) >= (int)sizeof(tmp))
+		return sw_errf(e, -ENAMETOOLONG, "%s: name too long", file);
+	fd = openat(xfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return sw_errno(e, errno, "%s", tmp);
+	if ((r = sw_write_all(fd, ds_path, strlen(ds_path))) < 0 ||
+	    (r = sw_write_all(fd, "\n", 1)) < 0 || (fsync(fd) < 0 && (r = -errno) < 0))
+		(void)sw_errno(e, -r, "%s", tmp);
+	if (close(fd) < 0 && r == 0)
+		r = sw_errno(e, errno, "%s", tmp);
+	if (r == 0 && renameat(xfd, tmp, xfd, file) < 0)
+		r = sw_errno(e, errno, "%s", file);
+	if (r < 0)
+		(void)unlinkat(xfd, tmp, 0);
+	else
+		(void)fsync(xfd);
+	return r;
+}
+
+/* The OVF of obj, NUL-terminated, in *ret_ovf. */
+static int
+cv_read_ovf(struct ova_store *s, const char *obj, const struct ova_info *info, char **ret_ovf,
+    struct sw_err *e)
+{
+	struct ova_reader *rd = NULL;
+	struct sw_source src;
+	char *ovf;
+	size_t len = 0;
+	ssize_t n;
+	int r;
+
+	if (info->ovf_size > OVA_OVF_MAX)
+		return sw_errf(e, SW_ETOOBIG, "%s: OVF over %d bytes", info->ovf_name, OVA_OVF_MAX);
+	if ((ovf = malloc((size_t)info->ovf_size + 1)) == NULL)
+		return sw_errf(e, -ENOMEM, "out of memory");
+	r = ova_reader_open(s, obj, info->ovf_name, &rd, e);
+	if (r < 0)
+		goto out;
+	src = ova_reader_source(rd);
+	while (len < info->ovf_size) {
+		n = src.read(src.ud, ovf + len, (size_t)info->ovf_size - len, e);
+		if (n < 0) {
+			r = (int)n;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len != info->ovf_size || memchr(ovf, '\0', len) != NULL) {
+		r = sw_errf(e, SW_EFORMAT, "%s: short or binary OVF", info->ovf_name);
+		goto out;
+	}
+	ovf[len] = '\0';
+	*ret_ovf = ovf;
+	ovf = NULL;
+out:
+	ova_reader_close(rd);
+	free(ovf);
+	return r;
+}
+
+/* The import's sources: disk files of the object, by the names its OVF gives. */
+struct cv_src {
+	struct wrk__cmd *c;
+	struct ova_store *s;
+	const char *obj;
+	const struct ova_info *info;
+	struct ova_reader *rd;
+	struct sw_source inner;
+	int store_failed;         /* a read of the share failed: STORE context, not vCenter */
+};
+
+static ssize_t
+cv_read(void *ud, void *p, size_t n, struct sw_err *e)
+{
+	struct cv_src *x = ud;
+	ssize_t r = x->inner.read(x->inner.ud, p, n, e);
+
+	if (r < 0)
+		x->store_failed = 1;
+	return r;
+}
+
+static int
+cv_source_open(void *ud, const char *file, struct sw_source *ret_src, uint64_t *ret_size,
+    struct sw_err *e)
+{
+	struct cv_src *x = ud;
+	const char *base = strrchr(file, '/');
+	size_t k;
+	int r;
+
+	base = base != NULL ? base + 1 : file;
+	for (k = 0; k < x->info->ndisks; k++)
+		if (strcmp(x->info->disks[k].name, base) == 0)
+			break;
+	if (k == x->info->ndisks) {
+		x->store_failed = 1;
+		return sw_errf(e, SW_ENOTFOUND, "the OVF names %s, which is not a disk of %s", file,
+		    x->obj);
+	}
+	ova_reader_close(x->rd);
+	x->rd = NULL;
+	r = ova_reader_open_disk(x->s, x->obj, k, &x->rd, e);
+	if (r < 0) {
+		x->store_failed = 1;
+		return r;
+	}
+	x->inner = ova_reader_source(x->rd);
+	ret_src->read = cv_read;
+	ret_src->ud = x;
+	*ret_size = ova_reader_size(x->rd);
+	return 0;
+}
+
+static void
+cv_progress(void *ud, uint64_t bytes, int percent)
+{
+	struct cv_src *x = ud;
+
+	wrk__vc_progress(x->c, bytes, percent);
+}
+
+static void
+cv_source_close(void *ud, const char *file, struct sw_source *src)
+{
+	struct cv_src *x = ud;
+
+	(void)file; (void)src;
+	ova_reader_close(x->rd);
+	x->rd = NULL;
+}
+
+/* Removes every VM tagged with the command id (disks detached first, so files stay). */
+static int
+cv_clean_tagged(struct wrk__cmd *c, struct vmw_conn *conn, struct sw_err *e)
+{
+	struct wrk_vc_journal j;
+
+	memset(&j, 0, sizeof(j));
+	if (snprintf(j.command, sizeof(j.command), "%s", c->cmd->id) >= (int)sizeof(j.command))
+		return sw_errf(e, -EINVAL, "command id too long");
+	return wrk_vc_journal_undo(conn, &j, e);
+}
+
+static int
+cv_answer(struct wrk__cmd *c, const struct ova_info *info, const char *ds_path)
+{
+	struct proto_result *res = &c->ev->result;
+	char *p;
+	int r;
+
+	r = wrk__result_set(c, info->install_path, info->format, 1, info->physical_size,
+	    info->virtual_size);
+	if (r < 0)
+		return r;
+	if ((p = strdup(ds_path)) == NULL)
+		return -ENOMEM;
+	free((void *)res->datastore_path);
+	res->datastore_path = p;
+	return 0;
+}
+
+/*
+ * Import -> detach -> move every disk to its final path -> marker -> destroy
+ * the helper VM.  Vcenter's Destroy_Task removes the VM's directory (the
+ * simulator's does too), so the disks leave it before.  On failure the
+ * helper VM is destroyed with its disks detached.
+ */
+static int
+cv_import(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
+    const struct ova_info *info, const char *ovf, const struct vmw_placement *pl, int xfd,
+    const char *marker, char *first, size_t firstsz, struct sw_err *e)
+{
+	const struct proto_args_create_volume *a = &c->cmd->args.create_volume;
+	struct vmw_import_result *res = NULL;
+	struct vmw_import_opts io;
+	struct cv_src x;
+	struct sw_err le;
+	char dst[CV_DSPATH_MAX];
+	size_t k;
+	int r;
+
+	memset(&x, 0, sizeof(x));
+	x.c = c;
+	x.s = s;
+	x.obj = a->source_path;
+	x.info = info;
+	memset(&io, 0, sizeof(io));
+	io.ovf = ovf;
+	io.vm_name = c->cmd->id;
+	io.tag = c->cmd->id;
+	io.pool = &pl->pool;
+	io.folder = &pl->folder;
+	io.datastore = &pl->datastore;
+	io.host = &pl->host;
+	io.source_open = cv_source_open;
+	io.source_close = cv_source_close;
+	io.progress = cv_progress;
+	io.ud = &x;
+	r = vmw_import_vm(conn, &io, &res, c->job->deadline_ms, c->job->cancel, e);
+	ova_reader_close(x.rd);
+	x.rd = NULL;
+	if (r < 0) {
+		wrk__fail(c, r, x.store_failed ? PROTO_CTX_STORE : PROTO_CTX_VCENTER);
+		sw_errctx(e, "importing %s", a->source_path);
+		/* The lease was aborted; a server that keeps the VM anyway gets it destroyed. */
+		(void)cv_clean_tagged(c, conn, &le);
+		return r;
+	}
+	if (res->ndisks == 0) {
+		r = wrk__vc_fail(c, sw_errf(e, SW_EREMOTE, "the imported VM has no disk"));
+		goto fail;
+	}
+	r = vmw_worker_vm_detach(conn, &res->vm, c->job->deadline_ms, c->job->cancel, e);
+	if (r < 0) {
+		wrk__vc_fail(c, r);
+		goto fail;
+	}
+	for (k = 0; k < res->ndisks; k++) {
+		if (cv_final_path(pl->datastore_name, a->name, k, dst, sizeof(dst)) < 0) {
+			r = wrk__fail_as(c, sw_errf(e, -ENAMETOOLONG, "args.name: too long"),
+			    PROTO_ERR_INVALID_COMMAND, 0);
+			goto fail;
+		}
+		r = vmw_virtual_disk_move(conn, &pl->datacenter, res->disk_paths[k], dst, 0,
+		    c->job->deadline_ms, c->job->cancel, e);
+		if (r < 0) {
+			wrk__vc_fail(c, r);
+			goto fail;
+		}
+		if (k == 0 && snprintf(first, firstsz, "%s", dst) >= (int)firstsz) {
+			r = wrk__fail_as(c, sw_errf(e, -ENAMETOOLONG, "datastore path too long"),
+			    PROTO_ERR_INTERNAL, 0);
+			goto fail;
+		}
+	}
+	r = cv_marker_write(xfd, marker, first, e);
+	if (r < 0) {
+		wrk__fail(c, r, PROTO_CTX_STORE);
+		sw_errctx(e, "extract area");
+		goto fail;
+	}
+	/*
+	 * The volume is complete and recorded: a helper VM that cannot be
+	 * destroyed now is the sweeper's (it is tagged), not a failed command.
+	 */
+	r = vmw_worker_vm_destroy(conn, &res->vm, sw_mono_ms() + WRK_VC_CLEANUP_MS, NULL, &le);
+	if (r < 0)
+		log_warnx("CreateVolume %s: helper VM %s left for the sweeper: %s", c->cmd->id,
+		    res->vm.value, le.msg);
+	vmw_import_result_free(res);
+	return 0;
+fail:
+	(void)vmw_worker_vm_destroy(conn, &res->vm, sw_mono_ms() + WRK_VC_CLEANUP_MS, NULL, &le);
+	vmw_import_result_free(res);
+	return r;
+}
+
 int
 wrk__vc_create_volume(struct wrk__cmd *c, struct sw_err *e)
 {
-	return wrk__not_implemented(c, e);
+	const struct proto_args_create_volume *a = &c->cmd->args.create_volume;
+	const struct wrk_store *ws = NULL;
+	struct ova_store *s = NULL;
+	struct ova_info *info = NULL;
+	struct vmw_conn *conn = NULL;
+	struct vmw_placement pl;
+	char marker[SW_NAME_MAX + 1], first[CV_DSPATH_MAX], *ovf = NULL;
+	const char *p;
+	int r, xfd = -1;
+
+	if (a->source_path == NULL || a->datastore == NULL || a->name == NULL)
+		return wrk__fail_as(c, sw_errf(e, SW_EFORMAT, "args: source_path, datastore and "
+		    "name are required"), PROTO_ERR_INVALID_COMMAND, 0);
+	if (sw_name_check(a->name, e) < 0)
+		return wrk__fail_as(c, sw_errctx(e, "args.name"), PROTO_ERR_INVALID_COMMAND, 0);
+	/* It goes between brackets in datastore paths. */
+	for (p = a->datastore; *p != '\0'; p++)
+		if (*p == '[' || *p == ']' || (unsigned char)*p < 0x20)
+			break;
+	if (a->datastore[0] == '\0' || *p != '\0' || p - a->datastore > 80)
+		return wrk__fail_as(c, sw_errf(e, SW_EFORMAT, "args.datastore: not a datastore "
+		    "name"), PROTO_ERR_INVALID_COMMAND, 0);
+	if (snprintf(marker, sizeof(marker), "%s" CV_MARKER_SUFFIX, c->cmd->id) >=
+	    (int)sizeof(marker))
+		return wrk__fail_as(c, sw_errf(e, SW_EINTERNAL, "command id too long"),
+		    PROTO_ERR_INTERNAL, 0);
+	r = wrk__store_open(c, c->cmd->store.url, &s, &ws, e);
+	if (r < 0)
+		return r;
+	r = ova_inspect(s, a->source_path, &info, e);
+	if (r < 0) {
+		wrk__fail(c, r, PROTO_CTX_STORE);
+		sw_errctx(e, "args.source_path");
+		goto out;
+	}
+	if (info->ndisks == 0) {
+		r = wrk__fail_as(c, sw_errf(e, SW_EFORMAT, "%s has no disk", a->source_path),
+		    PROTO_ERR_INVALID_COMMAND, 0);
+		goto out;
+	}
+	r = wrk__vc_open(c, &conn, e);
+	if (r < 0)
+		goto out;
+	/* After the credential check: a worker without one creates nothing on the share. */
+	xfd = wrk__vc_extract_dir_open(ws, e);
+	if (xfd < 0) {
+		r = wrk__fail(c, xfd, PROTO_CTX_STORE);
+		goto out;
+	}
+	/* Leftovers of an interrupted attempt first: its helper VM holds a disk. */
+	r = cv_clean_tagged(c, conn, e);
+	if (r < 0) {
+		wrk__vc_fail(c, r);
+		sw_errctx(e, "removing an earlier attempt's helper VM");
+		goto out;
+	}
+	r = cv_marker_read(xfd, marker, first, sizeof(first), e);
+	if (r == 0) {
+		/* A redelivery: the first delivery completed. */
+		r = cv_answer(c, info, first);
+		goto out;
+	}
+	if (r != SW_ENOTFOUND) {
+		wrk__fail(c, r, PROTO_CTX_STORE);
+		goto out;
+	}
+	r = cv_read_ovf(s, a->source_path, info, &ovf, e);
+	if (r < 0) {
+		wrk__fail(c, r, PROTO_CTX_STORE);
+		goto out;
+	}
+	r = vmw_datastore_placement(conn, a->datastore, &pl, c->job->deadline_ms, c->job->cancel,
+	    e);
+	if (r < 0) {
+		wrk__vc_fail(c, r);
+		sw_errctx(e, "args.datastore");
+		goto out;
+	}
+	r = cv_import(c, conn, s, info, ovf, &pl, xfd, marker, first, sizeof(first), e);
+	if (r == 0)
+		r = cv_answer(c, info, first);
+out:
+	if (xfd >= 0)
+		close(xfd);
+	free(ovf);
+	ova_info_free(info);
+	wrk_vc_disconnect(conn);
+	ova_store_close(s);
+	return r;
 }
 
 /* ------------------------------------------------------------ entry points */
