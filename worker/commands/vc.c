@@ -5,6 +5,7 @@
  * path streaming straight into an ovastore writer.
  */
 #include "worker/commands/vc.h"
+#include "worker/metrics.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -74,6 +75,7 @@ wrk_vc_connect(const struct wrk_vcenter *vc, const char *url, const char *cmd_th
 		vmw_conn_free(conn);
 		return r;
 	}
+	wrk_metrics_vcenter_login();
 	*ret_conn = conn;
 	return 0;
 }
