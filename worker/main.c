@@ -21,6 +21,7 @@
 #include "common/path.h"
 #include "worker/amqp.h"
 #include "worker/commands/commands.h"
+#include "worker/commands/vc.h"
 #include "worker/config.h"
 #include "worker/daemon.h"
 #include "worker/deliver.h"
@@ -287,9 +288,32 @@ cmd_check(const char *cfgpath, int text)
 			bad = 1;
 	}
 	printf("vCenter:\n");
-	for (i = 0; i < cfg->nvcenters; i++)
-		printf("  [vcenter %s] %s as %s: not checked (no vCenter client in this build)\n",
-		    cfg->vcenters[i].name, cfg->vcenters[i].urls[0], cfg->vcenters[i].user);
+	for (i = 0; i < cfg->nvcenters; i++) {
+		const struct wrk_vcenter *vc = &cfg->vcenters[i];
+		size_t k;
+
+		if (vc->insecure)
+			printf("  [vcenter %s] WARNING: insecure = true: the certificate is not "
+			    "verified (test rigs only)\n", vc->name);
+		/* A real login with the set's own TLS settings, to every URL it is bound to. */
+		for (k = 0; k < vc->nurls; k++) {
+			struct vmw_conn *conn = NULL;
+			const struct vmw_about *ab;
+
+			if (wrk_vc_connect(vc, vc->urls[k], NULL, sw_mono_ms() + 30000, NULL, &conn,
+			    &e) < 0) {
+				printf("  [vcenter %s] %s as %s: FAILED: %s\n", vc->name, vc->urls[k],
+				    vc->user, e.msg);
+				bad = 1;
+				continue;
+			}
+			ab = vmw_conn_about(conn);
+			printf("  [vcenter %s] %s as %s: logged in (%s %s, API %s)\n", vc->name,
+			    vc->urls[k], vc->user, ab ? ab->name : "?", ab ? ab->version : "?",
+			    ab ? ab->api_version : "?");
+			wrk_vc_disconnect(conn);
+		}
+	}
 	if (cfg->nvcenters == 0)
 		printf("  none configured\n");
 	printf("%s\n", bad ? "check: FAILED" : "check: ok");

@@ -16,6 +16,15 @@ e2e_worker "$conf" w1
 e2e_worker "$conf" w2
 check "two workers consume" e2e_wait_consumers "$conf" 2
 
+# --- snapworker check logs in to every vCenter URL of every credential set -----------------
+"$SW" check -c "$conf" >"$tmp/check.out" 2>&1
+check "check: exit 0 and a real vCenter login" bash -c "grep -q '\[vcenter vc1\] .* logged in (' '$tmp/check.out' && grep -qx 'check: ok' '$tmp/check.out'"
+sed "s/^thumbprint = .*/thumbprint = $(printf '00:%.0s' $(seq 31))00/" "$conf" >"$tmp/badtp.conf"
+"$SW" check -c "$tmp/badtp.conf" >"$tmp/check2.out" 2>&1
+check "check: a wrong pinned thumbprint fails the check (exit 1)" [ $? -eq 1 ]
+check "check: and says why" grep -q '\[vcenter vc1\] .*FAILED' "$tmp/check2.out"
+check "check: never prints the password" bash -c "! grep -q vc-password '$tmp/check.out' '$tmp/check2.out'"
+
 disk1="[$VCSIM_DATASTORE] $VCSIM_VM/disk1.vmdk"
 disk2="[$VCSIM_DATASTORE] $VCSIM_VM/disk2.vmdk"
 
