@@ -65,6 +65,14 @@ int wrk__split(const char *obj, char *dir, size_t dirsz, char *name, size_t name
 /* Opens DIR beneath the store root (without following links); SW_ENOTFOUND when absent. */
 int wrk__dir_open(struct ova_store *s, const char *dir, int create, struct sw_err *e);
 
+/*
+ * The result of a template command, read back from the share: the object's
+ * files (with digests of the small ones) and its template.properties of
+ * psize bytes in dir.  A fresh result and a repeated answer are the same.
+ */
+int wrk__template_answer(struct wrk__cmd *c, struct ova_store *s, const char *obj,
+    const char *dir, uint64_t psize, struct sw_err *e);
+
 /* Per-command entry points (one file per family). */
 int wrk__cmd_delete_snapshot(struct wrk__cmd *c, struct sw_err *e);
 int wrk__cmd_create_snapshot(struct wrk__cmd *c, struct sw_err *e);

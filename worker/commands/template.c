@@ -603,8 +603,8 @@ checksum_alg(enum proto_checksum_alg a)
 }
 
 /* Answers with what is on the share: the object, then template.properties. */
-static int
-register_answer(struct wrk__cmd *c, struct ova_store *s, const char *obj, const char *dir,
+int
+wrk__template_answer(struct wrk__cmd *c, struct ova_store *s, const char *obj, const char *dir,
     uint64_t psize, struct sw_err *e)
 {
 	struct ova_info *info = NULL;
@@ -684,7 +684,7 @@ wrk__cmd_register_template(struct wrk__cmd *c, struct sw_err *e)
 	r = wrk_tprops_read(dfd, &props, &psize, e);
 	if (r == 0) {
 		if (register_done(c, s, obj, name, props)) {
-			r = register_answer(c, s, obj, dir, psize, e);
+			r = wrk__template_answer(c, s, obj, dir, psize, e);
 			if (r < 0)
 				wrk__fail(c, r, PROTO_CTX_STORE);
 			goto out;

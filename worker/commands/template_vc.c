@@ -168,38 +168,6 @@ out:
 }
 
 static int
-add_props_file(struct wrk__cmd *c, const char *dir, uint64_t size)
-{
-	char path[SW_PATH_MAX];
-
-	if (sw_path_fmt(path, sizeof(path), "%s/%s", dir, WRK_TPROPS_NAME) < 0)
-		return -ENAMETOOLONG;
-	return wrk__result_add_file(c, path, size, NULL);
-}
-
-static int
-answer(struct wrk__cmd *c, struct ova_store *s, const char *obj, const char *dir,
-    uint64_t psize, struct sw_err *e)
-{
-	struct ova_info *info = NULL;
-	int r;
-
-	r = ova_inspect(s, obj, &info, e);
-	if (r == 0)
-		r = wrk__result_set(c, info->install_path, info->format, 1, info->physical_size,
-		    info->virtual_size);
-	if (r == 0)
-		r = wrk__result_add_files(c, info->files, info->nfiles);
-	if (r == 0)
-		r = add_props_file(c, dir, psize);
-	/* Digests of the small files as well, whether answered fresh or again. */
-	if (r == 0)
-		r = wrk__result_fill_digests(c, s, OVA_OVF_MAX, e);
-	ova_info_free(info);
-	return r;
-}
-
-static int
 write_props(struct wrk__cmd *c, struct ova_store *s, const char *obj, const char *dir,
     const char *name, uint64_t *ret_size, struct sw_err *e)
 {
@@ -267,7 +235,7 @@ wrk__vc_create_template(struct wrk__cmd *c, struct sw_err *e)
 	if (r == 0) {
 		pname = wrk_props_get(props, "uniquename");
 		if (pname != NULL && strcmp(pname, name) == 0 && fmt != OVA_FMT_ABSENT) {
-			r = answer(c, s, obj, dir, psize, e);
+			r = wrk__template_answer(c, s, obj, dir, psize, e);
 			if (r < 0)
 				wrk__fail(c, r, PROTO_CTX_STORE);
 			goto out;
@@ -310,7 +278,7 @@ wrk__vc_create_template(struct wrk__cmd *c, struct sw_err *e)
 		wrk__fail(c, r, PROTO_CTX_STORE);
 		goto out;
 	}
-	r = answer(c, s, obj, dir, psize, e);
+	r = wrk__template_answer(c, s, obj, dir, psize, e);
 	if (r < 0)
 		wrk__fail(c, r, PROTO_CTX_STORE);
 out:
