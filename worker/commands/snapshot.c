@@ -29,19 +29,9 @@ wrk__cmd_delete_snapshot(struct wrk__cmd *c, struct sw_err *e)
 	r = wrk__store_open(c, c->cmd->store.url, &s, NULL, e);
 	if (r < 0)
 		return r;
-	r = ova_delete(s, obj, &removed, e);
-	if (r < 0) {
-		wrk__fail(c, r, PROTO_CTX_STORE);
+	r = wrk__object_delete(c, s, obj, &removed, &fmt, e);
+	if (r < 0)
 		goto out;
-	}
-	/* An interrupted CreateSnapshot may have left .part files without a meta. */
-	r = ova_debris_remove(s, obj, e);
-	if (r < 0) {
-		wrk__fail(c, r, PROTO_CTX_STORE);
-		goto out;
-	}
-	if (removed != NULL)
-		fmt = removed->format;
 	r = wrk__result_set(c, obj, fmt, 0, 0, 0);
 	if (r == 0 && removed != NULL)
 		r = wrk__result_add_files(c, removed->files, removed->nfiles);

@@ -153,18 +153,9 @@ wrk__cmd_delete_template(struct wrk__cmd *c, struct sw_err *e)
 		}
 		had_props = r;
 	}
-	r = ova_delete(s, obj, &removed, e);
-	if (r < 0) {
-		wrk__fail(c, r, PROTO_CTX_STORE);
+	r = wrk__object_delete(c, s, obj, &removed, &fmt, e);
+	if (r < 0)
 		goto out;
-	}
-	r = ova_debris_remove(s, obj, e);
-	if (r < 0) {
-		wrk__fail(c, r, PROTO_CTX_STORE);
-		goto out;
-	}
-	if (removed != NULL)
-		fmt = removed->format;
 	close(dfd);
 	dfd = -1;
 	rmdir_if_empty(s, dir);
