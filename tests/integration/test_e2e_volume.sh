@@ -48,7 +48,7 @@ check "[fresh] the disk on the datastore holds the volume's bytes" \
 check "[fresh] helper VM removed, no lease open, no tagged VM" rig_clean
 check "[fresh] no helper directory left on the datastore" [ ! -e "$DS/$id" ]
 check "[fresh] VM count back to before" [ "$(nvms)" = "$vms0" ]
-check "[fresh] progress events were sent" grep -q '"status":"progress"\|"progress"' "$tmp/v.out"
+check "[fresh] progress events were published" grep -q '"status":"progress"' "$tmp/v.out"
 m1=$(stat -c %Y.%s "$DS/vol-fresh.vmdk" 2>/dev/null)
 sleep 1
 submit "$conf" "$tmp/v.json" "$tmp/v2.out"
@@ -91,5 +91,48 @@ cmd_volume "$f3" "snapshots/2/7/nope/nope" "vol-nosrc" >"$tmp/f3.json"
 submit "$conf" "$tmp/f3.json" "$tmp/f3.out"
 check "[failure] missing source: failed, not retryable" evtrue "$tmp/f3.out" \
     "e['status']=='failed' and not e['error']['retryable']"
+# -------------------------------------------------------------- fault recovery
+# The move fails after the upload: failed, helper VM gone, no disk at the
+# final path; the redelivery imports again and succeeds.
+r1=$(uuid)
+cmd_volume "$r1" "$SNAP" "vol-retry" >"$tmp/r1.json"
+inject "fault=MoveVirtualDisk_Task&fault_type=CannotAccessFile&fault_msg=injected&in_task=1"
+submit "$conf" "$tmp/r1.json" "$tmp/r1.out"
+check "[recovery] a failed move fails the command" evtrue "$tmp/r1.out" \
+    "e['status']=='failed' and 'injected' in e['error']['message']"
+check "[recovery] ... leaving no disk at the final path" [ ! -e "$DS/vol-retry.vmdk" ]
+check "[recovery] ... and no helper VM" rig_clean
+submit "$conf" "$tmp/r1.json" "$tmp/r1b.out"
+check "[recovery] the redelivery imports and succeeds" evtrue "$tmp/r1b.out" \
+    "e['status']=='succeeded' and e['result']['datastore_path']=='[$VCSIM_DATASTORE] vol-retry.vmdk'"
+check "[recovery] ... with the volume's bytes" \
+    [ "$(sha "$DS/vol-retry.vmdk" 2>/dev/null)" = "$VCSIM_SEED_SHA256_1" ]
+
+# The lease cannot complete: the import is aborted, nothing is left.
+r2=$(uuid)
+cmd_volume "$r2" "$SNAP" "vol-abort" >"$tmp/r2.json"
+inject "fault=HttpNfcLeaseComplete&fault_msg=injected-complete"
+submit "$conf" "$tmp/r2.json" "$tmp/r2.out"
+check "[recovery] lease completion refused: failed" evtrue "$tmp/r2.out" "e['status']=='failed'"
+check "[recovery] ... no helper VM, no open lease, no disk" bash -c \
+    "[ ! -e '$DS/vol-abort.vmdk' ] && [ ! -e '$DS/$r2' ]" 
+check "[recovery] ... simulator clean" rig_clean
+
+# The helper VM cannot be destroyed at the end: the volume is complete and
+# answered; the tagged VM stays for the sweeper or a redelivery, which
+# removes it and answers the same path.
+r3=$(uuid)
+cmd_volume "$r3" "$SNAP" "vol-leftover" >"$tmp/r3.json"
+inject "fault=Destroy_Task&fault_msg=injected-destroy&in_task=1"
+submit "$conf" "$tmp/r3.json" "$tmp/r3.out"
+check "[recovery] helper VM not destroyable: the complete volume is still answered" evtrue "$tmp/r3.out" \
+    "e['status']=='succeeded' and e['result']['datastore_path']=='[$VCSIM_DATASTORE] vol-leftover.vmdk'"
+check "[recovery] ... the helper VM is left tagged with the command id, without disks" rigpy \
+    "[v for v in d['vms'] if v['name']=='$r3' and (v.get('extra_config') or {}).get('snapworker.command')=='$r3' and not v['disks']]"
+submit "$conf" "$tmp/r3.json" "$tmp/r3b.out"
+check "[recovery] the redelivery removes it and answers the same path" evtrue "$tmp/r3b.out" \
+    "e['status']=='succeeded' and e['result']['datastore_path']=='[$VCSIM_DATASTORE] vol-leftover.vmdk'"
+check "[recovery] ... the disk survived the cleanup" \
+    [ "$(sha "$DS/vol-leftover.vmdk" 2>/dev/null)" = "$VCSIM_SEED_SHA256_1" ]
 check "simulator clean at the end" rig_clean
 e2e_done

@@ -1049,6 +1049,111 @@ test_worker_destroy(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* Placement, detach, disk move (CreateVolume)                         */
+
+static void
+test_datastore_placement(void **state)
+{
+	static const struct step s[] = {
+		{ "CreateContainerView", "container_view.xml", 200 },
+		{ "RetrievePropertiesEx", "ds_names.xml", 200 },
+		{ "DestroyView", "destroy_view.xml", 200 },
+		{ "RetrievePropertiesEx", "ds_hosts.xml", 200 },
+		/* host-9 cannot access it: never asked; host-10 is in maintenance */
+		{ "RetrievePropertiesEx", "host10_props.xml", 200 },
+		{ "RetrievePropertiesEx", "host12_props.xml", 200 },
+		{ "RetrievePropertiesEx", "cr_pool.xml", 200 },
+		{ "RetrievePropertiesEx", "ds_parent.xml", 200 },
+		{ "RetrievePropertiesEx", "dsfolder_parent.xml", 200 },
+		{ "RetrievePropertiesEx", "dc_vmfolder.xml", 200 },
+		/* two datacenters with a ds1: refused, not guessed */
+		{ "CreateContainerView", "container_view.xml", 200 },
+		{ "RetrievePropertiesEx", "ds_names_dup.xml", 200 },
+		{ "DestroyView", "destroy_view.xml", 200 },
+		/* no such name (a prefix of another does not count) */
+		{ "CreateContainerView", "container_view.xml", 200 },
+		{ "RetrievePropertiesEx", "ds_names.xml", 200 },
+		{ "DestroyView", "destroy_view.xml", 200 },
+	};
+	struct vmw_conn *c = LOGGED_IN(s);
+	struct vmw_placement p, untouched;
+	struct sw_err e;
+	size_t i;
+
+	(void)state;
+	assert_int_equal(vmw_datastore_placement(c, "ds1", &p, dl(), NULL, &e), 0);
+	assert_string_equal(p.datastore_name, "ds1");
+	assert_string_equal(p.datastore.type, "Datastore");
+	assert_string_equal(p.datastore.value, "datastore-11");
+	assert_string_equal(p.host.value, "host-12");
+	assert_string_equal(p.pool.type, "ResourcePool");
+	assert_string_equal(p.pool.value, "resgroup-8");
+	assert_string_equal(p.folder.value, "folder-3");
+	assert_string_equal(p.datacenter.value, "datacenter-2");
+	for (i = 0; i < S.nreqs; i++)
+		assert_null(strstr(S.reqs[i], "host-9"));
+	assert_non_null(strstr(S.reqs[req_of("CreateContainerView")], "<type>Datastore</type>"));
+	memset(&untouched, 0x5a, sizeof(untouched));
+	p = untouched;
+	assert_int_equal(vmw_datastore_placement(c, "ds1", &p, dl(), NULL, &e), SW_ENOTFOUND);
+	assert_non_null(strstr(e.msg, "2 datastores are named ds1"));
+	assert_int_equal(vmw_datastore_placement(c, "ds", &p, dl(), NULL, &e), SW_ENOTFOUND);
+	assert_non_null(strstr(e.msg, "no datastore named ds"));
+	assert_memory_equal(&p, &untouched, sizeof(p));
+	assert_int_equal(vmw_datastore_placement(c, "", &p, dl(), NULL, &e), -EINVAL);
+	assert_script_done();
+	vmw_conn_free(c);
+}
+
+static void
+test_detach_and_move(void **state)
+{
+	static const struct step s[] = {
+		{ "RetrievePropertiesEx", "worker_props.xml", 200 },
+		{ "RetrievePropertiesEx", "folder_parent.xml", 200 },
+		{ "RetrievePropertiesEx", "dc_vmfolder.xml", 200 },
+		{ "ReconfigVM_Task", "create_snapshot_running.xml", 200 },
+		{ "RetrievePropertiesEx", "task_success.xml", 200 },
+		/* untagged: its disks are left alone */
+		{ "RetrievePropertiesEx", "untagged_props.xml", 200 },
+		{ "RetrievePropertiesEx", "folder_parent.xml", 200 },
+		{ "RetrievePropertiesEx", "dc_vmfolder.xml", 200 },
+		{ "MoveVirtualDisk_Task", "create_snapshot_running.xml", 200 },
+		{ "RetrievePropertiesEx", "task_success.xml", 200 },
+		{ "MoveVirtualDisk_Task", "create_snapshot_running.xml", 200 },
+		{ "RetrievePropertiesEx", "task_error.xml", 200 },
+	};
+	struct vmw_conn *c = LOGGED_IN(s);
+	struct vmw_moref vm = { "VirtualMachine", "vm-77" }, dc = { "Datacenter", "datacenter-2" };
+	struct sw_err e;
+	const char *body;
+	int r;
+
+	(void)state;
+	assert_int_equal(vmw_worker_vm_detach(c, &vm, dl(), NULL, &e), 0);
+	body = S.reqs[req_of("ReconfigVM_Task")];
+	assert_non_null(strstr(body, "<operation>remove</operation>"));
+	assert_null(strstr(body, "fileOperation"));
+	/* detaching is all it does */
+	assert_int_equal(req_of("Destroy_Task"), -1);
+	assert_int_equal(vmw_worker_vm_detach(c, &vm, dl(), NULL, &e), -EPERM);
+	assert_int_equal(vmw_virtual_disk_move(c, &dc, "[ds1] cmd-1/cmd-1.vmdk",
+	    "[ds1] vol<1>.vmdk", 0, dl(), NULL, &e), 0);
+	body = S.reqs[req_of("MoveVirtualDisk_Task")];
+	assert_non_null(strstr(body, "<_this type=\"VirtualDiskManager\">virtualDiskManager</_this>"
+	    "<sourceName>[ds1] cmd-1/cmd-1.vmdk</sourceName>"
+	    "<sourceDatacenter type=\"Datacenter\">datacenter-2</sourceDatacenter>"
+	    "<destName>[ds1] vol&lt;1&gt;.vmdk</destName>"
+	    "<destDatacenter type=\"Datacenter\">datacenter-2</destDatacenter>"
+	    "<force>false</force>"));
+	r = vmw_virtual_disk_move(c, &dc, "[ds1] a.vmdk", "[ds1] b.vmdk", 0, dl(), NULL, &e);
+	assert_true(r < 0);
+	assert_non_null(strstr(e.msg, "moving [ds1] a.vmdk to [ds1] b.vmdk"));
+	assert_script_done();
+	vmw_conn_free(c);
+}
+
+/* ------------------------------------------------------------------ */
 /* Export                                                              */
 
 struct exp_ud {
@@ -1262,6 +1367,8 @@ main(void)
 		cmocka_unit_test(test_snapshot_disk),
 		cmocka_unit_test(test_worker_create),
 		cmocka_unit_test(test_worker_destroy),
+		cmocka_unit_test(test_datastore_placement),
+		cmocka_unit_test(test_detach_and_move),
 		cmocka_unit_test(test_export),
 		cmocka_unit_test(test_export_fail_mid),
 		cmocka_unit_test(test_export_lease_keepalive),
