@@ -450,7 +450,7 @@ cv_import(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
 	 */
 	r = vmw_worker_vm_destroy(conn, &res->vm, sw_mono_ms() + WRK_VC_CLEANUP_MS, NULL, &le);
 	if (r < 0)
-		log_warnx("CreateVolume %s: helper VM %s left for the sweeper: %s", c->cmd->id,
+		log_warnx("helper VM %s of CreateVolume left for the sweeper: %s",
 		    res->vm.value, le.msg);
 	vmw_import_result_free(res);
 	return 0;
