@@ -1345,6 +1345,135 @@ test_export_lease_keepalive(void **state)
 	vmw_conn_free(c);
 }
 
+/* ------------------------------------------------------------------ */
+/* Import with a tag                                                   */
+
+struct imp_ud {
+	uint64_t size, pos;
+	int opened, closed;
+	char file[64];
+};
+
+static ssize_t
+imp_read(void *ud, void *p, size_t n, struct sw_err *e)
+{
+	struct imp_ud *u = ud;
+	size_t k = u->size - u->pos < n ? (size_t)(u->size - u->pos) : n;
+
+	(void)e;
+	memset(p, 'x', k);
+	u->pos += k;
+	return (ssize_t)k;
+}
+
+static int
+imp_open(void *ud, const char *file, struct sw_source *ret, uint64_t *ret_size, struct sw_err *e)
+{
+	struct imp_ud *u = ud;
+
+	(void)e;
+	u->opened++;
+	snprintf(u->file, sizeof(u->file), "%s", file);
+	u->pos = 0;
+	ret->read = imp_read;
+	ret->ud = u;
+	*ret_size = u->size;
+	return 0;
+}
+
+static void
+imp_close(void *ud, const char *file, struct sw_source *src)
+{
+	struct imp_ud *u = ud;
+
+	(void)file; (void)src;
+	u->closed++;
+}
+
+static void
+test_import_tag(void **state)
+{
+	static const struct step s[] = {
+		{ "CreateImportSpec", "import_spec.xml", 200 },
+		{ "ImportVApp", "import_vapp.xml", 200 },
+		{ "RetrievePropertiesEx", "lease_ready.xml", 200 },
+		{ "HttpNfcLeaseComplete", "lease_complete.xml", 200 },
+		/* the VM carries the tag (from the spec): no reconfigure */
+		{ "RetrievePropertiesEx", "worker_props.xml", 200 },
+		{ "RetrievePropertiesEx", "folder_parent.xml", 200 },
+		{ "RetrievePropertiesEx", "dc_vmfolder.xml", 200 },
+		/* second import: the server dropped the tag, it is set afterwards */
+		{ "CreateImportSpec", "import_spec.xml", 200 },
+		{ "ImportVApp", "import_vapp.xml", 200 },
+		{ "RetrievePropertiesEx", "lease_ready.xml", 200 },
+		{ "HttpNfcLeaseComplete", "lease_complete.xml", 200 },
+		{ "RetrievePropertiesEx", "worker_props.xml", 200 },
+		{ "RetrievePropertiesEx", "folder_parent.xml", 200 },
+		{ "RetrievePropertiesEx", "dc_vmfolder.xml", 200 },
+		{ "ReconfigVM_Task", "create_snapshot_running.xml", 200 },
+		{ "RetrievePropertiesEx", "task_success.xml", 200 },
+	};
+	struct vmw_conn *c = LOGGED_IN(s);
+	struct vmw_moref pool = { "ResourcePool", "resgroup-8" }, folder = { "Folder", "folder-3" };
+	struct vmw_moref ds = { "Datastore", "datastore-11" }, host = { "HostSystem", "host-12" };
+	struct vmw_import_result *res = NULL;
+	struct vmw_import_opts io;
+	struct imp_ud u;
+	struct sw_err e;
+	const char *body, *tag, *ec, *vapp, *dc;
+	int i;
+
+	(void)state;
+	memset(&u, 0, sizeof(u));
+	u.size = 3000000;
+	memset(&io, 0, sizeof(io));
+	io.ovf = "<Envelope/>";
+	io.vm_name = "cmd-1";
+	io.tag = "cmd-1";
+	io.pool = &pool;
+	io.folder = &folder;
+	io.datastore = &ds;
+	io.host = &host;
+	io.source_open = imp_open;
+	io.source_close = imp_close;
+	io.ud = &u;
+	assert_int_equal(vmw_import_vm(c, &io, &res, dl(), NULL, &e), 0);
+	assert_non_null(res);
+	assert_string_equal(res->vm.value, "vm-9");
+	assert_int_equal(u.opened, 1);
+	assert_int_equal(u.closed, 1);
+	assert_string_equal(u.file, "worker-disk0.vmdk");
+	assert_int_equal(S.put_bytes, 3000000);
+	vmw_import_result_free(res);
+	res = NULL;
+	i = req_of("ImportVApp");
+	assert_true(i >= 0);
+	body = S.reqs[i];
+	tag = strstr(body, "<key>snapworker.command</key><value xsi:type=\"xsd:string\">cmd-1</value>");
+	assert_non_null(tag);
+	assert_non_null(strstr(body, "<key>snapworker.created</key>"));
+	/* XSD order: after the spec's own extraConfig and deviceChange, before vAppConfig. */
+	ec = strstr(body, "<key>disk.EnableUUID</key>");
+	dc = strstr(body, "<deviceChange>");
+	vapp = strstr(body, "<vAppConfig");
+	assert_non_null(ec);
+	assert_non_null(dc);
+	assert_non_null(vapp);
+	assert_true(dc < tag && ec < tag && tag < vapp);
+	assert_non_null(strstr(body, "<extraConfig xsi:type=\"OptionValue\"><key>snapworker.command"));
+	assert_int_equal(req_of("ReconfigVM_Task"), -1);
+
+	io.tag = "cmd-2";
+	assert_int_equal(vmw_import_vm(c, &io, &res, dl(), NULL, &e), 0);
+	vmw_import_result_free(res);
+	i = req_of("ReconfigVM_Task");
+	assert_true(i >= 0);
+	assert_non_null(strstr(S.reqs[i], "<spec><extraConfig xsi:type=\"OptionValue\">"
+	    "<key>snapworker.command</key><value xsi:type=\"xsd:string\">cmd-2</value>"));
+	assert_script_done();
+	vmw_conn_free(c);
+}
+
 int
 main(void)
 {
@@ -1369,6 +1498,7 @@ main(void)
 		cmocka_unit_test(test_worker_destroy),
 		cmocka_unit_test(test_datastore_placement),
 		cmocka_unit_test(test_detach_and_move),
+		cmocka_unit_test(test_import_tag),
 		cmocka_unit_test(test_export),
 		cmocka_unit_test(test_export_fail_mid),
 		cmocka_unit_test(test_export_lease_keepalive),
