@@ -134,5 +134,24 @@ check "[recovery] the redelivery removes it and answers the same path" evtrue "$
     "e['status']=='succeeded' and e['result']['datastore_path']=='[$VCSIM_DATASTORE] vol-leftover.vmdk'"
 check "[recovery] ... the disk survived the cleanup" \
     [ "$(sha "$DS/vol-leftover.vmdk" 2>/dev/null)" = "$VCSIM_SEED_SHA256_1" ]
+# Two disks, the second's final path taken: the first disk is moved back,
+# so the redelivery (once the path is free) finds both final paths free.
+r4=$(uuid)
+cmd_volume "$r4" "$LEG2" "vol-two" | sed "s|\"$STORE_URL\"|\"$UP_URL\"|" >"$tmp/r4.json"
+echo occupied >"$DS/vol-two-1.vmdk"
+echo occupied >"$DS/vol-two-1-flat.vmdk"
+submit "$conf" "$tmp/r4.json" "$tmp/r4.out"
+check "[recovery] second disk's path taken: failed" evtrue "$tmp/r4.out" \
+    "e['status']=='failed' and 'FileAlreadyExists' in e['error']['message']"
+check "[recovery] ... the first disk did not stay at its final path" [ ! -e "$DS/vol-two.vmdk" ]
+check "[recovery] ... the occupant untouched" bash -c \
+    "[ \"\$(cat '$DS/vol-two-1.vmdk')\" = occupied ] && [ \"\$(cat '$DS/vol-two-1-flat.vmdk')\" = occupied ]"
+check "[recovery] ... no helper VM" rig_clean
+rm -f "$DS/vol-two-1.vmdk" "$DS/vol-two-1-flat.vmdk"
+submit "$conf" "$tmp/r4.json" "$tmp/r4b.out"
+check "[recovery] the redelivery succeeds with both disks" bash -c \
+    "[ -s '$DS/vol-two.vmdk' ] && [ -s '$DS/vol-two-1.vmdk' ]"
+check "[recovery] ... and answers the first disk" evtrue "$tmp/r4b.out" \
+    "e['status']=='succeeded' and e['result']['datastore_path']=='[$VCSIM_DATASTORE] vol-two.vmdk'"
 check "simulator clean at the end" rig_clean
 e2e_done

@@ -365,6 +365,25 @@ cv_answer(struct wrk__cmd *c, const struct ova_info *info, const char *ds_path)
 }
 
 /*
+ * Moves the first n disks back into the helper VM's directory after a later
+ * step failed: the final paths must stay free for the redelivery, and what
+ * is left there goes with the helper VM.  Best effort, on the cleanup deadline.
+ */
+static void
+cv_unmove(struct vmw_conn *conn, const struct vmw_placement *pl, const char *name,
+    const struct vmw_import_result *res, size_t n)
+{
+	struct sw_err le;
+	char dst[CV_DSPATH_MAX];
+	size_t k;
+
+	for (k = 0; k < n; k++)
+		if (cv_final_path(pl->datastore_name, name, k, dst, sizeof(dst)) == 0)
+			(void)vmw_virtual_disk_move(conn, &pl->datacenter, dst, res->disk_paths[k],
+			    0, sw_mono_ms() + WRK_VC_CLEANUP_MS, NULL, &le);
+}
+
+/*
  * Import -> detach -> move every disk to its final path -> marker -> destroy
  * the helper VM.  Vcenter's Destroy_Task removes the VM's directory (the
  * simulator's does too), so the disks leave it before.  On failure the
@@ -381,7 +400,7 @@ cv_import(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
 	struct cv_src x;
 	struct sw_err le;
 	char dst[CV_DSPATH_MAX];
-	size_t k;
+	size_t k, moved = 0;
 	int r;
 
 	memset(&x, 0, sizeof(x));
@@ -432,6 +451,7 @@ cv_import(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
 			wrk__vc_fail(c, r);
 			goto fail;
 		}
+		moved++;
 		if (k == 0 && snprintf(first, firstsz, "%s", dst) >= (int)firstsz) {
 			r = wrk__fail_as(c, sw_errf(e, -ENAMETOOLONG, "datastore path too long"),
 			    PROTO_ERR_INTERNAL, 0);
@@ -455,6 +475,7 @@ cv_import(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
 	vmw_import_result_free(res);
 	return 0;
 fail:
+	cv_unmove(conn, pl, a->name, res, moved);
 	(void)vmw_worker_vm_destroy(conn, &res->vm, sw_mono_ms() + WRK_VC_CLEANUP_MS, NULL, &le);
 	vmw_import_result_free(res);
 	return r;
