@@ -92,7 +92,12 @@ done
 # A tampered manifest fails the whole unpack and leaves nothing.
 src="$tmp/src-posix"
 long=t$(printf 'x%.0s' $(seq 1 90))
-sed -i '2s/= ./= 0/;2s/= 00/= 11/' "$src/$long.mf"
+cp "$src/$long.mf" "$tmp/ok.mf"
+# Flip the first hex digit of the disk's digest (line 2) to a different one.
+awk 'NR == 2 { i = index($0, "= ") + 2; c = substr($0, i, 1);
+	$0 = substr($0, 1, i - 1) (c == "0" ? "1" : "0") substr($0, i + 1) } { print }' \
+	"$src/$long.mf" >"$src/$long.mf.new" && mv "$src/$long.mf.new" "$src/$long.mf"
+cmp -s "$src/$long.mf" "$tmp/ok.mf" && ko "tamper left the manifest unchanged"
 tar --format=posix -cf "$tmp/bad-mf.ova" -C "$src" "$long.ovf" "$long.mf" "$long-disk0.vmdk"
 "$OVS" -C "$S" unpack "$tmp/bad-mf.ova" template/tmpl/1/badmf/t 2>"$tmp/err"
 rc=$?

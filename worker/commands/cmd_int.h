@@ -62,6 +62,12 @@ int wrk__result_download(struct wrk__cmd *c, const char *path, uint64_t size);
 int wrk__split(const char *obj, char *dir, size_t dirsz, char *name, size_t namesz,
     struct sw_err *e);
 
+/*
+ * The store's extract area ([store] extract_dir, default <mount>/extract),
+ * created when missing (the operator names it: it is trusted).
+ */
+int wrk__extract_dir_open(const struct wrk_store *ws, struct sw_err *e);
+
 /* Opens DIR beneath the store root (without following links); SW_ENOTFOUND when absent. */
 int wrk__dir_open(struct ova_store *s, const char *dir, int create, struct sw_err *e);
 

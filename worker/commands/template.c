@@ -175,30 +175,6 @@ out:
 
 /* -------------------------------------------------------- ExtractTemplate */
 
-/* The extract area, created when missing (the operator names it; it is trusted). */
-static int
-extract_dir_open(const struct wrk_store *ws, struct sw_err *e)
-{
-	char def[SW_PATH_MAX];
-	const char *path = ws->extract_dir;
-	int fd;
-
-	if (path == NULL) {
-		if (sw_path_fmt(def, sizeof(def), "%s/extract", ws->mount) < 0)
-			return sw_errf(e, -ENAMETOOLONG, "extract area: path too long");
-		path = def;
-	}
-	fd = sw_root_open(path, e);
-	if (fd == -ENOENT) {
-		if (mkdir(path, 0755) < 0 && errno != EEXIST)
-			return sw_errno(e, errno, "extract area");
-		fd = sw_root_open(path, e);
-	}
-	if (fd < 0)
-		sw_errctx(e, "extract area");
-	return fd;
-}
-
 /* "<NAME>-<command id>.ova", or "<command id>.ova" when that is too long a name. */
 static void
 extract_name(const struct wrk__cmd *c, const char *name, char *out, size_t outsz)
@@ -346,7 +322,7 @@ wrk__cmd_extract_template(struct wrk__cmd *c, struct sw_err *e)
 		wrk__fail(c, r, PROTO_CTX_STORE);
 		goto out;
 	}
-	xfd = extract_dir_open(ws, e);
+	xfd = wrk__extract_dir_open(ws, e);
 	if (xfd < 0) {
 		r = wrk__fail(c, xfd, PROTO_CTX_STORE);
 		goto out;

@@ -2,6 +2,7 @@
 #include "worker/commands/cmd_int.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <stdbool.h>
@@ -263,4 +264,27 @@ wrk__object_delete(struct wrk__cmd *c, struct ova_store *s, const char *obj,
 	*ret_fmt = removed != NULL ? removed->format : OVA_FMT_ABSENT;
 	*ret_removed = removed;
 	return 0;
+}
+
+int
+wrk__extract_dir_open(const struct wrk_store *ws, struct sw_err *e)
+{
+	char def[SW_PATH_MAX];
+	const char *path = ws->extract_dir;
+	int fd;
+
+	if (path == NULL) {
+		if (sw_path_fmt(def, sizeof(def), "%s/extract", ws->mount) < 0)
+			return sw_errf(e, -ENAMETOOLONG, "extract area: path too long");
+		path = def;
+	}
+	fd = sw_root_open(path, e);
+	if (fd == -ENOENT) {
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			return sw_errno(e, errno, "extract area");
+		fd = sw_root_open(path, e);
+	}
+	if (fd < 0)
+		sw_errctx(e, "extract area");
+	return fd;
 }

@@ -519,30 +519,6 @@ out:
 	return r;
 }
 
-/* ---------------------------------------------------------- extract area */
-
-int
-wrk__vc_extract_dir_open(const struct wrk_store *ws, struct sw_err *e)
-{
-	char def[SW_PATH_MAX];
-	const char *path = ws->extract_dir;
-	int fd;
-
-	if (path == NULL) {
-		if (sw_path_fmt(def, sizeof(def), "%s/extract", ws->mount) < 0)
-			return sw_errf(e, -ENAMETOOLONG, "extract area: path too long");
-		path = def;
-	}
-	fd = sw_root_open(path, e);
-	if (fd == -ENOENT) {
-		if (mkdir(path, 0755) < 0 && errno != EEXIST)
-			return sw_errno(e, errno, "extract area");
-		fd = sw_root_open(path, e);
-	}
-	if (fd < 0)
-		sw_errctx(e, "extract area");
-	return fd;
-}
 
 /* ------------------------------------------------------------ the export */
 

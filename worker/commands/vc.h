@@ -80,9 +80,6 @@ int wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto
     const char *disk, struct ova_store *s, const char *obj, struct ova_result **ret_result,
     struct sw_err *e);
 
-/* The store's extract area (created when missing). */
-int wrk__vc_extract_dir_open(const struct wrk_store *ws, struct sw_err *e);
-
 /*
  * Journal access for the sweeper: reads obj's journal (0, or SW_ENOTFOUND)
  * into the command id, the credential set name, the vCenter URL, the VM and

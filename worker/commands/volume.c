@@ -17,7 +17,8 @@
  * is removed by the redelivery or by the sweeper.  Its disks are detached
  * and moved to [ds] NAME.vmdk (NAME-1.vmdk, ... for more disks: CloudStack
  * volumes have one), then the helper VM is destroyed.  A marker in the
- * extract area records completion for redeliveries (see cv_marker_read).
+ * store's state directory records completion for redeliveries (see
+ * cv_marker_read).
  */
 #include "worker/commands/vc.h"
 
@@ -102,7 +103,7 @@ wrk__vc_extract_volume(struct wrk__cmd *c, struct sw_err *e)
 		wrk__fail(c, r, PROTO_CTX_STORE);
 		goto out;
 	}
-	xfd = wrk__vc_extract_dir_open(ws, e);
+	xfd = wrk__extract_dir_open(ws, e);
 	if (xfd < 0) {
 		r = wrk__fail(c, xfd, PROTO_CTX_STORE);
 		goto out;
@@ -146,6 +147,8 @@ out:
 #define CV_MARKER_MAX 4096
 #define CV_DSPATH_MAX 1024
 #define CV_MARKER_SUFFIX ".createvolume"
+/* Not the extract area: that one may be served for download. */
+#define CV_STATE_DIR ".snapworker/createvolume"
 
 /* Where disk k of the volume goes: "[ds] NAME.vmdk", then "[ds] NAME-K.vmdk". */
 static int
@@ -165,7 +168,7 @@ cv_final_path(const char *ds, const char *name, size_t k, char *out, size_t outs
 }
 
 /*
- * The marker: <command id>.createvolume in the store's extract area, holding
+ * The marker: <command id>.createvolume in CV_STATE_DIR of the store, holding
  * the datastore path of the volume's first disk.  Written (temporary, fsync,
  * rename) only once every disk is complete and at its final path, so a
  * redelivery that finds it answers without importing again; the folder name
@@ -485,7 +488,6 @@ int
 wrk__vc_create_volume(struct wrk__cmd *c, struct sw_err *e)
 {
 	const struct proto_args_create_volume *a = &c->cmd->args.create_volume;
-	const struct wrk_store *ws = NULL;
 	struct ova_store *s = NULL;
 	struct ova_info *info = NULL;
 	struct vmw_conn *conn = NULL;
@@ -510,7 +512,7 @@ wrk__vc_create_volume(struct wrk__cmd *c, struct sw_err *e)
 	    (int)sizeof(marker))
 		return wrk__fail_as(c, sw_errf(e, SW_EINTERNAL, "command id too long"),
 		    PROTO_ERR_INTERNAL, 0);
-	r = wrk__store_open(c, c->cmd->store.url, &s, &ws, e);
+	r = wrk__store_open(c, c->cmd->store.url, &s, NULL, e);
 	if (r < 0)
 		return r;
 	r = ova_inspect(s, a->source_path, &info, e);
@@ -528,7 +530,7 @@ wrk__vc_create_volume(struct wrk__cmd *c, struct sw_err *e)
 	if (r < 0)
 		goto out;
 	/* After the credential check: a worker without one creates nothing on the share. */
-	xfd = wrk__vc_extract_dir_open(ws, e);
+	xfd = wrk__dir_open(s, CV_STATE_DIR, 1, e);
 	if (xfd < 0) {
 		r = wrk__fail(c, xfd, PROTO_CTX_STORE);
 		goto out;
