@@ -176,12 +176,24 @@ hold(struct slot *s, struct wrk_amqp_msg *m)
 }
 
 static void
+log_block(const struct slot *s, int kind)
+{
+	if (kind == WRK_AMQP_EV_BLOCKED)
+		log_warnx("slot %u: the broker blocked publishing (resource alarm)", s->idx);
+	else
+		log_info("slot %u: the broker unblocked publishing", s->idx);
+}
+
+/* An event that arrives while the slot waits for something else. */
+static void
 on_other_event(void *ud, struct wrk_amqp_ev *ev)
 {
 	struct slot *s = ud;
 
 	if (ev->kind == WRK_AMQP_EV_DELIVERY)
 		hold(s, &ev->msg);
+	else if (ev->kind == WRK_AMQP_EV_BLOCKED || ev->kind == WRK_AMQP_EV_UNBLOCKED)
+		log_block(s, ev->kind);
 }
 
 static int
@@ -254,8 +266,7 @@ publish_final(struct slot *s, const struct wrk_outcome *out, struct sw_err *e)
 		rc = wrk_amqp_wait(s->c, PUMP_MS, -1, &ev, e);
 		if (rc < 0)
 			return rc;
-		if (ev.kind == WRK_AMQP_EV_DELIVERY)
-			hold(s, &ev.msg);
+		on_other_event(s, &ev);
 		wrk_amqp_msg_clear(&ev.msg);
 	}
 	memset(&p, 0, sizeof(p));
@@ -562,10 +573,8 @@ slot_main(void *arg)
 			s->consuming = 0;
 			break;
 		case WRK_AMQP_EV_BLOCKED:
-			log_warnx("slot %u: the broker blocked publishing (resource alarm)", s->idx);
-			break;
 		case WRK_AMQP_EV_UNBLOCKED:
-			log_info("slot %u: the broker unblocked publishing", s->idx);
+			log_block(s, ev.kind);
 			break;
 		default:
 			break;

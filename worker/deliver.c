@@ -9,6 +9,7 @@
 #include "common/io.h"
 #include "common/log.h"
 #include "proto/proto.h"
+#include "worker/cmdlock.h"
 #include "worker/config.h"
 #include "worker/log.h"
 #include "worker/running.h"
@@ -98,9 +99,19 @@ build_failed(const struct wrk_dispatch *d, const char *id, enum proto_type type,
 }
 
 static void
+on_lock_wait(void *ud)
+{
+	(void)ud;
+	log_info("another attempt of this command still runs (its worker lost the broker "
+	    "connection): waiting for it to finish");
+}
+
+static void
 run_parsed(const struct wrk_dispatch *d, struct proto_command *cmd, int64_t delivery_count,
     volatile int *cancel, struct wrk_outcome *out)
 {
+	struct wrk_cmdlock lock = WRK_CMDLOCK_INIT;
+	const struct wrk_store *store;
 	static volatile int never;
 	struct progress_ctx pc;
 	struct wrk_job job;
@@ -140,6 +151,26 @@ run_parsed(const struct wrk_dispatch *d, struct proto_command *cmd, int64_t deli
 			log_info("waited for the running copy of this command to finish");
 		held = 1;
 	}
+	/* Across workers: an attempt whose connection died may still run elsewhere. */
+	store = d->cfg != NULL && cmd->store.url != NULL ? wrk_config_store(d->cfg, cmd->store.url) :
+	    NULL;
+	if (store != NULL) {
+		rc = wrk_cmdlock_acquire(&lock, store->mount, cmd->id, job.cancel, job.deadline_ms,
+		    on_lock_wait, NULL, &e);
+		if (rc == 1) {
+			log_info("the other attempt finished; running");
+		} else if (rc == -ECANCELED || rc == -ETIMEDOUT) {
+			/* Shutdown: requeued below.  Deadline: the other attempt may still commit. */
+			out->elapsed_ms = sw_mono_ms() - t0;
+			errcode = rc == -ECANCELED ? PROTO_ERR_CANCELLED : PROTO_ERR_TIMEOUT;
+			retryable = 1;
+			goto failed;
+		} else if (rc < 0) {
+			/* The command meets the same store trouble and reports it. */
+			log_debug("running without the command lock: %s", e.msg);
+			sw_err_clear(&e);
+		}
+	}
 	rc = d->run(&job, &ev, &errcode, &retryable, &e);
 	out->elapsed_ms = sw_mono_ms() - t0;
 	if (rc >= 0) {
@@ -165,10 +196,16 @@ run_parsed(const struct wrk_dispatch *d, struct proto_command *cmd, int64_t deli
 	}
 	if (d->clear != NULL)
 		d->clear(&ev);
+	if (out->succeeded) {
+		wrk_cmdlock_release(&lock);
+		if (held)
+			wrk_running_release(d->running, cmd->id);
+		return;
+	}
+failed:
+	wrk_cmdlock_release(&lock);
 	if (held)
 		wrk_running_release(d->running, cmd->id);
-	if (out->succeeded)
-		return;
 
 	if (cancel != NULL && *cancel == WRK_CANCEL_DEADLINE) {
 		errcode = PROTO_ERR_TIMEOUT;
@@ -229,6 +266,10 @@ wrk_dispatch_run(const struct wrk_dispatch *d, const void *body, size_t len,
 	copy_str(out->id, sizeof(out->id), cmd->id);
 	copy_str(out->type, sizeof(out->type), proto_type_name(cmd->type));
 	wrk_log_set_cmd(cmd->id, out->type);
+	if (delivery_count > 0)
+		log_info("started (delivery attempt %lld)", (long long)delivery_count + 1);
+	else
+		log_info("started");
 	run_parsed(d, cmd, delivery_count, cancel, out);
 	proto_command_free(cmd);
 }

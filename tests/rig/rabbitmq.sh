@@ -5,6 +5,10 @@
 #   tests/rig/rabbitmq.sh stop DIR      clean shutdown (then kill by PID if needed)
 #   tests/rig/rabbitmq.sh restart DIR   kill -9, then start again on the same ports and data
 #
+# With RIG_TLS=1 at the first start the node also serves AMQPS on a second loopback port with a
+# certificate for DNS name "localhost" signed by a CA generated in DIR/tls; rabbitmq.env then
+# also has AMQPS_PORT, AMQPS_URL and AMQP_CACERT.
+#
 # Leaves DIR/rabbitmq.env (RABBITMQ_NODENAME, AMQP_PORT, AMQP_URL, AMQP_PASSWORD_FILE,
 # RABBITMQCTL, RABBITMQ_PID) and DIR/amqp.secret (mode 0600). Loopback only. Each node has
 # its own cookie (HOME=DIR), ports and epmd (on its own port, so two rigs, a system broker
@@ -90,7 +94,32 @@ AMQP_PASSWORD_FILE=$DIR/amqp.secret
 RABBITMQCTL="env HOME=$DIR ERL_EPMD_ADDRESS=127.0.0.1 ERL_EPMD_PORT=$EPMD_PORT RABBITMQ_CONF_ENV_FILE=$DIR/rabbitmq-env.conf $RIG_RMQ_BIN/rabbitmqctl -n $NODE"
 RABBITMQ_PID=$pid
 EOF
+	if [ -n "${AMQPS_PORT:-}" ]; then
+		cat >>"$DIR/rabbitmq.env.tmp" <<EOF
+AMQPS_PORT=$AMQPS_PORT
+AMQPS_URL=amqps://snapworker@localhost:$AMQPS_PORT/%2f
+AMQP_CACERT=$DIR/tls/ca.pem
+EOF
+	fi
 	mv "$DIR/rabbitmq.env.tmp" "$DIR/rabbitmq.env"
+}
+
+# make_tls creates (once) a CA and a server certificate for "localhost" in DIR/tls.
+make_tls() {
+	local t=$DIR/tls
+	[ -s "$t/server.pem" ] && return 0
+	mkdir -p "$t"
+	(
+		umask 077
+		openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=snapworker test CA" \
+			-keyout "$t/ca.key" -out "$t/ca.pem" 2>/dev/null &&
+		openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+			-keyout "$t/server.key" -out "$t/server.csr" 2>/dev/null &&
+		printf 'subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$t/ext" &&
+		openssl x509 -req -in "$t/server.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial \
+			-days 30 -extfile "$t/ext" -out "$t/server.pem" 2>/dev/null
+	) || die "could not create the TLS certificates"
+	chmod 0644 "$t/ca.pem" "$t/server.pem"
 }
 
 alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
@@ -122,13 +151,17 @@ start() {
 	else
 		NODE="swtest-$(printf '%s' "$DIR" | sha256sum | cut -c1-12)@localhost"
 		AMQP_PORT=$(free_port) && DIST_PORT=$(free_port) && EPMD_PORT=$(free_port) || die "no free port"
+		AMQPS_PORT=""
+		if [ "${RIG_TLS:-0}" = 1 ]; then AMQPS_PORT=$(free_port) || die "no free port"; fi
 		cat >"$STATE" <<EOF
 NODE=$NODE
 AMQP_PORT=$AMQP_PORT
 DIST_PORT=$DIST_PORT
 EPMD_PORT=$EPMD_PORT
+AMQPS_PORT=$AMQPS_PORT
 EOF
 	fi
+	[ -z "${AMQPS_PORT:-}" ] || make_tls
 	mkdir -p "$DIR/mnesia" "$DIR/log"
 	umask 077
 	if [ ! -f "$DIR/.erlang.cookie" ]; then
@@ -161,6 +194,16 @@ consumer_timeout = 21600000
 log.file.level = info
 log.console = false
 EOF
+	if [ -n "${AMQPS_PORT:-}" ]; then
+		cat >>"$DIR/rabbitmq.conf" <<EOF
+listeners.ssl.default = 127.0.0.1:$AMQPS_PORT
+ssl_options.cacertfile = $DIR/tls/ca.pem
+ssl_options.certfile = $DIR/tls/server.pem
+ssl_options.keyfile = $DIR/tls/server.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+EOF
+	fi
 	echo "[]." >"$DIR/enabled_plugins"
 	: >"$DIR/rabbitmq-env.conf" # keep /etc/rabbitmq/rabbitmq-env.conf out
 	umask 022

@@ -1,0 +1,129 @@
+#include "worker/cmdlock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/io.h"
+#include "common/path.h"
+
+#define POLL_MIN_MS 100
+#define POLL_MAX_MS 1000
+
+static void
+sleep_ms(unsigned ms)
+{
+	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* 0: locked; 1: held by another attempt; negative: error. */
+static int
+try_lock(int fd)
+{
+	struct flock fl;
+
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+		return 0;
+	return errno == EAGAIN || errno == EACCES ? 1 : -errno;
+}
+
+/* Whether name in dirfd still is the inode fd has open. */
+static int
+still_linked(int dirfd, const char *name, int fd)
+{
+	struct stat a, b;
+
+	if (fstat(fd, &a) < 0 || fstatat(dirfd, name, &b, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_nlink > 0;
+}
+
+int
+wrk_cmdlock_acquire(struct wrk_cmdlock *l, const char *mount, const char *id,
+    volatile int *cancel, uint64_t deadline_ms, wrk_cmdlock_wait_fn on_wait, void *ud,
+    struct sw_err *e)
+{
+	unsigned poll = POLL_MIN_MS;
+	int rootfd, waited = 0, r;
+
+	l->fd = -1;
+	l->dirfd = -1;
+	if ((r = sw_name_check(id, e)) < 0)
+		return r;
+	if (sw_path_fmt(l->name, sizeof(l->name), "%s.lock", id) < 0)
+		return sw_errf(e, -ENAMETOOLONG, "command id too long for a lock file");
+	if ((rootfd = sw_root_open(mount, e)) < 0)
+		return rootfd;
+	l->dirfd = sw_dir_open_beneath(rootfd, WRK_CMDLOCK_DIR, 1, 0755, e);
+	close(rootfd);
+	if (l->dirfd < 0) {
+		r = l->dirfd;
+		l->dirfd = -1;
+		return r;
+	}
+	for (;;) {
+		int fd = openat(l->dirfd, l->name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+
+		if (fd < 0) {
+			r = sw_errno(e, errno, "lock file %s/%s", WRK_CMDLOCK_DIR, l->name);
+			break;
+		}
+		r = try_lock(fd);
+		if (r == 0 && still_linked(l->dirfd, l->name, fd)) {
+			l->fd = fd;
+			return waited;
+		}
+		close(fd);
+		if (r < 0) {
+			r = sw_errno(e, -r, "locking %s/%s", WRK_CMDLOCK_DIR, l->name);
+			break;
+		}
+		if (r == 0)
+			continue;       /* got a released holder's unlinked inode: at once again */
+		if (!waited && on_wait != NULL)
+			on_wait(ud);
+		waited = 1;
+		if (cancel != NULL && *cancel) {
+			r = sw_errf(e, -ECANCELED, "cancelled while another attempt of the command ran");
+			break;
+		}
+		if (deadline_ms != 0 && sw_mono_ms() >= deadline_ms) {
+			r = sw_errf(e, -ETIMEDOUT, "another attempt of the command still runs (lock %s/%s held)",
+			    WRK_CMDLOCK_DIR, l->name);
+			break;
+		}
+		sleep_ms(poll);
+		if (poll < POLL_MAX_MS)
+			poll *= 2;
+	}
+	close(l->dirfd);
+	l->dirfd = -1;
+	return r;
+}
+
+void
+wrk_cmdlock_release(struct wrk_cmdlock *l)
+{
+	if (l == NULL)
+		return;
+	if (l->fd >= 0) {
+		/* Unlink while still holding it: a waiter then locks a dead inode and retries. */
+		(void)unlinkat(l->dirfd, l->name, 0);
+		close(l->fd);
+		l->fd = -1;
+	}
+	if (l->dirfd >= 0) {
+		close(l->dirfd);
+		l->dirfd = -1;
+	}
+}

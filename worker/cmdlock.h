@@ -1,0 +1,53 @@
+/*
+ * A lock per command id on the command's store, shared by every worker that
+ * mounts it: <mount>/.snapworker/running/<id>.lock held with an open file
+ * description lock (fcntl F_OFD_SETLK, NFSv4 byte-range lock on a share) for
+ * as long as one attempt of the command runs.
+ *
+ * Why: a worker whose connection missed heartbeats (or was cut) keeps running
+ * its command while the broker hands the same command to another worker.  The
+ * second attempt must not run beside the first (both would write the same
+ * object's temporaries); it waits for the lock, then finds the committed
+ * output and answers from it.  A crashed worker's lock goes with its process
+ * (or, on NFS, with its host's lease), so nothing has to expire it by age.
+ *
+ * The holder unlinks the file before it unlocks; a waiter that then gets the
+ * lock on the unlinked inode notices (the path names another inode or none)
+ * and tries again, so at most one attempt ever holds the live file.
+ */
+#ifndef WRK_CMDLOCK_H
+#define WRK_CMDLOCK_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+
+#define WRK_CMDLOCK_DIR ".snapworker/running"
+
+struct wrk_cmdlock {
+	int fd;                 /* -1 when not held */
+	int dirfd;
+	char name[96];
+};
+
+#define WRK_CMDLOCK_INIT { -1, -1, "" }
+
+/* Called once when the lock is found held by another attempt. */
+typedef void (*wrk_cmdlock_wait_fn)(void *ud);
+
+/*
+ * Takes the lock of command id under store mount.  Waits while another
+ * attempt holds it, polling until *cancel becomes non-zero (-ECANCELED) or
+ * the monotonic clock passes deadline_ms (-ETIMEDOUT; 0: no deadline).
+ * Returns 0 when taken at once, 1 after waiting, another negative code when
+ * the lock directory cannot be used (e.g. a read-only or missing mount: the
+ * caller may then run unlocked and let the command report the store error).
+ */
+int wrk_cmdlock_acquire(struct wrk_cmdlock *l, const char *mount, const char *id,
+    volatile int *cancel, uint64_t deadline_ms, wrk_cmdlock_wait_fn on_wait, void *ud,
+    struct sw_err *e);
+
+/* Removes the lock file and unlocks; safe on a lock that is not held. */
+void wrk_cmdlock_release(struct wrk_cmdlock *l);
+
+#endif
