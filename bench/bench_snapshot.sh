@@ -61,7 +61,7 @@ password_file = $T/vc.secret
 thumbprint = $VCSIM_THUMBPRINT
 EOF
 start_worker() {
-	SW_SWEEP_INTERVAL=0 "$SW" run -c "$T/w.conf" 2>"$T/w$1.log" &
+	SNAPWORKER_SWEEP_INTERVAL=0 "$SW" run -c "$T/w.conf" 2>"$T/w$1.log" &
 	wpids+=($!)
 	wpid=$!
 }

@@ -133,7 +133,7 @@ static int
 valid_section(const char *s)
 {
 	return strcmp(s, "worker") == 0 || strcmp(s, "amqp") == 0 || strcmp(s, "store") == 0 ||
-	    strcmp(s, "download") == 0 || strcmp(s, "metrics") == 0 ||
+	    strcmp(s, "download") == 0 || strcmp(s, "metrics") == 0 || strcmp(s, "sweep") == 0 ||
 	    strncmp(s, "vcenter ", 8) == 0;
 }
 
@@ -324,7 +324,7 @@ env_prefix(const char *section, char *out, size_t outsz)
 static int
 apply_env(struct wrk_config *cfg, struct entries *es, char *const *envp, struct sw_err *e)
 {
-	static const char *const fixed[] = { "worker", "amqp", "store", "download", "metrics" };
+	static const char *const fixed[] = { "worker", "amqp", "store", "download", "metrics", "sweep" };
 	char sections[CFG_LIST_MAX + 5][CFG_NAME_MAX + 16];
 	size_t nsec = 0, i, j;
 	int rc;
@@ -936,6 +936,36 @@ interpret_metrics(struct wrk_config *cfg, struct entry *x, const char *where, st
 }
 
 static int
+interpret_sweep(struct wrk_config *cfg, struct entry *x, const char *where, struct sw_err *e)
+{
+	uint64_t v;
+
+	if (strcmp(x->key, "max_age") == 0) {
+		/* 0 (everything not running in this process) is for test rigs. */
+		if (sw_parse_duration(x->value, 100ull * 365 * 86400, &v) < 0)
+			return sw_errf(e, SW_EFORMAT, "%s: max_age must be a duration "
+			    "(e.g. 6h10m; longer than the longest command deadline)", where);
+		cfg->sweep_max_age_s = v;
+		return 0;
+	}
+	if (strcmp(x->key, "interval") == 0) {
+		if (sw_parse_duration(x->value, 30ull * 86400, &v) < 0)
+			return sw_errf(e, SW_EFORMAT, "%s: interval must be a duration up to 30d "
+			    "(0 disables the daemon's sweeper)", where);
+		cfg->sweep_interval_s = (unsigned)v;
+		return 0;
+	}
+	if (strcmp(x->key, "journal_stale") == 0) {
+		if (sw_parse_duration(x->value, 86400, &v) < 0 || v == 0)
+			return sw_errf(e, SW_EFORMAT, "%s: journal_stale must be a duration from 1s to 1d",
+			    where);
+		cfg->journal_stale_s = (unsigned)v;
+		return 0;
+	}
+	return sw_errf(e, SW_EFORMAT, "%s: unknown key '%s' in [sweep]", where, x->key);
+}
+
+static int
 set_defaults(struct wrk_config *cfg, struct sw_err *e)
 {
 	char host[256], name[CFG_NAME_MAX + 1];
@@ -946,6 +976,9 @@ set_defaults(struct wrk_config *cfg, struct sw_err *e)
 	cfg->delivery_limit = 5;
 	cfg->download_max_size = (uint64_t)1 << 40;
 	cfg->download_max_redirects = 5;
+	cfg->sweep_max_age_s = 6u * 3600u + 600u;
+	cfg->sweep_interval_s = 3600u;
+	cfg->journal_stale_s = 300u;
 	if (gethostname(host, sizeof(host)) < 0)
 		(void)snprintf(host, sizeof(host), "snapworker");
 	host[sizeof(host) - 1] = '\0';
@@ -1030,6 +1063,8 @@ wrk_config_load(const char *path, char *const *envp, struct wrk_config **ret,
 			rc = interpret_download(cfg, x, where, e);
 		else if (strcmp(x->section, "metrics") == 0)
 			rc = interpret_metrics(cfg, x, where, e);
+		else if (strcmp(x->section, "sweep") == 0)
+			rc = interpret_sweep(cfg, x, where, e);
 		else
 			rc = sw_errf(e, SW_EFORMAT, "%s: unknown section [%s]", where, x->section);
 		if (rc < 0)

@@ -81,6 +81,11 @@ struct wrk_config {
 
 	/* [metrics] */
 	char *metrics_listen;       /* NULL: no endpoint */
+
+	/* [sweep] */
+	uint64_t sweep_max_age_s;   /* worker VMs, journals, debris older than this are removed (6h10m) */
+	unsigned sweep_interval_s;  /* the daemon sweeps at start, then this often (1h); 0: never */
+	unsigned journal_stale_s;   /* a journal untouched this long is a dead attempt's (300 s) */
 };
 
 /*

@@ -614,14 +614,11 @@ sweeper_start(const struct wrk_config *cfg, struct wrk_running *running)
 {
 	struct wrk_sweeper *sw = NULL;
 	struct wrk_sweep_opts so;
-	unsigned every = 0;
+	unsigned every = cfg->sweep_interval_s;
 	struct sw_err e;
 
 	memset(&so, 0, sizeof(so));
-	if (wrk_sweep_env(&so.max_age_s, &every, &e) < 0) {
-		log_warnx("sweeper disabled: %s", e.msg);
-		return NULL;
-	}
+	so.max_age_s = cfg->sweep_max_age_s;
 	if (every == 0)
 		return NULL;
 	so.is_running = sweep_is_running;

@@ -348,7 +348,6 @@ cmd_sweep(const char *cfgpath, int text, int dry_run, const char *older)
 	struct wrk_sweep_stats st;
 	struct sigaction sa;
 	struct sw_err e;
-	unsigned every;
 	int rc;
 
 	if (load_config(cfgpath, 0, &cfg) < 0)
@@ -358,9 +357,9 @@ cmd_sweep(const char *cfgpath, int text, int dry_run, const char *older)
 		return 2;
 	}
 	memset(&so, 0, sizeof(so));
-	if (wrk_sweep_env(&so.max_age_s, &every, &e) < 0 ||
-	    (older != NULL && sw_parse_duration(older, 100ull * 365 * 86400, &so.max_age_s) < 0)) {
-		fprintf(stderr, "snapworker: sweep: --older-than / SW_SWEEP_MAX_AGE: not a duration\n");
+	so.max_age_s = cfg->sweep_max_age_s;
+	if (older != NULL && sw_parse_duration(older, 100ull * 365 * 86400, &so.max_age_s) < 0) {
+		fprintf(stderr, "snapworker: sweep: --older-than: not a duration\n");
 		wrk_config_free(cfg);
 		return 2;
 	}

@@ -392,21 +392,6 @@ wrk_sweep_run(const struct wrk_config *cfg, const struct wrk_sweep_opts *o,
 
 /* -------------------------------------------------------------- thread */
 
-int
-wrk_sweep_env(uint64_t *ret_max_age_s, unsigned *ret_interval_s, struct sw_err *e)
-{
-	const char *a = getenv("SW_SWEEP_MAX_AGE"), *i = getenv("SW_SWEEP_INTERVAL");
-	uint64_t age = WRK_SWEEP_DEFAULT_AGE, every = WRK_SWEEP_DEFAULT_EVERY;
-
-	if (a != NULL && a[0] != '\0' && sw_parse_duration(a, 100ull * 365 * 86400, &age) < 0)
-		return sw_errf(e, -EINVAL, "SW_SWEEP_MAX_AGE: not a duration");
-	if (i != NULL && i[0] != '\0' && sw_parse_duration(i, 30ull * 86400, &every) < 0)
-		return sw_errf(e, -EINVAL, "SW_SWEEP_INTERVAL: not a duration");
-	*ret_max_age_s = age;
-	*ret_interval_s = (unsigned)every;
-	return 0;
-}
-
 struct wrk_sweeper {
 	const struct wrk_config *cfg;
 	struct wrk_sweep_opts o;

@@ -57,14 +57,6 @@ int wrk_sweep_run(const struct wrk_config *cfg, const struct wrk_sweep_opts *o,
     struct wrk_sweep_stats *ret_stats, volatile int *cancel, struct sw_err *e);
 
 /*
- * The operator's knobs until the configuration has a [sweep] section:
- * SW_SWEEP_MAX_AGE (a duration, default WRK_SWEEP_DEFAULT_AGE) and
- * SW_SWEEP_INTERVAL (default WRK_SWEEP_DEFAULT_EVERY; 0 disables the
- * daemon's sweeper).
- */
-int wrk_sweep_env(uint64_t *ret_max_age_s, unsigned *ret_interval_s, struct sw_err *e);
-
-/*
  * The daemon's sweeper thread: one sweep at start, then every interval_s.
  * Stop joins it (cancelling a sweep in progress); NULL is fine.
  */

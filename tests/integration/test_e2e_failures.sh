@@ -103,7 +103,7 @@ mkdir -p "$STORE/snapshots/5/8/$id"
 printf 'command=%s\ncredentials=vc1\nurl=%s\nvm=vm-0\nsnapshot=\n' "$id" "$VCSIM_URL" \
     >"$STORE/snapshots/5/8/$id/$id~vcenter.part"
 t0=$(date +%s%N)
-SW_JOURNAL_STALE=3s "$SW" run-once -c "$conf" "$tmp/f7.json" >"$tmp/f7.out" 2>"$tmp/f7.log"
+SNAPWORKER_SWEEP_JOURNAL_STALE=3s "$SW" run-once -c "$conf" "$tmp/f7.json" >"$tmp/f7.out" 2>"$tmp/f7.log"
 t1=$(date +%s%N)
 check "fresh journal: the command waited for it to go stale ($(( (t1 - t0) / 1000000 )) ms)" \
     [ $(( (t1 - t0) / 1000000 )) -ge 2000 ]
@@ -156,7 +156,7 @@ not_clean() { ! rig_clean; }
 check "and leftovers in the simulator (worker VM and VM snapshot)" not_clean
 check "and no committed object" [ ! -e "$jdir/$id.ova.meta" ]
 # The killed attempt's journal is fresh: the new worker waits until it is stale (2 s here).
-SW_JOURNAL_STALE=2s e2e_worker "$conf" w2
+SNAPWORKER_SWEEP_JOURNAL_STALE=2s e2e_worker "$conf" w2
 w2=$wpid
 wait "$kctl"
 check "restarted worker completes the command" evtrue "$tmp/k.out" \
@@ -202,7 +202,7 @@ snap=$("${VMW[@]}" snapshot-create --vm "$VCSIM_VM" --name s2 | awk '/^snapshot:
 wk=$("${VMW[@]}" worker-create --vm "$VCSIM_VM" --snapshot "$snap" --disk "$disk1" --name old-worker-2 \
     --tag 21111111-2222-4333-8444-555555555555 | awk '/^worker:/{print $2}')
 "${VMW[@]}" snapshot-remove --snapshot "$snap" >/dev/null 2>&1
-SW_SWEEP_MAX_AGE=0s e2e_worker "$conf" w3
+SNAPWORKER_SWEEP_MAX_AGE=0s e2e_worker "$conf" w3
 gone() { local i; for i in $(seq 100); do ! "${VMW[@]}" worker-list | grep -q old-worker-2 && return 0; sleep 0.1; done; return 1; }
 check "a starting daemon destroys leftover worker VMs" gone
 logged() { local i; for i in $(seq 50); do grep -q "sweep: destroyed worker VM" "$tmp/w3.log" && return 0; sleep 0.1; done; return 1; }

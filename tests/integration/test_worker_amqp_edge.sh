@@ -16,16 +16,12 @@ build=${SW_BUILD:-$here/build}
 SW=$build/bin/snapworker
 CTL=$build/bin/snapctl
 OVS=$build/bin/ovastore
-pass=0
-fail=0
-pids=()
+# shellcheck source=tests/integration/worker_lib.sh
+. "$here/tests/integration/worker_lib.sh"
 tmp=$(mktemp -d /tmp/swedge.XXXXXX)
 rmq=$tmp/rmq
 http_pid=""
 
-ok() { echo "ok   - $*"; pass=$((pass + 1)); }
-nok() { echo "FAIL - $*"; fail=$((fail + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else nok "$what"; fi; }
 
 cleanup() {
 	local p
@@ -120,29 +116,8 @@ nfs://10.0.0.5/export/secondary = $tmp/store
 allow = 127.0.0.0/8
 EOF
 }
-start_worker() { # CONF LOG NAME
-	SNAPWORKER_WORKER_NAME=$3 "$SW" run -c "$1" 2>"$2" &
-	wpid=$!
-	pids+=("$wpid")
-}
-uuid() { cat /proc/sys/kernel/random/uuid; }
-delete_cmd() {
-	printf '{"version":1,"id":"%s","type":"DeleteSnapshot","store":{"url":"nfs://10.0.0.5/export/secondary"},"args":{"path":"snapshots/1/2/%s/%s"}}' "$1" "$1" "$1"
-}
 register_cmd() { # id url-path template-id
 	printf '{"version":1,"id":"%s","type":"RegisterTemplate","store":{"url":"nfs://10.0.0.5/export/secondary"},"args":{"url":"http://127.0.0.1:%s/%s","account_id":2,"template_id":%s}}' "$1" "$HTTP_PORT" "$2" "$3"
-}
-queue_line() { "$CTL" -c "$conf" status 2>/dev/null | grep "^$1 "; }
-consumers() { queue_line "$1" | awk '{print $3}'; }
-wait_consumers() { # queue n
-	local i
-	for i in $(seq 150); do [ "$(consumers "$1")" = "$2" ] && return 0; sleep 0.1; done
-	return 1
-}
-wait_grep() { # seconds pattern file
-	local i
-	for i in $(seq $(($1 * 10))); do grep -q "$2" "$3" 2>/dev/null && return 0; sleep 0.1; done
-	return 1
 }
 conf=$tmp/w.conf
 write_conf "$conf" "$AMQPS_URL" "$AMQP_CACERT"

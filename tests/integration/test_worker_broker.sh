@@ -11,15 +11,11 @@ here=$(cd "$(dirname "$0")/../.." && pwd)
 build=${SW_BUILD:-$here/build}
 SW=$build/bin/snapworker
 CTL=$build/bin/snapctl
-pass=0
-fail=0
-pids=()
+# shellcheck source=tests/integration/worker_lib.sh
+. "$here/tests/integration/worker_lib.sh"
 tmp=$(mktemp -d /tmp/swwrk.XXXXXX)
 own_broker=""
 
-ok() { echo "ok   - $*"; pass=$((pass + 1)); }
-nok() { echo "FAIL - $*"; fail=$((fail + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else nok "$what"; fi; }
 
 cleanup() {
 	local p
@@ -90,32 +86,10 @@ allow = 127.0.0.0/8
 EOF
 }
 
-# start_worker CONF LOG NAME: starts a worker, records its PID in $wpid.
-start_worker() {
-	SNAPWORKER_WORKER_NAME=$3 "$SW" run -c "$1" 2>"$2" &
-	wpid=$!
-	pids+=("$wpid")
-}
-
-uuid() { cat /proc/sys/kernel/random/uuid; }
-
-delete_cmd() {
-	printf '{"version":1,"id":"%s","type":"DeleteSnapshot","store":{"url":"nfs://10.0.0.5/export/secondary"},"args":{"path":"snapshots/1/2/%s/%s"}}' "$1" "$1" "$1"
-}
 slow_cmd() { # id seconds
 	printf '{"version":1,"id":"%s","type":"RegisterTemplate","store":{"url":"nfs://10.0.0.5/export/secondary"},"args":{"url":"http://127.0.0.1:%s/slow/%s","account_id":2,"template_id":7}}' "$1" "$HTTP_PORT" "$2"
 }
 
-# consumers QUEUE: consumer count through a passive declare (immediate, unlike list_queues).
-queue_line() { "$CTL" -c "$conf" --password-file "$PW_FILE" status 2>/dev/null | grep "^$1 "; }
-consumers() { queue_line "$1" | awk '{print $3}'; }
-ready() { queue_line "$1" | awk '{print $2}'; }
-
-wait_consumers() { # queue n
-	local i
-	for i in $(seq 100); do [ "$(consumers "$1")" = "$2" ] && return 0; sleep 0.1; done
-	return 1
-}
 
 conf=$tmp/w.conf
 write_conf "$conf" "$AMQP_URL" "$PW_FILE" 1 30

@@ -76,6 +76,9 @@ test_defaults(void **state)
 	assert_non_null(strchr(cfg->name, ':'));   /* hostname:pid */
 	assert_null(cfg->amqp_password);
 	assert_true(cfg->download_max_size == (uint64_t)1 << 40);
+	assert_true(cfg->sweep_max_age_s == 6 * 3600 + 600);
+	assert_int_equal(cfg->sweep_interval_s, 3600);
+	assert_int_equal(cfg->journal_stale_s, 300);
 	wrk_config_free(cfg);
 }
 
@@ -101,7 +104,8 @@ test_full(void **state)
 	    "nfs://10.0.0.6/x = /mnt/secondary/2\n"
 	    "[vcenter vc1]\nurl = https://vc1.example.org/sdk https://vc1b.example.org/sdk\n"
 	    "user = administrator@vsphere.local\npassword_file = %s\ninsecure = true\n"
-	    "[download]\nallow = 127.0.0.0/8 ::1\nmax_size = 10G\n",
+	    "[download]\nallow = 127.0.0.0/8 ::1\nmax_size = 10G\n"
+	    "[sweep]\nmax_age = 12h\ninterval = 0\njournal_stale = 2m\n",
 	    amqp_pw, vc_pw);
 	p = write_file("full.conf", conf, 0644);
 	assert_int_equal(wrk_config_load(p, noenv, &cfg, &e), 0);
@@ -130,6 +134,9 @@ test_full(void **state)
 	assert_int_equal(cfg->allow[0].prefix, 8);
 	assert_int_equal(cfg->allow[1].prefix, 128);
 	assert_true(cfg->download_max_size == (uint64_t)10 << 30);
+	assert_true(cfg->sweep_max_age_s == 12 * 3600);
+	assert_int_equal(cfg->sweep_interval_s, 0);
+	assert_int_equal(cfg->journal_stale_s, 120);
 	wrk_config_free(cfg);
 }
 
@@ -166,6 +173,10 @@ test_errors(void **state)
 	expect_error("[store]\nnfs://x/y = relative\n", noenv, "absolute");
 	expect_error("[vcenter vc1]\nurl = https://a/sdk\nuser = u\n", noenv, "needs password_file");
 	expect_error("[download]\nallow = 10.0.0.0/33\n", noenv, "bad network");
+	expect_error("[sweep]\nmax_age = soon\n", noenv, "bad.conf:2: max_age must be a duration");
+	expect_error("[sweep]\ninterval = 31d\n", noenv, "interval must be");
+	expect_error("[sweep]\njournal_stale = 0\n", noenv, "journal_stale must be");
+	expect_error("[sweep]\nevery = 1h\n", noenv, "unknown key 'every' in [sweep]");
 	expect_error("[worker]\n", badenv, "SNAPWORKER_NOPE_X");
 	expect_error("[worker]\n", badjobs, "environment SNAPWORKER_WORKER_JOBS");
 }
@@ -188,11 +199,13 @@ test_env_override(void **state)
 	(void)snprintf(pwvar, sizeof(pwvar), "SNAPWORKER_VCENTER_LAB_1_PASSWORD_FILE=%s", vc_pw2);
 	{
 		char *const env[] = { "SNAPWORKER_WORKER_JOBS=4", "SNAPWORKER_AMQP_HEARTBEAT=5",
+		    "SNAPWORKER_SWEEP_JOURNAL_STALE=3s",
 		    "SNAPWORKER_WORKER_NAME=w9", pwvar, "PATH=/bin", NULL };
 		assert_int_equal(wrk_config_load(p, env, &cfg, &e), 0);
 	}
 	assert_int_equal(cfg->jobs, 4);
 	assert_int_equal(cfg->heartbeat, 5);
+	assert_int_equal(cfg->journal_stale_s, 3);
 	assert_string_equal(cfg->name, "w9");
 	assert_string_equal(wrk_config_vcenter(cfg, "lab-1")->password, "two");
 	wrk_config_free(cfg);

@@ -414,14 +414,11 @@ wrk_vc_journal_undo(struct vmw_conn *conn, const struct wrk_vc_journal *j, struc
 
 /* How long a journal may go untouched before its attempt counts as dead. */
 static unsigned
-journal_stale_s(void)
+journal_stale_s(const struct wrk__cmd *c)
 {
-	const char *v = getenv("SW_JOURNAL_STALE");
-	uint64_t s = JOURNAL_STALE_S;
+	const struct wrk_config *cfg = c->job->cfg;
 
-	if (v != NULL && v[0] != '\0' && sw_parse_duration(v, 86400, &s) < 0)
-		s = JOURNAL_STALE_S;
-	return (unsigned)s;
+	return cfg != NULL && cfg->journal_stale_s != 0 ? cfg->journal_stale_s : JOURNAL_STALE_S;
 }
 
 /* The running attempt's heartbeat: the journal's mtime. */
@@ -448,7 +445,7 @@ journal_abandon(int dfd, const char *file)
 static int
 journal_wait_stale(struct wrk__cmd *c, int dfd, const char *file, struct sw_err *e)
 {
-	unsigned stale = journal_stale_s();
+	unsigned stale = journal_stale_s(c);
 	struct timespec ts = { 0, 250 * 1000000L };
 	struct stat st;
 	int logged = 0, r;

@@ -63,7 +63,7 @@ void wrk__vc_progress(void *ud, uint64_t bytes, int percent);
  * Removes what an earlier, interrupted attempt of this command left in
  * vCenter: the VM snapshot its journal names (obj's NAME~vcenter.part in s)
  * and every worker VM tagged with the command id.  A journal touched within
- * the last SW_JOURNAL_STALE (default 300 s; the running attempt touches it
+ * the last [sweep] journal_stale (default 300 s; the running attempt touches it
  * every 10 s of transfer) belongs to an attempt still at work elsewhere:
  * this waits for it, and returns 1 when it finished meanwhile (look at the
  * store again).  Errors other than "already gone" are returned.

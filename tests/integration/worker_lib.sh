@@ -1,0 +1,44 @@
+# shellcheck shell=bash
+# Shared by tests/integration/test_worker_*.sh (sourced; not executable, so
+# the runner does not run it): checks and counters, workers started and
+# recorded in pids[] (the caller stops them by PID), command builders and
+# broker queries through snapctl.  The caller sets SW, CTL, conf (the
+# snapctl/worker config) and optionally PW_FILE.
+pass=0
+fail=0
+pids=()
+
+ok() { echo "ok   - $*"; pass=$((pass + 1)); }
+nok() { echo "FAIL - $*"; fail=$((fail + 1)); }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else nok "$what"; fi; }
+
+# start_worker CONF LOG NAME: starts a worker, records its PID in $wpid.
+start_worker() {
+	SNAPWORKER_WORKER_NAME=$3 "$SW" run -c "$1" 2>"$2" &
+	wpid=$!
+	pids+=("$wpid")
+}
+
+uuid() { cat /proc/sys/kernel/random/uuid; }
+
+# A DeleteSnapshot of an absent object: succeeds at once, touches nothing.
+delete_cmd() {
+	printf '{"version":1,"id":"%s","type":"DeleteSnapshot","store":{"url":"nfs://10.0.0.5/export/secondary"},"args":{"path":"snapshots/1/2/%s/%s"}}' "$1" "$1" "$1"
+}
+
+# queue_line QUEUE: "name ready unacked consumers" from snapctl status.
+queue_line() { "$CTL" -c "$conf" ${PW_FILE:+--password-file "$PW_FILE"} status 2>/dev/null | grep "^$1 "; }
+consumers() { queue_line "$1" | awk '{print $3}'; }
+ready() { queue_line "$1" | awk '{print $2}'; }
+
+wait_consumers() { # queue n
+	local i
+	for i in $(seq 150); do [ "$(consumers "$1")" = "$2" ] && return 0; sleep 0.1; done
+	return 1
+}
+
+wait_grep() { # seconds pattern file
+	local i
+	for i in $(seq $(($1 * 10))); do grep -q "$2" "$3" 2>/dev/null && return 0; sleep 0.1; done
+	return 1
+}
