@@ -23,6 +23,7 @@
 #include "common/path.h"
 #include "ovastore/ovastore.h"
 #include "vmware/vmware.h"
+#include "worker/cmdlock.h"
 #include "worker/commands/vc.h"
 #include "worker/config.h"
 
@@ -338,6 +339,63 @@ sweep_tree(struct sweep *sw, struct ova_store *s, int dfd, const char *rel, unsi
 	free(parts);
 }
 
+/*
+ * The worker's own state in a store (.snapworker/): CreateVolume markers
+ * older than max_age (their redeliveries are long over) and lock files of
+ * attempts that crashed (older than max_age and not locked: removed while
+ * holding the lock, as a releasing holder does).
+ */
+static void
+sweep_state_dir(struct sweep *sw, int rootfd, const char *rel, const char *suffix, int locks)
+{
+	struct dirent *de;
+	struct flock fl;
+	struct stat st;
+	unsigned n = 0;
+	DIR *d;
+	int dfd, fd;
+
+	dfd = sw_dir_open_beneath(rootfd, rel, 0, 0, NULL);
+	if (dfd < 0)
+		return;
+	d = fdopendir(dfd);
+	if (d == NULL) {
+		close(dfd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL && n++ < DIR_MAX_ENTRIES && !stopped(sw)) {
+		if (!ends_with(de->d_name, suffix) || strlen(de->d_name) == strlen(suffix))
+			continue;
+		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+		    sw->now - (int64_t)st.st_mtime < (int64_t)sw->o->max_age_s)
+			continue;
+		if (sw->o->dry_run) {
+			report(sw, "would remove %s/%s", rel, de->d_name);
+			continue;
+		}
+		if (!locks) {
+			if (unlinkat(dfd, de->d_name, 0) == 0) {
+				sw->st.debris_removed++;
+				report(sw, "removed %s/%s", rel, de->d_name);
+			}
+			continue;
+		}
+		fd = openat(dfd, de->d_name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		memset(&fl, 0, sizeof(fl));
+		fl.l_type = F_WRLCK;
+		fl.l_whence = SEEK_SET;
+		/* Locked: an attempt still runs, however old the file. */
+		if (fcntl(fd, F_OFD_SETLK, &fl) == 0 && unlinkat(dfd, de->d_name, 0) == 0) {
+			sw->st.debris_removed++;
+			report(sw, "removed %s/%s (its attempt is gone)", rel, de->d_name);
+		}
+		close(fd);
+	}
+	closedir(d);
+}
+
 static void
 sweep_store(struct sweep *sw, const struct wrk_store *ws)
 {
@@ -359,6 +417,10 @@ sweep_store(struct sweep *sw, const struct wrk_store *ws)
 			continue;
 		sweep_tree(sw, s, fd, tops[i], 1);
 		close(fd);
+	}
+	if (!stopped(sw)) {
+		sweep_state_dir(sw, ova_store_fd(s), WRK_VC_CV_STATE_DIR, WRK_VC_CV_MARKER_SUFFIX, 0);
+		sweep_state_dir(sw, ova_store_fd(s), WRK_CMDLOCK_DIR, ".lock", 1);
 	}
 	ova_store_close(s);
 }

@@ -12,6 +12,8 @@
  *    with ova_debris_remove(), never an object with a younger .part file (a
  *    write in progress).  Only snapshots/, template/ and volumes/ are walked,
  *    at most WRK_SWEEP_MAX_DEPTH levels, never following symbolic links.
+ *    In .snapworker/: CreateVolume markers and lock files of crashed
+ *    attempts older than max_age (a lock file still locked is never removed).
  *
  * "No longer running anywhere" cannot be known across workers; age is the
  * criterion: max_age should be at least the longest command deadline in use

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "tests/fixtures/commands/fixtures.h"
+#include "worker/cmdlock.h"
 #include "worker/sweep.h"
 
 #define DIR1 "snapshots/2/13/u1"
@@ -157,6 +158,49 @@ test_debris_rules(void **state)
 	assert_int_equal(st.debris_removed, 0);
 }
 
+/* .snapworker/: old CreateVolume markers and crashed attempts' lock files go; held locks stay. */
+static void
+test_state_dir(void **state)
+{
+	struct fx_env *x = *state;
+	struct wrk_cmdlock held = WRK_CMDLOCK_INIT;
+	struct wrk_sweep_stats st;
+	struct timeval tv[2];
+	char path[1024];
+	struct lines l;
+
+	mk(x, ".snapworker/createvolume/11111111-1111-4111-8111-111111111111.createvolume", 7200);
+	mk(x, ".snapworker/createvolume/22222222-2222-4222-8222-222222222222.createvolume", 60);
+	mk(x, ".snapworker/createvolume/notes.txt", 7200);
+	mk(x, ".snapworker/running/33333333-3333-4333-8333-333333333333.lock", 7200);
+	mk(x, ".snapworker/running/44444444-4444-4444-8444-444444444444.lock", 60);
+	/* An attempt that has run for two hours and still holds its lock. */
+	assert_int_equal(wrk_cmdlock_acquire(&held, x->mount[0],
+	    "55555555-5555-4555-8555-555555555555", NULL, 0, NULL, NULL, NULL), 0);
+	snprintf(path, sizeof(path), "%s/.snapworker/running/%s.lock", x->mount[0],
+	    "55555555-5555-4555-8555-555555555555");
+	gettimeofday(&tv[0], NULL);
+	tv[0].tv_sec -= 7200;
+	tv[1] = tv[0];
+	assert_int_equal(utimes(path, tv), 0);
+
+	assert_int_equal(sweep(x, 1, &st, &l), 0);
+	assert_int_equal(st.debris_removed, 0);
+	assert_true(there(x, ".snapworker/createvolume/11111111-1111-4111-8111-111111111111.createvolume"));
+
+	assert_int_equal(sweep(x, 0, &st, &l), 0);
+	assert_int_equal(st.errors, 0);
+	assert_int_equal(st.debris_removed, 2);
+	assert_false(there(x, ".snapworker/createvolume/11111111-1111-4111-8111-111111111111.createvolume"));
+	assert_true(there(x, ".snapworker/createvolume/22222222-2222-4222-8222-222222222222.createvolume"));
+	assert_true(there(x, ".snapworker/createvolume/notes.txt"));
+	assert_false(there(x, ".snapworker/running/33333333-3333-4333-8333-333333333333.lock"));
+	assert_true(there(x, ".snapworker/running/44444444-4444-4444-8444-444444444444.lock"));
+	assert_true(there(x, ".snapworker/running/55555555-5555-4555-8555-555555555555.lock"));
+	wrk_cmdlock_release(&held);
+	assert_false(there(x, ".snapworker/running/55555555-5555-4555-8555-555555555555.lock"));
+}
+
 static void
 test_symlinks_not_followed(void **state)
 {
@@ -236,6 +280,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_debris_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_symlinks_not_followed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_unknown_credentials, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancelled, setup, teardown),

@@ -31,6 +31,9 @@
 
 /* The journal's suffix after NAME (see above). */
 #define WRK_VC_JOURNAL_SUFFIX "~vcenter.part"
+/* CreateVolume's completion markers: <state dir>/<command id><suffix> in the store. */
+#define WRK_VC_CV_STATE_DIR     ".snapworker/createvolume"
+#define WRK_VC_CV_MARKER_SUFFIX ".createvolume"
 
 /*
  * Connects and logs in with credential set vc to url, which the caller has

@@ -146,9 +146,9 @@ out:
 /* Bounds of the marker file and of one datastore path in it. */
 #define CV_MARKER_MAX 4096
 #define CV_DSPATH_MAX 1024
-#define CV_MARKER_SUFFIX ".createvolume"
+#define CV_MARKER_SUFFIX WRK_VC_CV_MARKER_SUFFIX
 /* Not the extract area: that one may be served for download. */
-#define CV_STATE_DIR ".snapworker/createvolume"
+#define CV_STATE_DIR WRK_VC_CV_STATE_DIR
 
 /* Where disk k of the volume goes: "[ds] NAME.vmdk", then "[ds] NAME-K.vmdk". */
 static int
