@@ -933,8 +933,9 @@ wrk_amqp_wait(struct wrk_amqp *c, int timeout_ms, int wake_fd, struct wrk_amqp_e
 				case AMQP_CHANNEL_CLOSE_METHOD: {
 					amqp_channel_close_t *m = f.payload.method.decoded;
 					amqp_channel_close_ok_t ok = { 0 };
-					rc = sw_errf(e, SW_ENET, "broker closed the channel: %u %.*s",
-					    m->reply_code, (int)m->reply_text.len,
+					/* 404: a missing exchange or queue, not a network fault. */
+					rc = sw_errf(e, m->reply_code == 404 ? SW_ENOTFOUND : SW_ENET,
+					    "broker closed the channel: %u %.*s", m->reply_code, (int)m->reply_text.len,
 					    (const char *)m->reply_text.bytes);
 					(void)amqp_send_method(c->conn, CHAN, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
 					c->ok = 0;

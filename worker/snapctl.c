@@ -51,6 +51,8 @@ struct target {
 	char exchange[128];
 	char events[128];
 	char dead[128];
+	char dlx[128];
+	unsigned delivery_limit;
 	char zones[16][72];
 	size_t nzones;
 };
@@ -62,9 +64,12 @@ usage(FILE *f)
 	    "usage: snapctl [-c FILE | --amqp-url URL] [--password-file FILE] submit [--wait]\n"
 	    "               [--timeout S] [--count N] [--zone Z] COMMAND.json|-\n"
 	    "       snapctl [-c FILE | --amqp-url URL] [--password-file FILE] status\n"
+	    "       snapctl [-c FILE | --amqp-url URL] [--password-file FILE] declare\n"
 	    "submit publishes with publisher confirms; --wait prints events until the final one\n"
 	    "and exits 0 iff it succeeded (1 failed, 2 error, 3 timeout).  --count N publishes N\n"
 	    "copies with fresh ids (a benchmark); with --wait it waits for all N and prints a summary.\n"
+	    "declare creates the exchanges and queues the workers of this configuration use, so\n"
+	    "commands can be queued before any worker has started (idempotent).\n"
 	    "The password: the config's password_file, --password-file or $SNAPCTL_PASSWORD.\n");
 }
 
@@ -99,6 +104,8 @@ target_load(const struct opts *o, struct target *t)
 	(void)copy_to(t->exchange, sizeof(t->exchange), "snapworker.commands");
 	(void)copy_to(t->events, sizeof(t->events), "snapworker.events");
 	(void)copy_to(t->dead, sizeof(t->dead), "snapworker.dead");
+	(void)copy_to(t->dlx, sizeof(t->dlx), "snapworker.dlx");
+	t->delivery_limit = 5;
 	(void)copy_to(t->zones[0], sizeof(t->zones[0]), "default");
 	t->nzones = 1;
 	if (o->config != NULL) {
@@ -113,11 +120,13 @@ target_load(const struct opts *o, struct target *t)
 			t->cacert = strdup(cfg->amqp_cacert);
 		if (copy_to(t->exchange, sizeof(t->exchange), cfg->amqp_exchange) < 0 ||
 		    copy_to(t->events, sizeof(t->events), cfg->amqp_events) < 0 ||
-		    copy_to(t->dead, sizeof(t->dead), cfg->amqp_dead_queue) < 0) {
+		    copy_to(t->dead, sizeof(t->dead), cfg->amqp_dead_queue) < 0 ||
+		    copy_to(t->dlx, sizeof(t->dlx), cfg->amqp_dlx) < 0) {
 			fprintf(stderr, "snapctl: broker object names too long\n");
 			wrk_config_free(cfg);
 			return -1;
 		}
+		t->delivery_limit = cfg->delivery_limit;
 		t->nzones = 0;
 		for (i = 0; i < cfg->nqueues && i < 16; i++)
 			if (copy_to(t->zones[t->nzones], sizeof(t->zones[0]), cfg->queues[i]) == 0)
@@ -459,9 +468,12 @@ cmd_submit(const struct opts *o, const char *input)
 	p.len = len;
 	if (wrk_amqp_publish(c, &p, &seq, &e) < 0 ||
 	    wrk_amqp_wait_confirm(c, seq, 30000, NULL, NULL, &e) < 0) {
-		if (e.code == SW_ENOTFOUND)
-			fprintf(stderr, "snapctl: no queue is bound for zone '%s' on %s (is a worker "
-			    "running?)\n", t.zones[0], t.exchange);
+		if (e.code == SW_ENOTFOUND && strstr(e.msg, "no exchange") != NULL)
+			fprintf(stderr, "snapctl: exchange %s does not exist yet (start a worker or run "
+			    "snapctl declare)\n", t.exchange);
+		else if (e.code == SW_ENOTFOUND)
+			fprintf(stderr, "snapctl: no queue is bound for zone '%s' on %s (start a worker "
+			    "or run snapctl declare)\n", t.zones[0], t.exchange);
 		else
 			fprintf(stderr, "snapctl: publish: %s\n", e.msg);
 		goto out;
@@ -559,6 +571,50 @@ cmd_status(const struct opts *o)
 	return rc;
 }
 
+/* The topology a worker of this configuration declares, declared from here. */
+static int
+cmd_declare(const struct opts *o)
+{
+	struct target t;
+	struct wrk_amqp *c = NULL;
+	struct wrk_topology topo;
+	const char *zones[16];
+	struct sw_err e;
+	char q[300];
+	size_t i;
+	int rc = EXIT_ERROR;
+
+	if (target_load(o, &t) < 0)
+		goto out;
+	for (i = 0; i < t.nzones; i++)
+		zones[i] = t.zones[i];
+	memset(&topo, 0, sizeof(topo));
+	topo.exchange = t.exchange;
+	topo.events = t.events;
+	topo.dlx = t.dlx;
+	topo.dead_queue = t.dead;
+	topo.zones = zones;
+	topo.nzones = t.nzones;
+	topo.delivery_limit = t.delivery_limit;
+	if (connect_target(&t, &c) < 0)
+		goto out;
+	if (wrk_amqp_declare(c, &topo, &e) < 0) {
+		/* PRECONDITION_FAILED: the queue exists with other arguments (delivery_limit?). */
+		fprintf(stderr, "snapctl: declare: %s\n", e.msg);
+		goto out;
+	}
+	printf("exchanges: %s (direct), %s (topic), %s (fanout)\n", t.exchange, t.events, t.dlx);
+	for (i = 0; i < t.nzones; i++)
+		if (wrk_amqp_queue_name(&topo, t.zones[i], q, sizeof(q)) == 0)
+			printf("queue: %s (quorum, x-delivery-limit %u)\n", q, t.delivery_limit);
+	printf("queue: %s\n", t.dead);
+	rc = 0;
+out:
+	wrk_amqp_close(c);
+	target_free(&t);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -610,6 +666,8 @@ main(int argc, char **argv)
 		return cmd_submit(&o, argv[optind]);
 	if (sub != NULL && strcmp(sub, "status") == 0 && optind == argc)
 		return cmd_status(&o);
+	if (sub != NULL && strcmp(sub, "declare") == 0 && optind == argc)
+		return cmd_declare(&o);
 	usage(stderr);
 	return EXIT_ERROR;
 }

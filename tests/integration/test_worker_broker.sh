@@ -118,6 +118,30 @@ check "log line carries the command id" grep -q "\"cmd_id\":\"$id\"" "$tmp/w1.lo
 SNAPCTL_PASSWORD=$PW "$CTL" -c "$conf" submit --wait --timeout 20 "$tmp/c1.json" >/dev/null 2>&1
 check "SNAPCTL_PASSWORD is accepted (redelivered id answered again)" [ $? -eq 0 ]
 
+# --- commands queued before any worker ran: snapctl declare ---------------------------
+confd=$tmp/d.conf
+sed "s/= $prefix\./= ${prefix}d./" "$conf" >"$confd"
+idd=$(uuid)
+delete_cmd "$idd" >"$tmp/d.json"
+"$CTL" -c "$confd" --password-file "$PW_FILE" submit "$tmp/d.json" >/dev/null 2>"$tmp/d.err"
+rc=$?
+check "submit with no topology yet: exit 2, says how to fix it" \
+	bash -c "[ $rc -eq 2 ] && grep -q 'snapctl declare' '$tmp/d.err'"
+"$CTL" -c "$confd" --password-file "$PW_FILE" declare >"$tmp/d.out" 2>&1
+rc=$?
+check "declare: exit 0, names the quorum queue" \
+	bash -c "[ $rc -eq 0 ] && grep -q '^queue: ${prefix}d.commands.default (quorum, x-delivery-limit 5)' '$tmp/d.out'"
+check "declare again: idempotent" "$CTL" -c "$confd" --password-file "$PW_FILE" declare
+check "submit with no worker running: confirmed" \
+	"$CTL" -c "$confd" --password-file "$PW_FILE" submit "$tmp/d.json"
+queued() { local i; for i in $(seq 100); do [ "$(conf=$confd ready "${prefix}d.commands.default")" = 1 ] && return 0; sleep 0.1; done; return 1; }
+check "the command waits in the queue" queued
+start_worker "$confd" "$tmp/wd.log" wd
+wd=$wpid
+check "the first worker to start runs it" wait_grep 20 "\"cmd_id\":\"$idd\".*succeeded" "$tmp/wd.log"
+kill -TERM "$wd"
+wait "$wd" 2>/dev/null
+
 # --- poison messages ----------------------------------------------------------------
 dead_before=$(ready "$prefix.dead")
 printf '{"garbage' >"$tmp/p1.json"
