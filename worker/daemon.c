@@ -27,6 +27,12 @@
 #define BACKOFF_CAP_MS    30000
 #define PUMP_MS           250     /* longest a slot sleeps without servicing its connection */
 #define CANCEL_WAIT_S     30      /* after cancelling at the end of grace, how long jobs get to stop */
+/*
+ * A slot thread silent this long is stuck (its longest legitimate blocking
+ * call is a confirm wait of CONFIRM_TIMEOUT): the watchdog is withheld so
+ * the service manager restarts the daemon.
+ */
+#define SLOT_STALL_MS     (3u * CONFIRM_TIMEOUT)
 
 struct daemon;
 
@@ -61,6 +67,8 @@ struct slot {
 
 	struct wrk_amqp_msg held[HELD_MAX];
 	size_t nheld;
+
+	_Atomic uint64_t beat_ms;       /* sw_mono_ms() of the slot thread's last turn */
 };
 
 struct daemon {
@@ -263,6 +271,7 @@ publish_final(struct slot *s, const struct wrk_outcome *out, struct sw_err *e)
 
 	/* Under connection.blocked a publish would stall the slot (and its heartbeats). */
 	while (wrk_amqp_blocked(s->c)) {
+		atomic_store(&s->beat_ms, sw_mono_ms());
 		rc = wrk_amqp_wait(s->c, PUMP_MS, -1, &ev, e);
 		if (rc < 0)
 			return rc;
@@ -460,6 +469,7 @@ slot_sleep(struct slot *s, unsigned ms)
 		uint64_t v;
 		struct timespec ts = { 0, 50 * 1000000L };
 
+		atomic_store(&s->beat_ms, sw_mono_ms());
 		if (read(s->efd, &v, sizeof(v)) == (ssize_t)sizeof(v))
 			check_job(s);
 		if (atomic_load(&s->d->stopping) && !s->busy)
@@ -484,6 +494,7 @@ slot_main(void *arg)
 	for (;;) {
 		int stopping = atomic_load(&d->stopping);
 
+		atomic_store(&s->beat_ms, sw_mono_ms());
 		if (stopping && !s->busy)
 			break;
 		if (atomic_load(&d->cancel_all) && s->busy && s->cancel == 0)
@@ -590,6 +601,7 @@ slot_main(void *arg)
 	}
 	s->nheld = 0;
 	drop_conn(s);
+	atomic_store(&s->beat_ms, 0);     /* gone, not stuck */
 	atomic_fetch_add(&d->exited, 1);
 	return NULL;
 }
@@ -629,6 +641,32 @@ sweeper_start(const struct wrk_config *cfg, struct wrk_running *running)
 	return sw;
 }
 
+/*
+ * Pings the service manager's watchdog while the main loop turns and every
+ * slot thread shows life; a stuck slot withholds it (logged once).
+ */
+static void
+watchdog(struct daemon *d, unsigned nslots, int *stalled)
+{
+	uint64_t beats[64], now = sw_mono_ms();
+	unsigned i, n = nslots < 64 ? nslots : 64, idx = 0;
+
+	for (i = 0; i < n; i++)
+		beats[i] = atomic_load(&d->slots[i].beat_ms);
+	if (wrk_notify_all_alive(beats, n, now, SLOT_STALL_MS, &idx)) {
+		if (*stalled)
+			log_info("slot %u turns again: watchdog pings resume", idx);
+		*stalled = 0;
+		wrk_notify_watchdog(now);
+		return;
+	}
+	if (!*stalled)
+		log_errx("slot %u has been stuck for %llu s: withholding the watchdog so the "
+		    "service manager restarts the daemon", idx,
+		    (unsigned long long)((now - beats[idx]) / 1000));
+	*stalled = 1;
+}
+
 int
 wrk_daemon_run(const struct wrk_config *cfg, wrk_runner_fn run,
     void (*clear)(struct proto_event *ev), struct sw_err *e)
@@ -638,7 +676,7 @@ wrk_daemon_run(const struct wrk_config *cfg, wrk_runner_fn run,
 	sigset_t set, old;
 	unsigned i, started = 0;
 	uint64_t grace_end = 0, hard_end = 0;
-	int rc = 0, sig, ready = 0;
+	int rc = 0, sig, ready = 0, stalled = 0;
 
 	memset(&d, 0, sizeof(d));
 	d.cfg = cfg;
@@ -703,7 +741,7 @@ wrk_daemon_run(const struct wrk_config *cfg, wrk_runner_fn run,
 			wrk_notify_ready(started);
 			ready = 1;
 		}
-		wrk_notify_watchdog(sw_mono_ms());
+		watchdog(&d, started, &stalled);
 		sig = sigtimedwait(&set, &si, &ts);
 		if (sig == SIGHUP) {
 			struct sw_err le;

@@ -64,3 +64,23 @@ wrk_notify_watchdog(uint64_t now_ms)
 	wd_last = now_ms;
 	(void)sd_notify(0, "WATCHDOG=1");
 }
+
+int
+wrk_notify_all_alive(const uint64_t *beats, unsigned n, uint64_t now_ms, uint64_t stall_ms,
+    unsigned *ret_stalest)
+{
+	uint64_t worst = 0;
+	unsigned i, idx = 0;
+
+	for (i = 0; i < n; i++) {
+		uint64_t silent = beats[i] != 0 && now_ms > beats[i] ? now_ms - beats[i] : 0;
+
+		if (silent > worst) {
+			worst = silent;
+			idx = i;
+		}
+	}
+	if (ret_stalest != NULL)
+		*ret_stalest = idx;
+	return worst <= stall_ms;
+}

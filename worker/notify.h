@@ -26,4 +26,13 @@ uint64_t wrk_notify_watchdog_ms(void);
  */
 void wrk_notify_watchdog(uint64_t now_ms);
 
+/*
+ * Whether every thread the watchdog vouches for has shown life: beats[i] is
+ * the sw_mono_ms() of thread i's last turn (0: not started, ignored).  A
+ * thread silent for more than stall_ms makes it 0 and names it in
+ * *ret_stalest (the index of the longest-silent thread, when not NULL).
+ */
+int wrk_notify_all_alive(const uint64_t *beats, unsigned n, uint64_t now_ms, uint64_t stall_ms,
+    unsigned *ret_stalest);
+
 #endif

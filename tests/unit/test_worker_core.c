@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "worker/amqp.h"
 #include "worker/log.h"
+#include "worker/notify.h"
 #include "worker/running.h"
 
 static void
@@ -183,6 +184,33 @@ test_amqp_url(void **state)
 	assert_int_equal(wrk_amqp_url_parse("amqp://[::1/", &u, &e), SW_EFORMAT);
 }
 
+/* The watchdog's policy: every started slot thread turned within stall_ms. */
+static void
+test_watchdog_policy(void **state)
+{
+	uint64_t beats[4] = { 100000, 0, 99000, 101000 };
+	unsigned idx = 99;
+
+	(void)state;
+	/* All within 5 s of now (the not-started slot 1 is ignored). */
+	assert_true(wrk_notify_all_alive(beats, 4, 101500, 5000, &idx));
+	assert_int_equal(idx, 2);       /* the longest silent, 2.5 s */
+	/* Slot 2 silent for 90.001 s with a 90 s limit: withheld, and named. */
+	assert_false(wrk_notify_all_alive(beats, 4, 99000 + 90001, 90000, &idx));
+	assert_int_equal(idx, 2);
+	/* Exactly at the limit is still alive. */
+	assert_true(wrk_notify_all_alive(beats, 4, 99000 + 90000, 90000, NULL));
+	/* A slot that exited (beat 0) never stalls the watchdog. */
+	beats[2] = 0;
+	assert_true(wrk_notify_all_alive(beats, 4, 100000 + 90000, 90000, &idx));
+	assert_int_equal(idx, 0);
+	/* No slots: alive. */
+	assert_true(wrk_notify_all_alive(beats, 0, 1, 1, NULL));
+	/* A beat in the future (clock read order between threads) is not silence. */
+	beats[0] = 200000;
+	assert_true(wrk_notify_all_alive(beats, 1, 199999, 1, NULL));
+}
+
 static void
 test_backoff(void **state)
 {
@@ -214,6 +242,7 @@ main(void)
 		cmocka_unit_test(test_running_wait_cancel),
 		cmocka_unit_test(test_amqp_url),
 		cmocka_unit_test(test_backoff),
+		cmocka_unit_test(test_watchdog_policy),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
