@@ -174,6 +174,7 @@ cmd_run_once(const char *cfgpath, const char *input, int text)
 	d.delivery_limit = 1;
 	d.on_progress = once_progress;
 	wrk_dispatch_run(&d, body, len, 0, &once_cancel, &out);
+	wrk_vc_pool_drain();
 	if (out.event != NULL) {
 		(void)fwrite(out.event, 1, out.event_len, stdout);
 		(void)fputc('\n', stdout);
@@ -412,6 +413,7 @@ cmd_run(const char *cfgpath, int text)
 	rc = wrk_daemon_run(cfg, wrk_cmd_run, wrk_cmd_result_clear, &e);
 	if (rc < 0)
 		log_errx("%s", e.msg);
+	wrk_vc_pool_drain();
 	wrk_metrics_server_stop(metrics);
 	wrk_config_free(cfg);
 	return rc < 0 ? 1 : 0;

@@ -58,7 +58,8 @@ check "STOPPING=1 sent on SIGTERM" grep -q 'STOPPING=1' "$tmp/notify.log"
 : >"$tmp/notify.log"
 
 # --- the worker under test --------------------------------------------------------
-NOTIFY_SOCKET=$tmp/notify.sock WATCHDOG_USEC=400000 e2e_worker "$conf" m1
+# No sweeper: its own vCenter login would blur the login count checked below.
+SNAPWORKER_SWEEP_INTERVAL=0 NOTIFY_SOCKET=$tmp/notify.sock WATCHDOG_USEC=400000 e2e_worker "$conf" m1
 w1=$wpid
 check "worker consumes" e2e_wait_consumers "$conf" 1
 for _ in $(seq 50); do grep -q 'READY=1' "$tmp/notify.log" 2>/dev/null && break; sleep 0.1; done
@@ -137,7 +138,13 @@ check "bytes are real (the seeded 2 MiB disk at least)" [ "${bytes:-0}" -ge 2097
 check "duration histogram counts the snapshot" [ "$(metric 'snapworker_job_duration_seconds_count{type="CreateSnapshot"}')" = 1 ]
 check "its +Inf bucket equals its count" [ "$(metric 'snapworker_job_duration_seconds_bucket{type="CreateSnapshot",le="+Inf"}')" = 1 ]
 check "nothing in flight after the commands" [ "$(metric snapworker_jobs_in_flight)" = 0 ]
-check "vCenter logins counted (the snapshot logged in at least once)" [ "$(metric snapworker_vcenter_logins_total)" -ge 1 ]
+check "vCenter logins counted (the snapshot logged in once)" [ "$(metric snapworker_vcenter_logins_total)" = 1 ]
+# A second vCenter command of the same credential set reuses the session.
+id5=$(uuid)
+cmd_snapshot "$id5" "$disk" >"$tmp/c5.json"
+submit "$conf" "$tmp/c5.json" "$tmp/c5.out"
+check "a second CreateSnapshot succeeds" evtrue "$tmp/c5.out" "e['status']=='succeeded'"
+check "and reuses the session: still one vCenter login" [ "$(metric snapworker_vcenter_logins_total)" = 1 ]
 check "no reconnect yet" [ "$(metric snapworker_broker_reconnects_total)" = 0 ]
 
 # --- the broker drops every connection: the worker reconnects and counts it ---------------

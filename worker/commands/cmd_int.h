@@ -21,6 +21,8 @@ struct wrk__cmd {
 	/* The protocol error to report, set by wrk__fail(). */
 	enum proto_errcode errcode;
 	int retryable;
+	/* Which pooled vCenter sessions fit this command (set by wrk__vc_open). */
+	char vc_key[1024];
 };
 
 /*

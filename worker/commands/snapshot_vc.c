@@ -84,7 +84,7 @@ wrk__vc_create_snapshot(struct wrk__cmd *c, struct sw_err *e)
 		r = wrk__result_add_files(c, res->files, res->nfiles);
 out:
 	ova_result_free(res);
-	wrk_vc_disconnect(conn);
+	wrk__vc_close(c, conn, r >= 0);
 	ova_store_close(s);
 	return r;
 }

@@ -286,7 +286,7 @@ out:
 		close(dfd);
 	wrk_props_free(props);
 	ova_result_free(res);
-	wrk_vc_disconnect(conn);
+	wrk__vc_close(c, conn, r >= 0);
 	ova_store_close(s);
 	return r;
 }

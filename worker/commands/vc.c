@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,9 @@
 #define JOURNAL_MAX       8192
 #define JOURNAL_STALE_S   300u      /* default; longer than any single vCenter task we wait for */
 #define JOURNAL_TOUCH_MS  10000u
+#define POOL_MAX          16        /* idle sessions kept per process */
+#define POOL_IDLE_MS      (10u * 60u * 1000u) /* vCenter's default idle timeout is 30 min */
+#define POOL_CHECK_MS     10000u    /* validating a pooled session */
 
 /* ---------------------------------------------------------- connection */
 
@@ -97,6 +101,86 @@ wrk__vc_fail(struct wrk__cmd *c, int code)
 	return wrk__fail(c, code, PROTO_CTX_VCENTER);
 }
 
+/* ------------------------------------------------------------ session pool */
+
+struct pooled {
+	char key[sizeof(((struct wrk__cmd *)0)->vc_key)];
+	struct vmw_conn *conn;
+	uint64_t idle_since_ms;
+};
+
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct pooled pool[POOL_MAX];
+static size_t npool;
+
+/* An idle session for key, or NULL; sessions idle too long are logged out on the way. */
+static struct vmw_conn *
+pool_take(const char *key)
+{
+	struct vmw_conn *found = NULL, *old[POOL_MAX];
+	uint64_t now = sw_mono_ms();
+	size_t i, nold = 0;
+
+	pthread_mutex_lock(&pool_mu);
+	for (i = 0; i < npool;) {
+		if (now - pool[i].idle_since_ms >= POOL_IDLE_MS) {
+			old[nold++] = pool[i].conn;
+		} else if (found == NULL && strcmp(pool[i].key, key) == 0) {
+			found = pool[i].conn;
+		} else {
+			i++;
+			continue;
+		}
+		pool[i] = pool[--npool];
+	}
+	pthread_mutex_unlock(&pool_mu);
+	for (i = 0; i < nold; i++)
+		wrk_vc_disconnect(old[i]);
+	return found;
+}
+
+static void
+pool_put(const char *key, struct vmw_conn *conn)
+{
+	pthread_mutex_lock(&pool_mu);
+	if (npool < POOL_MAX) {
+		(void)snprintf(pool[npool].key, sizeof(pool[npool].key), "%s", key);
+		pool[npool].conn = conn;
+		pool[npool].idle_since_ms = sw_mono_ms();
+		npool++;
+		conn = NULL;
+	}
+	pthread_mutex_unlock(&pool_mu);
+	wrk_vc_disconnect(conn);
+}
+
+void
+wrk_vc_pool_drain(void)
+{
+	struct vmw_conn *all[POOL_MAX];
+	size_t i, n;
+
+	pthread_mutex_lock(&pool_mu);
+	n = npool;
+	for (i = 0; i < n; i++)
+		all[i] = pool[i].conn;
+	npool = 0;
+	pthread_mutex_unlock(&pool_mu);
+	for (i = 0; i < n; i++)
+		wrk_vc_disconnect(all[i]);
+}
+
+void
+wrk__vc_close(struct wrk__cmd *c, struct vmw_conn *conn, int reusable)
+{
+	if (conn == NULL)
+		return;
+	if (reusable && c->vc_key[0] != '\0')
+		pool_put(c->vc_key, conn);
+	else
+		wrk_vc_disconnect(conn);
+}
+
 int
 wrk__vc_open(struct wrk__cmd *c, struct vmw_conn **ret_conn, struct sw_err *e)
 {
@@ -117,6 +201,26 @@ wrk__vc_open(struct wrk__cmd *c, struct vmw_conn **ret_conn, struct sw_err *e)
 		return wrk__fail_as(c, sw_errf(e, SW_EAUTH,
 		    "vcenter.url: not one of the URLs credential set %s is configured for", vc->name),
 		    PROTO_ERR_VCENTER_AUTH, 0);
+	/* The credential set, the URL and a command's pin decide what a session may be used for. */
+	if (snprintf(c->vc_key, sizeof(c->vc_key), "%s\n%s\n%s", vc->name, cmd->vcenter.url,
+	    cmd->vcenter.thumbprint != NULL ? cmd->vcenter.thumbprint : "") >=
+	    (int)sizeof(c->vc_key))
+		c->vc_key[0] = '\0';           /* too long to pool: a session of its own */
+	if (c->vc_key[0] != '\0' && (*ret_conn = pool_take(c->vc_key)) != NULL) {
+		struct sw_err ke;
+		uint64_t dl = sw_mono_ms() + POOL_CHECK_MS;
+
+		if (c->job->deadline_ms != 0 && c->job->deadline_ms < dl)
+			dl = c->job->deadline_ms;
+		/* Logs in again by itself if vCenter dropped the session meanwhile. */
+		if (vmw_keepalive(*ret_conn, dl, c->job->cancel, &ke) == 0) {
+			log_debug("vCenter: reusing a session of credential set %s", vc->name);
+			return 0;
+		}
+		log_debug("vCenter: a pooled session failed its check (%s); logging in", ke.msg);
+		wrk_vc_disconnect(*ret_conn);
+		*ret_conn = NULL;
+	}
 	r = wrk_vc_connect(vc, cmd->vcenter.url, cmd->vcenter.thumbprint, c->job->deadline_ms,
 	    c->job->cancel, ret_conn, e);
 	if (r < 0)

@@ -52,6 +52,12 @@ void wrk_vc_disconnect(struct vmw_conn *conn);
  */
 int wrk__vc_open(struct wrk__cmd *c, struct vmw_conn **ret_conn, struct sw_err *e);
 
+/*
+ * Ends the command's use of conn (NULL is fine): back to the session pool
+ * when reusable (the command's vCenter work went through), else logged out.
+ */
+void wrk__vc_close(struct wrk__cmd *c, struct vmw_conn *conn, int reusable);
+
 /* wrk__fail() in the vCenter context. */
 int wrk__vc_fail(struct wrk__cmd *c, int code);
 

@@ -95,7 +95,7 @@ wrk__vc_extract_volume(struct wrk__cmd *c, struct sw_err *e)
 				goto out;
 		}
 		/* vCenter is done with: do not hold the session through the pack. */
-		wrk_vc_disconnect(conn);
+		wrk__vc_close(c, conn, 1);
 		conn = NULL;
 	}
 	r = ova_inspect(s, obj, &info, e);
@@ -136,7 +136,7 @@ out:
 		close(xfd);
 	ova_info_free(info);
 	ova_result_free(res);
-	wrk_vc_disconnect(conn);
+	wrk__vc_close(c, conn, r >= 0);
 	ova_store_close(s);
 	return r;
 }
@@ -572,7 +572,7 @@ out:
 		close(xfd);
 	free(ovf);
 	ova_info_free(info);
-	wrk_vc_disconnect(conn);
+	wrk__vc_close(c, conn, r >= 0);
 	ova_store_close(s);
 	return r;
 }
