@@ -63,35 +63,7 @@ head -c 3000017 /dev/urandom >"$tmp/src/t/t/t-disk0.vmdk"
 mk_ovf "$tmp/src/t/t/t.ovf" t 3000017
 "$OVS" -C "$tmp/src" commit t/t/t && "$OVS" -C "$tmp/src" pack t/t/t "$tmp/www/t.ova" ||
 	nok "template OVA built"
-cat >"$tmp/srv.py" <<'EOF'
-import http.server, os, socketserver, sys, time
-root = sys.argv[2]
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        parts = self.path.strip('/').split('/')
-        if parts[0] == 'slow':
-            time.sleep(float(parts[1]))
-            parts = parts[2:]
-        path = os.path.join(root, parts[-1])
-        if not os.path.isfile(path):
-            self.send_response(404); self.send_header('Content-Length', '0'); self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header('Content-Length', str(os.path.getsize(path)))
-        self.end_headers()
-        with open(path, 'rb') as f:
-            self.wfile.write(f.read())
-    def log_message(self, *a): pass
-class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-s = S(('127.0.0.1', 0), H)
-open(sys.argv[1], 'w').write(str(s.server_address[1]))
-s.serve_forever()
-EOF
-python3 "$tmp/srv.py" "$tmp/http.port" "$tmp/www" &
-http_pid=$!
-for _ in $(seq 50); do [ -s "$tmp/http.port" ] && break; sleep 0.1; done
-HTTP_PORT=$(cat "$tmp/http.port")
+start_http "$tmp/www"
 
 prefix="e$$"
 # write_conf FILE URL [CACERT]

@@ -41,28 +41,9 @@ PW=$(cat "$PW_FILE")
 prefix="t$$"
 mkdir -p "$tmp/store"
 
-# A slow HTTP source for RegisterTemplate: /slow/N answers 404 after N seconds,
-# which makes a command that runs for N seconds and then fails NOT_FOUND.
-cat >"$tmp/slow.py" <<'EOF'
-import http.server, socketserver, sys, time
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        try:
-            time.sleep(float(self.path.rsplit('/', 1)[1]))
-        except ValueError:
-            pass
-        self.send_response(404); self.send_header('Content-Length', '0'); self.end_headers()
-    def log_message(self, *a): pass
-class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-s = S(('127.0.0.1', 0), H)
-open(sys.argv[1], 'w').write(str(s.server_address[1]))
-s.serve_forever()
-EOF
-python3 "$tmp/slow.py" "$tmp/http.port" &
-http_pid=$!
-for _ in $(seq 50); do [ -s "$tmp/http.port" ] && break; sleep 0.1; done
-HTTP_PORT=$(cat "$tmp/http.port")
+# A slow HTTP source for RegisterTemplate (/slow/N: 404 after N seconds).
+mkdir -p "$tmp/www"
+start_http "$tmp/www"
 
 # write_conf FILE URL PASSWORD_FILE [JOBS [GRACE]]
 write_conf() {
