@@ -301,37 +301,51 @@ ova__result_new(enum ova_format f, const char *install)
 	return r;
 }
 
-int
-ova__result_add(struct ova_result *r, const char *relpath, uint64_t size, const char *sha256,
-    struct sw_err *e)
+/* Appends a file to a result's or an info's list and counts its size. */
+static int
+files_append(struct ova_file **files, size_t *nfiles, uint64_t *physical_size,
+    const char *relpath, uint64_t size, const char *sha256, struct sw_err *e)
 {
-	struct ova_file *f = realloc(r->files, (r->nfiles + 1) * sizeof(*f));
+	struct ova_file *f = realloc(*files, (*nfiles + 1) * sizeof(*f));
 
 	if (f == NULL)
 		return sw_errf(e, -ENOMEM, "out of memory");
-	r->files = f;
-	f = &r->files[r->nfiles];
+	*files = f;
+	f = &f[*nfiles];
 	memset(f, 0, sizeof(*f));
 	if ((f->path = strdup(relpath)) == NULL)
 		return sw_errf(e, -ENOMEM, "out of memory");
 	f->size = size;
 	if (sha256 != NULL)
 		(void)snprintf(f->sha256, sizeof(f->sha256), "%s", sha256);
-	r->nfiles++;
-	r->physical_size += size;
+	(*nfiles)++;
+	*physical_size += size;
 	return 0;
+}
+
+static void
+files_free(struct ova_file *files, size_t nfiles)
+{
+	size_t i;
+
+	for (i = 0; i < nfiles; i++)
+		free(files[i].path);
+	free(files);
+}
+
+int
+ova__result_add(struct ova_result *r, const char *relpath, uint64_t size, const char *sha256,
+    struct sw_err *e)
+{
+	return files_append(&r->files, &r->nfiles, &r->physical_size, relpath, size, sha256, e);
 }
 
 void
 ova_result_free(struct ova_result *r)
 {
-	size_t i;
-
 	if (r == NULL)
 		return;
-	for (i = 0; i < r->nfiles; i++)
-		free(r->files[i].path);
-	free(r->files);
+	files_free(r->files, r->nfiles);
 	free(r->install_path);
 	free(r);
 }
@@ -391,9 +405,7 @@ ova_info_free(struct ova_info *info)
 	for (i = 0; i < info->ndisks; i++)
 		free(info->disks[i].name);
 	free(info->disks);
-	for (i = 0; i < info->nfiles; i++)
-		free(info->files[i].path);
-	free(info->files);
+	files_free(info->files, info->nfiles);
 	free(info->install_path);
 	free(info->dir);
 	free(info->name);
@@ -409,25 +421,11 @@ info_add_file(struct ova_info *in, const struct ova__obj *o, const char *file, u
     const char *sha, struct sw_err *e)
 {
 	char rel[SW_PATH_MAX];
-	struct ova_file *f;
 	int r;
 
 	if ((r = ova__relpath(o, file, rel, sizeof(rel), e)) < 0)
 		return r;
-	f = realloc(in->files, (in->nfiles + 1) * sizeof(*f));
-	if (f == NULL)
-		return sw_errf(e, -ENOMEM, "out of memory");
-	in->files = f;
-	f = &in->files[in->nfiles];
-	memset(f, 0, sizeof(*f));
-	if ((f->path = strdup(rel)) == NULL)
-		return sw_errf(e, -ENOMEM, "out of memory");
-	f->size = size;
-	if (sha != NULL)
-		(void)snprintf(f->sha256, sizeof(f->sha256), "%s", sha);
-	in->nfiles++;
-	in->physical_size += size;
-	return 0;
+	return files_append(&in->files, &in->nfiles, &in->physical_size, rel, size, sha, e);
 }
 
 static int

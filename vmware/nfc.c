@@ -100,6 +100,17 @@ lease_cb(void *ud, const struct vmw_moref *obj, const char *name, xmlNode *val, 
 }
 
 /* Waits until the lease is ready (or failed). */
+/* The HttpNfcLease an ExportVm or ImportVApp response returns; frees the response. */
+static int
+returned_lease(struct vmw__resp *resp, const char *method, struct vmw_moref *lease,
+    struct sw_err *e)
+{
+	int r = vmw__x_moref(vmw__x_child(resp->body, "returnval"), lease);
+
+	vmw__resp_free(resp);
+	return r < 0 ? sw_errf(e, SW_EFORMAT, "%s: no lease in the response", method) : 0;
+}
+
 static int
 lease_wait(struct vmw_conn *c, const struct vmw_moref *lease, struct lease_info *li,
     uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
@@ -493,12 +504,8 @@ vmw_export_vm(struct vmw_conn *c, const struct vmw_moref *vm, const struct vmw_e
 	r = vmw__call(c, "ExportVm", vm, NULL, 0, &resp, deadline_ms, cancel, e);
 	if (r < 0)
 		goto out;
-	r = vmw__x_moref(vmw__x_child(resp.body, "returnval"), &lease);
-	vmw__resp_free(&resp);
-	if (r < 0) {
-		r = sw_errf(e, SW_EFORMAT, "ExportVm: no lease in the response");
+	if ((r = returned_lease(&resp, "ExportVm", &lease, e)) < 0)
 		goto out;
-	}
 	lease_open = 1;
 	if ((r = lease_wait(c, &lease, li, deadline_ms, cancel, e)) < 0)
 		goto out;
@@ -844,12 +851,8 @@ vmw_import_vm(struct vmw_conn *c, const struct vmw_import_opts *o,
 	r = vmw__call_req(c, "ImportVApp", o->pool, &q, 0, &resp, deadline_ms, cancel, e);
 	if (r < 0)
 		goto out;
-	r = vmw__x_moref(vmw__x_child(resp.body, "returnval"), &lease);
-	vmw__resp_free(&resp);
-	if (r < 0) {
-		r = sw_errf(e, SW_EFORMAT, "ImportVApp: no lease in the response");
+	if ((r = returned_lease(&resp, "ImportVApp", &lease, e)) < 0)
 		goto out;
-	}
 	lease_open = 1;
 	if ((r = lease_wait(c, &lease, li, deadline_ms, cancel, e)) < 0)
 		goto out;

@@ -147,30 +147,48 @@ detach_disks(struct vmw_conn *c, const struct vmw_vm_info *info, uint64_t deadli
 	return r;
 }
 
-int
-vmw_worker_vm_detach(struct vmw_conn *c, const struct vmw_moref *vm,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+/*
+ * A worker VM's disks made safe from it: its tag is checked (refusal says
+ * what is left undone without it), it is powered off and its disks are
+ * detached; *ret_detached (may be NULL) tells whether it had any.
+ */
+static int
+release_disks(struct vmw_conn *c, const struct vmw_moref *vm, const char *refusal,
+    int *ret_detached, uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
 {
 	struct vmw_vm_info *info = NULL;
 	int r;
 
-	if (c == NULL || vm == NULL)
-		return sw_errf(e, -EINVAL, "bad arguments");
+	if (ret_detached != NULL)
+		*ret_detached = 0;
 	if ((r = vmw_vm_info_get(c, vm, &info, deadline_ms, cancel, e)) < 0)
 		return r;
+	/* Never touch a VM we did not make: its disks are someone's volumes. */
 	if (info->tag == NULL) {
-		r = sw_errf(e, -EPERM, "VM %s (%s) has no %s tag: not a worker VM, disks left alone",
-		    vm->value, info->name != NULL ? info->name : "?", VMW_TAG_KEY);
+		r = sw_errf(e, -EPERM, "VM %s (%s) has no %s tag: not a worker VM, %s",
+		    vm->value, info->name != NULL ? info->name : "?", VMW_TAG_KEY, refusal);
 		goto out;
 	}
 	if (info->power_state != NULL && strcmp(info->power_state, "poweredOff") != 0 &&
 	    (r = vmw_vm_power_off(c, vm, deadline_ms, cancel, e)) < 0)
 		goto out;
-	if (info->ndisks > 0)
+	if (info->ndisks > 0) {
 		r = detach_disks(c, info, deadline_ms, cancel, e);
+		if (ret_detached != NULL)
+			*ret_detached = 1;
+	}
 out:
 	vmw_vm_info_free(info);
 	return r;
+}
+
+int
+vmw_worker_vm_detach(struct vmw_conn *c, const struct vmw_moref *vm,
+    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+{
+	if (c == NULL || vm == NULL)
+		return sw_errf(e, -EINVAL, "bad arguments");
+	return release_disks(c, vm, "disks left alone", NULL, deadline_ms, cancel, e);
 }
 
 int
@@ -205,26 +223,14 @@ vmw_worker_vm_destroy(struct vmw_conn *c, const struct vmw_moref *vm,
 {
 	struct vmw_vm_info *info = NULL;
 	struct vmw__req q;
-	int r;
+	int r, detached = 0;
 
 	if (c == NULL || vm == NULL)
 		return sw_errf(e, -EINVAL, "bad arguments");
-	if ((r = vmw_vm_info_get(c, vm, &info, deadline_ms, cancel, e)) < 0)
+	/* Destroying a VM deletes its disks: detach them first (CloudStack bug #5334). */
+	if ((r = release_disks(c, vm, "not destroyed", &detached, deadline_ms, cancel, e)) < 0)
 		return r;
-	/* Never destroy a VM we did not make: it would take its disks with it. */
-	if (info->tag == NULL) {
-		r = sw_errf(e, -EPERM, "VM %s (%s) has no %s tag: not a worker VM, not destroyed",
-		    vm->value, info->name != NULL ? info->name : "?", VMW_TAG_KEY);
-		goto out;
-	}
-	if (info->power_state != NULL && strcmp(info->power_state, "poweredOff") != 0 &&
-	    (r = vmw_vm_power_off(c, vm, deadline_ms, cancel, e)) < 0)
-		goto out;
-	if (info->ndisks > 0) {
-		if ((r = detach_disks(c, info, deadline_ms, cancel, e)) < 0)
-			goto out;
-		vmw_vm_info_free(info);
-		info = NULL;
+	if (detached) {
 		if ((r = vmw_vm_info_get(c, vm, &info, deadline_ms, cancel, e)) < 0)
 			goto out;
 		if (info->ndisks > 0) {

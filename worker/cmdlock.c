@@ -111,6 +111,19 @@ wrk_cmdlock_acquire(struct wrk_cmdlock *l, const char *mount, const char *id,
 	return r;
 }
 
+int
+wrk_cmdlock_reap(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC), r = 0;
+
+	if (fd < 0)
+		return 0;
+	if (try_lock(fd) == 0 && still_linked(dirfd, name, fd) && unlinkat(dirfd, name, 0) == 0)
+		r = 1;
+	close(fd);
+	return r;
+}
+
 void
 wrk_cmdlock_release(struct wrk_cmdlock *l)
 {

@@ -50,4 +50,11 @@ int wrk_cmdlock_acquire(struct wrk_cmdlock *l, const char *mount, const char *id
 /* Removes the lock file and unlocks; safe on a lock that is not held. */
 void wrk_cmdlock_release(struct wrk_cmdlock *l);
 
+/*
+ * The sweeper's side: removes lock file name in dirfd (the lock directory)
+ * if no attempt holds it, taking the lock while it unlinks, as a releasing
+ * holder does.  Returns 1 when removed, 0 when held (or gone meanwhile).
+ */
+int wrk_cmdlock_reap(int dirfd, const char *name);
+
 #endif

@@ -137,7 +137,10 @@ valid_section(const char *s)
 	    strncmp(s, "vcenter ", 8) == 0;
 }
 
-/* A credential-set name: short, and safe to put in a log line and an env variable name. */
+/*
+ * A credential-set name or a zone key: short, and safe to put in a log line,
+ * an env variable name, a queue name and a routing key.
+ */
 static int
 valid_name(const char *s)
 {
@@ -582,20 +585,6 @@ parse_net(const char *s, struct wrk_net *ret)
 	return 0;
 }
 
-/* A zone key becomes part of a queue name and a routing key: keep it plain. */
-static int
-valid_zone(const char *s)
-{
-	size_t i, n = strlen(s);
-
-	if (n == 0 || n > 64)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-' && s[i] != '.')
-			return 0;
-	return 1;
-}
-
 /* Broker object names: printable, no spaces, at most 127 bytes (AMQP allows 255). */
 static int
 valid_object_name(const char *s)
@@ -653,7 +642,7 @@ interpret_worker(struct wrk_config *cfg, struct entry *x, const char *where, str
 		if (rc < 0)
 			return rc;
 		for (i = 0; i < n; i++) {
-			if (!valid_zone(v[i])) {
+			if (!valid_name(v[i])) {
 				rc = sw_errf(e, SW_EFORMAT, "%s: bad zone key '%s' (letters, digits, _ - .)",
 				    where, v[i]);
 				list_free(v, n);

@@ -349,11 +349,10 @@ static void
 sweep_state_dir(struct sweep *sw, int rootfd, const char *rel, const char *suffix, int locks)
 {
 	struct dirent *de;
-	struct flock fl;
 	struct stat st;
 	unsigned n = 0;
 	DIR *d;
-	int dfd, fd;
+	int dfd;
 
 	dfd = sw_dir_open_beneath(rootfd, rel, 0, 0, NULL);
 	if (dfd < 0)
@@ -373,25 +372,11 @@ sweep_state_dir(struct sweep *sw, int rootfd, const char *rel, const char *suffi
 			report(sw, "would remove %s/%s", rel, de->d_name);
 			continue;
 		}
-		if (!locks) {
-			if (unlinkat(dfd, de->d_name, 0) == 0) {
-				sw->st.debris_removed++;
-				report(sw, "removed %s/%s", rel, de->d_name);
-			}
-			continue;
-		}
-		fd = openat(dfd, de->d_name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		memset(&fl, 0, sizeof(fl));
-		fl.l_type = F_WRLCK;
-		fl.l_whence = SEEK_SET;
-		/* Locked: an attempt still runs, however old the file. */
-		if (fcntl(fd, F_OFD_SETLK, &fl) == 0 && unlinkat(dfd, de->d_name, 0) == 0) {
+		/* A lock file still locked: an attempt runs, however old the file. */
+		if (locks ? wrk_cmdlock_reap(dfd, de->d_name) == 1 : unlinkat(dfd, de->d_name, 0) == 0) {
 			sw->st.debris_removed++;
-			report(sw, "removed %s/%s (its attempt is gone)", rel, de->d_name);
+			report(sw, "removed %s/%s", rel, de->d_name);
 		}
-		close(fd);
 	}
 	closedir(d);
 }

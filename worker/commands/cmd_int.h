@@ -70,6 +70,22 @@ int wrk__split(const char *obj, char *dir, size_t dirsz, char *name, size_t name
  */
 int wrk__extract_dir_open(const struct wrk_store *ws, struct sw_err *e);
 
+/*
+ * Whether an .ova of size bytes already in the extract area is the complete
+ * output for the object info describes.  It was renamed into place whole, so
+ * only a changed object can make it wrong: a legacy archive is exposed as is
+ * (same size); a generated one is the object's files plus tar headers and
+ * padding.
+ */
+int wrk__extract_size_ok(const struct ova_info *info, uint64_t size);
+
+/*
+ * The OVF of obj (either format; info from ova_inspect), at most OVA_OVF_MAX
+ * bytes, NUL-terminated in *ret_ovf (free()), its length in *ret_len.
+ */
+int wrk__ovf_read(struct ova_store *s, const char *obj, const struct ova_info *info,
+    char **ret_ovf, size_t *ret_len, struct sw_err *e);
+
 /* Opens DIR beneath the store root (without following links); SW_ENOTFOUND when absent. */
 int wrk__dir_open(struct ova_store *s, const char *dir, int create, struct sw_err *e);
 

@@ -185,24 +185,6 @@ extract_name(const struct wrk__cmd *c, const char *name, char *out, size_t outsz
 		snprintf(out, outsz, "%s.ova", c->cmd->id);
 }
 
-/*
- * Whether an .ova already in the extract area is this command's complete
- * output.  It was renamed into place whole, so only a changed object can
- * make it wrong: a legacy archive is exposed as is (same size); a generated
- * one is the object's files plus tar headers and padding.
- */
-static int
-extract_size_ok(const struct ova_info *info, uint64_t size)
-{
-	uint64_t lo, hi, members = info->nfiles + 1;
-
-	if (info->format == OVA_FMT_OVA)
-		return size == info->physical_size;
-	lo = info->physical_size + 1024;
-	hi = info->physical_size + members * (3 * 512 + 511 + 1024) + 20480;
-	return size >= lo && size <= hi;
-}
-
 static int
 tmp_name(char *out, size_t outsz, const char *base, struct sw_err *e)
 {
@@ -329,7 +311,7 @@ wrk__cmd_extract_template(struct wrk__cmd *c, struct sw_err *e)
 	}
 	extract_name(c, info->name, out, sizeof(out));
 	if (fstatat(xfd, out, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-		if (S_ISREG(st.st_mode) && extract_size_ok(info, (uint64_t)st.st_size)) {
+		if (S_ISREG(st.st_mode) && wrk__extract_size_ok(info, (uint64_t)st.st_size)) {
 			/* A redelivery: the first delivery's output is complete. */
 			size = (uint64_t)st.st_size;
 			goto answer;

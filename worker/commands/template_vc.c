@@ -87,10 +87,8 @@ copy_object(struct wrk__cmd *c, struct ova_store *s, const char *src, const char
 	struct ova_reader *rd = NULL;
 	struct copy_progress p;
 	struct sw_sink sink;
-	struct sw_source osrc;
 	char *buf = NULL, *ovf = NULL;
 	size_t k, ovflen = 0;
-	ssize_t n;
 	int r, dummy = 0;
 
 	memset(&p, 0, sizeof(p));
@@ -106,34 +104,8 @@ copy_object(struct wrk__cmd *c, struct ova_store *s, const char *src, const char
 		r = sw_errf(e, -ENOMEM, "out of memory");
 		goto out;
 	}
-	if (info->ovf_size > OVA_OVF_MAX) {
-		r = sw_errf(e, SW_ETOOBIG, "%s: OVF over %d bytes", info->ovf_name, OVA_OVF_MAX);
+	if ((r = wrk__ovf_read(s, src, info, &ovf, &ovflen, e)) < 0)
 		goto out;
-	}
-	if ((ovf = malloc((size_t)info->ovf_size + 1)) == NULL) {
-		r = sw_errf(e, -ENOMEM, "out of memory");
-		goto out;
-	}
-	r = ova_reader_open(s, src, info->ovf_name, &rd, e);
-	if (r < 0)
-		goto out;
-	osrc = ova_reader_source(rd);
-	while (ovflen < info->ovf_size) {
-		n = osrc.read(osrc.ud, ovf + ovflen, (size_t)info->ovf_size - ovflen, e);
-		if (n < 0) {
-			r = (int)n;
-			goto out;
-		}
-		if (n == 0)
-			break;
-		ovflen += (size_t)n;
-	}
-	ova_reader_close(rd);
-	rd = NULL;
-	if (ovflen != info->ovf_size) {
-		r = sw_errf(e, SW_EFORMAT, "%s: short OVF", info->ovf_name);
-		goto out;
-	}
 	r = ova_writer_begin(s, dst, 0, &w, e);
 	if (r < 0)
 		goto out;

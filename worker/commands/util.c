@@ -288,3 +288,58 @@ wrk__extract_dir_open(const struct wrk_store *ws, struct sw_err *e)
 		sw_errctx(e, "extract area");
 	return fd;
 }
+
+int
+wrk__extract_size_ok(const struct ova_info *info, uint64_t size)
+{
+	uint64_t lo, hi, members = info->nfiles + 1;
+
+	if (info->format == OVA_FMT_OVA)
+		return size == info->physical_size;
+	lo = info->physical_size + 1024;
+	hi = info->physical_size + members * (3 * 512 + 511 + 1024) + 20480;
+	return size >= lo && size <= hi;
+}
+
+int
+wrk__ovf_read(struct ova_store *s, const char *obj, const struct ova_info *info,
+    char **ret_ovf, size_t *ret_len, struct sw_err *e)
+{
+	struct ova_reader *rd = NULL;
+	struct sw_source src;
+	char *ovf;
+	size_t len = 0;
+	ssize_t n;
+	int r;
+
+	if (info->ovf_size > OVA_OVF_MAX)
+		return sw_errf(e, SW_ETOOBIG, "%s: OVF over %d bytes", info->ovf_name, OVA_OVF_MAX);
+	if ((ovf = malloc((size_t)info->ovf_size + 1)) == NULL)
+		return sw_errf(e, -ENOMEM, "out of memory");
+	r = ova_reader_open(s, obj, info->ovf_name, &rd, e);
+	if (r < 0)
+		goto out;
+	src = ova_reader_source(rd);
+	while (len < info->ovf_size) {
+		n = src.read(src.ud, ovf + len, (size_t)info->ovf_size - len, e);
+		if (n < 0) {
+			r = (int)n;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len != info->ovf_size) {
+		r = sw_errf(e, SW_EFORMAT, "%s: short OVF", info->ovf_name);
+		goto out;
+	}
+	ovf[len] = '\0';
+	*ret_ovf = ovf;
+	*ret_len = len;
+	ovf = NULL;
+out:
+	ova_reader_close(rd);
+	free(ovf);
+	return r;
+}

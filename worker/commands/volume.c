@@ -36,20 +36,6 @@
 
 /* ---------------------------------------------------------- ExtractVolume */
 
-/*
- * Whether an .ova already in the extract area is the complete pack of the
- * object: it was renamed into place whole, so its size is the object's files
- * plus tar headers and padding.
- */
-static int
-pack_size_ok(const struct ova_info *info, uint64_t size)
-{
-	uint64_t lo = info->physical_size + 1024, members = info->nfiles + 1;
-	uint64_t hi = info->physical_size + members * (3 * 512 + 511 + 1024) + 20480;
-
-	return size >= lo && size <= hi;
-}
-
 int
 wrk__vc_extract_volume(struct wrk__cmd *c, struct sw_err *e)
 {
@@ -109,7 +95,7 @@ wrk__vc_extract_volume(struct wrk__cmd *c, struct sw_err *e)
 		goto out;
 	}
 	if (fstatat(xfd, out, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-	    pack_size_ok(info, (uint64_t)st.st_size)) {
+	    wrk__extract_size_ok(info, (uint64_t)st.st_size)) {
 		/* A redelivery: the first delivery's .ova is complete. */
 		size = (uint64_t)st.st_size;
 	} else {
@@ -227,42 +213,19 @@ static int
 cv_read_ovf(struct ova_store *s, const char *obj, const struct ova_info *info, char **ret_ovf,
     struct sw_err *e)
 {
-	struct ova_reader *rd = NULL;
-	struct sw_source src;
-	char *ovf;
+	char *ovf = NULL;
 	size_t len = 0;
-	ssize_t n;
 	int r;
 
-	if (info->ovf_size > OVA_OVF_MAX)
-		return sw_errf(e, SW_ETOOBIG, "%s: OVF over %d bytes", info->ovf_name, OVA_OVF_MAX);
-	if ((ovf = malloc((size_t)info->ovf_size + 1)) == NULL)
-		return sw_errf(e, -ENOMEM, "out of memory");
-	r = ova_reader_open(s, obj, info->ovf_name, &rd, e);
-	if (r < 0)
-		goto out;
-	src = ova_reader_source(rd);
-	while (len < info->ovf_size) {
-		n = src.read(src.ud, ovf + len, (size_t)info->ovf_size - len, e);
-		if (n < 0) {
-			r = (int)n;
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
+	if ((r = wrk__ovf_read(s, obj, info, &ovf, &len, e)) < 0)
+		return r;
+	/* It is parsed as a string. */
+	if (memchr(ovf, '\0', len) != NULL) {
+		free(ovf);
+		return sw_errf(e, SW_EFORMAT, "%s: binary OVF", info->ovf_name);
 	}
-	if (len != info->ovf_size || memchr(ovf, '\0', len) != NULL) {
-		r = sw_errf(e, SW_EFORMAT, "%s: short or binary OVF", info->ovf_name);
-		goto out;
-	}
-	ovf[len] = '\0';
 	*ret_ovf = ovf;
-	ovf = NULL;
-out:
-	ova_reader_close(rd);
-	free(ovf);
-	return r;
+	return 0;
 }
 
 /* The import's sources: disk files of the object, by the names its OVF gives. */
