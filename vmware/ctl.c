@@ -22,7 +22,7 @@
 
 #define PASSWORD_MAX 4096
 
-static volatile sig_atomic_t cancelled;
+static atomic_int cancelled;
 
 static void
 on_signal(int sig)

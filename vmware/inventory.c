@@ -303,7 +303,7 @@ vmw_vm_info_disk(const struct vmw_vm_info *info, const char *ds_path)
 
 static int
 find_call(struct vmw_conn *c, const char *method, struct vmw__req *q, const char *key,
-    struct vmw_moref *ret_vm, uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+    struct vmw_moref *ret_vm, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	struct vmw__resp resp = { NULL, NULL };
 	struct vmw_moref m;
@@ -332,7 +332,7 @@ find_call(struct vmw_conn *c, const char *method, struct vmw__req *q, const char
 
 static int
 find_uuid(struct vmw_conn *c, const char *uuid, int instance, struct vmw_moref *ret_vm,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	struct vmw__req q;
 	int r;
@@ -385,7 +385,7 @@ looks_like_uuid(const char *s)
 
 int
 vmw_vm_find(struct vmw_conn *c, enum vmw_vm_by by, const char *key, struct vmw_moref *ret_vm,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	static const char *const paths[] = { "name", NULL };
 	struct name_ud nu;
@@ -560,7 +560,7 @@ parent_cb(void *ud, const struct vmw_moref *obj, const char *name, xmlNode *val,
 /* Walks up the parents of `start` to its datacenter. */
 static int
 find_datacenter(struct vmw_conn *c, const struct vmw_moref *start, struct vmw_vm_info *info,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	static const char *const ppaths[] = { "parent", NULL };
 	static const char *const dpaths[] = { "vmFolder", NULL };
@@ -592,7 +592,7 @@ find_datacenter(struct vmw_conn *c, const struct vmw_moref *start, struct vmw_vm
 
 int
 vmw_vm_info_get(struct vmw_conn *c, const struct vmw_moref *vm, struct vmw_vm_info **ret_info,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	static const char *const paths[] = {
 		"name", "config.uuid", "config.instanceUuid", "runtime.powerState",

@@ -113,7 +113,7 @@ returned_lease(struct vmw__resp *resp, const char *method, struct vmw_moref *lea
 
 static int
 lease_wait(struct vmw_conn *c, const struct vmw_moref *lease, struct lease_info *li,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	static const char *const paths[] = { "state", "info", "error", NULL };
 	struct lease_ud u = { c, li };
@@ -154,7 +154,7 @@ vmw__lease_abort(struct vmw_conn *c, const struct vmw_moref *lease, const char *
 
 static int
 lease_progress(struct vmw_conn *c, const struct vmw_moref *lease, int percent,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	char args[64];
 
@@ -223,7 +223,7 @@ struct xfer {
 	uint64_t done;              /* finished files */
 	uint64_t total;             /* expected over all files, 0 unknown */
 	uint64_t deadline_ms;
-	volatile int *cancel;
+	atomic_int *cancel;
 	unsigned lease_every_ms;
 	uint64_t last_lease_ms;
 	uint64_t last_user_ms;
@@ -432,7 +432,7 @@ is_disk_url(const struct lease_dev *d)
 
 static int
 create_descriptor(struct vmw_conn *c, const struct vmw_moref *vm, const char *name,
-    struct vmw_export_result *res, uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+    struct vmw_export_result *res, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	struct vmw__resp resp = { NULL, NULL };
 	struct vmw__req q;
@@ -477,7 +477,7 @@ out:
 
 int
 vmw_export_vm(struct vmw_conn *c, const struct vmw_moref *vm, const struct vmw_export_opts *o,
-    struct vmw_export_result **ret_result, uint64_t deadline_ms, volatile int *cancel,
+    struct vmw_export_result **ret_result, uint64_t deadline_ms, atomic_int *cancel,
     struct sw_err *e)
 {
 	struct vmw__resp resp = { NULL, NULL };
@@ -755,7 +755,7 @@ out:
 
 static int
 import_spec(struct vmw_conn *c, const struct vmw_import_opts *o, struct vmw__req *spec,
-    struct file_item *items, size_t *ret_nitems, uint64_t deadline_ms, volatile int *cancel,
+    struct file_item *items, size_t *ret_nitems, uint64_t deadline_ms, atomic_int *cancel,
     struct sw_err *e)
 {
 	struct vmw__resp resp = { NULL, NULL };
@@ -816,7 +816,7 @@ out:
 
 int
 vmw_import_vm(struct vmw_conn *c, const struct vmw_import_opts *o,
-    struct vmw_import_result **ret_result, uint64_t deadline_ms, volatile int *cancel,
+    struct vmw_import_result **ret_result, uint64_t deadline_ms, atomic_int *cancel,
     struct sw_err *e)
 {
 	struct vmw__resp resp = { NULL, NULL };

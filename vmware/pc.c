@@ -68,7 +68,7 @@ walk_page(struct vmw_conn *c, xmlNode *rv, vmw__prop_cb cb, void *ud, size_t *no
 /* Runs a RetrievePropertiesEx with specSet XML `spec` and follows continuation tokens. */
 static int
 retrieve(struct vmw_conn *c, const char *spec, vmw__prop_cb cb, void *ud, size_t *ret_nobjects,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	struct vmw__resp resp = { NULL, NULL };
 	struct vmw__req args;
@@ -129,7 +129,7 @@ prop_set(struct vmw__req *q, const char *type, const char *const *paths)
 
 int
 vmw__props_get(struct vmw_conn *c, const struct vmw_moref *obj, const char *const *paths,
-    vmw__prop_cb cb, void *ud, uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+    vmw__prop_cb cb, void *ud, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	struct vmw__req q;
 	size_t n = 0;
@@ -156,7 +156,7 @@ out:
 
 int
 vmw__props_all(struct vmw_conn *c, const char *type, const char *const *paths,
-    vmw__prop_cb cb, void *ud, uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+    vmw__prop_cb cb, void *ud, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	struct vmw__resp resp = { NULL, NULL };
 	struct vmw__req q;
@@ -251,7 +251,7 @@ task_cb(void *ud, const struct vmw_moref *obj, const char *name, xmlNode *val, s
 
 int
 vmw_task_wait(struct vmw_conn *c, const struct vmw_moref *task, struct vmw_moref *ret_result,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	static const char *const paths[] = { "info", NULL };
 	struct task_state ts;

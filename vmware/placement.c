@@ -96,7 +96,7 @@ host_cb(void *ud, const struct vmw_moref *obj, const char *name, xmlNode *val,
 /* The first usable host of m, its compute resource's resource pool. */
 static int
 pick_host(struct vmw_conn *c, const struct mounts *m, struct vmw_placement *p,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	static const char *const hpaths[] = { "parent", "runtime.connectionState",
 		"runtime.inMaintenanceMode", NULL };
@@ -132,7 +132,7 @@ pick_host(struct vmw_conn *c, const struct mounts *m, struct vmw_placement *p,
 /* Walks up the parents of the datastore to its datacenter. */
 static int
 find_dc(struct vmw_conn *c, struct vmw_placement *p, uint64_t deadline_ms,
-    volatile int *cancel, struct sw_err *e)
+    atomic_int *cancel, struct sw_err *e)
 {
 	static const char *const ppaths[] = { "parent", NULL };
 	static const char *const dpaths[] = { "vmFolder", NULL };
@@ -166,7 +166,7 @@ find_dc(struct vmw_conn *c, struct vmw_placement *p, uint64_t deadline_ms,
 
 int
 vmw_datastore_placement(struct vmw_conn *c, const char *ds_name, struct vmw_placement *ret,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	static const char *const npaths[] = { "name", NULL };
 	static const char *const mpaths[] = { "host", NULL };

@@ -210,7 +210,7 @@ about_field(xmlNode *about, const char *name, char *buf, size_t bufsz)
 }
 
 static int
-service_content(struct vmw_conn *c, uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+service_content(struct vmw_conn *c, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	static const struct vmw_moref si = { "ServiceInstance", "ServiceInstance" };
 	struct vmw__resp resp = { NULL, NULL };
@@ -255,7 +255,7 @@ out:
 }
 
 int
-vmw__login(struct vmw_conn *c, uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+vmw__login(struct vmw_conn *c, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	struct vmw__req args;
 	int r;
@@ -280,7 +280,7 @@ vmw__login(struct vmw_conn *c, uint64_t deadline_ms, volatile int *cancel, struc
 }
 
 int
-vmw_login(struct vmw_conn *c, uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+vmw_login(struct vmw_conn *c, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	if (c == NULL)
 		return sw_errf(e, -EINVAL, "no connection");
@@ -288,7 +288,7 @@ vmw_login(struct vmw_conn *c, uint64_t deadline_ms, volatile int *cancel, struct
 }
 
 int
-vmw_logout(struct vmw_conn *c, uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+vmw_logout(struct vmw_conn *c, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	int r;
 
@@ -304,7 +304,7 @@ vmw_logout(struct vmw_conn *c, uint64_t deadline_ms, volatile int *cancel, struc
 }
 
 int
-vmw_keepalive(struct vmw_conn *c, uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+vmw_keepalive(struct vmw_conn *c, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	static const struct vmw_moref si = { "ServiceInstance", "ServiceInstance" };
 

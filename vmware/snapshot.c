@@ -13,7 +13,7 @@
 int
 vmw__run_task(struct vmw_conn *c, const char *method, const struct vmw_moref *this,
     struct vmw__req *args, struct vmw_moref *ret_result, uint64_t deadline_ms,
-    volatile int *cancel, struct sw_err *e)
+    atomic_int *cancel, struct sw_err *e)
 {
 	struct vmw__resp resp = { NULL, NULL };
 	struct vmw_moref task;
@@ -32,7 +32,7 @@ vmw__run_task(struct vmw_conn *c, const char *method, const struct vmw_moref *th
 int
 vmw_snapshot_create(struct vmw_conn *c, const struct vmw_moref *vm, const char *name,
     const char *description, int quiesce, struct vmw_moref *ret_snapshot,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	struct vmw__req q;
 	struct vmw_moref snap;
@@ -60,7 +60,7 @@ vmw_snapshot_create(struct vmw_conn *c, const struct vmw_moref *vm, const char *
 
 int
 vmw_snapshot_remove(struct vmw_conn *c, const struct vmw_moref *snapshot,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	struct vmw__req q;
 	int r;
@@ -79,7 +79,7 @@ vmw_snapshot_remove(struct vmw_conn *c, const struct vmw_moref *snapshot,
 
 int
 vmw_vm_power_off(struct vmw_conn *c, const struct vmw_moref *vm,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	struct vmw__req q;
 	int r;
@@ -139,7 +139,7 @@ snap_layout(struct snap_ud *u)
 int
 vmw_snapshot_disk(struct vmw_conn *c, const struct vmw_moref *vm,
     const struct vmw_moref *snapshot, const char *ds_path, struct vmw_disk **ret_disk,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	static const char *const spaths[] = { "config.hardware.device", NULL };
 	static const char *const vpaths[] = { "layoutEx", NULL };

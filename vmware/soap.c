@@ -705,7 +705,7 @@ ssl_ctx_cb(CURL *h, void *sslctx, void *ud)
 /* Transfers                                                           */
 
 int
-vmw__check_stop(uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+vmw__check_stop(uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	if (cancel != NULL && *cancel)
 		return sw_errf(e, -ECANCELED, "cancelled");
@@ -715,7 +715,7 @@ vmw__check_stop(uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
 }
 
 int
-vmw__sleep(uint64_t ms, uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+vmw__sleep(uint64_t ms, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	uint64_t end = sw_mono_ms() + ms, now;
 	struct timespec ts;
@@ -749,7 +749,7 @@ xferinfo_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, 
 
 int
 vmw__curl_prepare(struct vmw_conn *c, CURL *h, struct vmw__pin *pin, uint64_t deadline_ms,
-    volatile int *cancel, struct sw_err *e)
+    atomic_int *cancel, struct sw_err *e)
 {
 	uint64_t now = sw_mono_ms();
 	long left = 0;
@@ -847,7 +847,7 @@ soap_write_cb(char *p, size_t size, size_t n, void *ud)
 /* One HTTP POST of an envelope; the response body lands in c->resp. */
 static int
 soap_post(struct vmw_conn *c, const char *method, const struct sw_buf *env, long *ret_status,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
 	char what[96];
@@ -889,7 +889,7 @@ soap_post(struct vmw_conn *c, const char *method, const struct sw_buf *env, long
 
 static int
 call_once(struct vmw_conn *c, const char *method, const struct vmw_moref *this, const char *args,
-    struct vmw__resp *ret, uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+    struct vmw__resp *ret, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	struct sw_buf env = SW_BUF_INIT(VMW_MAX_REQUEST);
 	struct vmw__resp resp = { NULL, NULL };
@@ -941,7 +941,7 @@ out:
 int
 vmw__call(struct vmw_conn *c, const char *method, const struct vmw_moref *this,
     const char *args, int flags, struct vmw__resp *ret, uint64_t deadline_ms,
-    volatile int *cancel, struct sw_err *e)
+    atomic_int *cancel, struct sw_err *e)
 {
 	int r;
 
@@ -972,7 +972,7 @@ vmw__call(struct vmw_conn *c, const char *method, const struct vmw_moref *this,
 int
 vmw__call_req(struct vmw_conn *c, const char *method, const struct vmw_moref *this,
     struct vmw__req *args, int flags, struct vmw__resp *ret, uint64_t deadline_ms,
-    volatile int *cancel, struct sw_err *e)
+    atomic_int *cancel, struct sw_err *e)
 {
 	if (args->rc != 0)
 		return sw_errf(e, args->rc == -EINVAL ? -EINVAL : args->rc,

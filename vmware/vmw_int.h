@@ -6,6 +6,7 @@
 #ifndef VMW_INT_H
 #define VMW_INT_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include <curl/curl.h>
@@ -67,7 +68,7 @@ struct vmw_conn {
 	struct vmw_fault fault;
 	/* Transfer state read by the curl callbacks. */
 	uint64_t deadline_ms;
-	volatile int *cancel;
+	atomic_int *cancel;
 	int (*xfer_tick)(void *ud);     /* called from the xferinfo callback of NFC transfers */
 	void *xfer_tick_ud;
 };
@@ -129,24 +130,24 @@ int vmw__fault_code(const char *type);
  */
 int vmw__call(struct vmw_conn *c, const char *method, const struct vmw_moref *this,
     const char *args, int flags, struct vmw__resp *ret, uint64_t deadline_ms,
-    volatile int *cancel, struct sw_err *e);
+    atomic_int *cancel, struct sw_err *e);
 
 /* The same, building args from a request; frees nothing. */
 int vmw__call_req(struct vmw_conn *c, const char *method, const struct vmw_moref *this,
     struct vmw__req *args, int flags, struct vmw__resp *ret, uint64_t deadline_ms,
-    volatile int *cancel, struct sw_err *e);
+    atomic_int *cancel, struct sw_err *e);
 
 /* Sets the common options of a transfer on handle h (TLS, timeouts, cancel). */
 int vmw__curl_prepare(struct vmw_conn *c, CURL *h, struct vmw__pin *pin, uint64_t deadline_ms,
-    volatile int *cancel, struct sw_err *e);
+    atomic_int *cancel, struct sw_err *e);
 /* Turns a curl result into an error code and message. */
 int vmw__curl_error(struct vmw_conn *c, CURLcode cc, const char *what, const char *errbuf,
     struct sw_err *e);
 
 /* 0, -ECANCELED or -ETIMEDOUT (with e set). */
-int vmw__check_stop(uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
+int vmw__check_stop(uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
 /* Sleeps ms, waking early for cancel and deadline; returns vmw__check_stop(). */
-int vmw__sleep(uint64_t ms, uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
+int vmw__sleep(uint64_t ms, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
 
 /* Response tree helpers; names are local names in any namespace. */
 xmlNode *vmw__x_child(xmlNode *n, const char *name);
@@ -175,22 +176,22 @@ typedef int (*vmw__prop_cb)(void *ud, const struct vmw_moref *obj, const char *n
 
 /* Properties `paths` (NULL-terminated) of one object. */
 int vmw__props_get(struct vmw_conn *c, const struct vmw_moref *obj, const char *const *paths,
-    vmw__prop_cb cb, void *ud, uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
+    vmw__prop_cb cb, void *ud, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
 
 /* Properties of every object of type `type` under the root folder (via a ContainerView). */
 int vmw__props_all(struct vmw_conn *c, const char *type, const char *const *paths,
-    vmw__prop_cb cb, void *ud, uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
+    vmw__prop_cb cb, void *ud, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
 
 /* Starts a task method (args may be empty) and waits for it (snapshot.c). */
 int vmw__run_task(struct vmw_conn *c, const char *method, const struct vmw_moref *this,
     struct vmw__req *args, struct vmw_moref *ret_result, uint64_t deadline_ms,
-    volatile int *cancel, struct sw_err *e);
+    atomic_int *cancel, struct sw_err *e);
 
 /* Records a LocalizedMethodFault (task error, lease error, missingSet) as the last fault. */
 int vmw__inner_fault(struct vmw_conn *c, xmlNode *lmf, const char *what, struct sw_err *e);
 
 /* Session (session.c). */
-int vmw__login(struct vmw_conn *c, uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
+int vmw__login(struct vmw_conn *c, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
 
 /* Disk helpers (inventory.c). */
 int vmw__parse_devices(xmlNode *val, struct vmw_disk **ret_disks, size_t *ret_n, struct sw_err *e);
@@ -205,7 +206,7 @@ int vmw__disk_has(const struct vmw_disk *d, const char *ds_path);
 
 /* Sets snapworker.command=tag and snapworker.created=now on vm (ReconfigVM_Task; workervm.c). */
 int vmw__vm_tag(struct vmw_conn *c, const struct vmw_moref *vm, const char *tag,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
 
 /* Lease helpers (nfc.c) used by export and import. */
 void vmw__lease_abort(struct vmw_conn *c, const struct vmw_moref *lease, const char *why);

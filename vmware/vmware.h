@@ -27,6 +27,7 @@
 #ifndef VMW_VMWARE_H
 #define VMW_VMWARE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,17 +69,17 @@ void vmw_conn_free(struct vmw_conn *c);
  * NotAuthenticated log in again once, transparently, when they are
  * idempotent (reads, and the session keep-alive).
  */
-int vmw_login(struct vmw_conn *c, uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
+int vmw_login(struct vmw_conn *c, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
 
 /* Logout; harmless when not logged in. */
-int vmw_logout(struct vmw_conn *c, uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
+int vmw_logout(struct vmw_conn *c, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
 
 /*
  * Keeps the session alive (a cheap CurrentTime call) if it has been idle for
  * keepalive_s; long transfers call it themselves, callers with long pauses
  * of their own may too.
  */
-int vmw_keepalive(struct vmw_conn *c, uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
+int vmw_keepalive(struct vmw_conn *c, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
 
 struct vmw_about {
 	char name[128];          /* "VMware vCenter Server" */
@@ -129,7 +130,7 @@ enum vmw_vm_by {
 
 /* SW_ENOTFOUND when there is no such VM (or, by name, more than one). */
 int vmw_vm_find(struct vmw_conn *c, enum vmw_vm_by by, const char *key, struct vmw_moref *ret_vm,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
 
 /* Bounds on what we accept from the server. */
 #define VMW_MAX_DISKS 64
@@ -166,7 +167,7 @@ struct vmw_vm_info {
 };
 
 int vmw_vm_info_get(struct vmw_conn *c, const struct vmw_moref *vm, struct vmw_vm_info **ret_info,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
 void vmw_vm_info_free(struct vmw_vm_info *info);
 
 /* The disk whose chain contains datastore path ds_path (spaces around "]" tolerated), or NULL. */
@@ -182,18 +183,18 @@ const struct vmw_disk *vmw_vm_info_disk(const struct vmw_vm_info *info, const ch
  * MoRef when it has one (CreateSnapshot, CreateVM, ...).
  */
 int vmw_task_wait(struct vmw_conn *c, const struct vmw_moref *task, struct vmw_moref *ret_result,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
 
 /* ------------------------------------------------------------------ */
 /* Snapshots                                                           */
 
 int vmw_snapshot_create(struct vmw_conn *c, const struct vmw_moref *vm, const char *name,
     const char *description, int quiesce, struct vmw_moref *ret_snapshot,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
 
 /* RemoveSnapshot_Task(removeChildren=false, consolidate=true). */
 int vmw_snapshot_remove(struct vmw_conn *c, const struct vmw_moref *snapshot,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
 
 /*
  * The disk of `snapshot` (of `vm`) that holds the volume named by its
@@ -204,7 +205,7 @@ int vmw_snapshot_remove(struct vmw_conn *c, const struct vmw_moref *snapshot,
  */
 int vmw_snapshot_disk(struct vmw_conn *c, const struct vmw_moref *vm,
     const struct vmw_moref *snapshot, const char *ds_path, struct vmw_disk **ret_disk,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
 void vmw_disk_free(struct vmw_disk *d);
 
 /* ------------------------------------------------------------------ */
@@ -226,7 +227,7 @@ struct vmw_worker_spec {
 
 /* CreateVM_Task: powered off, 1 vCPU, 32 MiB, one SCSI controller, the disk (no fileOperation). */
 int vmw_worker_vm_create(struct vmw_conn *c, const struct vmw_worker_spec *spec,
-    struct vmw_moref *ret_vm, uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
+    struct vmw_moref *ret_vm, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
 
 /*
  * Powers the VM off if needed, detaches every disk (ReconfigVM_Task remove,
@@ -235,7 +236,7 @@ int vmw_worker_vm_create(struct vmw_conn *c, const struct vmw_worker_spec *spec,
  * snapworker tag.  SW_ENOTFOUND if the VM is already gone.
  */
 int vmw_worker_vm_destroy(struct vmw_conn *c, const struct vmw_moref *vm,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
 
 /*
  * The first half of vmw_worker_vm_destroy(): powers the VM off if needed and
@@ -244,7 +245,7 @@ int vmw_worker_vm_destroy(struct vmw_conn *c, const struct vmw_moref *vm,
  * (Destroy_Task removes that directory).  -EPERM for an untagged VM.
  */
 int vmw_worker_vm_detach(struct vmw_conn *c, const struct vmw_moref *vm,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
 
 /*
  * VirtualDiskManager.MoveVirtualDisk_Task: moves a detached disk (descriptor
@@ -252,7 +253,7 @@ int vmw_worker_vm_detach(struct vmw_conn *c, const struct vmw_moref *vm,
  * existing dst is an error (SW_EREMOTE, fault FileAlreadyExists) unless force.
  */
 int vmw_virtual_disk_move(struct vmw_conn *c, const struct vmw_moref *dc, const char *src,
-    const char *dst, int force, uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
+    const char *dst, int force, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
 
 struct vmw_tagged_vm {
 	struct vmw_moref vm;
@@ -263,7 +264,7 @@ struct vmw_tagged_vm {
 
 /* Every VM with a snapworker.command tag (for the sweeper); caller frees *ret_vms. */
 int vmw_worker_vm_list(struct vmw_conn *c, struct vmw_tagged_vm **ret_vms, size_t *ret_n,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
 
 /* ------------------------------------------------------------------ */
 /* Placement                                                           */
@@ -283,13 +284,13 @@ struct vmw_placement {
  * several datacenters have one of that name) and a placement on it.
  */
 int vmw_datastore_placement(struct vmw_conn *c, const char *ds_name, struct vmw_placement *ret,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
 
 /* ------------------------------------------------------------------ */
 /* Power                                                               */
 
 int vmw_vm_power_off(struct vmw_conn *c, const struct vmw_moref *vm,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e);
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
 
 /* ------------------------------------------------------------------ */
 /* NFC export and import                                               */
@@ -337,7 +338,7 @@ struct vmw_export_result {
  * HttpNfcLeaseComplete.  On any error the lease is aborted.
  */
 int vmw_export_vm(struct vmw_conn *c, const struct vmw_moref *vm, const struct vmw_export_opts *o,
-    struct vmw_export_result **ret_result, uint64_t deadline_ms, volatile int *cancel,
+    struct vmw_export_result **ret_result, uint64_t deadline_ms, atomic_int *cancel,
     struct sw_err *e);
 void vmw_export_result_free(struct vmw_export_result *r);
 
@@ -379,7 +380,7 @@ struct vmw_import_result {
  * -> HttpNfcLeaseComplete, or Abort on any error.
  */
 int vmw_import_vm(struct vmw_conn *c, const struct vmw_import_opts *o,
-    struct vmw_import_result **ret_result, uint64_t deadline_ms, volatile int *cancel,
+    struct vmw_import_result **ret_result, uint64_t deadline_ms, atomic_int *cancel,
     struct sw_err *e);
 void vmw_import_result_free(struct vmw_import_result *r);
 

@@ -48,7 +48,7 @@ option_value(struct vmw__req *q, const char *key, const char *value)
 
 int
 vmw_worker_vm_create(struct vmw_conn *c, const struct vmw_worker_spec *spec,
-    struct vmw_moref *ret_vm, uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+    struct vmw_moref *ret_vm, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	struct vmw__req q;
 	struct vmw_moref vm;
@@ -115,7 +115,7 @@ vmw_worker_vm_create(struct vmw_conn *c, const struct vmw_worker_spec *spec,
 
 static int
 detach_disks(struct vmw_conn *c, const struct vmw_vm_info *info, uint64_t deadline_ms,
-    volatile int *cancel, struct sw_err *e)
+    atomic_int *cancel, struct sw_err *e)
 {
 	struct vmw__req q;
 	size_t i;
@@ -154,7 +154,7 @@ detach_disks(struct vmw_conn *c, const struct vmw_vm_info *info, uint64_t deadli
  */
 static int
 release_disks(struct vmw_conn *c, const struct vmw_moref *vm, const char *refusal,
-    int *ret_detached, uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+    int *ret_detached, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	struct vmw_vm_info *info = NULL;
 	int r;
@@ -184,7 +184,7 @@ out:
 
 int
 vmw_worker_vm_detach(struct vmw_conn *c, const struct vmw_moref *vm,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	if (c == NULL || vm == NULL)
 		return sw_errf(e, -EINVAL, "bad arguments");
@@ -193,7 +193,7 @@ vmw_worker_vm_detach(struct vmw_conn *c, const struct vmw_moref *vm,
 
 int
 vmw_virtual_disk_move(struct vmw_conn *c, const struct vmw_moref *dc, const char *src,
-    const char *dst, int force, uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+    const char *dst, int force, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	struct vmw__req q;
 	int r;
@@ -219,7 +219,7 @@ vmw_virtual_disk_move(struct vmw_conn *c, const struct vmw_moref *dc, const char
 
 int
 vmw_worker_vm_destroy(struct vmw_conn *c, const struct vmw_moref *vm,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	struct vmw_vm_info *info = NULL;
 	struct vmw__req q;
@@ -319,7 +319,7 @@ list_cb(void *ud, const struct vmw_moref *obj, const char *name, xmlNode *val, s
 
 int
 vmw_worker_vm_list(struct vmw_conn *c, struct vmw_tagged_vm **ret_vms, size_t *ret_n,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	static const char *const paths[] = { "name", "config.extraConfig", NULL };
 	struct list_ud u;
@@ -345,7 +345,7 @@ vmw_worker_vm_list(struct vmw_conn *c, struct vmw_tagged_vm **ret_vms, size_t *r
 
 int
 vmw__vm_tag(struct vmw_conn *c, const struct vmw_moref *vm, const char *tag,
-    uint64_t deadline_ms, volatile int *cancel, struct sw_err *e)
+    uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
 {
 	struct vmw__req q;
 	char created[24];

@@ -50,7 +50,7 @@ still_linked(int dirfd, const char *name, int fd)
 
 int
 wrk_cmdlock_acquire(struct wrk_cmdlock *l, const char *mount, const char *id,
-    volatile int *cancel, uint64_t deadline_ms, wrk_cmdlock_wait_fn on_wait, void *ud,
+    atomic_int *cancel, uint64_t deadline_ms, wrk_cmdlock_wait_fn on_wait, void *ud,
     struct sw_err *e)
 {
 	unsigned poll = POLL_MIN_MS;

@@ -18,6 +18,7 @@
 #ifndef WRK_CMDLOCK_H
 #define WRK_CMDLOCK_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -44,7 +45,7 @@ typedef void (*wrk_cmdlock_wait_fn)(void *ud);
  * caller may then run unlocked and let the command report the store error).
  */
 int wrk_cmdlock_acquire(struct wrk_cmdlock *l, const char *mount, const char *id,
-    volatile int *cancel, uint64_t deadline_ms, wrk_cmdlock_wait_fn on_wait, void *ud,
+    atomic_int *cancel, uint64_t deadline_ms, wrk_cmdlock_wait_fn on_wait, void *ud,
     struct sw_err *e);
 
 /* Removes the lock file and unlocks; safe on a lock that is not held. */

@@ -52,7 +52,7 @@ struct slot {
 	/* The job: started and reaped by the slot thread only. */
 	int busy;
 	pthread_t jthr;
-	volatile int cancel;
+	atomic_int cancel;
 	uint64_t deadline_ms;
 	unsigned job_gen;
 	struct wrk_amqp_msg msg;

@@ -108,11 +108,11 @@ on_lock_wait(void *ud)
 
 static void
 run_parsed(const struct wrk_dispatch *d, struct proto_command *cmd, int64_t delivery_count,
-    volatile int *cancel, struct wrk_outcome *out)
+    atomic_int *cancel, struct wrk_outcome *out)
 {
 	struct wrk_cmdlock lock = WRK_CMDLOCK_INIT;
 	const struct wrk_store *store;
-	static volatile int never;
+	static atomic_int never;
 	struct progress_ctx pc;
 	struct wrk_job job;
 	struct proto_event ev;
@@ -233,7 +233,7 @@ failed:
 
 void
 wrk_dispatch_run(const struct wrk_dispatch *d, const void *body, size_t len,
-    int64_t delivery_count, volatile int *cancel, struct wrk_outcome *out)
+    int64_t delivery_count, atomic_int *cancel, struct wrk_outcome *out)
 {
 	struct proto_command *cmd = NULL;
 	struct proto_parse_error pe;

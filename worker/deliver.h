@@ -15,6 +15,7 @@
 #ifndef WRK_DELIVER_H
 #define WRK_DELIVER_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,7 +69,7 @@ struct wrk_outcome {
 
 /* Fills out (always); cancel may be NULL.  delivery_count: x-delivery-count (0 on the first). */
 void wrk_dispatch_run(const struct wrk_dispatch *d, const void *body, size_t len,
-    int64_t delivery_count, volatile int *cancel, struct wrk_outcome *out);
+    int64_t delivery_count, atomic_int *cancel, struct wrk_outcome *out);
 
 void wrk_outcome_clear(struct wrk_outcome *o);
 

@@ -8,6 +8,7 @@
 #ifndef WRK_JOB_H
 #define WRK_JOB_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -21,7 +22,7 @@ struct wrk_job {
 	const struct wrk_config *cfg;
 	const char *worker_name;
 	/* Set (non-zero) by the daemon when the job must stop: deadline, SIGTERM after grace. */
-	volatile int *cancel;
+	atomic_int *cancel;
 	uint64_t deadline_ms;       /* sw_mono_ms() value after which the job fails with TIMEOUT */
 	/*
 	 * Progress report, called from the job thread; cheap and non-blocking

@@ -85,7 +85,7 @@ init_log(const struct wrk_config *cfg, int verbose_text)
 
 /* ------------------------------------------------------------- run-once */
 
-static volatile int once_cancel;
+static atomic_int once_cancel;
 
 static void
 once_signal(int sig)
@@ -324,7 +324,7 @@ cmd_check(const char *cfgpath, int text)
 
 /* ---------------------------------------------------------------- sweep */
 
-static volatile int sweep_cancel;
+static atomic_int sweep_cancel;
 
 static void
 sweep_signal(int sig)

@@ -58,7 +58,7 @@ find(const struct wrk_running *r, const char *id)
 }
 
 int
-wrk_running_acquire(struct wrk_running *r, const char *id, volatile int *cancel)
+wrk_running_acquire(struct wrk_running *r, const char *id, atomic_int *cancel)
 {
 	int waited = 0;
 	char *dup;

@@ -8,6 +8,7 @@
 #ifndef WRK_RUNNING_H
 #define WRK_RUNNING_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 struct wrk_running;
@@ -20,7 +21,7 @@ void wrk_running_free(struct wrk_running *r);
  * another holder to release it, -ECANCELED if *cancel became non-zero while
  * waiting, -ENOMEM.
  */
-int wrk_running_acquire(struct wrk_running *r, const char *id, volatile int *cancel);
+int wrk_running_acquire(struct wrk_running *r, const char *id, atomic_int *cancel);
 void wrk_running_release(struct wrk_running *r, const char *id);
 /* Whether id is running, and how many are. */
 int wrk_running_has(struct wrk_running *r, const char *id);

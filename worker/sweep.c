@@ -35,7 +35,7 @@ struct sweep {
 	const struct wrk_config *cfg;
 	const struct wrk_sweep_opts *o;
 	struct wrk_sweep_stats st;
-	volatile int *cancel;
+	atomic_int *cancel;
 	int64_t now;
 };
 
@@ -412,7 +412,7 @@ sweep_store(struct sweep *sw, const struct wrk_store *ws)
 
 int
 wrk_sweep_run(const struct wrk_config *cfg, const struct wrk_sweep_opts *o,
-    struct wrk_sweep_stats *ret_stats, volatile int *cancel, struct sw_err *e)
+    struct wrk_sweep_stats *ret_stats, atomic_int *cancel, struct sw_err *e)
 {
 	struct sweep sw;
 	size_t i, k;
@@ -444,7 +444,7 @@ struct wrk_sweeper {
 	struct wrk_sweep_opts o;
 	unsigned interval_s;
 	pthread_t thr;
-	volatile int stop;
+	atomic_int stop;
 };
 
 static void *

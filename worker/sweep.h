@@ -23,6 +23,7 @@
 #ifndef WRK_SWEEP_H
 #define WRK_SWEEP_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -56,7 +57,7 @@ struct wrk_sweep_stats {
  * is 0, or the first error when nothing could be swept.
  */
 int wrk_sweep_run(const struct wrk_config *cfg, const struct wrk_sweep_opts *o,
-    struct wrk_sweep_stats *ret_stats, volatile int *cancel, struct sw_err *e);
+    struct wrk_sweep_stats *ret_stats, atomic_int *cancel, struct sw_err *e);
 
 /*
  * The daemon's sweeper thread: one sweep at start, then every interval_s.

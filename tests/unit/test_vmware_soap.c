@@ -736,7 +736,7 @@ test_task_wait(void **state)
 	vmw_conn_free(c);
 }
 
-static volatile int cancel_flag;
+static atomic_int cancel_flag;
 
 static void *
 canceller(void *arg)

@@ -587,7 +587,7 @@ test_fetch_cancel_and_deadline(void **state)
 	struct fixture *fx = *state;
 	struct wrk_fetch_opts o;
 	struct sw_err e;
-	volatile int cancel = 1;
+	atomic_int cancel = 1;
 	char url[128];
 	uint64_t t0;
 

@@ -86,7 +86,7 @@ test_held_deadline_and_cancel(void **state)
 	struct fx *f = *state;
 	struct wrk_cmdlock a = WRK_CMDLOCK_INIT, b = WRK_CMDLOCK_INIT;
 	struct sw_err e;
-	volatile int cancel = 0;
+	atomic_int cancel = 0;
 	uint64_t t0;
 	int waits = 0;
 

@@ -132,7 +132,7 @@ static void
 test_running_wait_cancel(void **state)
 {
 	struct wrk_running *r = wrk_running_new();
-	volatile int cancel = 1;
+	atomic_int cancel = 1;
 
 	(void)state;
 	assert_int_equal(wrk_running_acquire(r, "a", NULL), 0);

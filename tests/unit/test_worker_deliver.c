@@ -26,7 +26,7 @@ static struct {
 	int progress_calls;
 	int runs;
 	int sleep_ms;
-	volatile int concurrent, max_concurrent;
+	atomic_int concurrent, max_concurrent;
 } fake;
 
 static int
@@ -184,7 +184,7 @@ static void
 test_cancel(void **state)
 {
 	struct wrk_outcome o;
-	volatile int cancel = WRK_CANCEL_SHUTDOWN;
+	atomic_int cancel = WRK_CANCEL_SHUTDOWN;
 
 	(void)state;
 	fake.errcode = PROTO_ERR_CANCELLED;

@@ -265,7 +265,7 @@ test_cancelled(void **state)
 	struct fx_env *x = *state;
 	struct wrk_sweep_opts o;
 	struct wrk_sweep_stats st;
-	volatile int cancel = 1;
+	atomic_int cancel = 1;
 	struct sw_err e;
 
 	mk(x, DIR1 "/u1-disk0.vmdk.part", 7200);

@@ -29,6 +29,7 @@
 #ifndef WRK_FETCH_H
 #define WRK_FETCH_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -77,7 +78,7 @@ struct wrk_fetch_opts {
 	unsigned connect_timeout_s;    /* 0: 30 s */
 	unsigned low_speed_time_s;     /* abort below 1 KiB/s for this long; 0: 120 s */
 	uint64_t deadline_ms;          /* sw_mono_ms() deadline; 0: none */
-	volatile int *cancel;          /* non-zero: stop with -ECANCELED; may be NULL */
+	atomic_int *cancel;          /* non-zero: stop with -ECANCELED; may be NULL */
 	const char *checksum_alg;      /* "sha256", "md5", "sha1" or NULL */
 	const char *checksum_hex;      /* expected digest (lower case) or NULL */
 	const char *cainfo;            /* CA bundle; NULL: the system's */

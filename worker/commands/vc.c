@@ -40,7 +40,7 @@
 
 int
 wrk_vc_connect(const struct wrk_vcenter *vc, const char *url, const char *cmd_thumbprint,
-    uint64_t deadline_ms, volatile int *cancel, struct vmw_conn **ret_conn, struct sw_err *e)
+    uint64_t deadline_ms, atomic_int *cancel, struct vmw_conn **ret_conn, struct sw_err *e)
 {
 	struct vmw_conn_opts o;
 	struct vmw_conn *conn = NULL;
@@ -279,7 +279,7 @@ cleanup_deadline(const struct wrk__cmd *c)
  * or the job is cancelled.  0: try again.
  */
 static int
-busy_wait(unsigned *delay_ms, uint64_t deadline_ms, volatile int *cancel)
+busy_wait(unsigned *delay_ms, uint64_t deadline_ms, atomic_int *cancel)
 {
 	uint64_t until = sw_mono_ms() + *delay_ms;
 	unsigned char j;
@@ -305,7 +305,7 @@ busy_wait(unsigned *delay_ms, uint64_t deadline_ms, volatile int *cancel)
 
 static int
 snapshot_create_retry(struct vmw_conn *conn, const struct vmw_moref *vm, const char *name,
-    const char *desc, struct vmw_moref *ret_snap, uint64_t deadline_ms, volatile int *cancel,
+    const char *desc, struct vmw_moref *ret_snap, uint64_t deadline_ms, atomic_int *cancel,
     unsigned *ret_tries, struct sw_err *e)
 {
 	unsigned delay = BUSY_FIRST_MS, tries = 0;

@@ -19,6 +19,7 @@
 #ifndef WRK_VC_H
 #define WRK_VC_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "ovastore/ovastore.h"
@@ -42,7 +43,7 @@
  * no verification when the set says insecure, else the system CAs.
  */
 int wrk_vc_connect(const struct wrk_vcenter *vc, const char *url, const char *cmd_thumbprint,
-    uint64_t deadline_ms, volatile int *cancel, struct vmw_conn **ret_conn, struct sw_err *e);
+    uint64_t deadline_ms, atomic_int *cancel, struct vmw_conn **ret_conn, struct sw_err *e);
 /* Logs out (briefly, not cancellable) and frees; NULL is fine. */
 void wrk_vc_disconnect(struct vmw_conn *conn);
 
