@@ -13,6 +13,8 @@ sw_errf(struct sw_err *e, int code, const char *fmt, ...)
 	if (e == NULL)
 		return code;
 	e->code = code;
+	e->kind = 0;
+	e->retryable = false;
 	va_start(ap, fmt);
 	(void)vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
 	va_end(ap);
@@ -32,6 +34,8 @@ sw_errno(struct sw_err *e, int errnum, const char *fmt, ...)
 	if (e == NULL)
 		return -errnum;
 	e->code = -errnum;
+	e->kind = 0;
+	e->retryable = false;
 	va_start(ap, fmt);
 	(void)vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
 	va_end(ap);
@@ -69,12 +73,36 @@ sw_errstr(int errnum, char *buf, size_t bufsz)
 	return strerror_r(errnum, buf, bufsz);
 }
 
+int
+sw_err_classify(struct sw_err *e, int code, int kind, bool retryable)
+{
+	if (e == NULL)
+		return code;
+	if (e->code != code) {
+		/*
+		 * The failing function returned another code than the one it
+		 * described (or described none): the code returned is the error.
+		 */
+		e->code = code;
+		if (e->msg[0] == '\0')
+			(void)snprintf(e->msg, sizeof(e->msg), "%s", sw_strerror(code));
+		e->kind = 0;
+	}
+	if (e->kind == 0) {
+		e->kind = kind;
+		e->retryable = retryable;
+	}
+	return code;
+}
+
 void
 sw_err_clear(struct sw_err *e)
 {
 	if (e == NULL)
 		return;
 	e->code = 0;
+	e->kind = 0;
+	e->retryable = false;
 	e->msg[0] = '\0';
 }
 

@@ -10,6 +10,7 @@
 #ifndef SW_ERR_H
 #define SW_ERR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define SW_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -32,8 +33,19 @@ enum sw_errcode {
 
 #define SW_ERR_MSG_MAX 512
 
+/*
+ * An error travels as one struct: the code, the message and, once someone
+ * who knows what the failure means to the requester has said so, its class.
+ * The class is decided where the error is made (the worker stores the
+ * protocol error code of proto.h and whether another attempt may succeed)
+ * and nothing downstream rewrites it: sw_err_classify() keeps the first
+ * class given to an error.  sw_errf() and sw_errno() start a new error and
+ * so clear the class; sw_errctx() only adds context and keeps it.
+ */
 struct sw_err {
 	int code;
+	int kind;            /* 0: not classified yet */
+	bool retryable;      /* meaningful when kind != 0 */
 	char msg[SW_ERR_MSG_MAX];
 };
 
@@ -49,6 +61,13 @@ int sw_errno(struct sw_err *e, int errnum, const char *fmt, ...) SW_PRINTF(3, 4)
  * no error), so "return sw_errctx(e, ...)" always reports a failure.
  */
 int sw_errctx(struct sw_err *e, const char *fmt, ...) SW_PRINTF(2, 3);
+
+/*
+ * Gives the error held in e (whose code is code) its class, unless it has
+ * one already; an e holding another code is a new error and takes the class
+ * with code.  Returns code.  e may be NULL.
+ */
+int sw_err_classify(struct sw_err *e, int code, int kind, bool retryable);
 
 /* Resets e to "no error". */
 void sw_err_clear(struct sw_err *e);

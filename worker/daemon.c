@@ -53,7 +53,7 @@ struct slot {
 	int busy;
 	pthread_t jthr;
 	atomic_int cancel;
-	uint64_t deadline_ms;
+	_Atomic uint64_t deadline_ms;   /* published by the job once parsed; 0: not yet */
 	unsigned job_gen;
 	struct wrk_amqp_msg msg;
 
@@ -139,16 +139,12 @@ job_main(void *arg)
 	struct slot *s = arg;
 	struct wrk_outcome out;
 
-	wrk_dispatch_run(&s->disp, s->msg.body ? s->msg.body : "", s->msg.len,
-	    s->msg.delivery_count, &s->cancel, &out);
-	if (s->msg.too_big) {
-		/* Never parsed: the body was drained by the AMQP layer. */
-		wrk_outcome_clear(&out);
-		out.disp = WRK_DISP_DEAD;
-		(void)snprintf(out.errcode, sizeof(out.errcode), "INVALID_COMMAND");
-		(void)snprintf(out.message, sizeof(out.message), "body over %d bytes",
-		    WRK_AMQP_BODY_MAX);
-	}
+	if (s->msg.too_big)
+		wrk_dispatch_run(&s->disp, NULL, 0,
+		    s->msg.delivery_count, &s->cancel, &out);
+	else
+		wrk_dispatch_run(&s->disp, s->msg.body ? s->msg.body : "", s->msg.len,
+		    s->msg.delivery_count, &s->cancel, &out);
 	wrk_log_set_cmd(NULL, NULL);
 	pthread_mutex_lock(&s->mu);
 	s->out = out;
@@ -214,8 +210,8 @@ start_job(struct slot *s, struct wrk_amqp_msg *m)
 	s->cancel = 0;
 	s->done = 0;
 	s->job_gen = s->gen;
-	/* The command's own deadline is enforced by the job; this is a backstop. */
-	s->deadline_ms = 0;
+	/* The job publishes its deadline once parsed (see backstop()). */
+	atomic_store(&s->deadline_ms, 0);
 	rc = pthread_create(&s->jthr, NULL, job_main, s);
 	if (rc != 0) {
 		struct sw_err e;
@@ -332,7 +328,7 @@ finish_job(struct slot *s)
 	wrk_metrics_command(out.type, out.succeeded ? WRK_METRICS_SUCCEEDED :
 	    !out.parsed ? WRK_METRICS_INVALID : out.disp == WRK_DISP_REQUEUE ? WRK_METRICS_REQUEUED :
 	    WRK_METRICS_FAILED, out.elapsed_ms,
-	    out.succeeded ? wrk_metrics_event_bytes(out.event, out.event_len) : 0);
+	    out.bytes_produced);
 
 	if (s->c == NULL || s->job_gen != s->gen) {
 		/* Its delivery tag died with the old channel: the broker redelivers the command. */
@@ -459,6 +455,22 @@ slot_stop_consuming(struct slot *s)
 	s->nheld = 0;
 }
 
+/*
+ * Raises a running job's cancel flag: at the end of the grace period of a
+ * shutdown, or when the job is past its command's deadline without having
+ * stopped (the job enforces the deadline itself; this is the backstop).
+ */
+static void
+slot_cancel_check(struct slot *s)
+{
+	if (!s->busy)
+		return;
+	if (atomic_load(&s->d->cancel_all) && s->cancel == 0)
+		s->cancel = WRK_CANCEL_SHUTDOWN;
+	if (wrk_deadline_backstop(&s->cancel, atomic_load(&s->deadline_ms), sw_mono_ms()))
+		log_warnx("slot %u: the job is past its deadline: cancelling it", s->idx);
+}
+
 /* Sleeps up to ms, waking early for a finished job or a stop. */
 static void
 slot_sleep(struct slot *s, unsigned ms)
@@ -474,8 +486,7 @@ slot_sleep(struct slot *s, unsigned ms)
 			check_job(s);
 		if (atomic_load(&s->d->stopping) && !s->busy)
 			return;
-		if (atomic_load(&s->d->cancel_all) && s->busy && s->cancel == 0)
-			s->cancel = WRK_CANCEL_SHUTDOWN;
+		slot_cancel_check(s);
 		(void)nanosleep(&ts, NULL);
 	}
 }
@@ -497,8 +508,7 @@ slot_main(void *arg)
 		atomic_store(&s->beat_ms, sw_mono_ms());
 		if (stopping && !s->busy)
 			break;
-		if (atomic_load(&d->cancel_all) && s->busy && s->cancel == 0)
-			s->cancel = WRK_CANCEL_SHUTDOWN;
+		slot_cancel_check(s);
 		if (s->c == NULL) {
 			if (stopping) {
 				/* Nothing to consume any more: just wait for the job. */
@@ -715,6 +725,7 @@ wrk_daemon_run(const struct wrk_config *cfg, wrk_runner_fn run,
 		s->disp.delivery_limit = cfg->delivery_limit;
 		s->disp.on_progress = slot_progress;
 		s->disp.progress_ud = s;
+		s->disp.deadline = &s->deadline_ms;
 		if (pthread_create(&s->thr, NULL, slot_main, s) != 0) {
 			rc = sw_errf(e, -EAGAIN, "cannot start slot thread %u", i);
 			close(s->efd);

@@ -106,6 +106,54 @@ on_lock_wait(void *ud)
 	    "connection): waiting for it to finish");
 }
 
+/*
+ * A failed attempt: what to tell the broker, and the failed event when the
+ * failure is final.  The error's class was decided where it was made.
+ */
+static void
+finish_failed(const struct wrk_dispatch *d, const struct proto_command *cmd,
+    int64_t delivery_count, atomic_int *cancel, int64_t started, struct sw_err *e,
+    struct wrk_outcome *out)
+{
+	unsigned limit = d->delivery_limit ? d->delivery_limit : 5;
+
+	if (e->kind <= PROTO_ERR_NONE || e->kind >= PROTO_ERR_COUNT) {
+		/* Every failure is classified where it is made; this one was not. */
+		log_warnx("error left unclassified (a bug), reported as INTERNAL: %s", e->msg);
+		e->kind = PROTO_ERR_INTERNAL;
+		e->retryable = false;
+	}
+	out->retryable = e->retryable;
+	copy_str(out->errcode, sizeof(out->errcode), proto_errcode_name(e->kind));
+	copy_str(out->message, sizeof(out->message), e->msg[0] ? e->msg : "failed");
+	if (cancel != NULL && *cancel == WRK_CANCEL_SHUTDOWN) {
+		out->disp = WRK_DISP_REQUEUE;
+		return;
+	}
+	if (e->retryable && (uint64_t)delivery_count + 1 < limit) {
+		out->disp = WRK_DISP_REQUEUE;
+		return;
+	}
+	out->disp = e->retryable ? WRK_DISP_DEAD : WRK_DISP_ACK;
+	if (build_failed(d, cmd->id, cmd->type, started, e->kind, out->message, e->retryable,
+	    out) < 0)
+		out->disp = WRK_DISP_REQUEUE;
+}
+
+/* Bytes a succeeded command wrote (its files' sizes; a delete's files are removed ones). */
+static uint64_t
+produced_bytes(const struct proto_event *ev)
+{
+	uint64_t n = 0;
+	size_t i;
+
+	if (ev->type == PROTO_DELETE_SNAPSHOT || ev->type == PROTO_DELETE_TEMPLATE)
+		return 0;
+	for (i = 0; i < ev->result.nfiles; i++)
+		n += ev->result.files[i].size;
+	return n;
+}
+
 static void
 run_parsed(const struct wrk_dispatch *d, struct proto_command *cmd, int64_t delivery_count,
     atomic_int *cancel, struct wrk_outcome *out)
@@ -117,10 +165,9 @@ run_parsed(const struct wrk_dispatch *d, struct proto_command *cmd, int64_t deli
 	struct wrk_job job;
 	struct proto_event ev;
 	struct sw_err e;
-	int errcode = PROTO_ERR_INTERNAL, retryable = 0, rc, held = 0;
+	int rc, held = 0;
 	int64_t started = time(NULL);
 	uint64_t t0 = sw_mono_ms();
-	unsigned limit = d->delivery_limit ? d->delivery_limit : 5;
 
 	memset(&pc, 0, sizeof(pc));
 	pc.d = d;
@@ -132,6 +179,8 @@ run_parsed(const struct wrk_dispatch *d, struct proto_command *cmd, int64_t deli
 	job.worker_name = d->worker;
 	job.cancel = cancel != NULL ? cancel : &never;
 	job.deadline_ms = t0 + (uint64_t)cmd->timeout_s * 1000u;
+	if (d->deadline != NULL)
+		atomic_store(d->deadline, job.deadline_ms);
 	job.progress = on_progress;
 	job.progress_ud = &pc;
 	memset(&ev, 0, sizeof(ev));
@@ -162,8 +211,8 @@ run_parsed(const struct wrk_dispatch *d, struct proto_command *cmd, int64_t deli
 		} else if (rc == -ECANCELED || rc == -ETIMEDOUT) {
 			/* Shutdown: requeued below.  Deadline: the other attempt may still commit. */
 			out->elapsed_ms = sw_mono_ms() - t0;
-			errcode = rc == -ECANCELED ? PROTO_ERR_CANCELLED : PROTO_ERR_TIMEOUT;
-			retryable = 1;
+			sw_err_classify(&e, rc, rc == -ECANCELED ? PROTO_ERR_CANCELLED :
+			    PROTO_ERR_TIMEOUT, true);
 			goto failed;
 		} else if (rc < 0) {
 			/* The command meets the same store trouble and reports it. */
@@ -171,7 +220,7 @@ run_parsed(const struct wrk_dispatch *d, struct proto_command *cmd, int64_t deli
 			sw_err_clear(&e);
 		}
 	}
-	rc = d->run(&job, &ev, &errcode, &retryable, &e);
+	rc = d->run(&job, &ev, &e);
 	out->elapsed_ms = sw_mono_ms() - t0;
 	if (rc >= 0) {
 		ev.id = cmd->id;
@@ -184,10 +233,10 @@ run_parsed(const struct wrk_dispatch *d, struct proto_command *cmd, int64_t deli
 		rc = proto_event_build(&ev, &out->event, &out->event_len, &e);
 		if (rc < 0) {
 			/* A result the protocol cannot express is our bug, not the publisher's. */
-			errcode = PROTO_ERR_INTERNAL;
-			retryable = 0;
 			(void)sw_errctx(&e, "building the result event");
+			sw_err_classify(&e, e.code, PROTO_ERR_INTERNAL, false);
 		} else {
+			out->bytes_produced = produced_bytes(&ev);
 			(void)proto_routing_key(cmd->type, PROTO_STATUS_SUCCEEDED, out->routing_key,
 			    sizeof(out->routing_key));
 			out->succeeded = 1;
@@ -206,29 +255,7 @@ failed:
 	wrk_cmdlock_release(&lock);
 	if (held)
 		wrk_running_release(d->running, cmd->id);
-
-	if (cancel != NULL && *cancel == WRK_CANCEL_DEADLINE) {
-		errcode = PROTO_ERR_TIMEOUT;
-		retryable = 0;
-		(void)snprintf(e.msg, sizeof(e.msg), "deadline of %u s passed", cmd->timeout_s);
-	}
-	if (errcode <= PROTO_ERR_NONE || errcode >= PROTO_ERR_COUNT)
-		errcode = PROTO_ERR_INTERNAL;
-	out->retryable = retryable;
-	copy_str(out->errcode, sizeof(out->errcode), proto_errcode_name(errcode));
-	copy_str(out->message, sizeof(out->message), e.msg[0] ? e.msg : "failed");
-	if (cancel != NULL && *cancel == WRK_CANCEL_SHUTDOWN) {
-		out->disp = WRK_DISP_REQUEUE;
-		return;
-	}
-	if (retryable && (uint64_t)delivery_count + 1 < limit) {
-		out->disp = WRK_DISP_REQUEUE;
-		return;
-	}
-	out->disp = retryable ? WRK_DISP_DEAD : WRK_DISP_ACK;
-	if (build_failed(d, cmd->id, cmd->type, started, errcode, out->message, retryable,
-	    out) < 0)
-		out->disp = WRK_DISP_REQUEUE;
+	finish_failed(d, cmd, delivery_count, cancel, started, &e, out);
 }
 
 void
@@ -241,6 +268,14 @@ wrk_dispatch_run(const struct wrk_dispatch *d, const void *body, size_t len,
 
 	memset(out, 0, sizeof(*out));
 	memset(&pe, 0, sizeof(pe));
+	if (body == NULL) {
+		/* Drained unread by the AMQP layer: no id to answer, only the dead-letter queue. */
+		out->disp = WRK_DISP_DEAD;
+		copy_str(out->errcode, sizeof(out->errcode), "INVALID_COMMAND");
+		(void)snprintf(out->message, sizeof(out->message), "body over the %d-byte limit",
+		    PROTO_BODY_MAX);
+		return;
+	}
 	rc = proto_command_parse(body, len, &cmd, &pe);
 	if (rc < 0) {
 		if (pe.has_id)
@@ -272,6 +307,17 @@ wrk_dispatch_run(const struct wrk_dispatch *d, const void *body, size_t len,
 		log_info("started");
 	run_parsed(d, cmd, delivery_count, cancel, out);
 	proto_command_free(cmd);
+}
+
+int
+wrk_deadline_backstop(atomic_int *cancel, uint64_t deadline_ms, uint64_t now_ms)
+{
+	int expected = 0;
+
+	if (cancel == NULL || deadline_ms == 0 || now_ms < deadline_ms + WRK_DEADLINE_SLACK_MS)
+		return 0;
+	/* A shutdown already asked for keeps its meaning (requeue, not TIMEOUT). */
+	return atomic_compare_exchange_strong(cancel, &expected, WRK_CANCEL_DEADLINE) ? 1 : 0;
 }
 
 void

@@ -25,12 +25,9 @@
 struct wrk_config;
 struct wrk_running;
 
+/* wrk_cmd_run() or a stand-in: the same contract (worker/job.h). */
 typedef int (*wrk_runner_fn)(const struct wrk_job *job, struct proto_event *ev,
-    int *ret_errcode, int *ret_retryable, struct sw_err *e);
-
-/* Cancel flag values: why the daemon wants the job to stop. */
-#define WRK_CANCEL_SHUTDOWN 1
-#define WRK_CANCEL_DEADLINE 2
+    struct sw_err *e);
 
 enum wrk_disposition {
 	WRK_DISP_ACK = 0,
@@ -50,7 +47,21 @@ struct wrk_dispatch {
 	/* Called (from the job thread) with each progress event to publish; latest wins. */
 	void (*on_progress)(void *ud, const char *json, size_t len, const char *routing_key);
 	void *progress_ud;
+	/*
+	 * Where the job publishes its deadline (sw_mono_ms()) once the command is
+	 * parsed, for the daemon's backstop (wrk_deadline_backstop); NULL: nowhere.
+	 */
+	_Atomic uint64_t *deadline;
 };
+
+/*
+ * The daemon's backstop for a job that runs past its deadline (the job
+ * enforces the deadline itself; this catches a call that does not): raises
+ * the job's cancel flag to WRK_CANCEL_DEADLINE once the monotonic clock is
+ * WRK_DEADLINE_SLACK_MS past deadline_ms.  Returns 1 when it raised it.
+ */
+#define WRK_DEADLINE_SLACK_MS 5000u
+int wrk_deadline_backstop(atomic_int *cancel, uint64_t deadline_ms, uint64_t now_ms);
 
 struct wrk_outcome {
 	enum wrk_disposition disp;
@@ -65,9 +76,14 @@ struct wrk_outcome {
 	char errcode[32];               /* "" on success */
 	char message[SW_ERR_MSG_MAX];
 	uint64_t elapsed_ms;
+	uint64_t bytes_produced;        /* succeeded: the sizes of result.files (0 for deletes) */
 };
 
-/* Fills out (always); cancel may be NULL.  delivery_count: x-delivery-count (0 on the first). */
+/*
+ * Fills out (always); cancel may be NULL.  delivery_count: x-delivery-count
+ * (0 on the first).  body NULL: a body over the protocol's limit that the
+ * AMQP layer drained unread (dead-lettered, no event; len is ignored).
+ */
 void wrk_dispatch_run(const struct wrk_dispatch *d, const void *body, size_t len,
     int64_t delivery_count, atomic_int *cancel, struct wrk_outcome *out);
 

@@ -17,11 +17,15 @@ struct proto_command;
 struct proto_event;
 struct wrk_config;
 
+/* Why the daemon wants a job to stop (the value of *wrk_job.cancel). */
+#define WRK_CANCEL_SHUTDOWN 1   /* SIGTERM and the grace period is over: hand the command back */
+#define WRK_CANCEL_DEADLINE 2   /* the command's deadline passed and the job has not stopped */
+
 struct wrk_job {
 	const struct proto_command *cmd;
 	const struct wrk_config *cfg;
 	const char *worker_name;
-	/* Set (non-zero) by the daemon when the job must stop: deadline, SIGTERM after grace. */
+	/* Set (non-zero, WRK_CANCEL_*) by the daemon when the job must stop. */
 	atomic_int *cancel;
 	uint64_t deadline_ms;       /* sw_mono_ms() value after which the job fails with TIMEOUT */
 	/*
@@ -34,13 +38,12 @@ struct wrk_job {
 
 /*
  * Runs job->cmd.  On success fills ev's result and returns 0.  On failure
- * returns a negative code, with e's message for the event, and sets
- * *ret_errcode / *ret_retryable to the protocol error (proto.h) to report.
- * Must be idempotent by command id: an output that is already committed is
- * answered again without redoing the work.
+ * returns a negative code with e (required) describing the error and
+ * classified (e->kind: the protocol error code of proto.h, e->retryable)
+ * where it was made.  Must be idempotent by command id: an output that is
+ * already committed is answered again without redoing the work.
  */
-int wrk_cmd_run(const struct wrk_job *job, struct proto_event *ev, int *ret_errcode,
-    int *ret_retryable, struct sw_err *e);
+int wrk_cmd_run(const struct wrk_job *job, struct proto_event *ev, struct sw_err *e);
 
 /*
  * Commands keep their vCenter sessions for the next command of the same

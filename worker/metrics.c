@@ -9,7 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <json-c/json.h>
 #include <microhttpd.h>
 
 #include "common/num.h"
@@ -18,7 +17,6 @@
 #define LISTEN_MAX        128   /* "[" + IPv6 text + "]:" + port fits easily */
 #define HTTP_CONN_LIMIT   16    /* scrapers are few; a flood must not cost threads or memory */
 #define HTTP_CONN_TIMEOUT 10    /* seconds an idle scrape connection may stay */
-#define EVENT_FILES_MAX   4096  /* bound on the files of one event we add up */
 
 static const double buckets[WRK_METRICS_NBUCKETS] = WRK_METRICS_BUCKETS;
 
@@ -140,50 +138,6 @@ wrk_metrics_vcenter_login(void)
 	pthread_mutex_lock(&m.mu);
 	m.vc_logins++;
 	pthread_mutex_unlock(&m.mu);
-}
-
-uint64_t
-wrk_metrics_event_bytes(const char *json, size_t len)
-{
-	struct json_tokener *tok;
-	json_object *root, *v, *files, *res;
-	uint64_t sum = 0;
-	size_t i, n;
-	const char *s;
-
-	if (json == NULL || len == 0 || len > INT32_MAX)
-		return 0;
-	tok = json_tokener_new();
-	if (tok == NULL)
-		return 0;
-	root = json_tokener_parse_ex(tok, json, (int)len);
-	json_tokener_free(tok);
-	if (root == NULL)
-		return 0;
-	if (!json_object_object_get_ex(root, "status", &v) ||
-	    (s = json_object_get_string(v)) == NULL || strcmp(s, "succeeded") != 0)
-		goto out;
-	if (json_object_object_get_ex(root, "type", &v) && (s = json_object_get_string(v)) != NULL &&
-	    strncmp(s, "Delete", 6) == 0)
-		goto out;
-	if (!json_object_object_get_ex(root, "result", &res) ||
-	    !json_object_object_get_ex(res, "files", &files) ||
-	    !json_object_is_type(files, json_type_array))
-		goto out;
-	n = json_object_array_length(files);
-	for (i = 0; i < n && i < EVENT_FILES_MAX; i++) {
-		json_object *f = json_object_array_get_idx(files, i);
-		int64_t sz;
-
-		if (!json_object_object_get_ex(f, "size", &v) || !json_object_is_type(v, json_type_int))
-			continue;
-		sz = json_object_get_int64(v);
-		if (sz > 0 && (uint64_t)sz <= UINT64_MAX - sum)
-			sum += (uint64_t)sz;
-	}
-out:
-	json_object_put(root);
-	return sum;
 }
 
 /* A bucket bound as Prometheus writes it: "1", "300", never "1.000000". */

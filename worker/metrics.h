@@ -12,7 +12,8 @@
  *       type is a protocol type or "other" (the label set is bounded)
  *   snapworker_job_duration_seconds{type}       histogram of parsed commands' run time
  *   snapworker_bytes_transferred_total          bytes of the files that succeeded commands
- *       produced (result.files sizes; Delete* excluded since their files are removed ones);
+ *       produced (wrk_outcome.bytes_produced: result.files sizes; Delete* excluded since
+ *       their files are removed ones);
  *       bytes moved by a command that later failed are not counted
  *   snapworker_jobs_in_flight / snapworker_job_slots
  *   snapworker_broker_reconnects_total          broker connections re-opened after a loss
@@ -59,13 +60,6 @@ void wrk_metrics_job_end(void);
 void wrk_metrics_set_slots(unsigned n);
 void wrk_metrics_broker_reconnect(void);
 void wrk_metrics_vcenter_login(void);
-
-/*
- * Bytes a final event reports as produced: the sum of result.files[].size of
- * a succeeded event whose type does not start with "Delete"; 0 otherwise or
- * when the JSON cannot be read.
- */
-uint64_t wrk_metrics_event_bytes(const char *json, size_t len);
 
 /* Appends the text exposition (format 0.0.4) of every metric to b. */
 int wrk_metrics_render(struct sw_buf *b, struct sw_err *e);

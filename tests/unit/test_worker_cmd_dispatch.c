@@ -143,11 +143,19 @@ test_stop_before_start(void **state)
 	job.cancel = &x->cancel;
 	job.deadline_ms = 1;
 	memset(&ev, 0, sizeof(ev));
-	assert_int_equal(wrk_cmd_run(&job, &ev, &code, &retry, &e), -ETIMEDOUT);
-	assert_int_equal(code, PROTO_ERR_TIMEOUT);
+	assert_int_equal(wrk_cmd_run(&job, &ev, &e), -ETIMEDOUT);
+	assert_int_equal(e.kind, PROTO_ERR_TIMEOUT);
+	/* The publisher's deadline is over: another attempt would not help. */
+	assert_false(e.retryable);
+	/* The daemon's backstop flag is a deadline too, whatever the clock says. */
+	job.deadline_ms = 0;
+	x->cancel = WRK_CANCEL_DEADLINE;
+	assert_int_equal(wrk_cmd_run(&job, &ev, &e), -ETIMEDOUT);
+	assert_int_equal(e.kind, PROTO_ERR_TIMEOUT);
+	x->cancel = 0;
 	/* No job at all. */
-	assert_int_equal(wrk_cmd_run(NULL, &ev, &code, &retry, &e), SW_EINTERNAL);
-	assert_int_equal(code, PROTO_ERR_INTERNAL);
+	assert_int_equal(wrk_cmd_run(NULL, &ev, &e), SW_EINTERNAL);
+	assert_int_equal(e.kind, PROTO_ERR_INTERNAL);
 	proto_command_free(c);
 }
 

@@ -14,11 +14,15 @@
 
 #include "proto/proto.h"
 #include "worker/deliver.h"
+#include "common/io.h"
 #include "worker/running.h"
 
 #define ID "4b0a5c1e-8d9f-4c55-9a39-1f7b0d1c2e3f"
 #define CMD "{\"version\":1,\"id\":\"" ID "\",\"type\":\"DeleteSnapshot\"," \
 	"\"store\":{\"url\":\"nfs://h/x\"},\"args\":{\"path\":\"snapshots/1/2/a/a\"}}"
+#define CMD_COPY "{\"version\":1,\"id\":\"" ID "\",\"type\":\"CopyTemplate\"," \
+	"\"store\":{\"url\":\"nfs://h/x\"},\"args\":{\"path\":\"template/tmpl/1/2/a\"," \
+	"\"dest_store\":{\"url\":\"nfs://h/y\"}}}"
 
 /* What the fake command does. */
 static struct {
@@ -29,9 +33,14 @@ static struct {
 	atomic_int concurrent, max_concurrent;
 } fake;
 
+static const struct proto_file fake_files[] = {
+	{ .path = "snapshots/1/2/a/a-disk0.vmdk", .size = 68608 },
+	{ .path = "snapshots/1/2/a/a.ovf", .size = 3835 },
+	{ .path = "snapshots/1/2/a/a.ova.meta", .size = 161 },
+};
+
 static int
-fake_run(const struct wrk_job *job, struct proto_event *ev, int *ret_errcode,
-    int *ret_retryable, struct sw_err *e)
+fake_run(const struct wrk_job *job, struct proto_event *ev, struct sw_err *e)
 {
 	int i, now;
 
@@ -44,14 +53,22 @@ fake_run(const struct wrk_job *job, struct proto_event *ev, int *ret_errcode,
 	if (fake.sleep_ms)
 		usleep((useconds_t)fake.sleep_ms * 1000);
 	__atomic_sub_fetch(&fake.concurrent, 1, __ATOMIC_SEQ_CST);
+	/* As wrk_cmd_run() does, every error is classified where it is made. */
+	if (*job->cancel == WRK_CANCEL_DEADLINE)
+		return sw_err_classify(e, sw_errf(e, -ETIMEDOUT, "deadline passed"),
+		    PROTO_ERR_TIMEOUT, false);
 	if (*job->cancel)
-		return sw_errf(e, -ECANCELED, "cancelled");
+		return sw_err_classify(e, sw_errf(e, -ECANCELED, "cancelled"),
+		    PROTO_ERR_CANCELLED, true);
 	if (fake.rc < 0) {
-		*ret_errcode = fake.errcode;
-		*ret_retryable = fake.retryable;
-		return sw_errf(e, fake.rc, "fake failure");
+		sw_errf(e, fake.rc, "fake failure");
+		if (fake.errcode == PROTO_ERR_NONE)
+			return fake.rc;    /* a bug in the command: left unclassified */
+		return sw_err_classify(e, fake.rc, fake.errcode, fake.retryable);
 	}
 	ev->result.install_path = "snapshots/1/2/a/a";
+	ev->result.files = fake_files;
+	ev->result.nfiles = sizeof(fake_files) / sizeof(fake_files[0]);
 	return 0;
 }
 
@@ -113,6 +130,56 @@ test_success(void **state)
 	assert_string_equal(o.routing_key, "deletesnapshot.succeeded");
 	expect_event(&o, PROTO_STATUS_SUCCEEDED, NULL);
 	assert_non_null(strstr(o.event, "\"install_path\":\"snapshots/1/2/a/a\""));
+	/* A delete's files are removed ones: nothing produced. */
+	assert_int_equal(o.bytes_produced, 0);
+	wrk_outcome_clear(&o);
+
+	/* Any other type: the sum of its files' sizes, for the metrics. */
+	wrk_dispatch_run(&d, CMD_COPY, strlen(CMD_COPY), 0, NULL, &o);
+	assert_true(o.succeeded);
+	assert_int_equal(o.bytes_produced, 68608 + 3835 + 161);
+	wrk_outcome_clear(&o);
+
+	/* A failed command produced nothing. */
+	fake.rc = SW_ENOTFOUND;
+	fake.errcode = PROTO_ERR_NOT_FOUND;
+	wrk_dispatch_run(&d, CMD_COPY, strlen(CMD_COPY), 0, NULL, &o);
+	assert_false(o.succeeded);
+	assert_int_equal(o.bytes_produced, 0);
+	wrk_outcome_clear(&o);
+}
+
+/* A failure nobody classified is a bug: reported as INTERNAL, final, never retried. */
+static void
+test_unclassified(void **state)
+{
+	struct wrk_outcome o;
+
+	(void)state;
+	fake.rc = -EIO;
+	fake.errcode = PROTO_ERR_NONE;
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, NULL, &o);
+	assert_int_equal(o.disp, WRK_DISP_ACK);
+	assert_false(o.retryable);
+	assert_string_equal(o.errcode, "INTERNAL");
+	expect_event(&o, PROTO_STATUS_FAILED, "INTERNAL");
+	wrk_outcome_clear(&o);
+}
+
+/* A body the AMQP layer drained for its size: dead-lettered, no event. */
+static void
+test_too_big(void **state)
+{
+	struct wrk_outcome o;
+
+	(void)state;
+	wrk_dispatch_run(&d, NULL, 0, 0, NULL, &o);
+	assert_int_equal(o.disp, WRK_DISP_DEAD);
+	assert_false(o.parsed);
+	assert_null(o.event);
+	assert_string_equal(o.errcode, "INVALID_COMMAND");
+	assert_non_null(strstr(o.message, "limit"));
+	assert_int_equal(fake.runs, 0);
 	wrk_outcome_clear(&o);
 }
 
@@ -201,6 +268,34 @@ test_cancel(void **state)
 	wrk_outcome_clear(&o);
 }
 
+/* The daemon's backstop: only past the deadline and its slack, never over a shutdown. */
+static void
+test_deadline_backstop(void **state)
+{
+	atomic_int cancel = 0;
+	_Atomic uint64_t published = 0;
+	struct wrk_outcome o;
+
+	(void)state;
+	assert_int_equal(wrk_deadline_backstop(&cancel, 0, 1000000), 0);      /* not parsed yet */
+	assert_int_equal(wrk_deadline_backstop(&cancel, 10000, 10000), 0);
+	assert_int_equal(wrk_deadline_backstop(&cancel, 10000, 10000 + WRK_DEADLINE_SLACK_MS - 1), 0);
+	assert_int_equal(cancel, 0);
+	assert_int_equal(wrk_deadline_backstop(&cancel, 10000, 10000 + WRK_DEADLINE_SLACK_MS), 1);
+	assert_int_equal(cancel, WRK_CANCEL_DEADLINE);
+	assert_int_equal(wrk_deadline_backstop(&cancel, 10000, 99999999), 0); /* raised once */
+	cancel = WRK_CANCEL_SHUTDOWN;
+	assert_int_equal(wrk_deadline_backstop(&cancel, 10000, 99999999), 0);
+	assert_int_equal(cancel, WRK_CANCEL_SHUTDOWN);
+
+	/* The job publishes its deadline: its start plus timeout_s (default per type). */
+	d.deadline = &published;
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, NULL, &o);
+	assert_true(o.succeeded);
+	assert_true(published > sw_mono_ms());
+	wrk_outcome_clear(&o);
+}
+
 static void
 test_progress_rate(void **state)
 {
@@ -259,9 +354,12 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_success, setup),
 		cmocka_unit_test_setup(test_fail_final, setup),
+		cmocka_unit_test_setup(test_unclassified, setup),
+		cmocka_unit_test_setup(test_too_big, setup),
 		cmocka_unit_test_setup(test_retryable, setup),
 		cmocka_unit_test_setup(test_poison, setup),
 		cmocka_unit_test_setup(test_cancel, setup),
+		cmocka_unit_test_setup(test_deadline_backstop, setup),
 		cmocka_unit_test_setup(test_progress_rate, setup),
 		cmocka_unit_test_setup(test_same_id_not_parallel, setup),
 	};

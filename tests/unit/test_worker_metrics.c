@@ -156,30 +156,6 @@ test_render_cap(void **state)
 }
 
 static void
-test_event_bytes(void **state)
-{
-	const char *ok = "{\"version\":1,\"id\":\"x\",\"type\":\"CreateSnapshot\",\"status\":\"succeeded\","
-	    "\"result\":{\"files\":[{\"path\":\"a\",\"size\":68608},{\"path\":\"b\",\"size\":3835},"
-	    "{\"path\":\"c\",\"size\":161}]}}";
-	const char *del = "{\"type\":\"DeleteSnapshot\",\"status\":\"succeeded\","
-	    "\"result\":{\"files\":[{\"path\":\"a\",\"size\":68608}]}}";
-	const char *failed = "{\"type\":\"CreateSnapshot\",\"status\":\"failed\","
-	    "\"result\":{\"files\":[{\"path\":\"a\",\"size\":5}]}}";
-	const char *odd = "{\"type\":\"CopyTemplate\",\"status\":\"succeeded\","
-	    "\"result\":{\"files\":[{\"size\":\"7\"},{\"size\":-3},{\"size\":9},4]}}";
-
-	(void)state;
-	assert_int_equal(wrk_metrics_event_bytes(ok, strlen(ok)), 68608 + 3835 + 161);
-	assert_int_equal(wrk_metrics_event_bytes(del, strlen(del)), 0);
-	assert_int_equal(wrk_metrics_event_bytes(failed, strlen(failed)), 0);
-	assert_int_equal(wrk_metrics_event_bytes(odd, strlen(odd)), 9);
-	assert_int_equal(wrk_metrics_event_bytes("{\"status\":", 10), 0);
-	assert_int_equal(wrk_metrics_event_bytes(NULL, 0), 0);
-	/* Only len bytes count: a truncated copy of a good event is not read past its end. */
-	assert_int_equal(wrk_metrics_event_bytes(ok, 40), 0);
-}
-
-static void
 test_parse_listen(void **state)
 {
 	struct sockaddr_storage ss;
@@ -345,7 +321,6 @@ main(void)
 		cmocka_unit_test(test_zero_state),
 		cmocka_unit_test(test_commands_and_histogram),
 		cmocka_unit_test(test_render_cap),
-		cmocka_unit_test(test_event_bytes),
 		cmocka_unit_test(test_parse_listen),
 		cmocka_unit_test(test_concurrent_updates),
 		cmocka_unit_test(test_http_endpoint),

@@ -83,13 +83,14 @@ run_template(struct fx_env *x, const struct proto_command *cmd, struct proto_eve
 	c.job = &job;
 	c.cmd = cmd;
 	c.ev = ev;
+	c.e = e;
 	sw_err_clear(e);
 	r = wrk__vc_create_template(&c, e);
-	*code = (int)c.errcode;
-	*retry = c.retryable;
+	*code = e->kind;
+	*retry = e->retryable;
 	if (r < 0) {
 		fprintf(stderr, "CreateTemplate: %d (%s): %s\n", r,
-		    proto_errcode_name(c.errcode) ? proto_errcode_name(c.errcode) : "?", e->msg);
+		    proto_errcode_name(e->kind) ? proto_errcode_name(e->kind) : "?", e->msg);
 		wrk_cmd_result_clear(ev);
 	}
 	return r;

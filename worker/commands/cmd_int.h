@@ -18,17 +18,18 @@ struct wrk__cmd {
 	const struct wrk_job *job;
 	const struct proto_command *cmd;
 	struct proto_event *ev;
-	/* The protocol error to report, set by wrk__fail(). */
-	enum proto_errcode errcode;
-	int retryable;
+	/* The command's error: wrk__fail() classifies it where it is made. */
+	struct sw_err *e;
 	/* Which pooled vCenter sessions fit this command (set by wrk__vc_open). */
 	char vc_key[1024];
 };
 
 /*
- * Records the protocol error for code met in context ctx (proto's mapping,
- * except that a stop requested by the daemon is told apart: TIMEOUT when the
- * deadline has passed, else CANCELLED) and returns code.
+ * Classifies the command's error (c->e, whose code is code) as the protocol
+ * error for code met in context ctx, unless it has a class already, and
+ * returns code.  The mapping is proto's, except for a stop: once the
+ * command's deadline has passed, a stop is TIMEOUT, not retryable (the
+ * publisher's deadline is over); otherwise -ECANCELED is CANCELLED.
  */
 int wrk__fail(struct wrk__cmd *c, int code, enum proto_errctx ctx);
 /* The same with a fixed protocol error. */
@@ -115,8 +116,5 @@ int wrk__cmd_register_template(struct wrk__cmd *c, struct sw_err *e);
 int wrk__cmd_create_template(struct wrk__cmd *c, struct sw_err *e);
 int wrk__cmd_create_volume(struct wrk__cmd *c, struct sw_err *e);
 int wrk__cmd_extract_volume(struct wrk__cmd *c, struct sw_err *e);
-
-/* INTERNAL, not retryable: for the types that need vCenter (a later issue). */
-int wrk__not_implemented(struct wrk__cmd *c, struct sw_err *e);
 
 #endif

@@ -1,9 +1,8 @@
 /*
  * The command implementations behind wrk_cmd_run() (worker/job.h): one file
- * per command family (snapshot.c, template.c, volume.c) on top of ovastore/,
- * a dispatcher (dispatch.c) and what they share.  Commands that need vCenter
- * are not part of this build yet and fail with INTERNAL, not retryable,
- * "not implemented in this build".
+ * per command family (snapshot, template, volume) on top of ovastore/ and
+ * vmware/, a dispatcher (dispatch.c) and what they share.  Every error is
+ * classified (protocol code, retryable) where it is made, with wrk__fail().
  *
  * Choices made here where PROTOCOL.md leaves room:
  *

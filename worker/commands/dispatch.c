@@ -1,7 +1,6 @@
 /*
- * wrk_cmd_run(): checks that the job may still run, calls the command's
- * implementation and turns its outcome into the protocol error the daemon
- * reports.
+ * wrk_cmd_run(): checks that the job may still run and calls the command's
+ * implementation, which classifies its errors where they are made.
  */
 #include "worker/commands/cmd_int.h"
 
@@ -30,24 +29,19 @@ run_type(struct wrk__cmd *c, struct sw_err *e)
 }
 
 int
-wrk_cmd_run(const struct wrk_job *job, struct proto_event *ev, int *ret_errcode,
-    int *ret_retryable, struct sw_err *e)
+wrk_cmd_run(const struct wrk_job *job, struct proto_event *ev, struct sw_err *e)
 {
 	struct wrk__cmd c;
 	int r;
 
+	if (job == NULL || job->cmd == NULL || ev == NULL || e == NULL)
+		return sw_err_classify(e, sw_errf(e, SW_EINTERNAL, "wrk_cmd_run: no job"),
+		    PROTO_ERR_INTERNAL, false);
 	memset(&c, 0, sizeof(c));
-	if (job == NULL || job->cmd == NULL || ev == NULL) {
-		r = sw_errf(e, SW_EINTERNAL, "wrk_cmd_run: no job");
-		if (ret_errcode != NULL)
-			*ret_errcode = PROTO_ERR_INTERNAL;
-		if (ret_retryable != NULL)
-			*ret_retryable = 0;
-		return r;
-	}
 	c.job = job;
 	c.cmd = job->cmd;
 	c.ev = ev;
+	c.e = e;
 	r = wrk__check_stop(&c, e);
 	if (r < 0)
 		wrk__fail(&c, r, PROTO_CTX_STORE);
@@ -55,15 +49,9 @@ wrk_cmd_run(const struct wrk_job *job, struct proto_event *ev, int *ret_errcode,
 		r = run_type(&c, e);
 	if (r >= 0)
 		return 0;
-	if (c.errcode == PROTO_ERR_NONE)
-		wrk__fail(&c, r, PROTO_CTX_STORE);
-	if (r == -ENOMEM && e != NULL && e->code != r)
-		sw_errf(e, r, "out of memory");
+	if (r == -ENOMEM && e->code != r)
+		wrk__fail(&c, sw_errf(e, r, "out of memory"), PROTO_CTX_STORE);
 	/* A failed event carries no result. */
 	wrk_cmd_result_clear(ev);
-	if (ret_errcode != NULL)
-		*ret_errcode = (int)c.errcode;
-	if (ret_retryable != NULL)
-		*ret_retryable = c.retryable;
 	return r;
 }

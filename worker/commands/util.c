@@ -13,25 +13,29 @@
 #include "common/path.h"
 #include "worker/commands/commands.h"
 
+static int
+deadline_passed(const struct wrk_job *j)
+{
+	return (j->cancel != NULL && *j->cancel == WRK_CANCEL_DEADLINE) ||
+	    (j->deadline_ms != 0 && sw_mono_ms() >= j->deadline_ms);
+}
+
 int
 wrk__fail(struct wrk__cmd *c, int code, enum proto_errctx ctx)
 {
 	bool retry = false;
+	enum proto_errcode pe;
 
-	/* The daemon raises the same flag for a passed deadline and for shutdown. */
-	if (code == -ECANCELED && c->job->deadline_ms != 0 && sw_mono_ms() >= c->job->deadline_ms)
-		code = -ETIMEDOUT;
-	c->errcode = proto_errcode_from_sw(code, ctx, &retry);
-	c->retryable = retry;
-	return code;
+	if ((code == -ECANCELED || code == -ETIMEDOUT) && deadline_passed(c->job))
+		return sw_err_classify(c->e, code, PROTO_ERR_TIMEOUT, false);
+	pe = proto_errcode_from_sw(code, ctx, &retry);
+	return sw_err_classify(c->e, code, pe, retry);
 }
 
 int
 wrk__fail_as(struct wrk__cmd *c, int code, enum proto_errcode pe, int retryable)
 {
-	c->errcode = pe;
-	c->retryable = retryable;
-	return code;
+	return sw_err_classify(c->e, code, pe, retryable != 0);
 }
 
 int
@@ -39,8 +43,9 @@ wrk__check_stop(const struct wrk__cmd *c, struct sw_err *e)
 {
 	const struct wrk_job *j = c->job;
 
-	if (j->deadline_ms != 0 && sw_mono_ms() >= j->deadline_ms)
-		return sw_errf(e, -ETIMEDOUT, "deadline passed");
+	if (deadline_passed(j))
+		return sw_err_classify(e, sw_errf(e, -ETIMEDOUT, "deadline of %u s passed",
+		    c->cmd->timeout_s), PROTO_ERR_TIMEOUT, false);
 	if (j->cancel != NULL && *j->cancel)
 		return sw_errf(e, -ECANCELED, "cancelled");
 	return 0;
@@ -191,14 +196,6 @@ wrk__dir_open(struct ova_store *s, const char *dir, int create, struct sw_err *e
 	if (fd == -ENOENT)
 		return sw_errf(e, SW_ENOTFOUND, "directory '%s' absent", dir);
 	return fd;
-}
-
-int
-wrk__not_implemented(struct wrk__cmd *c, struct sw_err *e)
-{
-	return wrk__fail_as(c, sw_errf(e, SW_EUNSUPPORTED,
-	    "%s is not implemented in this build (it needs vCenter support)",
-	    proto_type_name(c->cmd->type)), PROTO_ERR_INTERNAL, 0);
 }
 
 int

@@ -872,7 +872,7 @@ out:
 		if (r < 0)
 			store_ctx = 1;
 	}
-	if (r < 0 && c->errcode == PROTO_ERR_NONE)
+	if (r < 0 && c->e->kind == 0)
 		wrk__fail(c, r, store_ctx ? PROTO_CTX_STORE : PROTO_CTX_VCENTER);
 	if (dfd >= 0)
 		close(dfd);
