@@ -35,6 +35,7 @@ static const char *const status_names[PROTO_STATUS_COUNT] = {
 	[PROTO_STATUS_PROGRESS] = "progress",
 	[PROTO_STATUS_SUCCEEDED] = "succeeded",
 	[PROTO_STATUS_FAILED] = "failed",
+	[PROTO_STATUS_RETRYING] = "retrying",
 };
 
 static const char *const format_names[] = {
@@ -451,6 +452,23 @@ proto_event_build(const struct proto_event *ev, char **ret_json, size_t *ret_len
 		p = build_error(&b, &ev->error);
 		if (p != NULL)
 			add(&b, root, "error", p);
+		if (ev->status == PROTO_STATUS_RETRYING) {
+			if (ev->retry.attempt == 0 || ev->retry.attempt >= ev->retry.max_attempts ||
+			    ev->retry.max_attempts > PROTO_ATTEMPTS_MAX ||
+			    ev->retry.delay_s > PROTO_RETRY_DELAY_MAX_S) {
+				bfail(&b, "retry", "attempt must be 1 to max_attempts - 1, "
+				    "max_attempts and delay_s bounded");
+				break;
+			}
+			p = json_object_new_object();
+			add(&b, root, "retry", p);
+			if (p != NULL) {
+				add(&b, p, "attempt", json_object_new_int((int)ev->retry.attempt));
+				add(&b, p, "max_attempts",
+				    json_object_new_int((int)ev->retry.max_attempts));
+				add(&b, p, "delay_s", json_object_new_int((int)ev->retry.delay_s));
+			}
+		}
 		break;
 	}
 	if (b.err != 0 || b.oom) {
@@ -613,7 +631,8 @@ parse_event(struct proto__err *pe, json_object *root, struct event_holder *h)
 	if ((r = proto__get_str(pe, root, "status", "status", 16, true, true, &s)) < 0)
 		return r;
 	if (proto_status_from_name(s, &ev->status) < 0)
-		return proto__fail(pe, SW_EFORMAT, "status", "must be progress, succeeded or failed");
+		return proto__fail(pe, SW_EFORMAT, "status",
+		    "must be progress, succeeded, failed or retrying");
 	if ((r = proto__get_str(pe, root, "type", "type", 64, false, true, &s)) < 0)
 		return r;
 	if (s != NULL && (ev->type = proto_type_from_name(s)) == PROTO_TYPE_UNKNOWN)
@@ -652,6 +671,22 @@ parse_event(struct proto__err *pe, json_object *root, struct event_holder *h)
 		if (v == NULL || !json_object_is_type(v, json_type_boolean))
 			return proto__fail(pe, SW_EFORMAT, "error.retryable", "must be true or false");
 		ev->error.retryable = json_object_get_boolean(v);
+		if (ev->status != PROTO_STATUS_RETRYING)
+			return 0;
+		if ((r = proto__get_obj(pe, root, "retry", "retry", true, &o)) < 0 ||
+		    (r = proto__get_int(pe, o, "max_attempts", "retry.max_attempts", 2,
+		    PROTO_ATTEMPTS_MAX, "an integer from 2", true, &i, NULL)) < 0)
+			return r;
+		ev->retry.max_attempts = (unsigned)i;
+		if ((r = proto__get_int(pe, o, "attempt", "retry.attempt", 1,
+		    (int64_t)ev->retry.max_attempts - 1, "an integer from 1 to max_attempts - 1",
+		    true, &i, NULL)) < 0)
+			return r;
+		ev->retry.attempt = (unsigned)i;
+		if ((r = proto__get_int(pe, o, "delay_s", "retry.delay_s", 0,
+		    PROTO_RETRY_DELAY_MAX_S, "a number of seconds", true, &i, NULL)) < 0)
+			return r;
+		ev->retry.delay_s = (unsigned)i;
 		return 0;
 	}
 }

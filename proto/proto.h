@@ -85,6 +85,8 @@
 #define PROTO_TIMEOUT_MAX  (7 * 24 * 3600) /* timeout_s */
 #define PROTO_FILES_MAX    4096            /* result.files[] of an event */
 #define PROTO_MESSAGE_MAX  2048            /* error.message of an event (truncated on build) */
+#define PROTO_ATTEMPTS_MAX 100             /* retry.max_attempts of a retrying event */
+#define PROTO_RETRY_DELAY_MAX_S (24 * 3600) /* retry.delay_s */
 
 /* ---------------------------------------------------------------- types */
 
@@ -324,10 +326,11 @@ enum proto_status {
 	PROTO_STATUS_PROGRESS = 0,
 	PROTO_STATUS_SUCCEEDED,
 	PROTO_STATUS_FAILED,
+	PROTO_STATUS_RETRYING,   /* an attempt failed retryably; another is scheduled (additive in v1) */
 	PROTO_STATUS_COUNT
 };
 
-/* "progress", "succeeded", "failed"; NULL when out of range. */
+/* "progress", "succeeded", "failed", "retrying"; NULL when out of range. */
 const char *proto_status_name(enum proto_status s);
 
 /* Returns 0 and *ret, or -EINVAL when s is no status name. */
@@ -376,8 +379,9 @@ struct proto_event_error {
 
 /*
  * One event.  Which parts are written depends on status: progress events
- * carry `progress`, succeeded events `result`, failed events `error`;
- * `finished_at` is written for succeeded and failed only.  All strings are
+ * carry `progress`, succeeded events `result`, failed events `error`,
+ * retrying events `error` and `retry`; `finished_at` (of the attempt) is
+ * written for every status but progress.  All strings are
  * borrowed: proto_event_build() copies what it needs.
  */
 struct proto_event {
@@ -392,7 +396,12 @@ struct proto_event {
 		uint64_t bytes;
 	} progress;
 	struct proto_result result;
-	struct proto_event_error error;
+	struct proto_event_error error;   /* failed and retrying */
+	struct {                          /* retrying only */
+		unsigned attempt;         /* the attempt that failed, 1-based */
+		unsigned max_attempts;    /* attempts in all before the dead-letter queue */
+		unsigned delay_s;         /* when the next attempt starts, from finished_at */
+	} retry;
 };
 
 /*

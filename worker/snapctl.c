@@ -272,7 +272,10 @@ with_fresh_id(const char *body, size_t len, char *id_out, size_t idsz, size_t *r
 	return copy;
 }
 
-/* The status of an event body: 0 progress, 1 succeeded, 2 failed, -1 unknown; and its id. */
+/*
+ * The status of an event body: 0 progress, 1 succeeded, 2 failed, 3 retrying
+ * (not final: another attempt is scheduled), -1 unknown; and its id.
+ */
 static int
 event_status(const char *body, size_t len, char *id, size_t idsz)
 {
@@ -292,7 +295,7 @@ event_status(const char *body, size_t len, char *id, size_t idsz)
 		    json_object_is_type(v, json_type_string)) {
 			const char *s = json_object_get_string(v);
 			st = strcmp(s, "progress") == 0 ? 0 : strcmp(s, "succeeded") == 0 ? 1 :
-			    strcmp(s, "failed") == 0 ? 2 : -1;
+			    strcmp(s, "failed") == 0 ? 2 : strcmp(s, "retrying") == 0 ? 3 : -1;
 		}
 	}
 	json_object_put(root);
@@ -449,10 +452,15 @@ cmd_submit(const struct opts *o, const char *input)
 		if (wrk_amqp_private_queue(c, replyq, sizeof(replyq), &e) < 0)
 			goto amqp_fail;
 		if (type[0] != '\0') {
-			(void)snprintf(key, sizeof(key), "%s.progress", type);
-			lower(key);
-			if (wrk_amqp_bind(c, replyq, t.events, key, &e) < 0)
-				goto amqp_fail;
+			static const char *const watched[] = { "progress", "retrying" };
+			size_t w;
+
+			for (w = 0; w < sizeof(watched) / sizeof(watched[0]); w++) {
+				(void)snprintf(key, sizeof(key), "%s.%s", type, watched[w]);
+				lower(key);
+				if (wrk_amqp_bind(c, replyq, t.events, key, &e) < 0)
+					goto amqp_fail;
+			}
 		}
 		if (wrk_amqp_consume(c, replyq, 1, tag, sizeof(tag), &e) < 0)
 			goto amqp_fail;
@@ -502,7 +510,7 @@ cmd_submit(const struct opts *o, const char *input)
 		(void)wrk_amqp_ack(c, ev.msg.tag, &e);
 		st = ev.msg.body ? event_status(ev.msg.body, ev.msg.len, eid, sizeof(eid)) : -1;
 		if (st < 0 || strcmp(eid, id) != 0) {
-			/* Another command's progress on the shared event exchange. */
+			/* Another command's progress or retry on the shared event exchange. */
 			wrk_amqp_msg_clear(&ev.msg);
 			continue;
 		}

@@ -927,6 +927,53 @@ test_event_message_sanitized(void **state)
 	free(longmsg);
 }
 
+/* The retrying status (additive in version 1): error plus the retry schedule. */
+static void
+test_event_retrying(void **state)
+{
+	struct proto_event ev, *back = NULL;
+	struct sw_err e;
+	char *json = NULL;
+	size_t len;
+	char rk[64];
+
+	(void)state;
+	memset(&ev, 0, sizeof(ev));
+	ev.id = ID1;
+	ev.type = PROTO_REGISTER_TEMPLATE;
+	ev.status = PROTO_STATUS_RETRYING;
+	ev.worker = "w:1";
+	ev.started_at = 1700000000;
+	ev.finished_at = 1700000005;
+	ev.error.code = PROTO_ERR_STORE_IO;
+	ev.error.message = "store mount: No such file or directory";
+	ev.error.retryable = true;
+	ev.retry.attempt = 2;
+	ev.retry.max_attempts = 5;
+	ev.retry.delay_s = 60;
+	assert_int_equal(proto_event_build(&ev, &json, &len, &e), 0);
+	assert_non_null(strstr(json, "\"status\":\"retrying\""));
+	assert_non_null(strstr(json, "\"retry\":{\"attempt\":2,\"max_attempts\":5,\"delay_s\":60}"));
+	assert_non_null(strstr(json, "\"finished_at\":"));
+	assert_int_equal(proto_event_parse(json, len, &back, &e), 0);
+	assert_int_equal(back->status, PROTO_STATUS_RETRYING);
+	assert_int_equal(back->error.code, PROTO_ERR_STORE_IO);
+	assert_int_equal(back->retry.attempt, 2);
+	assert_int_equal(back->retry.max_attempts, 5);
+	assert_int_equal(back->retry.delay_s, 60);
+	proto_event_free(back);
+	free(json);
+	assert_int_equal(proto_routing_key(PROTO_REGISTER_TEMPLATE, PROTO_STATUS_RETRYING, rk,
+	    sizeof(rk)), 0);
+	assert_string_equal(rk, "registertemplate.retrying");
+
+	/* The last attempt is never "retrying": it fails. */
+	ev.retry.attempt = 5;
+	json = NULL;
+	assert_int_equal(proto_event_build(&ev, &json, &len, &e), SW_EFORMAT);
+	assert_null(json);
+}
+
 static void
 expect_event_parse_error(const char *body, int code, const char *msg)
 {
@@ -944,7 +991,7 @@ test_event_parse_errors(void **state)
 	(void)state;
 	expect_event_parse_error("{\"version\":2}", SW_EUNSUPPORTED, "version: unsupported version 2");
 	expect_event_parse_error("{\"version\":1,\"id\":\"" ID1 "\",\"status\":\"done\"}", SW_EFORMAT,
-	    "status: must be progress, succeeded or failed");
+	    "status: must be progress, succeeded, failed or retrying");
 	expect_event_parse_error("{\"version\":1,\"id\":\"" ID1 "\",\"status\":\"succeeded\"}",
 	    SW_EFORMAT, "type: missing");
 	expect_event_parse_error("{\"version\":1,\"id\":\"" ID1 "\",\"status\":\"failed\","
@@ -971,6 +1018,17 @@ test_event_parse_errors(void **state)
 	    "\"finished_at\":\"2024-02-29T23:59:59Z\",\"error\":{\"code\":\"TIMEOUT\","
 	    "\"message\":\"m\",\"retryable\":1}}", SW_EFORMAT,
 	    "error.retryable: must be true or false");
+	/* A retrying event needs its retry object, attempt below max_attempts. */
+	expect_event_parse_error("{\"version\":1,\"id\":\"" ID1 "\",\"type\":\"CreateVolume\","
+	    "\"status\":\"retrying\",\"worker\":\"w\",\"started_at\":\"2024-02-29T23:59:59Z\","
+	    "\"finished_at\":\"2024-02-29T23:59:59Z\",\"error\":{\"code\":\"STORE_IO\","
+	    "\"message\":\"m\",\"retryable\":true}}", SW_EFORMAT, "retry: missing");
+	expect_event_parse_error("{\"version\":1,\"id\":\"" ID1 "\",\"type\":\"CreateVolume\","
+	    "\"status\":\"retrying\",\"worker\":\"w\",\"started_at\":\"2024-02-29T23:59:59Z\","
+	    "\"finished_at\":\"2024-02-29T23:59:59Z\",\"error\":{\"code\":\"STORE_IO\","
+	    "\"message\":\"m\",\"retryable\":true},\"retry\":{\"attempt\":5,"
+	    "\"max_attempts\":5,\"delay_s\":10}}", SW_EFORMAT,
+	    "retry.attempt: must be an integer from 1 to max_attempts - 1");
 	expect_event_parse_error("[1] x", SW_EFORMAT,
 	    "body: not valid JSON: unexpected character at offset 4");
 }
@@ -988,6 +1046,7 @@ main(void)
 		cmocka_unit_test(test_errcodes),
 		cmocka_unit_test(test_golden_events),
 		cmocka_unit_test(test_event_parse_fields),
+		cmocka_unit_test(test_event_retrying),
 		cmocka_unit_test(test_event_build_errors),
 		cmocka_unit_test(test_event_message_sanitized),
 		cmocka_unit_test(test_event_parse_errors),
