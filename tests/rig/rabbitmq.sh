@@ -9,6 +9,10 @@
 # certificate for DNS name "localhost" signed by a CA generated in DIR/tls; rabbitmq.env then
 # also has AMQPS_PORT, AMQPS_URL and AMQP_CACERT.
 #
+# Cluster members (tests/rig/rabbitmq-cluster.sh) share what a cluster needs through the
+# environment at the first start: RIG_NODE (node name), RIG_EPMD_PORT (one epmd for all),
+# RIG_COOKIE_FILE (one Erlang cookie) and RIG_SECRET_FILE (one broker password).
+#
 # Leaves DIR/rabbitmq.env (RABBITMQ_NODENAME, AMQP_PORT, AMQP_URL, AMQP_PASSWORD_FILE,
 # RABBITMQCTL, RABBITMQ_PID) and DIR/amqp.secret (mode 0600). Loopback only. Each node has
 # its own cookie (HOME=DIR), ports and epmd (on its own port, so two rigs, a system broker
@@ -149,8 +153,9 @@ start() {
 		. "$STATE"
 		if alive "$(node_pid)"; then die "$DIR: broker already running (pid $(node_pid))"; fi
 	else
-		NODE="swtest-$(printf '%s' "$DIR" | sha256sum | cut -c1-12)@localhost"
-		AMQP_PORT=$(free_port) && DIST_PORT=$(free_port) && EPMD_PORT=$(free_port) || die "no free port"
+		NODE=${RIG_NODE:-"swtest-$(printf '%s' "$DIR" | sha256sum | cut -c1-12)@localhost"}
+		AMQP_PORT=$(free_port) && DIST_PORT=$(free_port) || die "no free port"
+		EPMD_PORT=${RIG_EPMD_PORT:-$(free_port)} || die "no free port"
 		AMQPS_PORT=""
 		if [ "${RIG_TLS:-0}" = 1 ]; then AMQPS_PORT=$(free_port) || die "no free port"; fi
 		cat >"$STATE" <<EOF
@@ -165,11 +170,19 @@ EOF
 	mkdir -p "$DIR/mnesia" "$DIR/log"
 	umask 077
 	if [ ! -f "$DIR/.erlang.cookie" ]; then
-		openssl rand -hex 20 | tr -d '\n' >"$DIR/.erlang.cookie"
+		if [ -n "${RIG_COOKIE_FILE:-}" ]; then
+			cat "$RIG_COOKIE_FILE" >"$DIR/.erlang.cookie"
+		else
+			openssl rand -hex 20 | tr -d '\n' >"$DIR/.erlang.cookie"
+		fi
 		chmod 0400 "$DIR/.erlang.cookie"
 	fi
 	if [ ! -f "$DIR/amqp.secret" ]; then
-		openssl rand -hex 24 >"$DIR/amqp.secret"
+		if [ -n "${RIG_SECRET_FILE:-}" ]; then
+			cat "$RIG_SECRET_FILE" >"$DIR/amqp.secret"
+		else
+			openssl rand -hex 24 >"$DIR/amqp.secret"
+		fi
 		chmod 0600 "$DIR/amqp.secret"
 	fi
 	local pass
