@@ -316,9 +316,9 @@ finish_job(struct slot *s)
 	if (out.succeeded)
 		log_info("succeeded in %llu ms", (unsigned long long)out.elapsed_ms);
 	else if (!out.parsed)
-		log_warnx("poison message (delivery %llu) after %llu ms: %s: %s",
-		    (unsigned long long)s->msg.tag, (unsigned long long)out.elapsed_ms, out.errcode,
-		    out.message);
+		log_warnx("poison message (delivery attempt %lld) after %llu ms: %s: %s",
+		    (long long)s->msg.delivery_count + 1, (unsigned long long)out.elapsed_ms,
+		    out.errcode, out.message);
 	else
 		log_warnx("failed after %llu ms: %s: %s%s", (unsigned long long)out.elapsed_ms,
 		    out.errcode, out.message,
