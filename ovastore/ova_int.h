@@ -11,6 +11,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/path.h"
+#include "ovastore/atomic.h"
 #include "ovastore/ovastore.h"
 
 struct ova_store {
@@ -48,10 +49,6 @@ int ova__read_file(int dirfd, const char *file, size_t max, struct sw_buf *b, st
 
 /* fsync of a directory, with the name for the message. */
 int ova__fsync_dir(int dirfd, const char *what, struct sw_err *e);
-
-/* Writes p to a temporary beside file, fsyncs, renames over file, fsyncs dirfd. */
-int ova__write_atomic(int dirfd, const char *file, const void *p, size_t n,
-    const char *what, struct sw_err *e);
 
 /* unlinkat that treats ENOENT as success; 1 when removed, 0 when absent. */
 int ova__unlink(int dirfd, const char *file, const char *what, struct sw_err *e);
