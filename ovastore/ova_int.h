@@ -13,6 +13,7 @@
 #include "common/path.h"
 #include "ovastore/atomic.h"
 #include "ovastore/ovastore.h"
+#include "ovastore/state.h"
 
 struct ova_store {
 	int rootfd;
@@ -80,5 +81,12 @@ int ova__name_reserved(const char *name);
  */
 int ova__copy_data(int infd, uint64_t inoff, uint64_t len, int outfd, int sparse,
     struct sw_hash *hash, const char *what, struct sw_err *e);
+
+/* "<id><suffix>" of a state record; SW_EFORMAT when id is not a safe command id. */
+int ova__state_file(enum ova_state_kind kind, const char *id, char *out, size_t outsz,
+    struct sw_err *e);
+/* Opens the directory of kind beneath the root (created with create); SW_ENOTFOUND. */
+int ova__state_dir_open(struct ova_store *s, enum ova_state_kind kind, int create,
+    struct sw_err *e);
 
 #endif

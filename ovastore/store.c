@@ -748,8 +748,9 @@ is_debris(const struct ova__obj *o, const char *file)
 	if (strcmp(p, ".ovf.part") == 0 || strcmp(p, ".ova.meta.part") == 0 ||
 	    strcmp(p, ".ova.part") == 0)
 		return 1;
+	/* NAME~file.part, except a journal of an older release (state.h): not debris. */
 	if (p[0] == '~' && strlen(p) > 6)
-		return 1;
+		return strcmp(p, OVA_JOURNAL_LEGACY_SUFFIX) != 0;
 	if (strncmp(p, "-disk", 5) == 0) {
 		p += 5;
 		if (*p < '0' || *p > '9')

@@ -19,6 +19,8 @@ export VMWCTL_PASSWORD=vc-password
 # Waits (at most 20 s) until no lease is open: a killed worker's lease expires (-lease-timeout).
 rig_settled() { local i; for i in $(seq 100); do rig_clean && return 0; sleep 0.2; done; return 1; }
 object_absent() { [ -z "$(find "$STORE/$1" -type f 2>/dev/null)" ]; }
+# The crash journal lives in the store's state directory, by command id.
+no_journal() { [ ! -e "$STORE/.snapworker/journal/$1.journal" ]; }
 
 # --- vCenter fault mid-export, no redelivery (run-once) ----------------------------
 id=$(uuid)
@@ -28,7 +30,8 @@ inject "nfc_fail_after=4194304"
 check "NFC cut mid-export: failed VCENTER_UNREACHABLE, retryable" \
     evtrue "$tmp/f1.out" "e['error']['code']=='VCENTER_UNREACHABLE' and e['error']['retryable']"
 check "NFC cut: the lease was aborted, worker VM destroyed, VM snapshot removed" rig_clean
-check "NFC cut: no partial object (no meta, no .part, no journal)" object_absent "snapshots/5/1/$id"
+check "NFC cut: no partial object (no meta, no .part)" object_absent "snapshots/5/1/$id"
+check "NFC cut: no journal" no_journal "$id"
 check "NFC cut: the volume is intact" volumes_intact
 
 # --- the same through the daemon: requeued, then completed once ----------------------
@@ -118,7 +121,7 @@ inject "fault=RemoveSnapshot_Task&fault_type=SystemError&fault_msg=cleanup-refus
 check "VM snapshot removal refused: the command fails with vCenter's message" \
     evtrue "$tmp/f8.out" "e['error']['code']=='VCENTER_FAULT' and 'cleanup-refused' in e['error']['message']"
 check "and commits nothing, keeping its journal (naming the snapshot)" bash -c \
-    "[ ! -e '$STORE/snapshots/5/9/$id/$id.ova.meta' ] && grep -q '^snapshot=.' '$STORE/snapshots/5/9/$id/$id~vcenter.part'"
+    "[ ! -e '$STORE/snapshots/5/9/$id/$id.ova.meta' ] && grep -q '^snapshot=.' '$STORE/.snapworker/journal/$id.journal'"
 t0=$(date +%s%N)
 "$SW" run-once -c "$conf" "$tmp/f8.json" >"$tmp/f8b.out" 2>"$tmp/f8b.log"
 t1=$(date +%s%N)

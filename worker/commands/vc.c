@@ -350,125 +350,6 @@ snapshot_remove_retry(struct vmw_conn *conn, const struct vmw_moref *snap, uint6
 
 /* -------------------------------------------------------------- journal */
 
-static int
-journal_name(char *out, size_t outsz, const char *name)
-{
-	return snprintf(out, outsz, "%s%s", name, WRK_VC_JOURNAL_SUFFIX) >= (int)outsz ?
-	    -ENAMETOOLONG : 0;
-}
-
-/* Values are morefs, a credential set name and a URL: no line breaks possible. */
-static int
-journal_write(int dirfd, const char *name, const char *cmd_id, const char *creds, const char *url,
-    const struct vmw_moref *vm, const struct vmw_moref *snap, struct sw_err *e)
-{
-	char file[SW_NAME_MAX + 1], tmp[SW_NAME_MAX + 1];
-	struct sw_buf b = SW_BUF_INIT(JOURNAL_MAX);
-	int fd = -1, r;
-
-	if (journal_name(file, sizeof(file), name) < 0 ||
-	    snprintf(tmp, sizeof(tmp), "%s~vcenter-new.part", name) >= (int)sizeof(tmp))
-		return sw_errf(e, -ENAMETOOLONG, "journal name too long");
-	r = sw_buf_addf(&b, "command=%s\ncredentials=%s\nurl=%s\nvm=%s\nsnapshot=%s\n", cmd_id,
-	    creds, url, vm->value, snap != NULL ? snap->value : "");
-	if (r < 0) {
-		r = sw_errf(e, r, "journal too long");
-		goto out;
-	}
-	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		r = sw_errno(e, errno, "journal %s", tmp);
-		goto out;
-	}
-	if ((r = sw_write_all(fd, b.ptr, b.len)) < 0) {
-		r = sw_errno(e, -r, "journal %s: write", tmp);
-		goto out;
-	}
-	/* The snapshot must not exist unless a durable journal names its VM. */
-	if (fsync(fd) < 0) {
-		r = sw_errno(e, errno, "journal %s: fsync", tmp);
-		goto out;
-	}
-	if (renameat(dirfd, tmp, dirfd, file) < 0) {
-		r = sw_errno(e, errno, "journal %s: rename", file);
-		goto out;
-	}
-	if (fsync(dirfd) < 0) {
-		r = sw_errno(e, errno, "journal %s: fsync of the directory", file);
-		goto out;
-	}
-	r = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	if (r < 0)
-		unlinkat(dirfd, tmp, 0);
-	sw_buf_free(&b);
-	return r;
-}
-
-static int
-copy_val(char *dst, size_t dstsz, const char *v, size_t n)
-{
-	if (n >= dstsz)
-		return -1;
-	memcpy(dst, v, n);
-	dst[n] = '\0';
-	return 0;
-}
-
-int
-wrk_vc_journal_read(int dirfd, const char *name, struct wrk_vc_journal *ret_j, struct sw_err *e)
-{
-	struct wrk_vc_journal j;
-	char file[SW_NAME_MAX + 1], buf[JOURNAL_MAX + 1];
-	const char *p, *end, *eol, *eq;
-	ssize_t n;
-	int fd, bad = 0;
-
-	if (journal_name(file, sizeof(file), name) < 0)
-		return sw_errf(e, -ENAMETOOLONG, "journal name too long");
-	fd = openat(dirfd, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return sw_errf(e, SW_ENOTFOUND, "no journal");
-		return sw_errno(e, errno, "journal %s", file);
-	}
-	n = sw_read_full(fd, buf, sizeof(buf));
-	close(fd);
-	if (n < 0)
-		return sw_errno(e, (int)-n, "journal %s", file);
-	if ((size_t)n > JOURNAL_MAX)
-		return sw_errf(e, SW_ETOOBIG, "journal %s: too long", file);
-	memset(&j, 0, sizeof(j));
-	for (p = buf, end = buf + n; p < end; p = eol + 1) {
-		eol = memchr(p, '\n', (size_t)(end - p));
-		if (eol == NULL)
-			eol = end;
-		eq = memchr(p, '=', (size_t)(eol - p));
-		if (eq == NULL)
-			continue;
-		if ((size_t)(eq - p) == 7 && memcmp(p, "command", 7) == 0)
-			bad |= copy_val(j.command, sizeof(j.command), eq + 1, (size_t)(eol - eq - 1));
-		else if ((size_t)(eq - p) == 11 && memcmp(p, "credentials", 11) == 0)
-			bad |= copy_val(j.credentials, sizeof(j.credentials), eq + 1,
-			    (size_t)(eol - eq - 1));
-		else if ((size_t)(eq - p) == 3 && memcmp(p, "url", 3) == 0)
-			bad |= copy_val(j.url, sizeof(j.url), eq + 1, (size_t)(eol - eq - 1));
-		else if ((size_t)(eq - p) == 2 && memcmp(p, "vm", 2) == 0)
-			bad |= copy_val(j.vm, sizeof(j.vm), eq + 1, (size_t)(eol - eq - 1));
-		else if ((size_t)(eq - p) == 8 && memcmp(p, "snapshot", 8) == 0)
-			bad |= copy_val(j.snapshot, sizeof(j.snapshot), eq + 1,
-			    (size_t)(eol - eq - 1));
-		if (eol == end)
-			break;
-	}
-	if (bad || j.vm[0] == '\0')
-		return sw_errf(e, SW_EFORMAT, "journal %s: malformed", file);
-	*ret_j = j;
-	return 0;
-}
-
 /* Destroys every worker VM tagged with tag (the sweeper does the same by age). */
 static int
 destroy_tagged(struct vmw_conn *conn, const char *tag, uint64_t deadline_ms, struct sw_err *e)
@@ -493,7 +374,7 @@ destroy_tagged(struct vmw_conn *conn, const char *tag, uint64_t deadline_ms, str
 }
 
 int
-wrk_vc_journal_undo(struct vmw_conn *conn, const struct wrk_vc_journal *j, struct sw_err *e)
+wrk_vc_journal_undo(struct vmw_conn *conn, const struct ova_journal *j, struct sw_err *e)
 {
 	struct vmw_moref snap;
 	int r;
@@ -525,39 +406,25 @@ journal_stale_s(const struct wrk__cmd *c)
 	return cfg != NULL && cfg->journal_stale_s != 0 ? cfg->journal_stale_s : JOURNAL_STALE_S;
 }
 
-/* The running attempt's heartbeat: the journal's mtime. */
-static void
-journal_touch(int dfd, const char *file)
-{
-	(void)utimensat(dfd, file, NULL, AT_SYMLINK_NOFOLLOW);
-}
-
-/* Marks a journal as no one's: stale at once for a redelivery, old for the sweeper. */
-static void
-journal_abandon(int dfd, const char *file)
-{
-	struct timespec ts[2] = { { 0, 0 }, { 0, 0 } };
-
-	(void)utimensat(dfd, file, ts, AT_SYMLINK_NOFOLLOW);
-}
-
 /*
- * 0 once the journal file is stale, 1 when it went away meanwhile (the
- * other attempt finished: look at the store again), or -ECANCELED /
- * -ETIMEDOUT.
+ * 0 once the journal is stale, 1 when it went away meanwhile (the other
+ * attempt finished: look at the store again), or -ECANCELED / -ETIMEDOUT.
+ * obj: the legacy journal beside obj, else the command's.
  */
 static int
-journal_wait_stale(struct wrk__cmd *c, int dfd, const char *file, struct sw_err *e)
+journal_wait_stale(struct wrk__cmd *c, struct ova_store *s, const char *obj, struct sw_err *e)
 {
 	unsigned stale = journal_stale_s(c);
 	struct timespec ts = { 0, 250 * 1000000L };
-	struct stat st;
+	int64_t mtime;
 	int logged = 0, r;
 
 	for (;;) {
-		if (fstatat(dfd, file, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			return errno == ENOENT ? 1 : sw_errno(e, errno, "journal %s", file);
-		if ((int64_t)time(NULL) - (int64_t)st.st_mtime >= (int64_t)stale)
+		r = obj != NULL ? ova_journal_legacy_mtime(s, obj, &mtime, e) :
+		    ova_journal_mtime(s, c->cmd->id, &mtime, e);
+		if (r < 0)
+			return r == SW_ENOTFOUND ? 1 : r;
+		if ((int64_t)time(NULL) - mtime >= (int64_t)stale)
 			return 0;
 		if (!logged) {
 			log_info("%s: another attempt of this command is at work (its journal is "
@@ -574,37 +441,28 @@ int
 wrk__vc_recover(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
     const char *obj, struct sw_err *e)
 {
-	struct wrk_vc_journal j;
-	char dir[SW_PATH_MAX], name[SW_NAME_MAX + 1], file[SW_NAME_MAX + 1];
-	int r, dfd;
+	struct ova_journal j;
+	const char *legacy = NULL;
+	int r;
 
-	r = wrk__split(obj, dir, sizeof(dir), name, sizeof(name), e);
+	/* The command's journal; else one an older release left beside the object. */
+	r = ova_journal_read(s, c->cmd->id, &j, e);
+	if (r == SW_ENOTFOUND) {
+		r = ova_journal_legacy_read(s, obj, &j, e);
+		legacy = obj;
+	}
+	if (r == SW_ENOTFOUND)
+		return 0;
 	if (r < 0)
 		return r;
-	dfd = wrk__dir_open(s, dir, 0, e);
-	if (dfd == SW_ENOTFOUND)
-		return 0;
-	if (dfd < 0)
-		return dfd;
-	r = wrk_vc_journal_read(dfd, name, &j, e);
-	if (r == SW_ENOTFOUND) {
-		r = 0;
-		goto out;
-	}
-	if (r < 0)
-		goto out;
-	if (journal_name(file, sizeof(file), name) < 0) {
-		r = sw_errf(e, -ENAMETOOLONG, "journal name too long");
-		goto out;
-	}
 	/*
 	 * A journal kept fresh is another attempt of this command still at work
 	 * (a redelivery after its worker lost the broker): wait for it to finish
 	 * or to go stale rather than pull its VM snapshot from under it.
 	 */
-	r = journal_wait_stale(c, dfd, file, e);
+	r = journal_wait_stale(c, s, legacy, e);
 	if (r != 0)
-		goto out;
+		return r;
 	/*
 	 * A stale journal: an attempt of this command died after it.  Its
 	 * worker VM first (it holds the snapshot's disk), then its snapshot.
@@ -614,9 +472,8 @@ wrk__vc_recover(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
 	snprintf(j.command, sizeof(j.command), "%s", c->cmd->id);
 	r = wrk_vc_journal_undo(conn, &j, e);
 	if (r == 0)
-		unlinkat(dfd, file, 0);
-out:
-	close(dfd);
+		r = legacy != NULL ? ova_journal_legacy_remove(s, legacy, e) :
+		    ova_journal_remove(s, c->cmd->id, e);
 	return r;
 }
 
@@ -633,8 +490,8 @@ struct bx_disk {
 struct backup_x {
 	struct wrk__cmd *c;
 	struct ova_writer *w;
-	int dfd;                /* the object's directory, for the journal */
-	const char *jfile;      /* NULL: no journal yet */
+	struct ova_store *s;
+	int journal;            /* the command's journal is written */
 	uint64_t touched_ms;
 	struct bx_disk disks[VMW_MAX_DISKS];
 	int store_failed;       /* the failure was the share's, not vCenter's */
@@ -681,8 +538,8 @@ bx_progress(void *ud, uint64_t bytes, int percent)
 	uint64_t now = sw_mono_ms();
 
 	wrk__vc_progress(x->c, bytes, percent);
-	if (x->jfile != NULL && now - x->touched_ms >= JOURNAL_TOUCH_MS) {
-		journal_touch(x->dfd, x->jfile);
+	if (x->journal && now - x->touched_ms >= JOURNAL_TOUCH_MS) {
+		ova_journal_touch(x->s, x->c->cmd->id, 0);
 		x->touched_ms = now;
 	}
 }
@@ -744,10 +601,11 @@ wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm 
 	struct vmw_export_result *res = NULL;
 	struct vmw_moref vmref, snap, worker;
 	struct sw_err ce;
-	char dir[SW_PATH_MAX], name[SW_NAME_MAX + 1], sname[128], desc[256], jfile[SW_NAME_MAX + 1];
+	struct ova_journal j;
+	char dir[SW_PATH_MAX], name[SW_NAME_MAX + 1], sname[128], desc[256];
 	uint64_t cdl;
 	unsigned tries = 0;
-	int r, dfd = -1, have_snap = 0, have_worker = 0, journal = 0, cleanup_ok = 1;
+	int r, have_snap = 0, have_worker = 0, journal = 0, cleanup_ok = 1;
 	int store_ctx = 0, maybe_worker = 0;
 
 	memset(&x, 0, sizeof(x));
@@ -755,30 +613,31 @@ wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm 
 	r = wrk__split(obj, dir, sizeof(dir), name, sizeof(name), e);
 	if (r < 0)
 		return wrk__fail(c, r, PROTO_CTX_STORE);
-	if (journal_name(jfile, sizeof(jfile), name) < 0)
-		return wrk__fail_as(c, sw_errf(e, -ENAMETOOLONG, "object name too long"),
+	/* The record of unfinished vCenter work, by command id (ovastore/state.h). */
+	memset(&j, 0, sizeof(j));
+	if (snprintf(j.command, sizeof(j.command), "%s", c->cmd->id) >= (int)sizeof(j.command) ||
+	    snprintf(j.credentials, sizeof(j.credentials), "%s", c->cmd->vcenter.credentials) >=
+	    (int)sizeof(j.credentials) ||
+	    snprintf(j.url, sizeof(j.url), "%s", c->cmd->vcenter.url) >= (int)sizeof(j.url) ||
+	    snprintf(j.object, sizeof(j.object), "%s", obj) >= (int)sizeof(j.object))
+		return wrk__fail_as(c, sw_errf(e, -ENAMETOOLONG, "journal: a value is too long"),
 		    PROTO_ERR_INVALID_COMMAND, 0);
 	r = wrk__vc_find_vm(c, conn, vm, &vmref, e);
 	if (r < 0)
 		return wrk__vc_fail(c, r);
-	/* begin removes an earlier attempt's debris (the journal too: read before). */
+	/* begin removes an earlier attempt's debris (never a journal: that is not debris). */
 	r = ova_writer_begin(s, obj, 0, &x.w, e);
 	if (r < 0)
 		return wrk__fail(c, r, PROTO_CTX_STORE);
-	dfd = wrk__dir_open(s, dir, 0, e);
-	if (dfd < 0) {
-		r = wrk__fail(c, dfd, PROTO_CTX_STORE);
-		goto out;
-	}
-	r = journal_write(dfd, name, c->cmd->id, c->cmd->vcenter.credentials,
-	    c->cmd->vcenter.url, &vmref, NULL, e);
+	snprintf(j.vm, sizeof(j.vm), "%s", vmref.value);
+	r = ova_journal_write(s, &j, e);
 	if (r < 0) {
 		r = wrk__fail(c, r, PROTO_CTX_STORE);
 		goto out;
 	}
 	journal = 1;
-	x.dfd = dfd;
-	x.jfile = jfile;
+	x.s = s;
+	x.journal = 1;
 	x.touched_ms = sw_mono_ms();
 
 	snprintf(sname, sizeof(sname), "snapworker-%s", c->cmd->id);
@@ -793,8 +652,8 @@ wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm 
 	if (tries > 1)
 		log_info("%s: VM snapshot taken after %u attempts (the VM was busy)", c->cmd->id,
 		    tries);
-	r = journal_write(dfd, name, c->cmd->id, c->cmd->vcenter.credentials,
-	    c->cmd->vcenter.url, &vmref, &snap, e);
+	snprintf(j.snapshot, sizeof(j.snapshot), "%s", snap.value);
+	r = ova_journal_write(s, &j, e);
 	if (r < 0) {
 		store_ctx = 1;
 		goto out;
@@ -863,9 +722,9 @@ out:
 	 * finishes it.  Dated back so that nobody takes it for a live attempt.
 	 */
 	if (journal && cleanup_ok)
-		unlinkat(dfd, jfile, 0);
+		(void)ova_journal_remove(s, c->cmd->id, NULL);
 	else if (journal)
-		journal_abandon(dfd, jfile);
+		ova_journal_touch(s, c->cmd->id, 1);
 	if (r == 0) {
 		/* Only now, with vCenter clean: a committed object is never redone. */
 		r = ova_writer_commit(x.w, ret_result, e);
@@ -874,8 +733,6 @@ out:
 	}
 	if (r < 0 && c->errcode == PROTO_ERR_NONE)
 		wrk__fail(c, r, store_ctx ? PROTO_CTX_STORE : PROTO_CTX_VCENTER);
-	if (dfd >= 0)
-		close(dfd);
 	vmw_export_result_free(res);
 	ova_writer_free(x.w);
 	return r;

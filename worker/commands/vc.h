@@ -9,9 +9,10 @@
  *   -> cleanup (worker VM detached and destroyed, VM snapshot removed)
  *   -> commit of the object (its .ova.meta last)
  *
- * Crash safety: before the VM snapshot is taken a journal NAME~vcenter.part
- * is written next to the object's files (ovastore counts NAME~*.part as the
- * object's debris).  It names the VM and, once taken, the snapshot, so a
+ * Crash safety: before the VM snapshot is taken a journal is written in the
+ * store's state directory under the command id (ovastore/state.h: never the
+ * object's debris, so deleting the object keeps it).  It names the VM and,
+ * once taken, the snapshot, so a
  * redelivery after a crash removes exactly that snapshot and the worker VM
  * tagged with the command id before it starts again; the sweeper does the
  * same for journals older than the deadline that nobody came back for.
@@ -23,18 +24,13 @@
 #include <stdint.h>
 
 #include "ovastore/ovastore.h"
+#include "ovastore/state.h"
 #include "vmware/vmware.h"
 #include "worker/commands/cmd_int.h"
 #include "worker/config.h"
 
 /* Cleanup gets a deadline of its own: an expired command deadline must not skip it. */
 #define WRK_VC_CLEANUP_MS (5u * 60u * 1000u)
-
-/* The journal's suffix after NAME (see above). */
-#define WRK_VC_JOURNAL_SUFFIX "~vcenter.part"
-/* CreateVolume's completion markers: <state dir>/<command id><suffix> in the store. */
-#define WRK_VC_CV_STATE_DIR     ".snapworker/createvolume"
-#define WRK_VC_CV_MARKER_SUFFIX ".createvolume"
 
 /*
  * Connects and logs in with credential set vc to url, which the caller has
@@ -71,8 +67,8 @@ void wrk__vc_progress(void *ud, uint64_t bytes, int percent);
 
 /*
  * Removes what an earlier, interrupted attempt of this command left in
- * vCenter: the VM snapshot its journal names (obj's NAME~vcenter.part in s)
- * and every worker VM tagged with the command id.  A journal touched within
+ * vCenter: the VM snapshot its journal names (the command's journal in s, or
+ * a legacy NAME~vcenter.part beside obj) and every worker VM tagged with the command id.  A journal touched within
  * the last [sweep] journal_stale (default 300 s; the running attempt touches it
  * every 10 s of transfer) belongs to an attempt still at work elsewhere:
  * this waits for it, and returns 1 when it finished meanwhile (look at the
@@ -91,25 +87,11 @@ int wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto
     struct sw_err *e);
 
 /*
- * Journal access for the sweeper: reads obj's journal (0, or SW_ENOTFOUND)
- * into the command id, the credential set name, the vCenter URL, the VM and
- * the snapshot's moref value (empty when none was taken).
- */
-struct wrk_vc_journal {
-	char command[PROTO_ID_MAX + 1];   /* the command id: its worker VM's tag */
-	char credentials[80];
-	char url[PROTO_URL_MAX + 1];
-	char vm[256];
-	char snapshot[256];
-};
-int wrk_vc_journal_read(int dirfd, const char *name, struct wrk_vc_journal *ret_j,
-    struct sw_err *e);
-/*
  * Undoes what a journal records: destroys the worker VMs tagged with its
  * command id (disks detached first), then removes its snapshot.  Absent
  * things are success.
  */
-int wrk_vc_journal_undo(struct vmw_conn *conn, const struct wrk_vc_journal *j,
+int wrk_vc_journal_undo(struct vmw_conn *conn, const struct ova_journal *j,
     struct sw_err *e);
 
 /* The commands' implementations; the wrk__cmd_* entry points call them. */
