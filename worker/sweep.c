@@ -25,8 +25,8 @@
 #include "ovastore/state.h"
 #include "vmware/vmware.h"
 #include "worker/cmdlock.h"
-#include "worker/commands/vc.h"
 #include "worker/config.h"
+#include "worker/vcenter.h"
 
 #define VC_SWEEP_MS     (10u * 60u * 1000u)   /* one vCenter's sweep */
 #define DIR_MAX_PARTS   1024                  /* .part files looked at per directory */

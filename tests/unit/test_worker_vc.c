@@ -85,7 +85,7 @@ run_template(struct fx_env *x, const struct proto_command *cmd, struct proto_eve
 	c.cmd = cmd;
 	c.ev = ev;
 	sw_err_clear(e);
-	r = wrk__vc_create_template(&c, e);
+	r = wrk__cmd_create_template(&c, e);
 	*code = (int)c.errcode;
 	*retry = c.retryable;
 	if (r < 0) {

@@ -13,6 +13,7 @@
 #include "proto/proto.h"
 #include "worker/config.h"
 #include "worker/job.h"
+#include "worker/vcenter.h"
 
 struct wrk__cmd {
 	const struct wrk_job *job;
@@ -22,7 +23,7 @@ struct wrk__cmd {
 	enum proto_errcode errcode;
 	int retryable;
 	/* Which pooled vCenter sessions fit this command (set by wrk__vc_open). */
-	char vc_key[1024];
+	char vc_key[WRK_VC_KEY_MAX];
 };
 
 /*
@@ -105,7 +106,7 @@ int wrk__object_delete(struct wrk__cmd *c, struct ova_store *s, const char *obj,
 int wrk__template_answer(struct wrk__cmd *c, struct ova_store *s, const char *obj,
     const char *dir, uint64_t psize, struct sw_err *e);
 
-/* Per-command entry points (one file per family). */
+/* Per-command entry points (one file per family; the vCenter ones in *_vc.c, volume.c). */
 int wrk__cmd_delete_snapshot(struct wrk__cmd *c, struct sw_err *e);
 int wrk__cmd_create_snapshot(struct wrk__cmd *c, struct sw_err *e);
 int wrk__cmd_delete_template(struct wrk__cmd *c, struct sw_err *e);
@@ -116,7 +117,7 @@ int wrk__cmd_create_template(struct wrk__cmd *c, struct sw_err *e);
 int wrk__cmd_create_volume(struct wrk__cmd *c, struct sw_err *e);
 int wrk__cmd_extract_volume(struct wrk__cmd *c, struct sw_err *e);
 
-/* INTERNAL, not retryable: for the types that need vCenter (a later issue). */
+/* INTERNAL, not retryable: for a command type this worker does not implement. */
 int wrk__not_implemented(struct wrk__cmd *c, struct sw_err *e);
 
 #endif

@@ -1,8 +1,9 @@
 /*
- * vCenter plumbing for the commands (see vc.h): connection from a
- * configured credential set, error mapping, retries of busy-VM conflicts,
- * the crash journal, and the snapshot -> worker VM -> export -> cleanup data
- * path streaming straight into an ovastore writer.
+ * vCenter for the commands (see vc.h): the command's session (from the
+ * daemon's pool, worker/vcenter.h), error mapping, retries of busy-VM
+ * conflicts, recovery from a crashed attempt's journal, and the snapshot ->
+ * worker VM -> export -> cleanup data path streaming straight into an
+ * ovastore writer.
  */
 #include "worker/commands/vc.h"
 #include "worker/metrics.h"
@@ -24,150 +25,16 @@
 #include "common/num.h"
 #include "common/path.h"
 
-#define LOGIN_MS          60000u    /* connecting and logging in */
-#define LOGOUT_MS         5000u
 #define BUSY_FIRST_MS     500u      /* first wait after a TaskInProgress */
-#define BUSY_CAP_MS       30000u
 #define SHUTDOWN_CLEANUP_MS 25000u  /* the daemon exits 30 s after cancelling a job */
-#define JOURNAL_MAX       8192
 #define JOURNAL_STALE_S   300u      /* default; longer than any single vCenter task we wait for */
 #define JOURNAL_TOUCH_MS  10000u
-#define POOL_MAX          16        /* idle sessions kept per process */
-#define POOL_IDLE_MS      (10u * 60u * 1000u) /* vCenter's default idle timeout is 30 min */
 #define POOL_CHECK_MS     10000u    /* validating a pooled session */
-
-/* ---------------------------------------------------------- connection */
-
-int
-wrk_vc_connect(const struct wrk_vcenter *vc, const char *url, const char *cmd_thumbprint,
-    uint64_t deadline_ms, atomic_int *cancel, struct vmw_conn **ret_conn, struct sw_err *e)
-{
-	struct vmw_conn_opts o;
-	struct vmw_conn *conn = NULL;
-	uint64_t dl = sw_mono_ms() + LOGIN_MS;
-	int r;
-
-	if (vc == NULL || url == NULL)
-		return sw_errf(e, -EINVAL, "vCenter: no credential set or URL");
-	memset(&o, 0, sizeof(o));
-	o.url = url;
-	o.user = vc->user != NULL ? vc->user : "";
-	o.password = vc->password != NULL ? vc->password : "";
-	/* What the operator configured wins; a command may only pin what is left open. */
-	if (vc->thumbprint != NULL) {
-		o.tls = VMW_TLS_THUMBPRINT;
-		o.thumbprint = vc->thumbprint;
-	} else if (vc->cacert != NULL) {
-		o.tls = VMW_TLS_CA;
-		o.cacert = vc->cacert;
-	} else if (cmd_thumbprint != NULL) {
-		o.tls = VMW_TLS_THUMBPRINT;
-		o.thumbprint = cmd_thumbprint;
-	} else if (vc->insecure) {
-		o.tls = VMW_TLS_INSECURE;
-	} else {
-		o.tls = VMW_TLS_CA;
-	}
-	r = vmw_conn_new(&o, &conn, e);
-	if (r < 0)
-		return r;
-	if (deadline_ms != 0 && deadline_ms < dl)
-		dl = deadline_ms;
-	r = vmw_login(conn, dl, cancel, e);
-	if (r < 0) {
-		sw_errctx(e, "vCenter login (credential set %s)", vc->name);
-		vmw_conn_free(conn);
-		return r;
-	}
-	wrk_metrics_vcenter_login();
-	*ret_conn = conn;
-	return 0;
-}
-
-void
-wrk_vc_disconnect(struct vmw_conn *conn)
-{
-	struct sw_err le;
-
-	if (conn == NULL)
-		return;
-	(void)vmw_logout(conn, sw_mono_ms() + LOGOUT_MS, NULL, &le);
-	vmw_conn_free(conn);
-}
 
 int
 wrk__vc_fail(struct wrk__cmd *c, int code)
 {
 	return wrk__fail(c, code, PROTO_CTX_VCENTER);
-}
-
-/* ------------------------------------------------------------ session pool */
-
-struct pooled {
-	char key[sizeof(((struct wrk__cmd *)0)->vc_key)];
-	struct vmw_conn *conn;
-	uint64_t idle_since_ms;
-};
-
-static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct pooled pool[POOL_MAX];
-static size_t npool;
-
-/* An idle session for key, or NULL; sessions idle too long are logged out on the way. */
-static struct vmw_conn *
-pool_take(const char *key)
-{
-	struct vmw_conn *found = NULL, *old[POOL_MAX];
-	uint64_t now = sw_mono_ms();
-	size_t i, nold = 0;
-
-	pthread_mutex_lock(&pool_mu);
-	for (i = 0; i < npool;) {
-		if (now - pool[i].idle_since_ms >= POOL_IDLE_MS) {
-			old[nold++] = pool[i].conn;
-		} else if (found == NULL && strcmp(pool[i].key, key) == 0) {
-			found = pool[i].conn;
-		} else {
-			i++;
-			continue;
-		}
-		pool[i] = pool[--npool];
-	}
-	pthread_mutex_unlock(&pool_mu);
-	for (i = 0; i < nold; i++)
-		wrk_vc_disconnect(old[i]);
-	return found;
-}
-
-static void
-pool_put(const char *key, struct vmw_conn *conn)
-{
-	pthread_mutex_lock(&pool_mu);
-	if (npool < POOL_MAX) {
-		(void)snprintf(pool[npool].key, sizeof(pool[npool].key), "%s", key);
-		pool[npool].conn = conn;
-		pool[npool].idle_since_ms = sw_mono_ms();
-		npool++;
-		conn = NULL;
-	}
-	pthread_mutex_unlock(&pool_mu);
-	wrk_vc_disconnect(conn);
-}
-
-void
-wrk_vc_pool_drain(void)
-{
-	struct vmw_conn *all[POOL_MAX];
-	size_t i, n;
-
-	pthread_mutex_lock(&pool_mu);
-	n = npool;
-	for (i = 0; i < n; i++)
-		all[i] = pool[i].conn;
-	npool = 0;
-	pthread_mutex_unlock(&pool_mu);
-	for (i = 0; i < n; i++)
-		wrk_vc_disconnect(all[i]);
 }
 
 void
@@ -176,7 +43,7 @@ wrk__vc_close(struct wrk__cmd *c, struct vmw_conn *conn, int reusable)
 	if (conn == NULL)
 		return;
 	if (reusable && c->vc_key[0] != '\0')
-		pool_put(c->vc_key, conn);
+		wrk_vc_pool_put(c->vc_key, conn);
 	else
 		wrk_vc_disconnect(conn);
 }
@@ -206,7 +73,7 @@ wrk__vc_open(struct wrk__cmd *c, struct vmw_conn **ret_conn, struct sw_err *e)
 	    cmd->vcenter.thumbprint != NULL ? cmd->vcenter.thumbprint : "") >=
 	    (int)sizeof(c->vc_key))
 		c->vc_key[0] = '\0';           /* too long to pool: a session of its own */
-	if (c->vc_key[0] != '\0' && (*ret_conn = pool_take(c->vc_key)) != NULL) {
+	if (c->vc_key[0] != '\0' && (*ret_conn = wrk_vc_pool_take(c->vc_key)) != NULL) {
 		struct sw_err ke;
 		uint64_t dl = sw_mono_ms() + POOL_CHECK_MS;
 
@@ -273,36 +140,6 @@ cleanup_deadline(const struct wrk__cmd *c)
 	return now + (shutdown ? SHUTDOWN_CLEANUP_MS : WRK_VC_CLEANUP_MS);
 }
 
-/*
- * After a busy answer (TaskInProgress, ConcurrentAccess: another task holds
- * the VM) waits *delay_ms (doubling, capped) unless that passes the deadline
- * or the job is cancelled.  0: try again.
- */
-static int
-busy_wait(unsigned *delay_ms, uint64_t deadline_ms, atomic_int *cancel)
-{
-	uint64_t until = sw_mono_ms() + *delay_ms;
-	unsigned char j;
-	struct timespec ts;
-
-	if (deadline_ms != 0 && until >= deadline_ms)
-		return -ETIMEDOUT;
-	while (sw_mono_ms() < until) {
-		if (cancel != NULL && *cancel)
-			return -ECANCELED;
-		ts.tv_sec = 0;
-		ts.tv_nsec = 100 * 1000000L;
-		nanosleep(&ts, NULL);
-	}
-	/* Jitter keeps several workers waiting on one VM from retrying in lockstep. */
-	if (getrandom(&j, 1, GRND_NONBLOCK) != 1)
-		j = 0;
-	*delay_ms = *delay_ms * 2 + j;
-	if (*delay_ms > BUSY_CAP_MS)
-		*delay_ms = BUSY_CAP_MS;
-	return 0;
-}
-
 static int
 snapshot_create_retry(struct vmw_conn *conn, const struct vmw_moref *vm, const char *name,
     const char *desc, struct vmw_moref *ret_snap, uint64_t deadline_ms, atomic_int *cancel,
@@ -323,7 +160,7 @@ snapshot_create_retry(struct vmw_conn *conn, const struct vmw_moref *vm, const c
 		 * deadline still bounds the wait.
 		 */
 		r = vmw_snapshot_create(conn, vm, name, desc, 0, ret_snap, deadline_ms, NULL, e);
-		if (r != SW_EBUSY || busy_wait(&delay, deadline_ms, cancel) < 0)
+		if (r != SW_EBUSY || wrk_vc_busy_wait(&delay, deadline_ms, cancel) < 0)
 			break;
 		log_debug("vc: snapshot of %s busy, retry %u", vm->value, tries);
 	}
@@ -333,69 +170,7 @@ snapshot_create_retry(struct vmw_conn *conn, const struct vmw_moref *vm, const c
 	return r;
 }
 
-static int
-snapshot_remove_retry(struct vmw_conn *conn, const struct vmw_moref *snap, uint64_t deadline_ms,
-    struct sw_err *e)
-{
-	unsigned delay = BUSY_FIRST_MS;
-	int r;
-
-	for (;;) {
-		r = vmw_snapshot_remove(conn, snap, deadline_ms, NULL, e);
-		if (r != SW_EBUSY || busy_wait(&delay, deadline_ms, NULL) < 0)
-			break;
-	}
-	return r;
-}
-
 /* -------------------------------------------------------------- journal */
-
-/* Destroys every worker VM tagged with tag (the sweeper does the same by age). */
-static int
-destroy_tagged(struct vmw_conn *conn, const char *tag, uint64_t deadline_ms, struct sw_err *e)
-{
-	struct vmw_tagged_vm *vms = NULL;
-	size_t n = 0, i;
-	int r, rr = 0;
-
-	r = vmw_worker_vm_list(conn, &vms, &n, deadline_ms, NULL, e);
-	if (r < 0)
-		return r;
-	for (i = 0; i < n; i++) {
-		if (strcmp(vms[i].tag, tag) != 0)
-			continue;
-		log_debug("vc: removing leftover worker VM %s of %s", vms[i].vm.value, tag);
-		r = vmw_worker_vm_destroy(conn, &vms[i].vm, deadline_ms, NULL, e);
-		if (r < 0 && r != SW_ENOTFOUND && rr == 0)
-			rr = r;
-	}
-	free(vms);
-	return rr;
-}
-
-int
-wrk_vc_journal_undo(struct vmw_conn *conn, const struct ova_journal *j, struct sw_err *e)
-{
-	struct vmw_moref snap;
-	int r;
-
-	/* The worker VM first: it holds the snapshot's disk. */
-	if (j->command[0] != '\0') {
-		r = destroy_tagged(conn, j->command, sw_mono_ms() + WRK_VC_CLEANUP_MS, e);
-		if (r < 0)
-			return r;
-	}
-	if (j->snapshot[0] == '\0')
-		return 0;
-	memset(&snap, 0, sizeof(snap));
-	snprintf(snap.type, sizeof(snap.type), "VirtualMachineSnapshot");
-	if (snprintf(snap.value, sizeof(snap.value), "%s", j->snapshot) >= (int)sizeof(snap.value))
-		return sw_errf(e, SW_EFORMAT, "journal: snapshot id too long");
-	r = snapshot_remove_retry(conn, &snap, sw_mono_ms() + WRK_VC_CLEANUP_MS, e);
-	if (r == SW_ENOTFOUND)
-		r = 0;
-	return r;
-}
 
 /* How long a journal may go untouched before its attempt counts as dead. */
 static unsigned
@@ -701,13 +476,13 @@ out:
 	}
 	if (maybe_worker) {
 		sw_err_clear(&ce);
-		(void)destroy_tagged(conn, c->cmd->id, cdl, &ce);
+		(void)wrk_vc_destroy_tagged(conn, c->cmd->id, cdl, &ce);
 		/* It may appear later still: the journal lets the sweeper find it. */
 		cleanup_ok = 0;
 	}
 	if (have_snap && (cleanup_ok || maybe_worker)) {
 		sw_err_clear(&ce);
-		if (snapshot_remove_retry(conn, &snap, cdl, &ce) < 0 && ce.code != SW_ENOTFOUND) {
+		if (wrk_vc_snapshot_remove(conn, &snap, cdl, &ce) < 0 && ce.code != SW_ENOTFOUND) {
 			cleanup_ok = 0;
 			log_warnx("%s: cleanup: VM snapshot %s: %s", c->cmd->id, snap.value, ce.msg);
 			if (r == 0) {

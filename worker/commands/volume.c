@@ -40,7 +40,7 @@
 /* ---------------------------------------------------------- ExtractVolume */
 
 int
-wrk__vc_extract_volume(struct wrk__cmd *c, struct sw_err *e)
+wrk__cmd_extract_volume(struct wrk__cmd *c, struct sw_err *e)
 {
 	const struct proto_args_extract_volume *a = &c->cmd->args.extract_volume;
 	const struct wrk_store *ws = NULL;
@@ -392,7 +392,7 @@ fail:
 }
 
 int
-wrk__vc_create_volume(struct wrk__cmd *c, struct sw_err *e)
+wrk__cmd_create_volume(struct wrk__cmd *c, struct sw_err *e)
 {
 	const struct proto_args_create_volume *a = &c->cmd->args.create_volume;
 	struct ova_store *s = NULL;
@@ -470,18 +470,4 @@ out:
 	wrk__vc_close(c, conn, r >= 0);
 	ova_store_close(s);
 	return r;
-}
-
-/* ------------------------------------------------------------ entry points */
-
-int
-wrk__cmd_extract_volume(struct wrk__cmd *c, struct sw_err *e)
-{
-	return wrk__vc_extract_volume(c, e);
-}
-
-int
-wrk__cmd_create_volume(struct wrk__cmd *c, struct sw_err *e)
-{
-	return wrk__vc_create_volume(c, e);
 }
