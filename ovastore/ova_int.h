@@ -11,7 +11,9 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/path.h"
+#include "ovastore/atomic.h"
 #include "ovastore/ovastore.h"
+#include "ovastore/state.h"
 
 struct ova_store {
 	int rootfd;
@@ -49,10 +51,6 @@ int ova__read_file(int dirfd, const char *file, size_t max, struct sw_buf *b, st
 /* fsync of a directory, with the name for the message. */
 int ova__fsync_dir(int dirfd, const char *what, struct sw_err *e);
 
-/* Writes p to a temporary beside file, fsyncs, renames over file, fsyncs dirfd. */
-int ova__write_atomic(int dirfd, const char *file, const void *p, size_t n,
-    const char *what, struct sw_err *e);
-
 /* unlinkat that treats ENOENT as success; 1 when removed, 0 when absent. */
 int ova__unlink(int dirfd, const char *file, const char *what, struct sw_err *e);
 
@@ -83,5 +81,12 @@ int ova__name_reserved(const char *name);
  */
 int ova__copy_data(int infd, uint64_t inoff, uint64_t len, int outfd, int sparse,
     struct sw_hash *hash, const char *what, struct sw_err *e);
+
+/* "<id><suffix>" of a state record; SW_EFORMAT when id is not a safe command id. */
+int ova__state_file(enum ova_state_kind kind, const char *id, char *out, size_t outsz,
+    struct sw_err *e);
+/* Opens the directory of kind beneath the root (created with create); SW_ENOTFOUND. */
+int ova__state_dir_open(struct ova_store *s, enum ova_state_kind kind, int create,
+    struct sw_err *e);
 
 #endif

@@ -2,7 +2,9 @@
  * ovastore: the secondary-storage format library.  It owns every byte
  * layout on the share: the new format (NAME.ovf + disks + NAME.ova.meta,
  * the meta file written last as the commit record) and the legacy format
- * (one uncompressed tar, NAME.ova).
+ * (one uncompressed tar, NAME.ova).  Beside the objects it owns the
+ * worker's records under .snapworker/ (ovastore/state.h) and the durable
+ * write of every file (ovastore/atomic.h).
  *
  * An object is addressed relative to a store root as "DIR/NAME", its install
  * path without extension; a trailing ".ova" is accepted and stripped.  Every
@@ -266,6 +268,8 @@ int ova_delete(struct ova_store *s, const char *obj, struct ova_result **ret_rem
 /*
  * Removes the debris of an interrupted write of obj (NAME*.part and meta
  * temporaries) when the object is not committed.  Returns the count removed.
+ * A journal of unfinished vCenter work is never debris (ovastore/state.h),
+ * not even an older release's NAME~vcenter.part beside the object.
  */
 int ova_debris_remove(struct ova_store *s, const char *obj, struct sw_err *e);
 

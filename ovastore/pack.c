@@ -286,8 +286,9 @@ ova_pack_at(struct ova_store *s, const char *obj, int dirfd, const char *relpath
 {
 	static unsigned counter;
 	char dir[SW_PATH_MAX], base[SW_NAME_MAX + 1], tmp[SW_NAME_MAX + 1];
+	struct ova_atomic a;
 	uint64_t size = 0;
-	int dfd = -1, fd = -1, r;
+	int dfd = -1, r;
 
 	if ((r = sw_path_check_rel(relpath, e)) < 0)
 		return r;
@@ -299,37 +300,18 @@ ova_pack_at(struct ova_store *s, const char *obj, int dirfd, const char *relpath
 		return sw_errf(e, SW_EPATH, "'%s': name too long", relpath);
 	if ((dfd = sw_dir_open_beneath(dirfd, dir, 1, 0755, e)) < 0)
 		return dfd;
-	if ((fd = ova__open(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL, 0644, e)) < 0) {
-		r = fd;
+	if ((r = ova_atomic_begin(&a, dfd, base, tmp, OVA_ATOMIC_EXCL, relpath, e)) < 0)
+		goto out;
+	if ((r = ova_pack_fd(s, obj, a.fd, flags, &size, e)) < 0) {
+		ova_atomic_abort(&a);
 		goto out;
 	}
-	if ((r = ova_pack_fd(s, obj, fd, flags, &size, e)) < 0)
-		goto fail;
-	if (fsync(fd) < 0) {
-		r = sw_errno(e, errno, "fsync of '%s'", relpath);
-		goto fail;
-	}
-	r = close(fd);
-	fd = -1;
-	if (r < 0) {
-		r = sw_errno(e, errno, "close of '%s'", relpath);
-		goto fail;
-	}
-	if (renameat(dfd, tmp, dfd, base) < 0) {
-		r = sw_errno(e, errno, "rename into '%s'", relpath);
-		goto fail;
-	}
-	if ((r = ova__fsync_dir(dfd, dir, e)) < 0)
+	if ((r = ova_atomic_commit(&a, e)) < 0)
 		goto out;
 	if (ret_size != NULL)
 		*ret_size = size;
 	r = 0;
-	goto out;
-fail:
-	(void)unlinkat(dfd, tmp, 0);
 out:
-	if (fd >= 0)
-		(void)close(fd);
 	(void)close(dfd);
 	return r;
 }

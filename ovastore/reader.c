@@ -179,6 +179,7 @@ ova_reader_close(struct ova_reader *r)
 struct cfile {
 	char final[SW_NAME_MAX + 1];
 	char tmp[SW_NAME_MAX + 1];
+	struct ova_atomic a; /* valid when state is 1 */
 	int state;           /* 0 nothing, 1 temporary exists, 2 renamed */
 };
 
@@ -189,7 +190,8 @@ copy_one(struct ova__obj *so, struct ova__obj *dobj, const char *src_name, struc
 {
 	struct sw_hash *h = NULL;
 	struct stat st;
-	int in = -1, out = -1, r;
+	char what[SW_PATH_MAX];
+	int in = -1, r;
 
 	if ((in = ova__open(so->dirfd, src_name, O_RDONLY, 0, e)) < 0)
 		return in;
@@ -197,36 +199,30 @@ copy_one(struct ova__obj *so, struct ova__obj *dobj, const char *src_name, struc
 		r = sw_errno(e, errno, "stat '%s'", src_name);
 		goto out;
 	}
-	if ((out = ova__open(dobj->dirfd, cf->tmp, O_WRONLY | O_CREAT | O_EXCL, 0644, e)) < 0) {
-		r = out;
+	if (ova__relpath(dobj, cf->final, what, sizeof(what), NULL) < 0)
+		(void)snprintf(what, sizeof(what), "%s", cf->final);
+	if ((r = ova_atomic_begin(&cf->a, dobj->dirfd, cf->final, cf->tmp, OVA_ATOMIC_EXCL, what,
+	    e)) < 0)
 		goto out;
-	}
 	cf->state = 1;
 	if ((h = sw_hash_new("sha256")) == NULL) {
 		r = sw_errf(e, -ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((r = ova__copy_data(in, 0, (uint64_t)st.st_size, out, 0, h, src_name, e)) < 0)
+	if ((r = ova__copy_data(in, 0, (uint64_t)st.st_size, cf->a.fd, 0, h, src_name, e)) < 0)
 		goto out;
 	if ((r = sw_hash_final(h, sha, OVA_SHA256_HEX)) < 0) {
 		r = sw_errf(e, SW_EINTERNAL, "digest failed");
 		goto out;
 	}
-	if (fsync(out) < 0) {
-		r = sw_errno(e, errno, "fsync of '%s/%s'", dobj->dir, cf->tmp);
-		goto out;
-	}
-	r = close(out);
-	out = -1;
-	if (r < 0) {
-		r = sw_errno(e, errno, "close of '%s/%s'", dobj->dir, cf->tmp);
+	/* Complete on disk before any file of the copy is renamed. */
+	if ((r = ova_atomic_sync(&cf->a, e)) < 0) {
+		cf->state = 0;
 		goto out;
 	}
 	*ret_size = (uint64_t)st.st_size;
 out:
 	sw_hash_free(h);
-	if (out >= 0)
-		(void)close(out);
 	(void)close(in);
 	return r;
 }
@@ -306,14 +302,12 @@ ova_copy(struct ova_store *src, const char *obj, struct ova_store *dst, const ch
 			goto fail;
 	}
 	for (i = 0; i < nf; i++) {
-		if (renameat(dobj.dirfd, cf[i].tmp, dobj.dirfd, cf[i].final) < 0) {
-			r = sw_errno(e, errno, "rename into '%s/%s'", dobj.dir, cf[i].final);
+		r = ova_atomic_commit(&cf[i].a, e);
+		/* A failed rename removed the temporary; a failed directory fsync came after it. */
+		cf[i].state = ova__exists(dobj.dirfd, cf[i].final) == 1 ? 2 : 0;
+		if (r < 0)
 			goto fail;
-		}
-		cf[i].state = 2;
 	}
-	if ((r = ova__fsync_dir(dobj.dirfd, dobj.dir, e)) < 0)
-		goto fail;
 	if (in->format == OVA_FMT_OVF) {
 		struct sw_hash *h;
 
@@ -323,7 +317,7 @@ ova_copy(struct ova_store *src, const char *obj, struct ova_store *dst, const ch
 			goto fail;
 		if ((r = ova__fname(&dobj, ".ova.meta", meta_name, sizeof(meta_name), e)) < 0)
 			goto fail;
-		r = ova__write_atomic(dobj.dirfd, meta_name, mb.ptr ? mb.ptr : "", mb.len,
+		r = ova_atomic_write(dobj.dirfd, meta_name, mb.ptr ? mb.ptr : "", mb.len,
 		    meta_name, e);
 		meta_done = ova__exists(dobj.dirfd, meta_name) == 1;
 		if (r < 0)
@@ -350,7 +344,7 @@ fail:
 		(void)unlinkat(dobj.dirfd, meta_name, 0);
 	for (i = 0; cf != NULL && i < nf; i++) {
 		if (cf[i].state == 1)
-			(void)unlinkat(dobj.dirfd, cf[i].tmp, 0);
+			ova_atomic_abort(&cf[i].a);
 		else if (cf[i].state == 2)
 			(void)unlinkat(dobj.dirfd, cf[i].final, 0);
 	}

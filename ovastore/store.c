@@ -244,46 +244,6 @@ ova__unlink(int dirfd, const char *file, const char *what, struct sw_err *e)
 	return sw_errno(e, errno, "remove '%s'", what);
 }
 
-int
-ova__write_atomic(int dirfd, const char *file, const void *p, size_t n, const char *what,
-    struct sw_err *e)
-{
-	char tmp[SW_NAME_MAX + 1];
-	int fd, r;
-
-	if (sw_path_fmt(tmp, sizeof(tmp), "%s.part", file) < 0)
-		return sw_errf(e, SW_EPATH, "'%s': name too long", what);
-	fd = ova__open(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644, e);
-	if (fd < 0)
-		return fd;
-	if ((r = sw_write_all(fd, p, n)) < 0) {
-		r = sw_errno(e, -r, "write of '%s'", what);
-		goto fail;
-	}
-	if (fsync(fd) < 0) {
-		r = sw_errno(e, errno, "fsync of '%s'", what);
-		goto fail;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		r = sw_errno(e, errno, "close of '%s'", what);
-		goto fail;
-	}
-	fd = -1;
-	if (renameat(dirfd, tmp, dirfd, file) < 0) {
-		r = sw_errno(e, errno, "rename of '%s' into place", what);
-		goto fail;
-	}
-	if ((r = ova__fsync_dir(dirfd, what, e)) < 0)
-		return r; /* renamed: the caller decides whether to take it back */
-	return 0;
-fail:
-	if (fd >= 0)
-		(void)close(fd);
-	(void)unlinkat(dirfd, tmp, 0);
-	return r;
-}
-
 /* ------------------------------------------------------------ results */
 
 struct ova_result *
@@ -788,8 +748,9 @@ is_debris(const struct ova__obj *o, const char *file)
 	if (strcmp(p, ".ovf.part") == 0 || strcmp(p, ".ova.meta.part") == 0 ||
 	    strcmp(p, ".ova.part") == 0)
 		return 1;
+	/* NAME~file.part, except a journal of an older release (state.h): not debris. */
 	if (p[0] == '~' && strlen(p) > 6)
-		return 1;
+		return strcmp(p, OVA_JOURNAL_LEGACY_SUFFIX) != 0;
 	if (strncmp(p, "-disk", 5) == 0) {
 		p += 5;
 		if (*p < '0' || *p > '9')

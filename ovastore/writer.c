@@ -619,7 +619,7 @@ ova_writer_commit(struct ova_writer *w, struct ova_result **ret_result, struct s
 		r = sw_errf(e, -ENOMEM, "sha256 of the meta failed");
 		goto fail;
 	}
-	if ((r = ova__write_atomic(w->o.dirfd, w->meta_name, mb.ptr, mb.len, w->meta_name, e)) < 0) {
+	if ((r = ova_atomic_write(w->o.dirfd, w->meta_name, mb.ptr, mb.len, w->meta_name, e)) < 0) {
 		/* If only the directory fsync failed, the meta is in place: take it back. */
 		w->meta_renamed = ova__exists(w->o.dirfd, w->meta_name) == 1;
 		goto fail;
@@ -831,7 +831,7 @@ ova_commit_files(struct ova_store *s, const char *obj, unsigned flags,
 	m.disks = md;
 	if ((r = ova_meta_format(&m, &mb, e)) < 0)
 		goto out;
-	if ((r = ova__write_atomic(o.dirfd, meta, mb.ptr, mb.len, meta, e)) < 0) {
+	if ((r = ova_atomic_write(o.dirfd, meta, mb.ptr, mb.len, meta, e)) < 0) {
 		(void)unlinkat(o.dirfd, meta, 0);
 		goto out;
 	}

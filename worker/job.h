@@ -45,12 +45,7 @@ struct wrk_job {
  */
 int wrk_cmd_run(const struct wrk_job *job, struct proto_event *ev, struct sw_err *e);
 
-/*
- * Commands keep their vCenter sessions for the next command of the same
- * credential set and URL (a login per command would load vCenter and count
- * against its session limit).  This logs out and frees the idle ones; call
- * it once no job runs any more.
- */
-void wrk_vc_pool_drain(void);
+/* Frees what wrk_cmd_run() allocated in ev->result and zeroes it; NULL is fine. */
+void wrk_cmd_result_clear(struct proto_event *ev);
 
 #endif

@@ -20,8 +20,6 @@
 #include "common/num.h"
 #include "common/path.h"
 #include "worker/amqp.h"
-#include "worker/commands/commands.h"
-#include "worker/commands/vc.h"
 #include "worker/config.h"
 #include "worker/daemon.h"
 #include "worker/deliver.h"
@@ -29,6 +27,7 @@
 #include "worker/log.h"
 #include "worker/metrics.h"
 #include "worker/sweep.h"
+#include "worker/vcenter.h"
 
 #define SNAPWORKER_VERSION "1.0"
 

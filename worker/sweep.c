@@ -22,10 +22,11 @@
 #include "common/num.h"
 #include "common/path.h"
 #include "ovastore/ovastore.h"
+#include "ovastore/state.h"
 #include "vmware/vmware.h"
 #include "worker/cmdlock.h"
-#include "worker/commands/vc.h"
 #include "worker/config.h"
+#include "worker/vcenter.h"
 
 #define VC_SWEEP_MS     (10u * 60u * 1000u)   /* one vCenter's sweep */
 #define DIR_MAX_PARTS   1024                  /* .part files looked at per directory */
@@ -130,58 +131,116 @@ ends_with(const char *s, const char *suf)
 }
 
 /*
- * Undoes one old journal: its command's worker VM and snapshot, then the
- * file.  0 when the journal is gone; else it stays, for the next sweep.
+ * Undoes what journal j (named where, for reports) records: its command's
+ * worker VM and snapshot.  0 when done (the caller removes the journal), 1
+ * in a dry run; else the journal stays, for the next sweep.
  */
 static int
-sweep_journal(struct sweep *sw, int dfd, const char *rel, const char *name)
+undo_journal(struct sweep *sw, const struct ova_journal *j, const char *where)
 {
 	const struct wrk_vcenter *vc;
-	struct wrk_vc_journal j;
 	struct vmw_conn *conn = NULL;
 	struct sw_err e;
-	char file[SW_NAME_MAX + 1];
 	int r;
 
 	sw_err_clear(&e);
-	if (snprintf(file, sizeof(file), "%s%s", name, WRK_VC_JOURNAL_SUFFIX) >= (int)sizeof(file))
-		return -ENAMETOOLONG;
-	r = wrk_vc_journal_read(dfd, name, &j, &e);
-	if (r < 0) {
-		sw->st.errors++;
-		report(sw, "journal %s/%s: %s", rel, file, e.msg);
-		return r;
-	}
-	vc = wrk_config_vcenter(sw->cfg, j.credentials);
+	vc = wrk_config_vcenter(sw->cfg, j->credentials);
 	/* The journal is on a share others can write: its URL must be one the set allows. */
-	if (vc == NULL || !wrk_vcenter_allows(vc, j.url)) {
+	if (vc == NULL || !wrk_vcenter_allows(vc, j->url)) {
 		sw->st.errors++;
-		report(sw, "journal %s/%s: credential set '%s' unknown or not bound to its URL", rel,
-		    file, j.credentials);
+		report(sw, "journal %s: credential set '%s' unknown or not bound to its URL", where,
+		    j->credentials);
 		return SW_EAUTH;
 	}
 	if (sw->o->dry_run) {
-		report(sw, "would undo journal %s/%s (command %s, snapshot %s)", rel, file,
-		    j.command, j.snapshot[0] != '\0' ? j.snapshot : "none");
+		report(sw, "would undo journal %s (command %s, snapshot %s)", where, j->command,
+		    j->snapshot[0] != '\0' ? j->snapshot : "none");
 		return 1;
 	}
-	r = wrk_vc_connect(vc, j.url, NULL, sw_mono_ms() + VC_SWEEP_MS, sw->cancel, &conn, &e);
+	r = wrk_vc_connect(vc, j->url, NULL, sw_mono_ms() + VC_SWEEP_MS, sw->cancel, &conn, &e);
 	if (r == 0)
-		r = wrk_vc_journal_undo(conn, &j, &e);
+		r = wrk_vc_journal_undo(conn, j, &e);
 	wrk_vc_disconnect(conn);
 	if (r < 0) {
 		sw->st.errors++;
-		report(sw, "journal %s/%s: %s", rel, file, e.msg);
+		report(sw, "journal %s: %s", where, e.msg);
 		return r;
 	}
-	if (unlinkat(dfd, file, 0) < 0 && errno != ENOENT) {
+	return 0;
+}
+
+static void
+journal_done(struct sweep *sw, const struct ova_journal *j, const char *where, int r,
+    struct sw_err *e)
+{
+	if (r < 0) {
 		sw->st.errors++;
-		report(sw, "journal %s/%s: unlink: %s", rel, file, strerror(errno));
-		return -EIO;
+		report(sw, "journal %s: %s", where, e->msg);
+		return;
 	}
 	sw->st.journals_undone++;
-	report(sw, "undid journal %s/%s (command %s, snapshot %s)", rel, file, j.command,
-	    j.snapshot[0] != '\0' ? j.snapshot : "none");
+	report(sw, "undid journal %s (command %s, snapshot %s)", where, j->command,
+	    j->snapshot[0] != '\0' ? j->snapshot : "none");
+}
+
+/* A journal of an older release beside object obj ("DIR/NAME"). */
+static int
+sweep_legacy_journal(struct sweep *sw, struct ova_store *s, const char *obj)
+{
+	struct ova_journal j;
+	struct sw_err e;
+	char where[SW_PATH_MAX + 32];
+	int r;
+
+	sw_err_clear(&e);
+	snprintf(where, sizeof(where), "%s%s", obj, OVA_JOURNAL_LEGACY_SUFFIX);
+	r = ova_journal_legacy_read(s, obj, &j, &e);
+	if (r < 0) {
+		sw->st.errors++;
+		report(sw, "journal %s: %s", where, e.msg);
+		return r;
+	}
+	if ((r = undo_journal(sw, &j, where)) != 0)
+		return r;
+	r = ova_journal_legacy_remove(s, obj, &e);
+	journal_done(sw, &j, where, r, &e);
+	return r;
+}
+
+struct journal_walk {
+	struct sweep *sw;
+	struct ova_store *s;
+};
+
+/* One journal of the state directory, older than max_age: nobody came back for it. */
+static int
+sweep_journal(void *ud, const char *id, int64_t mtime)
+{
+	struct journal_walk *w = ud;
+	struct sweep *sw = w->sw;
+	struct ova_journal j;
+	struct sw_err e;
+	char where[128];
+	int r;
+
+	if (stopped(sw))
+		return 1;
+	if (sw->now - mtime < (int64_t)sw->o->max_age_s)
+		return 0;
+	sw_err_clear(&e);
+	snprintf(where, sizeof(where), "of command %s", id);
+	r = ova_journal_read(w->s, id, &j, &e);
+	if (r < 0) {
+		if (r != SW_ENOTFOUND) {
+			sw->st.errors++;
+			report(sw, "journal %s: %s", where, e.msg);
+		}
+		return 0;
+	}
+	if (undo_journal(sw, &j, where) != 0)
+		return 0;
+	r = ova_journal_remove(w->s, id, &e);
+	journal_done(sw, &j, where, r, &e);
 	return 0;
 }
 
@@ -236,21 +295,25 @@ sweep_parts(struct sweep *sw, struct ova_store *s, int dfd, const char *rel,
 	int young, r;
 
 	/*
-	 * A journal that could not be undone (vCenter unreachable, a set not
-	 * configured) is the only record of its snapshot: its object's debris
+	 * A legacy journal (an older release's NAME~vcenter.part) that could
+	 * not be undone (vCenter unreachable, a set not configured) is the only
+	 * record of its snapshot; it is not debris, and its object's debris
 	 * stays with it until a later sweep succeeds.  done[] starts with them.
 	 */
 
 	for (i = 0; i < nparts; i++)
-		if (parts[i].old && ends_with(parts[i].name, WRK_VC_JOURNAL_SUFFIX) &&
-		    strlen(parts[i].name) > strlen(WRK_VC_JOURNAL_SUFFIX)) {
+		if (parts[i].old && ends_with(parts[i].name, OVA_JOURNAL_LEGACY_SUFFIX) &&
+		    strlen(parts[i].name) > strlen(OVA_JOURNAL_LEGACY_SUFFIX)) {
 			char name[SW_NAME_MAX + 1];
-			size_t l = strlen(parts[i].name) - strlen(WRK_VC_JOURNAL_SUFFIX);
+			size_t l = strlen(parts[i].name) - strlen(OVA_JOURNAL_LEGACY_SUFFIX);
 
 			memcpy(name, parts[i].name, l);
 			name[l] = '\0';
-			if (sweep_journal(sw, dfd, rel, name) != 0 && ndone < 64)
-				snprintf(done[ndone++], sizeof(done[0]), "%s", name);
+			if ((rel[0] != '\0' ? sw_path_fmt(obj, sizeof(obj), "%s/%s", rel, name) :
+			    sw_path_fmt(obj, sizeof(obj), "%s", name)) < 0 ||
+			    sweep_legacy_journal(sw, s, obj) != 0)
+				if (ndone < 64)
+					snprintf(done[ndone++], sizeof(done[0]), "%s", name);
 		}
 	for (i = 0; i < nparts && !stopped(sw); i++) {
 		if (!parts[i].old)
@@ -340,13 +403,12 @@ sweep_tree(struct sweep *sw, struct ova_store *s, int dfd, const char *rel, unsi
 }
 
 /*
- * The worker's own state in a store (.snapworker/): CreateVolume markers
- * older than max_age (their redeliveries are long over) and lock files of
- * attempts that crashed (older than max_age and not locked: removed while
- * holding the lock, as a releasing holder does).
+ * The worker's own state in a store (.snapworker/): lock files of attempts
+ * that crashed (older than max_age and not locked: removed while holding
+ * the lock, as a releasing holder does).
  */
 static void
-sweep_state_dir(struct sweep *sw, int rootfd, const char *rel, const char *suffix, int locks)
+sweep_state_dir(struct sweep *sw, int rootfd, const char *rel, const char *suffix)
 {
 	struct dirent *de;
 	struct stat st;
@@ -373,7 +435,7 @@ sweep_state_dir(struct sweep *sw, int rootfd, const char *rel, const char *suffi
 			continue;
 		}
 		/* A lock file still locked: an attempt runs, however old the file. */
-		if (locks ? wrk_cmdlock_reap(dfd, de->d_name) == 1 : unlinkat(dfd, de->d_name, 0) == 0) {
+		if (wrk_cmdlock_reap(dfd, de->d_name) == 1) {
 			sw->st.debris_removed++;
 			report(sw, "removed %s/%s", rel, de->d_name);
 		}
@@ -381,11 +443,34 @@ sweep_state_dir(struct sweep *sw, int rootfd, const char *rel, const char *suffi
 	closedir(d);
 }
 
+/* CreateVolume markers older than max_age: their redeliveries are long over. */
+static int
+sweep_marker(void *ud, const char *id, int64_t mtime)
+{
+	struct journal_walk *w = ud;
+	struct sweep *sw = w->sw;
+
+	if (stopped(sw))
+		return 1;
+	if (sw->now - mtime < (int64_t)sw->o->max_age_s)
+		return 0;
+	if (sw->o->dry_run) {
+		report(sw, "would remove " OVA_MARKER_DIR "/%s" OVA_MARKER_SUFFIX, id);
+		return 0;
+	}
+	if (ova_marker_remove(w->s, id, NULL) == 0) {
+		sw->st.debris_removed++;
+		report(sw, "removed " OVA_MARKER_DIR "/%s" OVA_MARKER_SUFFIX, id);
+	}
+	return 0;
+}
+
 static void
 sweep_store(struct sweep *sw, const struct wrk_store *ws)
 {
 	static const char *const tops[] = { "snapshots", "template", "volumes" };
 	struct ova_store *s = NULL;
+	struct journal_walk jw;
 	struct sw_err e;
 	size_t i;
 	int fd;
@@ -396,6 +481,8 @@ sweep_store(struct sweep *sw, const struct wrk_store *ws)
 		report(sw, "store %s: %s", ws->mount, e.msg);
 		return;
 	}
+	jw.sw = sw;
+	jw.s = s;
 	for (i = 0; i < sizeof(tops) / sizeof(tops[0]) && !stopped(sw); i++) {
 		fd = openat(ova_store_fd(s), tops[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
@@ -404,8 +491,11 @@ sweep_store(struct sweep *sw, const struct wrk_store *ws)
 		close(fd);
 	}
 	if (!stopped(sw)) {
-		sweep_state_dir(sw, ova_store_fd(s), WRK_VC_CV_STATE_DIR, WRK_VC_CV_MARKER_SUFFIX, 0);
-		sweep_state_dir(sw, ova_store_fd(s), WRK_CMDLOCK_DIR, ".lock", 1);
+		ova_state_each(s, OVA_STATE_JOURNAL, sweep_journal, &jw, NULL);
+	if (!stopped(sw))
+		ova_state_each(s, OVA_STATE_MARKER, sweep_marker, &jw, NULL);
+	if (!stopped(sw))
+		sweep_state_dir(sw, ova_store_fd(s), OVA_LOCK_DIR, OVA_LOCK_SUFFIX);
 	}
 	ova_store_close(s);
 }

@@ -19,6 +19,8 @@ export VMWCTL_PASSWORD=vc-password
 # Waits (at most 20 s) until no lease is open: a killed worker's lease expires (-lease-timeout).
 rig_settled() { local i; for i in $(seq 100); do rig_clean && return 0; sleep 0.2; done; return 1; }
 object_absent() { [ -z "$(find "$STORE/$1" -type f 2>/dev/null)" ]; }
+# The crash journal lives in the store's state directory, by command id.
+no_journal() { [ ! -e "$STORE/.snapworker/journal/$1.journal" ]; }
 
 # --- vCenter fault mid-export, no redelivery (run-once) ----------------------------
 id=$(uuid)
@@ -28,7 +30,8 @@ inject "nfc_fail_after=4194304"
 check "NFC cut mid-export: failed VCENTER_UNREACHABLE, retryable" \
     evtrue "$tmp/f1.out" "e['error']['code']=='VCENTER_UNREACHABLE' and e['error']['retryable']"
 check "NFC cut: the lease was aborted, worker VM destroyed, VM snapshot removed" rig_clean
-check "NFC cut: no partial object (no meta, no .part, no journal)" object_absent "snapshots/5/1/$id"
+check "NFC cut: no partial object (no meta, no .part)" object_absent "snapshots/5/1/$id"
+check "NFC cut: no journal" no_journal "$id"
 check "NFC cut: the volume is intact" volumes_intact
 
 # --- the same through the daemon: requeued, then completed once ----------------------
@@ -118,7 +121,7 @@ inject "fault=RemoveSnapshot_Task&fault_type=SystemError&fault_msg=cleanup-refus
 check "VM snapshot removal refused: the command fails with vCenter's message" \
     evtrue "$tmp/f8.out" "e['error']['code']=='VCENTER_FAULT' and 'cleanup-refused' in e['error']['message']"
 check "and commits nothing, keeping its journal (naming the snapshot)" bash -c \
-    "[ ! -e '$STORE/snapshots/5/9/$id/$id.ova.meta' ] && grep -q '^snapshot=.' '$STORE/snapshots/5/9/$id/$id~vcenter.part'"
+    "[ ! -e '$STORE/snapshots/5/9/$id/$id.ova.meta' ] && grep -q '^snapshot=.' '$STORE/.snapworker/journal/$id.journal'"
 t0=$(date +%s%N)
 "$SW" run-once -c "$conf" "$tmp/f8.json" >"$tmp/f8b.out" 2>"$tmp/f8b.log"
 t1=$(date +%s%N)
@@ -151,7 +154,8 @@ killed=$?
 wait "$w1" 2>/dev/null
 check "worker killed with SIGKILL while its export ran" [ $killed = 0 ]
 jdir=$STORE/snapshots/5/5/$id
-check "the crash left a journal naming the VM snapshot" grep -q '^snapshot=.\+' "$jdir/$id~vcenter.part"
+check "the crash left a journal naming the VM snapshot" \
+    grep -q '^snapshot=.\+' "$STORE/.snapworker/journal/$id.journal"
 not_clean() { ! rig_clean; }
 check "and leftovers in the simulator (worker VM and VM snapshot)" not_clean
 check "and no committed object" [ ! -e "$jdir/$id.ova.meta" ]
@@ -171,6 +175,46 @@ check "after the restart: no journal or .part on the share" no_debris
 check "the object verifies" "$OVASTORE" -C "$STORE" verify "snapshots/5/5/$id/$id"
 check "the volume is intact" volumes_intact
 kill -TERM "$w2"; wait "$w2" 2>/dev/null
+
+# --- issue 9: DeleteSnapshot of a crashed CreateSnapshot's path keeps its journal ---
+# CloudStack deletes a failed snapshot's files routinely; the journal is the only
+# record of the VM snapshot, so the sweep must still find it and remove the snapshot.
+id=$(uuid)
+cmd_snapshot "$id" "$disk1" 5 6 >"$tmp/l.json"
+"$SW" run-once -c "$conf" "$tmp/l.json" >"$tmp/l.out" 2>"$tmp/l.log" &
+lpid=$!
+python3 - "$VC_BASE" "$lpid" <<'PY'
+import json, os, ssl, sys, time, urllib.request
+base, pid = sys.argv[1], int(sys.argv[2])
+ctx = ssl._create_unverified_context()
+end = time.time() + 60
+while time.time() < end:
+    d = json.load(urllib.request.urlopen(base + "/rig/state", context=ctx))
+    for l in d.get("leases") or []:
+        if l.get("mode") == "export" and any(f.get("bytes_transferred", 0) > 0 for f in l.get("files") or []):
+            os.kill(pid, 9)
+            sys.exit(0)
+    time.sleep(0.01)
+sys.exit(1)
+PY
+killed=$?
+wait "$lpid" 2>/dev/null
+check "leak: CreateSnapshot killed after its VM snapshot was taken" [ $killed = 0 ]
+check "leak: its journal names the VM snapshot" \
+    grep -q '^snapshot=.\+' "$STORE/.snapworker/journal/$id.journal"
+check "leak: the simulator holds its worker VM and VM snapshot" not_clean
+d=$(uuid)
+cmd_path "$d" DeleteSnapshot "snapshots/5/6/$id/$id" >"$tmp/ld.json"
+"$SW" run-once -c "$conf" "$tmp/ld.json" >"$tmp/ld.out" 2>"$tmp/ld.log"
+check "leak: DeleteSnapshot of its path succeeds" evtrue "$tmp/ld.out" "e['status']=='succeeded'"
+check "leak: and removes its debris" object_absent "snapshots/5/6/$id"
+check "leak: but keeps the journal" [ -s "$STORE/.snapworker/journal/$id.journal" ]
+sleep 2
+"$SW" sweep -c "$conf" --older-than 1s >"$tmp/ls.out" 2>&1
+check "leak: the sweep undid the journal" grep -q "undid journal of command $id" "$tmp/ls.out"
+check "leak: no VM snapshot or worker VM left in the simulator" rig_settled
+check "leak: the journal is gone" no_journal "$id"
+check "leak: the volume is intact" volumes_intact
 
 # --- the sweeper: old worker VM, old journal, old debris ----------------------------
 snap=$("${VMW[@]}" snapshot-create --vm "$VCSIM_VM" --name crashed-snap | awk '/^snapshot:/{print $2}')

@@ -24,7 +24,9 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/io.h"
+#include "ovastore/atomic.h"
 #include "ovastore/ovastore.h"
+#include "ovastore/state.h"
 
 ssize_t __real_write(int fd, const void *p, size_t n);
 ssize_t __wrap_write(int fd, const void *p, size_t n);
@@ -370,6 +372,55 @@ test_copy_failures(void **state)
 	(void)nftw(root2, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* The atomic-write helper names the step that failed and leaves no temporary. */
+static void
+test_atomic_named_failures(void **state)
+{
+	struct fx *f = *state;
+	struct sw_err e;
+	char tmp[128];
+	int dfd = ova_store_fd(f->s);
+
+	snprintf(tmp, sizeof(tmp), "%s/f.part", f->root);
+	inject(1, 0);
+	assert_int_equal(ova_atomic_write(dfd, "f", "abc", 3, "dir/f", &e), -ENOSPC);
+	assert_string_equal(e.msg, "write of 'dir/f': No space left on device");
+	assert_int_equal(access(tmp, F_OK), -1);
+	inject(0, 1);
+	assert_int_equal(ova_atomic_write(dfd, "f", "abc", 3, "dir/f", &e), -EIO);
+	assert_string_equal(e.msg, "fsync of 'dir/f': Input/output error");
+	assert_int_equal(access(tmp, F_OK), -1);
+	snprintf(tmp, sizeof(tmp), "%s/f", f->root);
+	assert_int_equal(access(tmp, F_OK), -1);
+	/* The directory's fsync comes after the rename: the file is in place. */
+	inject(0, 2);
+	assert_int_equal(ova_atomic_write(dfd, "f", "abc", 3, "dir/f", &e), -EIO);
+	assert_string_equal(e.msg, "fsync of the directory of 'dir/f': Input/output error");
+	assert_int_equal(access(tmp, F_OK), 0);
+	inject(0, 0);
+}
+
+/* A journal that cannot be made durable is an error naming it: no snapshot is taken. */
+static void
+test_journal_write_fails(void **state)
+{
+	struct fx *f = *state;
+	struct ova_journal j, r;
+	struct sw_err e;
+
+	memset(&j, 0, sizeof(j));
+	snprintf(j.command, sizeof(j.command), "c1");
+	snprintf(j.vm, sizeof(j.vm), "vm-1");
+	inject(0, 1);
+	assert_int_equal(ova_journal_write(f->s, &j, &e), -EIO);
+	assert_non_null(strstr(e.msg, "fsync of 'c1.journal'"));
+	assert_int_equal(ova_journal_read(f->s, "c1", &r, &e), SW_ENOTFOUND);
+	inject(1, 0);
+	assert_int_equal(ova_marker_write(f->s, "c1", "[ds] v.vmdk", &e), -ENOSPC);
+	assert_non_null(strstr(e.msg, "write of 'c1.createvolume'"));
+	inject(0, 0);
+}
+
 int
 main(void)
 {
@@ -379,6 +430,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_pack_enospc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unpack_failures, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_failures, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_atomic_named_failures, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_write_fails, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

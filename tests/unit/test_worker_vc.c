@@ -1,7 +1,8 @@
 /*
  * Unit tests of the vCenter-backed commands' store side and plumbing
  * (worker/commands/vc.h): CreateTemplate from a snapshot of either format
- * (no vCenter involved), the crash journal, and the credential-set checks
+ * (no vCenter involved) and the credential-set checks (the crash journal
+ * is ovastore's: test_ovastore_state.c)
  * that must refuse a command before any connection is made.
  */
 #include <stdarg.h>
@@ -85,7 +86,7 @@ run_template(struct fx_env *x, const struct proto_command *cmd, struct proto_eve
 	c.ev = ev;
 	c.e = e;
 	sw_err_clear(e);
-	r = wrk__vc_create_template(&c, e);
+	r = wrk__cmd_create_template(&c, e);
 	*code = e->kind;
 	*retry = e->retryable;
 	if (r < 0) {
@@ -298,66 +299,6 @@ test_template_unknown_store(void **state)
 
 /* ------------------------------------------------------------- journal */
 
-static int
-wstr(const char *path, const char *text)
-{
-	return fx_write_file(path, text, strlen(text));
-}
-
-static void
-test_journal_read(void **state)
-{
-	struct fx_env *x = *state;
-	struct wrk_vc_journal j;
-	struct sw_err e;
-	char p[512], big[9000];
-	int dfd;
-
-	dfd = open(x->mount[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	assert_true(dfd >= 0);
-	assert_int_equal(wrk_vc_journal_read(dfd, "obj", &j, &e), SW_ENOTFOUND);
-
-	snprintf(p, sizeof(p), "%s/obj" WRK_VC_JOURNAL_SUFFIX, x->mount[0]);
-	assert_int_equal(wstr(p, "credentials=vc1\nurl=https://vc/sdk\nvm=vm-42\n"
-	    "snapshot=snapshot-7\n"), 0);
-	assert_int_equal(wrk_vc_journal_read(dfd, "obj", &j, &e), 0);
-	assert_string_equal(j.credentials, "vc1");
-	assert_string_equal(j.url, "https://vc/sdk");
-	assert_string_equal(j.vm, "vm-42");
-	assert_string_equal(j.snapshot, "snapshot-7");
-
-	/* Taken before the snapshot: no snapshot yet. */
-	assert_int_equal(wstr(p, "vm=vm-42\nsnapshot=\n"), 0);
-	memset(&j, 'x', sizeof(j));
-	assert_int_equal(wrk_vc_journal_read(dfd, "obj", &j, &e), 0);
-	assert_string_equal(j.snapshot, "");
-	assert_string_equal(j.credentials, "");
-
-	/* No VM, an over-long value, an over-long file: refused. */
-	assert_int_equal(wstr(p, "snapshot=s\n"), 0);
-	assert_int_equal(wrk_vc_journal_read(dfd, "obj", &j, &e), SW_EFORMAT);
-	memset(big, 'a', sizeof(big));
-	memcpy(big, "vm=", 3);
-	assert_int_equal(fx_write_file(p, big, 400), 0);
-	assert_int_equal(wrk_vc_journal_read(dfd, "obj", &j, &e), SW_EFORMAT);
-	assert_int_equal(fx_write_file(p, big, sizeof(big)), 0);
-	assert_int_equal(wrk_vc_journal_read(dfd, "obj", &j, &e), SW_ETOOBIG);
-	/* A symbolic link is not followed. */
-	unlink(p);
-	assert_int_equal(symlink("/etc/passwd", p), 0);
-	assert_true(wrk_vc_journal_read(dfd, "obj", &j, &e) < 0);
-	/* The journal counts as the object's debris for ovastore. */
-	unlink(p);
-	assert_int_equal(wstr(p, "vm=vm-1\n"), 0);
-	{
-		struct ova_store *s = open_store(x);
-		assert_int_equal(ova_debris_remove(s, "obj", &e), 1);
-		ova_store_close(s);
-	}
-	assert_false(fx_exists(p));
-	close(dfd);
-}
-
 /* ------------------------------------------------- credential binding */
 
 static void
@@ -423,7 +364,6 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_template_from_legacy_snapshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_template_missing_source, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_template_unknown_store, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_journal_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vcenter_credentials_checked_first, setup,
 		    teardown),
 	};

@@ -13,6 +13,7 @@
 #include "proto/proto.h"
 #include "worker/config.h"
 #include "worker/job.h"
+#include "worker/vcenter.h"
 
 struct wrk__cmd {
 	const struct wrk_job *job;
@@ -21,7 +22,7 @@ struct wrk__cmd {
 	/* The command's error: wrk__fail() classifies it where it is made. */
 	struct sw_err *e;
 	/* Which pooled vCenter sessions fit this command (set by wrk__vc_open). */
-	char vc_key[1024];
+	char vc_key[WRK_VC_KEY_MAX];
 };
 
 /*
@@ -106,7 +107,7 @@ int wrk__object_delete(struct wrk__cmd *c, struct ova_store *s, const char *obj,
 int wrk__template_answer(struct wrk__cmd *c, struct ova_store *s, const char *obj,
     const char *dir, uint64_t psize, struct sw_err *e);
 
-/* Per-command entry points (one file per family). */
+/* Per-command entry points (one file per family; the vCenter ones in *_vc.c, volume.c). */
 int wrk__cmd_delete_snapshot(struct wrk__cmd *c, struct sw_err *e);
 int wrk__cmd_create_snapshot(struct wrk__cmd *c, struct sw_err *e);
 int wrk__cmd_delete_template(struct wrk__cmd *c, struct sw_err *e);

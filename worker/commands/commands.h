@@ -43,9 +43,6 @@
 
 struct proto_event;
 
-/* Frees what wrk_cmd_run() allocated in ev->result and zeroes it; NULL is fine. */
-void wrk_cmd_result_clear(struct proto_event *ev);
-
 /* ------------------------------------------------------ template.properties */
 
 #define WRK_TPROPS_NAME  "template.properties"

@@ -1,17 +1,8 @@
 /*
- * Snapshot commands.  DeleteSnapshot works on the store alone;
- * CreateSnapshot needs vCenter and comes with a later issue.
+ * DeleteSnapshot, which works on the store alone; CreateSnapshot needs
+ * vCenter and lives in snapshot_vc.c.
  */
 #include "worker/commands/cmd_int.h"
-
-int wrk__vc_create_snapshot(struct wrk__cmd *c, struct sw_err *e);
-
-/* vCenter work lives in snapshot_vc.c. */
-int
-wrk__cmd_create_snapshot(struct wrk__cmd *c, struct sw_err *e)
-{
-	return wrk__vc_create_snapshot(c, e);
-}
 
 /*
  * Either format.  A missing object is success with no files: a redelivered

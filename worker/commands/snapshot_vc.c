@@ -33,7 +33,7 @@ answer_from_store(struct wrk__cmd *c, struct ova_store *s, const char *obj, stru
 }
 
 int
-wrk__vc_create_snapshot(struct wrk__cmd *c, struct sw_err *e)
+wrk__cmd_create_snapshot(struct wrk__cmd *c, struct sw_err *e)
 {
 	const struct proto_args_create_snapshot *a = &c->cmd->args.create_snapshot;
 	struct ova_store *s = NULL;

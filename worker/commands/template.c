@@ -1,8 +1,8 @@
 /*
  * Template commands that need only the store (see commands.h for the
  * layout and idempotency choices): DeleteTemplate, ExtractTemplate,
- * CopyTemplate, RegisterTemplate.  CreateTemplate needs vCenter (from a VM)
- * or a snapshot conversion and comes with a later issue.
+ * CopyTemplate, RegisterTemplate.  CreateTemplate (from a stored snapshot
+ * or a live volume through vCenter) lives in template_vc.c.
  */
 #include "worker/commands/cmd_int.h"
 
@@ -31,13 +31,6 @@
 #define REGISTER_MAX_DEFAULT (1ull << 40)
 /* Files small enough to digest when answering (OVF, meta, template.properties). */
 #define SMALL_FILE_MAX (16 * 1024 * 1024)
-
-int
-wrk__cmd_create_template(struct wrk__cmd *c, struct sw_err *e)
-{
-	/* Both sources (a stored snapshot, a live volume) live with the vCenter code. */
-	return wrk__vc_create_template(c, e);
-}
 
 /*
  * Whether template.properties p names object NAME: 1 yes, 0 another

@@ -168,7 +168,7 @@ write_props(struct wrk__cmd *c, struct ova_store *s, const char *obj, const char
 }
 
 int
-wrk__vc_create_template(struct wrk__cmd *c, struct sw_err *e)
+wrk__cmd_create_template(struct wrk__cmd *c, struct sw_err *e)
 {
 	const struct proto_args_create_template *a = &c->cmd->args.create_template;
 	const char *name = a->unique_name != NULL ? a->unique_name : c->cmd->id;

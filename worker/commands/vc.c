@@ -1,8 +1,9 @@
 /*
- * vCenter plumbing for the commands (see vc.h): connection from a
- * configured credential set, error mapping, retries of busy-VM conflicts,
- * the crash journal, and the snapshot -> worker VM -> export -> cleanup data
- * path streaming straight into an ovastore writer.
+ * vCenter for the commands (see vc.h): the command's session (from the
+ * daemon's pool, worker/vcenter.h), error mapping, retries of busy-VM
+ * conflicts, recovery from a crashed attempt's journal, and the snapshot ->
+ * worker VM -> export -> cleanup data path streaming straight into an
+ * ovastore writer.
  */
 #include "worker/commands/vc.h"
 #include "worker/metrics.h"
@@ -24,150 +25,16 @@
 #include "common/num.h"
 #include "common/path.h"
 
-#define LOGIN_MS          60000u    /* connecting and logging in */
-#define LOGOUT_MS         5000u
 #define BUSY_FIRST_MS     500u      /* first wait after a TaskInProgress */
-#define BUSY_CAP_MS       30000u
 #define SHUTDOWN_CLEANUP_MS 25000u  /* the daemon exits 30 s after cancelling a job */
-#define JOURNAL_MAX       8192
 #define JOURNAL_STALE_S   300u      /* default; longer than any single vCenter task we wait for */
 #define JOURNAL_TOUCH_MS  10000u
-#define POOL_MAX          16        /* idle sessions kept per process */
-#define POOL_IDLE_MS      (10u * 60u * 1000u) /* vCenter's default idle timeout is 30 min */
 #define POOL_CHECK_MS     10000u    /* validating a pooled session */
-
-/* ---------------------------------------------------------- connection */
-
-int
-wrk_vc_connect(const struct wrk_vcenter *vc, const char *url, const char *cmd_thumbprint,
-    uint64_t deadline_ms, atomic_int *cancel, struct vmw_conn **ret_conn, struct sw_err *e)
-{
-	struct vmw_conn_opts o;
-	struct vmw_conn *conn = NULL;
-	uint64_t dl = sw_mono_ms() + LOGIN_MS;
-	int r;
-
-	if (vc == NULL || url == NULL)
-		return sw_errf(e, -EINVAL, "vCenter: no credential set or URL");
-	memset(&o, 0, sizeof(o));
-	o.url = url;
-	o.user = vc->user != NULL ? vc->user : "";
-	o.password = vc->password != NULL ? vc->password : "";
-	/* What the operator configured wins; a command may only pin what is left open. */
-	if (vc->thumbprint != NULL) {
-		o.tls = VMW_TLS_THUMBPRINT;
-		o.thumbprint = vc->thumbprint;
-	} else if (vc->cacert != NULL) {
-		o.tls = VMW_TLS_CA;
-		o.cacert = vc->cacert;
-	} else if (cmd_thumbprint != NULL) {
-		o.tls = VMW_TLS_THUMBPRINT;
-		o.thumbprint = cmd_thumbprint;
-	} else if (vc->insecure) {
-		o.tls = VMW_TLS_INSECURE;
-	} else {
-		o.tls = VMW_TLS_CA;
-	}
-	r = vmw_conn_new(&o, &conn, e);
-	if (r < 0)
-		return r;
-	if (deadline_ms != 0 && deadline_ms < dl)
-		dl = deadline_ms;
-	r = vmw_login(conn, dl, cancel, e);
-	if (r < 0) {
-		sw_errctx(e, "vCenter login (credential set %s)", vc->name);
-		vmw_conn_free(conn);
-		return r;
-	}
-	wrk_metrics_vcenter_login();
-	*ret_conn = conn;
-	return 0;
-}
-
-void
-wrk_vc_disconnect(struct vmw_conn *conn)
-{
-	struct sw_err le;
-
-	if (conn == NULL)
-		return;
-	(void)vmw_logout(conn, sw_mono_ms() + LOGOUT_MS, NULL, &le);
-	vmw_conn_free(conn);
-}
 
 int
 wrk__vc_fail(struct wrk__cmd *c, int code)
 {
 	return wrk__fail(c, code, PROTO_CTX_VCENTER);
-}
-
-/* ------------------------------------------------------------ session pool */
-
-struct pooled {
-	char key[sizeof(((struct wrk__cmd *)0)->vc_key)];
-	struct vmw_conn *conn;
-	uint64_t idle_since_ms;
-};
-
-static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct pooled pool[POOL_MAX];
-static size_t npool;
-
-/* An idle session for key, or NULL; sessions idle too long are logged out on the way. */
-static struct vmw_conn *
-pool_take(const char *key)
-{
-	struct vmw_conn *found = NULL, *old[POOL_MAX];
-	uint64_t now = sw_mono_ms();
-	size_t i, nold = 0;
-
-	pthread_mutex_lock(&pool_mu);
-	for (i = 0; i < npool;) {
-		if (now - pool[i].idle_since_ms >= POOL_IDLE_MS) {
-			old[nold++] = pool[i].conn;
-		} else if (found == NULL && strcmp(pool[i].key, key) == 0) {
-			found = pool[i].conn;
-		} else {
-			i++;
-			continue;
-		}
-		pool[i] = pool[--npool];
-	}
-	pthread_mutex_unlock(&pool_mu);
-	for (i = 0; i < nold; i++)
-		wrk_vc_disconnect(old[i]);
-	return found;
-}
-
-static void
-pool_put(const char *key, struct vmw_conn *conn)
-{
-	pthread_mutex_lock(&pool_mu);
-	if (npool < POOL_MAX) {
-		(void)snprintf(pool[npool].key, sizeof(pool[npool].key), "%s", key);
-		pool[npool].conn = conn;
-		pool[npool].idle_since_ms = sw_mono_ms();
-		npool++;
-		conn = NULL;
-	}
-	pthread_mutex_unlock(&pool_mu);
-	wrk_vc_disconnect(conn);
-}
-
-void
-wrk_vc_pool_drain(void)
-{
-	struct vmw_conn *all[POOL_MAX];
-	size_t i, n;
-
-	pthread_mutex_lock(&pool_mu);
-	n = npool;
-	for (i = 0; i < n; i++)
-		all[i] = pool[i].conn;
-	npool = 0;
-	pthread_mutex_unlock(&pool_mu);
-	for (i = 0; i < n; i++)
-		wrk_vc_disconnect(all[i]);
 }
 
 void
@@ -176,7 +43,7 @@ wrk__vc_close(struct wrk__cmd *c, struct vmw_conn *conn, int reusable)
 	if (conn == NULL)
 		return;
 	if (reusable && c->vc_key[0] != '\0')
-		pool_put(c->vc_key, conn);
+		wrk_vc_pool_put(c->vc_key, conn);
 	else
 		wrk_vc_disconnect(conn);
 }
@@ -206,7 +73,7 @@ wrk__vc_open(struct wrk__cmd *c, struct vmw_conn **ret_conn, struct sw_err *e)
 	    cmd->vcenter.thumbprint != NULL ? cmd->vcenter.thumbprint : "") >=
 	    (int)sizeof(c->vc_key))
 		c->vc_key[0] = '\0';           /* too long to pool: a session of its own */
-	if (c->vc_key[0] != '\0' && (*ret_conn = pool_take(c->vc_key)) != NULL) {
+	if (c->vc_key[0] != '\0' && (*ret_conn = wrk_vc_pool_take(c->vc_key)) != NULL) {
 		struct sw_err ke;
 		uint64_t dl = sw_mono_ms() + POOL_CHECK_MS;
 
@@ -273,36 +140,6 @@ cleanup_deadline(const struct wrk__cmd *c)
 	return now + (shutdown ? SHUTDOWN_CLEANUP_MS : WRK_VC_CLEANUP_MS);
 }
 
-/*
- * After a busy answer (TaskInProgress, ConcurrentAccess: another task holds
- * the VM) waits *delay_ms (doubling, capped) unless that passes the deadline
- * or the job is cancelled.  0: try again.
- */
-static int
-busy_wait(unsigned *delay_ms, uint64_t deadline_ms, atomic_int *cancel)
-{
-	uint64_t until = sw_mono_ms() + *delay_ms;
-	unsigned char j;
-	struct timespec ts;
-
-	if (deadline_ms != 0 && until >= deadline_ms)
-		return -ETIMEDOUT;
-	while (sw_mono_ms() < until) {
-		if (cancel != NULL && *cancel)
-			return -ECANCELED;
-		ts.tv_sec = 0;
-		ts.tv_nsec = 100 * 1000000L;
-		nanosleep(&ts, NULL);
-	}
-	/* Jitter keeps several workers waiting on one VM from retrying in lockstep. */
-	if (getrandom(&j, 1, GRND_NONBLOCK) != 1)
-		j = 0;
-	*delay_ms = *delay_ms * 2 + j;
-	if (*delay_ms > BUSY_CAP_MS)
-		*delay_ms = BUSY_CAP_MS;
-	return 0;
-}
-
 static int
 snapshot_create_retry(struct vmw_conn *conn, const struct vmw_moref *vm, const char *name,
     const char *desc, struct vmw_moref *ret_snap, uint64_t deadline_ms, atomic_int *cancel,
@@ -323,7 +160,7 @@ snapshot_create_retry(struct vmw_conn *conn, const struct vmw_moref *vm, const c
 		 * deadline still bounds the wait.
 		 */
 		r = vmw_snapshot_create(conn, vm, name, desc, 0, ret_snap, deadline_ms, NULL, e);
-		if (r != SW_EBUSY || busy_wait(&delay, deadline_ms, cancel) < 0)
+		if (r != SW_EBUSY || wrk_vc_busy_wait(&delay, deadline_ms, cancel) < 0)
 			break;
 		log_debug("vc: snapshot of %s busy, retry %u", vm->value, tries);
 	}
@@ -333,188 +170,7 @@ snapshot_create_retry(struct vmw_conn *conn, const struct vmw_moref *vm, const c
 	return r;
 }
 
-static int
-snapshot_remove_retry(struct vmw_conn *conn, const struct vmw_moref *snap, uint64_t deadline_ms,
-    struct sw_err *e)
-{
-	unsigned delay = BUSY_FIRST_MS;
-	int r;
-
-	for (;;) {
-		r = vmw_snapshot_remove(conn, snap, deadline_ms, NULL, e);
-		if (r != SW_EBUSY || busy_wait(&delay, deadline_ms, NULL) < 0)
-			break;
-	}
-	return r;
-}
-
 /* -------------------------------------------------------------- journal */
-
-static int
-journal_name(char *out, size_t outsz, const char *name)
-{
-	return snprintf(out, outsz, "%s%s", name, WRK_VC_JOURNAL_SUFFIX) >= (int)outsz ?
-	    -ENAMETOOLONG : 0;
-}
-
-/* Values are morefs, a credential set name and a URL: no line breaks possible. */
-static int
-journal_write(int dirfd, const char *name, const char *cmd_id, const char *creds, const char *url,
-    const struct vmw_moref *vm, const struct vmw_moref *snap, struct sw_err *e)
-{
-	char file[SW_NAME_MAX + 1], tmp[SW_NAME_MAX + 1];
-	struct sw_buf b = SW_BUF_INIT(JOURNAL_MAX);
-	int fd = -1, r;
-
-	if (journal_name(file, sizeof(file), name) < 0 ||
-	    snprintf(tmp, sizeof(tmp), "%s~vcenter-new.part", name) >= (int)sizeof(tmp))
-		return sw_errf(e, -ENAMETOOLONG, "journal name too long");
-	r = sw_buf_addf(&b, "command=%s\ncredentials=%s\nurl=%s\nvm=%s\nsnapshot=%s\n", cmd_id,
-	    creds, url, vm->value, snap != NULL ? snap->value : "");
-	if (r < 0) {
-		r = sw_errf(e, r, "journal too long");
-		goto out;
-	}
-	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		r = sw_errno(e, errno, "journal %s", tmp);
-		goto out;
-	}
-	if ((r = sw_write_all(fd, b.ptr, b.len)) < 0) {
-		r = sw_errno(e, -r, "journal %s: write", tmp);
-		goto out;
-	}
-	/* The snapshot must not exist unless a durable journal names its VM. */
-	if (fsync(fd) < 0) {
-		r = sw_errno(e, errno, "journal %s: fsync", tmp);
-		goto out;
-	}
-	if (renameat(dirfd, tmp, dirfd, file) < 0) {
-		r = sw_errno(e, errno, "journal %s: rename", file);
-		goto out;
-	}
-	if (fsync(dirfd) < 0) {
-		r = sw_errno(e, errno, "journal %s: fsync of the directory", file);
-		goto out;
-	}
-	r = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	if (r < 0)
-		unlinkat(dirfd, tmp, 0);
-	sw_buf_free(&b);
-	return r;
-}
-
-static int
-copy_val(char *dst, size_t dstsz, const char *v, size_t n)
-{
-	if (n >= dstsz)
-		return -1;
-	memcpy(dst, v, n);
-	dst[n] = '\0';
-	return 0;
-}
-
-int
-wrk_vc_journal_read(int dirfd, const char *name, struct wrk_vc_journal *ret_j, struct sw_err *e)
-{
-	struct wrk_vc_journal j;
-	char file[SW_NAME_MAX + 1], buf[JOURNAL_MAX + 1];
-	const char *p, *end, *eol, *eq;
-	ssize_t n;
-	int fd, bad = 0;
-
-	if (journal_name(file, sizeof(file), name) < 0)
-		return sw_errf(e, -ENAMETOOLONG, "journal name too long");
-	fd = openat(dirfd, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return sw_errf(e, SW_ENOTFOUND, "no journal");
-		return sw_errno(e, errno, "journal %s", file);
-	}
-	n = sw_read_full(fd, buf, sizeof(buf));
-	close(fd);
-	if (n < 0)
-		return sw_errno(e, (int)-n, "journal %s", file);
-	if ((size_t)n > JOURNAL_MAX)
-		return sw_errf(e, SW_ETOOBIG, "journal %s: too long", file);
-	memset(&j, 0, sizeof(j));
-	for (p = buf, end = buf + n; p < end; p = eol + 1) {
-		eol = memchr(p, '\n', (size_t)(end - p));
-		if (eol == NULL)
-			eol = end;
-		eq = memchr(p, '=', (size_t)(eol - p));
-		if (eq == NULL)
-			continue;
-		if ((size_t)(eq - p) == 7 && memcmp(p, "command", 7) == 0)
-			bad |= copy_val(j.command, sizeof(j.command), eq + 1, (size_t)(eol - eq - 1));
-		else if ((size_t)(eq - p) == 11 && memcmp(p, "credentials", 11) == 0)
-			bad |= copy_val(j.credentials, sizeof(j.credentials), eq + 1,
-			    (size_t)(eol - eq - 1));
-		else if ((size_t)(eq - p) == 3 && memcmp(p, "url", 3) == 0)
-			bad |= copy_val(j.url, sizeof(j.url), eq + 1, (size_t)(eol - eq - 1));
-		else if ((size_t)(eq - p) == 2 && memcmp(p, "vm", 2) == 0)
-			bad |= copy_val(j.vm, sizeof(j.vm), eq + 1, (size_t)(eol - eq - 1));
-		else if ((size_t)(eq - p) == 8 && memcmp(p, "snapshot", 8) == 0)
-			bad |= copy_val(j.snapshot, sizeof(j.snapshot), eq + 1,
-			    (size_t)(eol - eq - 1));
-		if (eol == end)
-			break;
-	}
-	if (bad || j.vm[0] == '\0')
-		return sw_errf(e, SW_EFORMAT, "journal %s: malformed", file);
-	*ret_j = j;
-	return 0;
-}
-
-/* Destroys every worker VM tagged with tag (the sweeper does the same by age). */
-static int
-destroy_tagged(struct vmw_conn *conn, const char *tag, uint64_t deadline_ms, struct sw_err *e)
-{
-	struct vmw_tagged_vm *vms = NULL;
-	size_t n = 0, i;
-	int r, rr = 0;
-
-	r = vmw_worker_vm_list(conn, &vms, &n, deadline_ms, NULL, e);
-	if (r < 0)
-		return r;
-	for (i = 0; i < n; i++) {
-		if (strcmp(vms[i].tag, tag) != 0)
-			continue;
-		log_debug("vc: removing leftover worker VM %s of %s", vms[i].vm.value, tag);
-		r = vmw_worker_vm_destroy(conn, &vms[i].vm, deadline_ms, NULL, e);
-		if (r < 0 && r != SW_ENOTFOUND && rr == 0)
-			rr = r;
-	}
-	free(vms);
-	return rr;
-}
-
-int
-wrk_vc_journal_undo(struct vmw_conn *conn, const struct wrk_vc_journal *j, struct sw_err *e)
-{
-	struct vmw_moref snap;
-	int r;
-
-	/* The worker VM first: it holds the snapshot's disk. */
-	if (j->command[0] != '\0') {
-		r = destroy_tagged(conn, j->command, sw_mono_ms() + WRK_VC_CLEANUP_MS, e);
-		if (r < 0)
-			return r;
-	}
-	if (j->snapshot[0] == '\0')
-		return 0;
-	memset(&snap, 0, sizeof(snap));
-	snprintf(snap.type, sizeof(snap.type), "VirtualMachineSnapshot");
-	if (snprintf(snap.value, sizeof(snap.value), "%s", j->snapshot) >= (int)sizeof(snap.value))
-		return sw_errf(e, SW_EFORMAT, "journal: snapshot id too long");
-	r = snapshot_remove_retry(conn, &snap, sw_mono_ms() + WRK_VC_CLEANUP_MS, e);
-	if (r == SW_ENOTFOUND)
-		r = 0;
-	return r;
-}
 
 /* How long a journal may go untouched before its attempt counts as dead. */
 static unsigned
@@ -525,39 +181,25 @@ journal_stale_s(const struct wrk__cmd *c)
 	return cfg != NULL && cfg->journal_stale_s != 0 ? cfg->journal_stale_s : JOURNAL_STALE_S;
 }
 
-/* The running attempt's heartbeat: the journal's mtime. */
-static void
-journal_touch(int dfd, const char *file)
-{
-	(void)utimensat(dfd, file, NULL, AT_SYMLINK_NOFOLLOW);
-}
-
-/* Marks a journal as no one's: stale at once for a redelivery, old for the sweeper. */
-static void
-journal_abandon(int dfd, const char *file)
-{
-	struct timespec ts[2] = { { 0, 0 }, { 0, 0 } };
-
-	(void)utimensat(dfd, file, ts, AT_SYMLINK_NOFOLLOW);
-}
-
 /*
- * 0 once the journal file is stale, 1 when it went away meanwhile (the
- * other attempt finished: look at the store again), or -ECANCELED /
- * -ETIMEDOUT.
+ * 0 once the journal is stale, 1 when it went away meanwhile (the other
+ * attempt finished: look at the store again), or -ECANCELED / -ETIMEDOUT.
+ * obj: the legacy journal beside obj, else the command's.
  */
 static int
-journal_wait_stale(struct wrk__cmd *c, int dfd, const char *file, struct sw_err *e)
+journal_wait_stale(struct wrk__cmd *c, struct ova_store *s, const char *obj, struct sw_err *e)
 {
 	unsigned stale = journal_stale_s(c);
 	struct timespec ts = { 0, 250 * 1000000L };
-	struct stat st;
+	int64_t mtime;
 	int logged = 0, r;
 
 	for (;;) {
-		if (fstatat(dfd, file, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			return errno == ENOENT ? 1 : sw_errno(e, errno, "journal %s", file);
-		if ((int64_t)time(NULL) - (int64_t)st.st_mtime >= (int64_t)stale)
+		r = obj != NULL ? ova_journal_legacy_mtime(s, obj, &mtime, e) :
+		    ova_journal_mtime(s, c->cmd->id, &mtime, e);
+		if (r < 0)
+			return r == SW_ENOTFOUND ? 1 : r;
+		if ((int64_t)time(NULL) - mtime >= (int64_t)stale)
 			return 0;
 		if (!logged) {
 			log_info("%s: another attempt of this command is at work (its journal is "
@@ -574,37 +216,28 @@ int
 wrk__vc_recover(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
     const char *obj, struct sw_err *e)
 {
-	struct wrk_vc_journal j;
-	char dir[SW_PATH_MAX], name[SW_NAME_MAX + 1], file[SW_NAME_MAX + 1];
-	int r, dfd;
+	struct ova_journal j;
+	const char *legacy = NULL;
+	int r;
 
-	r = wrk__split(obj, dir, sizeof(dir), name, sizeof(name), e);
+	/* The command's journal; else one an older release left beside the object. */
+	r = ova_journal_read(s, c->cmd->id, &j, e);
+	if (r == SW_ENOTFOUND) {
+		r = ova_journal_legacy_read(s, obj, &j, e);
+		legacy = obj;
+	}
+	if (r == SW_ENOTFOUND)
+		return 0;
 	if (r < 0)
 		return r;
-	dfd = wrk__dir_open(s, dir, 0, e);
-	if (dfd == SW_ENOTFOUND)
-		return 0;
-	if (dfd < 0)
-		return dfd;
-	r = wrk_vc_journal_read(dfd, name, &j, e);
-	if (r == SW_ENOTFOUND) {
-		r = 0;
-		goto out;
-	}
-	if (r < 0)
-		goto out;
-	if (journal_name(file, sizeof(file), name) < 0) {
-		r = sw_errf(e, -ENAMETOOLONG, "journal name too long");
-		goto out;
-	}
 	/*
 	 * A journal kept fresh is another attempt of this command still at work
 	 * (a redelivery after its worker lost the broker): wait for it to finish
 	 * or to go stale rather than pull its VM snapshot from under it.
 	 */
-	r = journal_wait_stale(c, dfd, file, e);
+	r = journal_wait_stale(c, s, legacy, e);
 	if (r != 0)
-		goto out;
+		return r;
 	/*
 	 * A stale journal: an attempt of this command died after it.  Its
 	 * worker VM first (it holds the snapshot's disk), then its snapshot.
@@ -614,9 +247,8 @@ wrk__vc_recover(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
 	snprintf(j.command, sizeof(j.command), "%s", c->cmd->id);
 	r = wrk_vc_journal_undo(conn, &j, e);
 	if (r == 0)
-		unlinkat(dfd, file, 0);
-out:
-	close(dfd);
+		r = legacy != NULL ? ova_journal_legacy_remove(s, legacy, e) :
+		    ova_journal_remove(s, c->cmd->id, e);
 	return r;
 }
 
@@ -633,8 +265,8 @@ struct bx_disk {
 struct backup_x {
 	struct wrk__cmd *c;
 	struct ova_writer *w;
-	int dfd;                /* the object's directory, for the journal */
-	const char *jfile;      /* NULL: no journal yet */
+	struct ova_store *s;
+	int journal;            /* the command's journal is written */
 	uint64_t touched_ms;
 	struct bx_disk disks[VMW_MAX_DISKS];
 	int store_failed;       /* the failure was the share's, not vCenter's */
@@ -681,8 +313,8 @@ bx_progress(void *ud, uint64_t bytes, int percent)
 	uint64_t now = sw_mono_ms();
 
 	wrk__vc_progress(x->c, bytes, percent);
-	if (x->jfile != NULL && now - x->touched_ms >= JOURNAL_TOUCH_MS) {
-		journal_touch(x->dfd, x->jfile);
+	if (x->journal && now - x->touched_ms >= JOURNAL_TOUCH_MS) {
+		ova_journal_touch(x->s, x->c->cmd->id, 0);
 		x->touched_ms = now;
 	}
 }
@@ -744,10 +376,11 @@ wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm 
 	struct vmw_export_result *res = NULL;
 	struct vmw_moref vmref, snap, worker;
 	struct sw_err ce;
-	char dir[SW_PATH_MAX], name[SW_NAME_MAX + 1], sname[128], desc[256], jfile[SW_NAME_MAX + 1];
+	struct ova_journal j;
+	char dir[SW_PATH_MAX], name[SW_NAME_MAX + 1], sname[128], desc[256];
 	uint64_t cdl;
 	unsigned tries = 0;
-	int r, dfd = -1, have_snap = 0, have_worker = 0, journal = 0, cleanup_ok = 1;
+	int r, have_snap = 0, have_worker = 0, journal = 0, cleanup_ok = 1;
 	int store_ctx = 0, maybe_worker = 0;
 
 	memset(&x, 0, sizeof(x));
@@ -755,30 +388,31 @@ wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm 
 	r = wrk__split(obj, dir, sizeof(dir), name, sizeof(name), e);
 	if (r < 0)
 		return wrk__fail(c, r, PROTO_CTX_STORE);
-	if (journal_name(jfile, sizeof(jfile), name) < 0)
-		return wrk__fail_as(c, sw_errf(e, -ENAMETOOLONG, "object name too long"),
+	/* The record of unfinished vCenter work, by command id (ovastore/state.h). */
+	memset(&j, 0, sizeof(j));
+	if (snprintf(j.command, sizeof(j.command), "%s", c->cmd->id) >= (int)sizeof(j.command) ||
+	    snprintf(j.credentials, sizeof(j.credentials), "%s", c->cmd->vcenter.credentials) >=
+	    (int)sizeof(j.credentials) ||
+	    snprintf(j.url, sizeof(j.url), "%s", c->cmd->vcenter.url) >= (int)sizeof(j.url) ||
+	    snprintf(j.object, sizeof(j.object), "%s", obj) >= (int)sizeof(j.object))
+		return wrk__fail_as(c, sw_errf(e, -ENAMETOOLONG, "journal: a value is too long"),
 		    PROTO_ERR_INVALID_COMMAND, 0);
 	r = wrk__vc_find_vm(c, conn, vm, &vmref, e);
 	if (r < 0)
 		return wrk__vc_fail(c, r);
-	/* begin removes an earlier attempt's debris (the journal too: read before). */
+	/* begin removes an earlier attempt's debris (never a journal: that is not debris). */
 	r = ova_writer_begin(s, obj, 0, &x.w, e);
 	if (r < 0)
 		return wrk__fail(c, r, PROTO_CTX_STORE);
-	dfd = wrk__dir_open(s, dir, 0, e);
-	if (dfd < 0) {
-		r = wrk__fail(c, dfd, PROTO_CTX_STORE);
-		goto out;
-	}
-	r = journal_write(dfd, name, c->cmd->id, c->cmd->vcenter.credentials,
-	    c->cmd->vcenter.url, &vmref, NULL, e);
+	snprintf(j.vm, sizeof(j.vm), "%s", vmref.value);
+	r = ova_journal_write(s, &j, e);
 	if (r < 0) {
 		r = wrk__fail(c, r, PROTO_CTX_STORE);
 		goto out;
 	}
 	journal = 1;
-	x.dfd = dfd;
-	x.jfile = jfile;
+	x.s = s;
+	x.journal = 1;
 	x.touched_ms = sw_mono_ms();
 
 	snprintf(sname, sizeof(sname), "snapworker-%s", c->cmd->id);
@@ -793,8 +427,8 @@ wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm 
 	if (tries > 1)
 		log_info("%s: VM snapshot taken after %u attempts (the VM was busy)", c->cmd->id,
 		    tries);
-	r = journal_write(dfd, name, c->cmd->id, c->cmd->vcenter.credentials,
-	    c->cmd->vcenter.url, &vmref, &snap, e);
+	snprintf(j.snapshot, sizeof(j.snapshot), "%s", snap.value);
+	r = ova_journal_write(s, &j, e);
 	if (r < 0) {
 		store_ctx = 1;
 		goto out;
@@ -842,13 +476,13 @@ out:
 	}
 	if (maybe_worker) {
 		sw_err_clear(&ce);
-		(void)destroy_tagged(conn, c->cmd->id, cdl, &ce);
+		(void)wrk_vc_destroy_tagged(conn, c->cmd->id, cdl, &ce);
 		/* It may appear later still: the journal lets the sweeper find it. */
 		cleanup_ok = 0;
 	}
 	if (have_snap && (cleanup_ok || maybe_worker)) {
 		sw_err_clear(&ce);
-		if (snapshot_remove_retry(conn, &snap, cdl, &ce) < 0 && ce.code != SW_ENOTFOUND) {
+		if (wrk_vc_snapshot_remove(conn, &snap, cdl, &ce) < 0 && ce.code != SW_ENOTFOUND) {
 			cleanup_ok = 0;
 			log_warnx("%s: cleanup: VM snapshot %s: %s", c->cmd->id, snap.value, ce.msg);
 			if (r == 0) {
@@ -863,9 +497,9 @@ out:
 	 * finishes it.  Dated back so that nobody takes it for a live attempt.
 	 */
 	if (journal && cleanup_ok)
-		unlinkat(dfd, jfile, 0);
+		(void)ova_journal_remove(s, c->cmd->id, NULL);
 	else if (journal)
-		journal_abandon(dfd, jfile);
+		ova_journal_touch(s, c->cmd->id, 1);
 	if (r == 0) {
 		/* Only now, with vCenter clean: a committed object is never redone. */
 		r = ova_writer_commit(x.w, ret_result, e);
@@ -874,8 +508,6 @@ out:
 	}
 	if (r < 0 && c->e->kind == 0)
 		wrk__fail(c, r, store_ctx ? PROTO_CTX_STORE : PROTO_CTX_VCENTER);
-	if (dfd >= 0)
-		close(dfd);
 	vmw_export_result_free(res);
 	ova_writer_free(x.w);
 	return r;

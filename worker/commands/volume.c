@@ -17,8 +17,11 @@
  * is removed by the redelivery or by the sweeper.  Its disks are detached
  * and moved to [ds] NAME.vmdk (NAME-1.vmdk, ... for more disks: CloudStack
  * volumes have one), then the helper VM is destroyed.  A marker in the
- * store's state directory records completion for redeliveries (see
- * cv_marker_read).
+ * store's state directory (ovastore/state.h: ova_marker_*) holds the
+ * datastore path of the first disk once every disk is complete and at its
+ * final path, so a redelivery that finds it answers without importing
+ * again; the folder name alone would not do, since the sweeper detaches a
+ * half-imported disk too.
  */
 #include "worker/commands/vc.h"
 
@@ -37,7 +40,7 @@
 /* ---------------------------------------------------------- ExtractVolume */
 
 int
-wrk__vc_extract_volume(struct wrk__cmd *c, struct sw_err *e)
+wrk__cmd_extract_volume(struct wrk__cmd *c, struct sw_err *e)
 {
 	const struct proto_args_extract_volume *a = &c->cmd->args.extract_volume;
 	const struct wrk_store *ws = NULL;
@@ -129,12 +132,8 @@ out:
 
 /* ----------------------------------------------------------- CreateVolume */
 
-/* Bounds of the marker file and of one datastore path in it. */
-#define CV_MARKER_MAX 4096
+/* Bound of one datastore path (the marker holds the first disk's). */
 #define CV_DSPATH_MAX 1024
-#define CV_MARKER_SUFFIX WRK_VC_CV_MARKER_SUFFIX
-/* Not the extract area: that one may be served for download. */
-#define CV_STATE_DIR WRK_VC_CV_STATE_DIR
 
 /* Where disk k of the volume goes: "[ds] NAME.vmdk", then "[ds] NAME-K.vmdk". */
 static int
@@ -151,61 +150,6 @@ cv_final_path(const char *ds, const char *name, size_t k, char *out, size_t outs
 	else
 		n = snprintf(out, outsz, "[%s] %.*s-%zu.vmdk", ds, stem, name, k);
 	return n < 0 || (size_t)n >= outsz ? -ENAMETOOLONG : 0;
-}
-
-/*
- * The marker: <command id>.createvolume in CV_STATE_DIR of the store, holding
- * the datastore path of the volume's first disk.  Written (temporary, fsync,
- * rename) only once every disk is complete and at its final path, so a
- * redelivery that finds it answers without importing again; the folder name
- * alone would not do, since the sweeper detaches a half-imported disk too.
- */
-static int
-cv_marker_read(int xfd, const char *file, char *out, size_t outsz, struct sw_err *e)
-{
-	char buf[CV_MARKER_MAX + 1], *nl;
-	ssize_t n;
-	int fd;
-
-	fd = openat(xfd, file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return errno == ENOENT ? SW_ENOTFOUND : sw_errno(e, errno, "%s", file);
-	n = sw_read_full(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n < 0)
-		return sw_errno(e, (int)-n, "%s", file);
-	buf[n] = '\0';
-	nl = strchr(buf, '\n');
-	if (nl == NULL || buf[0] != '[' || (size_t)(nl - buf) >= outsz)
-		return sw_errf(e, SW_EFORMAT, "%s: not a CreateVolume marker", file);
-	memcpy(out, buf, (size_t)(nl - buf));
-	out[nl - buf] = '\0';
-	return 0;
-}
-
-static int
-cv_marker_write(int xfd, const char *file, const char *ds_path, struct sw_err *e)
-{
-	char tmp[SW_NAME_MAX + 1];
-	int fd, r = 0;
-
-	if (snprintf(tmp, sizeof(tmp), "%s.part", file) >= (int)sizeof(tmp))
-		return sw_errf(e, -ENAMETOOLONG, "%s: name too long", file);
-	fd = openat(xfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0)
-		return sw_errno(e, errno, "%s", tmp);
-	if ((r = sw_write_all(fd, ds_path, strlen(ds_path))) < 0 ||
-	    (r = sw_write_all(fd, "\n", 1)) < 0 || (fsync(fd) < 0 && (r = -errno) < 0))
-		(void)sw_errno(e, -r, "%s", tmp);
-	if (close(fd) < 0 && r == 0)
-		r = sw_errno(e, errno, "%s", tmp);
-	if (r == 0 && renameat(xfd, tmp, xfd, file) < 0)
-		r = sw_errno(e, errno, "%s", file);
-	if (r < 0)
-		(void)unlinkat(xfd, tmp, 0);
-	else
-		(void)fsync(xfd);
-	return r;
 }
 
 /* The OVF of obj, NUL-terminated, in *ret_ovf. */
@@ -304,7 +248,7 @@ cv_source_close(void *ud, const char *file, struct sw_source *src)
 static int
 cv_clean_tagged(struct wrk__cmd *c, struct vmw_conn *conn, struct sw_err *e)
 {
-	struct wrk_vc_journal j;
+	struct ova_journal j;
 
 	memset(&j, 0, sizeof(j));
 	if (snprintf(j.command, sizeof(j.command), "%s", c->cmd->id) >= (int)sizeof(j.command))
@@ -357,8 +301,8 @@ cv_unmove(struct vmw_conn *conn, const struct vmw_placement *pl, const char *nam
  */
 static int
 cv_import(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
-    const struct ova_info *info, const char *ovf, const struct vmw_placement *pl, int xfd,
-    const char *marker, char *first, size_t firstsz, struct sw_err *e)
+    const struct ova_info *info, const char *ovf, const struct vmw_placement *pl,
+    char *first, size_t firstsz, struct sw_err *e)
 {
 	const struct proto_args_create_volume *a = &c->cmd->args.create_volume;
 	struct vmw_import_result *res = NULL;
@@ -424,7 +368,7 @@ cv_import(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
 			goto fail;
 		}
 	}
-	r = cv_marker_write(xfd, marker, first, e);
+	r = ova_marker_write(s, c->cmd->id, first, e);
 	if (r < 0) {
 		wrk__fail(c, r, PROTO_CTX_STORE);
 		sw_errctx(e, "extract area");
@@ -448,16 +392,16 @@ fail:
 }
 
 int
-wrk__vc_create_volume(struct wrk__cmd *c, struct sw_err *e)
+wrk__cmd_create_volume(struct wrk__cmd *c, struct sw_err *e)
 {
 	const struct proto_args_create_volume *a = &c->cmd->args.create_volume;
 	struct ova_store *s = NULL;
 	struct ova_info *info = NULL;
 	struct vmw_conn *conn = NULL;
 	struct vmw_placement pl;
-	char marker[SW_NAME_MAX + 1], first[CV_DSPATH_MAX], *ovf = NULL;
+	char first[CV_DSPATH_MAX], *ovf = NULL;
 	const char *p;
-	int r, xfd = -1;
+	int r;
 
 	if (a->source_path == NULL || a->datastore == NULL || a->name == NULL)
 		return wrk__fail_as(c, sw_errf(e, SW_EFORMAT, "args: source_path, datastore and "
@@ -471,10 +415,6 @@ wrk__vc_create_volume(struct wrk__cmd *c, struct sw_err *e)
 	if (a->datastore[0] == '\0' || *p != '\0' || p - a->datastore > 80)
 		return wrk__fail_as(c, sw_errf(e, SW_EFORMAT, "args.datastore: not a datastore "
 		    "name"), PROTO_ERR_INVALID_COMMAND, 0);
-	if (snprintf(marker, sizeof(marker), "%s" CV_MARKER_SUFFIX, c->cmd->id) >=
-	    (int)sizeof(marker))
-		return wrk__fail_as(c, sw_errf(e, SW_EINTERNAL, "command id too long"),
-		    PROTO_ERR_INTERNAL, 0);
 	r = wrk__store_open(c, c->cmd->store.url, &s, NULL, e);
 	if (r < 0)
 		return r;
@@ -492,12 +432,6 @@ wrk__vc_create_volume(struct wrk__cmd *c, struct sw_err *e)
 	r = wrk__vc_open(c, &conn, e);
 	if (r < 0)
 		goto out;
-	/* After the credential check: a worker without one creates nothing on the share. */
-	xfd = wrk__dir_open(s, CV_STATE_DIR, 1, e);
-	if (xfd < 0) {
-		r = wrk__fail(c, xfd, PROTO_CTX_STORE);
-		goto out;
-	}
 	/* Leftovers of an interrupted attempt first: its helper VM holds a disk. */
 	r = cv_clean_tagged(c, conn, e);
 	if (r < 0) {
@@ -505,7 +439,7 @@ wrk__vc_create_volume(struct wrk__cmd *c, struct sw_err *e)
 		sw_errctx(e, "removing an earlier attempt's helper VM");
 		goto out;
 	}
-	r = cv_marker_read(xfd, marker, first, sizeof(first), e);
+	r = ova_marker_read(s, c->cmd->id, first, sizeof(first), e);
 	if (r == 0) {
 		/* A redelivery: the first delivery completed. */
 		r = cv_answer(c, info, first);
@@ -527,29 +461,13 @@ wrk__vc_create_volume(struct wrk__cmd *c, struct sw_err *e)
 		sw_errctx(e, "args.datastore");
 		goto out;
 	}
-	r = cv_import(c, conn, s, info, ovf, &pl, xfd, marker, first, sizeof(first), e);
+	r = cv_import(c, conn, s, info, ovf, &pl, first, sizeof(first), e);
 	if (r == 0)
 		r = cv_answer(c, info, first);
 out:
-	if (xfd >= 0)
-		close(xfd);
 	free(ovf);
 	ova_info_free(info);
 	wrk__vc_close(c, conn, r >= 0);
 	ova_store_close(s);
 	return r;
-}
-
-/* ------------------------------------------------------------ entry points */
-
-int
-wrk__cmd_extract_volume(struct wrk__cmd *c, struct sw_err *e)
-{
-	return wrk__vc_extract_volume(c, e);
-}
-
-int
-wrk__cmd_create_volume(struct wrk__cmd *c, struct sw_err *e)
-{
-	return wrk__vc_create_volume(c, e);
 }
