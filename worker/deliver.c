@@ -8,6 +8,7 @@
 
 #include "common/io.h"
 #include "common/log.h"
+#include "ovastore/mountinfo.h"
 #include "proto/proto.h"
 #include "worker/cmdlock.h"
 #include "worker/config.h"
@@ -104,6 +105,22 @@ on_lock_wait(void *ud)
 	(void)ud;
 	log_info("another attempt of this command still runs (its worker lost the broker "
 	    "connection): waiting for it to finish");
+}
+
+/* The attempt holds its command lock: is it seen by every host? */
+static void
+note_lock(struct wrk_job *job, const char *mount)
+{
+	enum ova_lock_scope scope;
+	struct sw_err e;
+
+	job->lock_held = 1;
+	if (ova_lock_scope(mount, &scope, job->lock_scope, sizeof(job->lock_scope), &e) < 0) {
+		/* Unknown: the cautious answer (journal ages decide liveness). */
+		(void)snprintf(job->lock_scope, sizeof(job->lock_scope), "%s", e.msg);
+		return;
+	}
+	job->lock_shared = scope == OVA_LOCKS_SHARED;
 }
 
 /*
@@ -206,6 +223,8 @@ run_parsed(const struct wrk_dispatch *d, struct proto_command *cmd, int64_t deli
 	if (store != NULL) {
 		rc = wrk_cmdlock_acquire(&lock, store->mount, cmd->id, job.cancel, job.deadline_ms,
 		    on_lock_wait, NULL, &e);
+		if (rc >= 0)
+			note_lock(&job, store->mount);
 		if (rc == 1) {
 			log_info("the other attempt finished; running");
 		} else if (rc == -ECANCELED || rc == -ETIMEDOUT) {

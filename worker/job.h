@@ -34,6 +34,15 @@ struct wrk_job {
 	 */
 	void (*progress)(void *ud, int percent, uint64_t bytes);
 	void *progress_ud;
+	/*
+	 * The attempt holds the command's lock on its store, and that lock is
+	 * seen by every host (lock_shared; see ovastore/mountinfo.h): then no
+	 * other attempt of this command runs anywhere, and what an earlier one
+	 * left is a dead attempt's.  lock_scope says why, for the log.
+	 */
+	int lock_held;
+	int lock_shared;
+	char lock_scope[160];
 };
 
 /*

@@ -231,13 +231,24 @@ wrk__vc_recover(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
 	if (r < 0)
 		return r;
 	/*
-	 * A journal kept fresh is another attempt of this command still at work
-	 * (a redelivery after its worker lost the broker): wait for it to finish
-	 * or to go stale rather than pull its VM snapshot from under it.
+	 * This attempt holds the command lock.  When every host sees that lock,
+	 * no other attempt of this command runs anywhere: the journal is a dead
+	 * attempt's, however fresh.  When locks are host-local (NFS nolock), a
+	 * journal kept fresh may be another attempt still at work on another
+	 * host (a redelivery after its worker lost the broker): wait for it to
+	 * finish or to go stale rather than pull its VM snapshot from under it.
 	 */
-	r = journal_wait_stale(c, s, legacy, e);
-	if (r != 0)
-		return r;
+	if (c->job->lock_held && c->job->lock_shared) {
+		log_info("%s: the command lock is ours (%s): the earlier attempt is dead",
+		    c->cmd->id, c->job->lock_scope);
+	} else {
+		log_info("%s: a journal of an earlier attempt, and the command lock cannot tell "
+		    "whether it still runs (%s): waiting for its journal to go stale",
+		    c->cmd->id, c->job->lock_held ? c->job->lock_scope : "lock not held");
+		r = journal_wait_stale(c, s, legacy, e);
+		if (r != 0)
+			return r;
+	}
 	/*
 	 * A stale journal: an attempt of this command died after it.  Its
 	 * worker VM first (it holds the snapshot's disk), then its snapshot.
