@@ -11,7 +11,6 @@
  */
 #include "worker/config.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -553,38 +551,6 @@ parse_uint(const char *v, unsigned min, unsigned max, unsigned *ret)
 	return rc;
 }
 
-/* "10.0.0.0/8", "fd00::/8" or a bare address (a host network). */
-static int
-parse_net(const char *s, struct wrk_net *ret)
-{
-	char addr[INET6_ADDRSTRLEN + 1];
-	const char *slash = strchr(s, '/');
-	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
-	struct wrk_net n;
-	uint64_t prefix;
-
-	memset(&n, 0, sizeof(n));
-	if (alen == 0 || alen >= sizeof(addr))
-		return -EINVAL;
-	memcpy(addr, s, alen);
-	addr[alen] = '\0';
-	if (inet_pton(AF_INET, addr, n.addr) == 1)
-		n.family = AF_INET;
-	else if (inet_pton(AF_INET6, addr, n.addr) == 1)
-		n.family = AF_INET6;
-	else
-		return -EINVAL;
-	if (slash != NULL) {
-		if (sw_parse_u64(slash + 1, 0, n.family == AF_INET ? 32 : 128, &prefix) < 0)
-			return -EINVAL;
-		n.prefix = (unsigned)prefix;
-	} else {
-		n.prefix = n.family == AF_INET ? 32 : 128;
-	}
-	*ret = n;
-	return 0;
-}
-
 /* Broker object names: printable, no spaces, at most 127 bytes (AMQP allows 255). */
 static int
 valid_object_name(const char *s)
@@ -889,7 +855,7 @@ interpret_download(struct wrk_config *cfg, struct entry *x, const char *where, s
 			return sw_errf(e, -ENOMEM, "out of memory");
 		}
 		for (i = 0; i < n; i++) {
-			if (parse_net(v[i], &nets[i]) < 0) {
+			if (wrk_net_parse(v[i], &nets[i], NULL) < 0) {
 				rc = sw_errf(e, SW_EFORMAT, "%s: bad network '%s' (e.g. 10.0.0.0/8)", where,
 				    v[i]);
 				free(nets);
