@@ -8,9 +8,22 @@
  * same checks as the file, and every error can still name where a value
  * came from (file:line, or the environment variable).
  *
- * The reader is our own rather than libinih because inih splits keys at ':'
- * as well as '=', and the [store] section has URLs ("nfs://host/export") as
- * keys.
+ * The reader is our own, not libinih (which the build no longer links).
+ * Debian 12's libinih 55 is a shared library whose behaviour was fixed when
+ * it was built, not by us, and it differs from ours where it matters:
+ *  - it splits a key at ':' as well as '=', and [store] keys are URLs:
+ *    "nfs://10.0.0.5/export = /mnt/x" becomes key "nfs";
+ *  - it reads a line into a fixed 200-byte buffer and parses the rest of a
+ *    longer line as if it were the next line, silently: a long value is
+ *    truncated, its tail can turn into a key, and every later line number
+ *    is off (we refuse a line over 4096 bytes, naming it);
+ *  - an indented line continues the previous key (INI_ALLOW_MULTILINE), so
+ *    the key is reported twice; only ';' starts an inline comment, not '#';
+ *  - it goes on parsing after an error and reports the first error's line
+ *    only, with no key or reason.
+ * Working around each of these would take more code than this reader, which
+ * is bounded everywhere (file size, line length, entry count, no NUL bytes)
+ * and reports every error with file, line and key.
  *
  * Syntax: "[section]" or "[vcenter NAME]"; "key = value" (split at the first
  * " = ", else at the first '='); whole-line comments start with ';' or '#',
