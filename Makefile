@@ -9,7 +9,7 @@ PREFIX     ?= /usr/local
 DESTDIR    ?=
 
 # Every third-party library comes through pkg-config.
-SW_PKGS := librabbitmq json-c libcurl libxml-2.0 openssl libarchive inih libsystemd \
+SW_PKGS := librabbitmq json-c libcurl libxml-2.0 openssl libarchive libsystemd \
            libmicrohttpd uuid
 TEST_PKGS := cmocka
 

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "worker/net.h"
 
 #define WRK_CONFIG_DEFAULT "/etc/snapworker/snapworker.conf"
 
@@ -31,13 +32,6 @@ struct wrk_vcenter {
 	char *thumbprint;   /* SHA-256 hex with colons, or NULL */
 	char *cacert;       /* CA file, or NULL */
 	int insecure;       /* test rigs only; warned about at every start */
-};
-
-/* [download] allow: a network RegisterTemplate may fetch from despite being internal. */
-struct wrk_net {
-	int family;                 /* AF_INET or AF_INET6 */
-	unsigned char addr[16];
-	unsigned prefix;
 };
 
 struct wrk_config {
@@ -74,7 +68,7 @@ struct wrk_config {
 	size_t nvcenters;
 
 	/* [download] */
-	struct wrk_net *allow;
+	struct wrk_net *allow;      /* networks RegisterTemplate may fetch from despite being internal */
 	size_t nallow;
 	uint64_t download_max_size; /* default 1T */
 	unsigned download_max_redirects; /* default 5 */

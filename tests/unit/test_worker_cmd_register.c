@@ -307,7 +307,7 @@ test_register_address_policy(void **state)
 	assert_int_equal(test_httpd_start(&t->h2, "127.0.0.2", t->www), 0);
 	test_httpd_url(&t->h2, "/file/good.ova", target, sizeof(target));
 	snprintf(redir, sizeof(redir), "/redirect?to=%s", target);
-	assert_int_equal(wrk_fetch_net_parse("127.0.0.1/32", &t->x.allow[0], NULL), 0);
+	assert_int_equal(wrk_net_parse("127.0.0.1/32", &t->x.allow[0], NULL), 0);
 	c = reg_cmd(t, redir, NULL);
 	assert_non_null(c);
 	assert_true(fx_run(&t->x, c, &ev, &code, &retry, &e) < 0);

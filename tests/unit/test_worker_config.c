@@ -256,6 +256,29 @@ test_missing_file(void **state)
 	wrk_config_free(NULL);
 }
 
+/* [download] allow goes through wrk_net_parse: host bits are accepted and cleared. */
+static void
+test_allow_host_bits(void **state)
+{
+	struct wrk_config *cfg = NULL;
+	struct sw_err e;
+	const char *p = write_file("allow.conf",
+	    "[download]\nallow = 10.1.2.3/8, fd00::1/16 192.168.1.77\n", 0644);
+
+	(void)state;
+	assert_int_equal(wrk_config_load(p, noenv, &cfg, &e), 0);
+	assert_int_equal(cfg->nallow, 3);
+	assert_int_equal(cfg->allow[0].prefix, 8);
+	assert_int_equal(cfg->allow[0].addr[0], 10);
+	assert_int_equal(cfg->allow[0].addr[1] | cfg->allow[0].addr[2] | cfg->allow[0].addr[3], 0);
+	assert_int_equal(cfg->allow[1].prefix, 16);
+	assert_int_equal(cfg->allow[1].addr[15], 0);
+	assert_int_equal(cfg->allow[2].prefix, 32);
+	assert_int_equal(cfg->allow[2].addr[3], 77);
+	wrk_config_free(cfg);
+	expect_error("[download]\nallow = 10.0.0.0/8x\n", noenv, "bad.conf:2: bad network '10.0.0.0/8x'");
+}
+
 static void
 test_long_line(void **state)
 {
@@ -280,6 +303,7 @@ main(void)
 		cmocka_unit_test(test_env_override),
 		cmocka_unit_test(test_secret_mode),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_allow_host_bits),
 		cmocka_unit_test(test_long_line),
 	};
 

@@ -67,9 +67,6 @@ enum wrk_addr_class wrk_fetch_addr_class(const struct sockaddr *sa, socklen_t le
 int wrk_fetch_addr_allowed(const struct sockaddr *sa, socklen_t len,
     const struct wrk_net *allow, size_t nallow, enum wrk_addr_class *ret_class);
 
-/* Parses "10.0.0.0/8", "fd00::/8" or a bare address (a full-length prefix). */
-int wrk_fetch_net_parse(const char *s, struct wrk_net *ret, struct sw_err *e);
-
 struct wrk_fetch_opts {
 	const struct wrk_net *allow;   /* networks allowed despite being internal */
 	size_t nallow;

@@ -1,0 +1,79 @@
+/* Secret files (password_file): see wrk_config_read_secret() in config.h. */
+#include "worker/config_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/io.h"
+
+/*
+ * Reads a secret file: a regular file, not a symbolic link, with no group or
+ * other permission bits; one line (a trailing newline is dropped).
+ */
+int
+wrk_config_read_secret(const char *path, char **ret, struct sw_err *e)
+{
+	struct stat st;
+	char buf[CFG_SECRET_MAX + 1];
+	ssize_t n;
+	size_t len;
+	char *s;
+	int fd, rc;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+	if (fd < 0)
+		return sw_errno(e, errno, "secret file %s", path);
+	if (fstat(fd, &st) < 0) {
+		rc = sw_errno(e, errno, "secret file %s", path);
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = sw_errf(e, SW_EAUTH, "secret file %s: not a regular file", path);
+		goto fail;
+	}
+	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+		rc = sw_errf(e, SW_EAUTH,
+		    "secret file %s: mode %04o is group/world accessible (chmod 600)", path,
+		    (unsigned)(st.st_mode & 07777));
+		goto fail;
+	}
+	n = sw_read_full(fd, buf, sizeof(buf));
+	if (n < 0) {
+		rc = sw_errno(e, (int)-n, "secret file %s", path);
+		goto fail;
+	}
+	if ((size_t)n > CFG_SECRET_MAX) {
+		rc = sw_errf(e, SW_ETOOBIG, "secret file %s: longer than %d bytes", path,
+		    CFG_SECRET_MAX);
+		goto wipe;
+	}
+	len = (size_t)n;
+	if (len > 0 && buf[len - 1] == '\n')
+		len--;
+	if (len > 0 && buf[len - 1] == '\r')
+		len--;
+	if (len == 0 || memchr(buf, '\0', len) != NULL || memchr(buf, '\n', len) != NULL) {
+		rc = sw_errf(e, SW_EFORMAT, "secret file %s: must hold one non-empty line", path);
+		goto wipe;
+	}
+	s = malloc(len + 1);
+	if (s == NULL) {
+		rc = sw_errf(e, -ENOMEM, "out of memory");
+		goto wipe;
+	}
+	memcpy(s, buf, len);
+	s[len] = '\0';
+	explicit_bzero(buf, sizeof(buf));
+	close(fd);
+	*ret = s;
+	return 0;
+wipe:
+	explicit_bzero(buf, sizeof(buf));
+fail:
+	close(fd);
+	return rc;
+}

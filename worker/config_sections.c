@@ -1,0 +1,535 @@
+/*
+ * What each section of the configuration means (PROTOCOL.md, "Worker
+ * configuration"): one interpreter per section, fed one entry at a time by
+ * wrk_config_load() after the file and the environment have been read, and
+ * the defaults they override.
+ */
+#include "worker/config_int.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "common/num.h"
+
+int
+wrk__cfg_set_str(char **field, const char *value, struct sw_err *e)
+{
+	char *s = strdup(value);
+
+	if (s == NULL)
+		return sw_errf(e, -ENOMEM, "out of memory");
+	free(*field);
+	*field = s;
+	return 0;
+}
+
+void
+wrk__cfg_list_free(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Splits a space- or comma-separated list into at most CFG_LIST_MAX words. */
+static int
+split_list(const char *value, char ***ret, size_t *ret_n, const char *where, struct sw_err *e)
+{
+	char **v = NULL;
+	size_t n = 0;
+	const char *p = value;
+
+	while (*p != '\0') {
+		size_t len;
+
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (*p == '\0')
+			break;
+		len = strcspn(p, " \t,");
+		if (n >= CFG_LIST_MAX) {
+			wrk__cfg_list_free(v, n);
+			return sw_errf(e, SW_ETOOBIG, "%s: more than %d list items", where,
+			    CFG_LIST_MAX);
+		}
+		if (n == 0)
+			v = calloc(CFG_LIST_MAX, sizeof(*v));
+		if (v == NULL || (v[n] = strndup(p, len)) == NULL) {
+			wrk__cfg_list_free(v, n);
+			return sw_errf(e, -ENOMEM, "out of memory");
+		}
+		n++;
+		p += len;
+	}
+	if (n == 0) {
+		free(v);
+		return sw_errf(e, SW_EFORMAT, "%s: empty list", where);
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+static int
+parse_bool(const char *v, int *ret)
+{
+	if (strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0 || strcmp(v, "1") == 0 ||
+	    strcasecmp(v, "on") == 0) {
+		*ret = 1;
+		return 0;
+	}
+	if (strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0 || strcmp(v, "0") == 0 ||
+	    strcasecmp(v, "off") == 0) {
+		*ret = 0;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int
+parse_uint(const char *v, unsigned min, unsigned max, unsigned *ret)
+{
+	uint64_t x;
+	int rc = sw_parse_u64(v, min, max, &x);
+
+	if (rc == 0)
+		*ret = (unsigned)x;
+	return rc;
+}
+
+/* Broker object names: printable, no spaces, at most 127 bytes (AMQP allows 255). */
+static int
+valid_object_name(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n > 127)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!isgraph((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
+static int
+valid_amqp_url(const char *u)
+{
+	const char *rest, *at, *colon, *slash;
+
+	if (strncmp(u, "amqp://", 7) == 0)
+		rest = u + 7;
+	else if (strncmp(u, "amqps://", 8) == 0)
+		rest = u + 8;
+	else
+		return 0;
+	slash = strchr(rest, '/');
+	at = strchr(rest, '@');
+	if (at != NULL && (slash == NULL || at < slash)) {
+		/* A password in the URL would end up in config files and process listings. */
+		colon = memchr(rest, ':', (size_t)(at - rest));
+		if (colon != NULL)
+			return -1;
+	}
+	return 1;
+}
+
+static int
+interpret_worker(struct wrk_config *cfg, const struct wrk__cfg_entry *x, const char *where,
+    struct sw_err *e)
+{
+	if (strcmp(x->key, "name") == 0) {
+		if (strlen(x->value) == 0 || strlen(x->value) > CFG_NAME_MAX)
+			return sw_errf(e, SW_EFORMAT, "%s: name must be 1-%d bytes", where, CFG_NAME_MAX);
+		return wrk__cfg_set_str(&cfg->name, x->value, e);
+	}
+	if (strcmp(x->key, "jobs") == 0) {
+		if (parse_uint(x->value, 1, CFG_JOBS_MAX, &cfg->jobs) < 0)
+			return sw_errf(e, SW_EFORMAT, "%s: jobs must be 1-%d", where, CFG_JOBS_MAX);
+		return 0;
+	}
+	if (strcmp(x->key, "queues") == 0) {
+		char **v;
+		size_t n, i;
+		int rc = split_list(x->value, &v, &n, where, e);
+
+		if (rc < 0)
+			return rc;
+		for (i = 0; i < n; i++) {
+			if (!wrk__cfg_valid_name(v[i])) {
+				rc = sw_errf(e, SW_EFORMAT, "%s: bad zone key '%s' (letters, digits, _ - .)",
+				    where, v[i]);
+				wrk__cfg_list_free(v, n);
+				return rc;
+			}
+		}
+		wrk__cfg_list_free(cfg->queues, cfg->nqueues);
+		cfg->queues = v;
+		cfg->nqueues = n;
+		return 0;
+	}
+	if (strcmp(x->key, "grace") == 0) {
+		uint64_t s;
+		if (sw_parse_duration(x->value, 7 * 86400, &s) < 0)
+			return sw_errf(e, SW_EFORMAT, "%s: grace must be a duration (e.g. 300s, 5m)", where);
+		cfg->grace_s = (unsigned)s;
+		return 0;
+	}
+	if (strcmp(x->key, "log_format") == 0) {
+		if (strcmp(x->value, "auto") != 0 && strcmp(x->value, "json") != 0 &&
+		    strcmp(x->value, "text") != 0)
+			return sw_errf(e, SW_EFORMAT, "%s: log_format must be auto, json or text", where);
+		return wrk__cfg_set_str(&cfg->log_format, x->value, e);
+	}
+	if (strcmp(x->key, "log_level") == 0) {
+		if (strcmp(x->value, "error") != 0 && strcmp(x->value, "warn") != 0 &&
+		    strcmp(x->value, "info") != 0 && strcmp(x->value, "debug") != 0)
+			return sw_errf(e, SW_EFORMAT, "%s: log_level must be error, warn, info or debug",
+			    where);
+		return wrk__cfg_set_str(&cfg->log_level, x->value, e);
+	}
+	if (strcmp(x->key, "log_file") == 0) {
+		if (x->value[0] != '/')
+			return sw_errf(e, SW_EFORMAT, "%s: log_file must be an absolute path", where);
+		return wrk__cfg_set_str(&cfg->log_file, x->value, e);
+	}
+	return sw_errf(e, SW_EFORMAT, "%s: unknown key '%s' in [worker]", where, x->key);
+}
+
+static int
+interpret_amqp(struct wrk_config *cfg, const struct wrk__cfg_entry *x, const char *where,
+    struct sw_err *e)
+{
+	char **names[] = { &cfg->amqp_exchange, &cfg->amqp_events, &cfg->amqp_dlx,
+	    &cfg->amqp_dead_queue };
+	static const char *const keys[] = { "exchange", "events_exchange", "dead_letter_exchange",
+	    "dead_letter_queue" };
+	size_t i;
+
+	if (strcmp(x->key, "url") == 0) {
+		int v = valid_amqp_url(x->value);
+		if (v < 0)
+			return sw_errf(e, SW_EFORMAT,
+			    "%s: the amqp url must not carry a password (use password_file)", where);
+		if (v == 0 || strlen(x->value) > 1024)
+			return sw_errf(e, SW_EFORMAT, "%s: url must be amqp://... or amqps://...", where);
+		return wrk__cfg_set_str(&cfg->amqp_url, x->value, e);
+	}
+	if (strcmp(x->key, "password_file") == 0) {
+		char *pw = NULL;
+		int rc = wrk_config_read_secret(x->value, &pw, e);
+		if (rc < 0)
+			return sw_errctx(e, "%s", where);
+		if (cfg->amqp_password != NULL) {
+			explicit_bzero(cfg->amqp_password, strlen(cfg->amqp_password));
+			free(cfg->amqp_password);
+		}
+		cfg->amqp_password = pw;
+		return 0;
+	}
+	if (strcmp(x->key, "cacert") == 0)
+		return wrk__cfg_set_str(&cfg->amqp_cacert, x->value, e);
+	if (strcmp(x->key, "heartbeat") == 0) {
+		if (parse_uint(x->value, 0, 600, &cfg->heartbeat) < 0)
+			return sw_errf(e, SW_EFORMAT, "%s: heartbeat must be 0-600 seconds", where);
+		return 0;
+	}
+	if (strcmp(x->key, "delivery_limit") == 0) {
+		if (parse_uint(x->value, 1, 1000, &cfg->delivery_limit) < 0)
+			return sw_errf(e, SW_EFORMAT, "%s: delivery_limit must be 1-1000", where);
+		return 0;
+	}
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (strcmp(x->key, keys[i]) == 0) {
+			if (!valid_object_name(x->value))
+				return sw_errf(e, SW_EFORMAT, "%s: bad broker object name", where);
+			return wrk__cfg_set_str(names[i], x->value, e);
+		}
+	}
+	return sw_errf(e, SW_EFORMAT, "%s: unknown key '%s' in [amqp]", where, x->key);
+}
+
+static int
+interpret_store(struct wrk_config *cfg, const struct wrk__cfg_entry *x, char **extract_dir,
+    const char *where, struct sw_err *e)
+{
+	struct wrk_store *ns;
+	size_t i;
+
+	if (strcmp(x->key, "extract_dir") == 0) {
+		if (x->value[0] != '/')
+			return sw_errf(e, SW_EFORMAT, "%s: extract_dir must be an absolute path", where);
+		return wrk__cfg_set_str(extract_dir, x->value, e);
+	}
+	if (strstr(x->key, "://") == NULL)
+		return sw_errf(e, SW_EFORMAT,
+		    "%s: unknown key '%s' in [store] (expected a store URL or extract_dir)", where,
+		    x->key);
+	if (x->value[0] != '/')
+		return sw_errf(e, SW_EFORMAT, "%s: mount point of %s must be an absolute path", where,
+		    x->key);
+	for (i = 0; i < cfg->nstores; i++)
+		if (strcmp(cfg->stores[i].url, x->key) == 0)
+			return sw_errf(e, SW_EFORMAT, "%s: store %s configured twice", where, x->key);
+	if (cfg->nstores >= CFG_LIST_MAX)
+		return sw_errf(e, SW_ETOOBIG, "%s: more than %d stores", where, CFG_LIST_MAX);
+	ns = realloc(cfg->stores, (cfg->nstores + 1) * sizeof(*ns));
+	if (ns == NULL)
+		return sw_errf(e, -ENOMEM, "out of memory");
+	cfg->stores = ns;
+	memset(&ns[cfg->nstores], 0, sizeof(ns[0]));
+	ns[cfg->nstores].url = strdup(x->key);
+	ns[cfg->nstores].mount = strdup(x->value);
+	cfg->nstores++;
+	if (ns[cfg->nstores - 1].url == NULL || ns[cfg->nstores - 1].mount == NULL)
+		return sw_errf(e, -ENOMEM, "out of memory");
+	return 0;
+}
+
+static struct wrk_vcenter *
+vcenter_get(struct wrk_config *cfg, const char *name, struct sw_err *e)
+{
+	struct wrk_vcenter *nv;
+	size_t i;
+
+	for (i = 0; i < cfg->nvcenters; i++)
+		if (strcmp(cfg->vcenters[i].name, name) == 0)
+			return &cfg->vcenters[i];
+	if (cfg->nvcenters >= CFG_LIST_MAX) {
+		sw_errf(e, SW_ETOOBIG, "more than %d vCenter credential sets", CFG_LIST_MAX);
+		return NULL;
+	}
+	nv = realloc(cfg->vcenters, (cfg->nvcenters + 1) * sizeof(*nv));
+	if (nv == NULL) {
+		sw_errf(e, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	cfg->vcenters = nv;
+	memset(&nv[cfg->nvcenters], 0, sizeof(nv[0]));
+	nv[cfg->nvcenters].name = strdup(name);
+	if (nv[cfg->nvcenters].name == NULL) {
+		sw_errf(e, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	return &nv[cfg->nvcenters++];
+}
+
+/* A SHA-256 thumbprint: 32 hex byte pairs, colons optional. */
+static int
+valid_thumbprint(const char *s)
+{
+	size_t digits = 0;
+
+	for (; *s != '\0'; s++) {
+		if (*s == ':')
+			continue;
+		if (!isxdigit((unsigned char)*s))
+			return 0;
+		digits++;
+	}
+	return digits == 64;
+}
+
+static int
+interpret_vcenter(struct wrk_config *cfg, const struct wrk__cfg_entry *x, const char *where,
+    struct sw_err *e)
+{
+	struct wrk_vcenter *vc = vcenter_get(cfg, x->section + 8, e);
+	size_t i;
+	int rc;
+
+	if (vc == NULL)
+		return sw_errctx(e, "%s", where);
+	if (strcmp(x->key, "url") == 0) {
+		char **v;
+		size_t n;
+
+		rc = split_list(x->value, &v, &n, where, e);
+		if (rc < 0)
+			return rc;
+		for (i = 0; i < n; i++) {
+			if (strncmp(v[i], "https://", 8) != 0 && strncmp(v[i], "http://", 7) != 0) {
+				rc = sw_errf(e, SW_EFORMAT, "%s: vCenter url must be https://...", where);
+				wrk__cfg_list_free(v, n);
+				return rc;
+			}
+		}
+		wrk__cfg_list_free(vc->urls, vc->nurls);
+		vc->urls = v;
+		vc->nurls = n;
+		return 0;
+	}
+	if (strcmp(x->key, "user") == 0)
+		return wrk__cfg_set_str(&vc->user, x->value, e);
+	if (strcmp(x->key, "password_file") == 0) {
+		char *pw = NULL;
+		rc = wrk_config_read_secret(x->value, &pw, e);
+		if (rc < 0)
+			return sw_errctx(e, "%s", where);
+		if (vc->password != NULL) {
+			explicit_bzero(vc->password, strlen(vc->password));
+			free(vc->password);
+		}
+		vc->password = pw;
+		return 0;
+	}
+	if (strcmp(x->key, "thumbprint") == 0) {
+		if (!valid_thumbprint(x->value))
+			return sw_errf(e, SW_EFORMAT, "%s: thumbprint must be a SHA-256 in hex", where);
+		return wrk__cfg_set_str(&vc->thumbprint, x->value, e);
+	}
+	if (strcmp(x->key, "cacert") == 0)
+		return wrk__cfg_set_str(&vc->cacert, x->value, e);
+	if (strcmp(x->key, "insecure") == 0) {
+		if (parse_bool(x->value, &vc->insecure) < 0)
+			return sw_errf(e, SW_EFORMAT, "%s: insecure must be true or false", where);
+		return 0;
+	}
+	return sw_errf(e, SW_EFORMAT, "%s: unknown key '%s' in [%s]", where, x->key, x->section);
+}
+
+static int
+interpret_download(struct wrk_config *cfg, const struct wrk__cfg_entry *x, const char *where,
+    struct sw_err *e)
+{
+	if (strcmp(x->key, "allow") == 0) {
+		char **v;
+		size_t n, i;
+		struct wrk_net *nets;
+		int rc = split_list(x->value, &v, &n, where, e);
+
+		if (rc < 0)
+			return rc;
+		nets = calloc(n, sizeof(*nets));
+		if (nets == NULL) {
+			wrk__cfg_list_free(v, n);
+			return sw_errf(e, -ENOMEM, "out of memory");
+		}
+		for (i = 0; i < n; i++) {
+			if (wrk_net_parse(v[i], &nets[i], NULL) < 0) {
+				rc = sw_errf(e, SW_EFORMAT, "%s: bad network '%s' (e.g. 10.0.0.0/8)", where,
+				    v[i]);
+				free(nets);
+				wrk__cfg_list_free(v, n);
+				return rc;
+			}
+		}
+		wrk__cfg_list_free(v, n);
+		free(cfg->allow);
+		cfg->allow = nets;
+		cfg->nallow = n;
+		return 0;
+	}
+	if (strcmp(x->key, "max_size") == 0) {
+		if (sw_parse_size(x->value, UINT64_MAX, &cfg->download_max_size) < 0)
+			return sw_errf(e, SW_EFORMAT, "%s: max_size must be a size (e.g. 1T)", where);
+		return 0;
+	}
+	if (strcmp(x->key, "max_redirects") == 0) {
+		if (parse_uint(x->value, 0, 20, &cfg->download_max_redirects) < 0)
+			return sw_errf(e, SW_EFORMAT, "%s: max_redirects must be 0-20", where);
+		return 0;
+	}
+	return sw_errf(e, SW_EFORMAT, "%s: unknown key '%s' in [download]", where, x->key);
+}
+
+static int
+interpret_metrics(struct wrk_config *cfg, const struct wrk__cfg_entry *x, const char *where,
+    struct sw_err *e)
+{
+	if (strcmp(x->key, "listen") == 0)
+		return wrk__cfg_set_str(&cfg->metrics_listen, x->value, e);
+	return sw_errf(e, SW_EFORMAT, "%s: unknown key '%s' in [metrics]", where, x->key);
+}
+
+static int
+interpret_sweep(struct wrk_config *cfg, const struct wrk__cfg_entry *x, const char *where,
+    struct sw_err *e)
+{
+	uint64_t v;
+
+	if (strcmp(x->key, "max_age") == 0) {
+		/* 0 (everything not running in this process) is for test rigs. */
+		if (sw_parse_duration(x->value, 100ull * 365 * 86400, &v) < 0)
+			return sw_errf(e, SW_EFORMAT, "%s: max_age must be a duration "
+			    "(e.g. 6h10m; longer than the longest command deadline)", where);
+		cfg->sweep_max_age_s = v;
+		return 0;
+	}
+	if (strcmp(x->key, "interval") == 0) {
+		if (sw_parse_duration(x->value, 30ull * 86400, &v) < 0)
+			return sw_errf(e, SW_EFORMAT, "%s: interval must be a duration up to 30d "
+			    "(0 disables the daemon's sweeper)", where);
+		cfg->sweep_interval_s = (unsigned)v;
+		return 0;
+	}
+	if (strcmp(x->key, "journal_stale") == 0) {
+		if (sw_parse_duration(x->value, 86400, &v) < 0 || v == 0)
+			return sw_errf(e, SW_EFORMAT, "%s: journal_stale must be a duration from 1s to 1d",
+			    where);
+		cfg->journal_stale_s = (unsigned)v;
+		return 0;
+	}
+	return sw_errf(e, SW_EFORMAT, "%s: unknown key '%s' in [sweep]", where, x->key);
+}
+
+int
+wrk__cfg_defaults(struct wrk_config *cfg, struct sw_err *e)
+{
+	char host[256], name[CFG_NAME_MAX + 1];
+
+	cfg->jobs = 1;
+	cfg->grace_s = 300;
+	cfg->heartbeat = 30;
+	cfg->delivery_limit = 5;
+	cfg->download_max_size = (uint64_t)1 << 40;
+	cfg->download_max_redirects = 5;
+	cfg->sweep_max_age_s = 6u * 3600u + 600u;
+	cfg->sweep_interval_s = 3600u;
+	cfg->journal_stale_s = 300u;
+	if (gethostname(host, sizeof(host)) < 0)
+		(void)snprintf(host, sizeof(host), "snapworker");
+	host[sizeof(host) - 1] = '\0';
+	(void)snprintf(name, sizeof(name), "%s:%ld", host, (long)getpid());
+	if (wrk__cfg_set_str(&cfg->name, name, e) < 0 ||
+	    wrk__cfg_set_str(&cfg->log_format, "auto", e) < 0 ||
+	    wrk__cfg_set_str(&cfg->log_level, "info", e) < 0 ||
+	    wrk__cfg_set_str(&cfg->amqp_url, "amqp://snapworker@127.0.0.1:5672/%2f", e) < 0 ||
+	    wrk__cfg_set_str(&cfg->amqp_exchange, "snapworker.commands", e) < 0 ||
+	    wrk__cfg_set_str(&cfg->amqp_events, "snapworker.events", e) < 0 ||
+	    wrk__cfg_set_str(&cfg->amqp_dlx, "snapworker.dlx", e) < 0 ||
+	    wrk__cfg_set_str(&cfg->amqp_dead_queue, "snapworker.dead", e) < 0)
+		return -ENOMEM;
+	cfg->queues = calloc(1, sizeof(char *));
+	if (cfg->queues == NULL || (cfg->queues[0] = strdup("default")) == NULL)
+		return sw_errf(e, -ENOMEM, "out of memory");
+	cfg->nqueues = 1;
+	return 0;
+}
+
+int
+wrk__cfg_interpret(struct wrk_config *cfg, const struct wrk__cfg_entry *x, char **extract_dir,
+    const char *where, struct sw_err *e)
+{
+	if (strcmp(x->section, "worker") == 0)
+		return interpret_worker(cfg, x, where, e);
+	if (strcmp(x->section, "amqp") == 0)
+		return interpret_amqp(cfg, x, where, e);
+	if (strcmp(x->section, "store") == 0)
+		return interpret_store(cfg, x, extract_dir, where, e);
+	if (strncmp(x->section, "vcenter ", 8) == 0)
+		return interpret_vcenter(cfg, x, where, e);
+	if (strcmp(x->section, "download") == 0)
+		return interpret_download(cfg, x, where, e);
+	if (strcmp(x->section, "metrics") == 0)
+		return interpret_metrics(cfg, x, where, e);
+	if (strcmp(x->section, "sweep") == 0)
+		return interpret_sweep(cfg, x, where, e);
+	return sw_errf(e, SW_EFORMAT, "%s: unknown section [%s]", where, x->section);
+}
