@@ -122,8 +122,39 @@ sw_parse_size(const char *s, uint64_t max, uint64_t *ret)
 int
 sw_parse_duration(const char *s, uint64_t max, uint64_t *ret_seconds)
 {
-	static const char *const u[] = { "", "s", "m", "h", "d" };
-	static const uint64_t m[] = { 1, 1, 60, 3600, 86400 };
+	static const char units[] = "dhms";
+	static const uint64_t mult[] = { 86400, 3600, 60, 1 };
+	const char *p = s, *end;
+	uint64_t total = 0, v;
+	size_t next = 0, i;
+	int over;
 
-	return scaled(s, u, m, sizeof(u) / sizeof(u[0]), max, ret_seconds);
+	if (s == NULL || (end = parse_digits(p, &v, &over)) == NULL)
+		return -EINVAL;
+	if (*end == '\0') {
+		/* A bare number: seconds. */
+		if (over || v > max)
+			return -ERANGE;
+		*ret_seconds = v;
+		return 0;
+	}
+	/* Groups <digits><unit>, units in the order d h m s, each at most once: "6h10m". */
+	while (*p != '\0') {
+		if ((end = parse_digits(p, &v, &over)) == NULL)
+			return -EINVAL;
+		for (i = next; i < sizeof(mult) / sizeof(mult[0]); i++)
+			if (*end == units[i] || *end == units[i] - 'a' + 'A')
+				break;
+		if (i == sizeof(mult) / sizeof(mult[0]))
+			return -EINVAL;
+		if (over || v > UINT64_MAX / mult[i] || v * mult[i] > UINT64_MAX - total)
+			return -ERANGE;
+		total += v * mult[i];
+		next = i + 1;
+		p = end + 1;
+	}
+	if (total > max)
+		return -ERANGE;
+	*ret_seconds = total;
+	return 0;
 }

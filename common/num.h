@@ -20,7 +20,11 @@ int sw_parse_i64(const char *s, int64_t min, int64_t max, int64_t *ret);
  */
 int sw_parse_size(const char *s, uint64_t max, uint64_t *ret);
 
-/* A duration: "30" (seconds), "30s", "5m", "2h", "1d"; result in seconds. */
+/*
+ * A duration in seconds: "30" (seconds), or groups of a number and a unit
+ * among d, h, m, s, in that order and each at most once: "30s", "5m",
+ * "6h10m", "1d12h", "1m30s".
+ */
 int sw_parse_duration(const char *s, uint64_t max, uint64_t *ret_seconds);
 
 #endif

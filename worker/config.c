@@ -147,6 +147,7 @@ wrk_config_free(struct wrk_config *cfg)
 	free(cfg->amqp_events);
 	free(cfg->amqp_dlx);
 	free(cfg->amqp_dead_queue);
+	free(cfg->amqp_retry_exchange);
 	for (i = 0; i < cfg->nstores; i++) {
 		free(cfg->stores[i].url);
 		free(cfg->stores[i].mount);

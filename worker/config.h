@@ -15,6 +15,11 @@
 
 #define WRK_CONFIG_DEFAULT "/etc/snapworker/snapworker.conf"
 
+#define WRK_RETRY_MAX 16             /* delays of [retry] */
+#define WRK_RETRY_DELAY_MAX (86400u) /* the longest delay: 1 day */
+
+enum { WRK_LOCKS_AUTO = 0, WRK_LOCKS_SHARED, WRK_LOCKS_HOST };
+
 /* [store]: one secondary store URL mapped to its local mount point. */
 struct wrk_store {
 	char *url;          /* e.g. nfs://10.0.0.5/export/secondary */
@@ -58,10 +63,16 @@ struct wrk_config {
 	char *amqp_dlx;             /* snapworker.dlx */
 	char *amqp_dead_queue;      /* snapworker.dead */
 	unsigned delivery_limit;    /* x-delivery-limit of the command queues, default 5 */
+	char *amqp_retry_exchange;  /* snapworker.retry; delay queues <retry_exchange>.<zone>.<delay>s */
 
 	/* [store] */
 	struct wrk_store *stores;
 	size_t nstores;
+	/*
+	 * Whether the command lock is trusted across hosts: WRK_LOCKS_AUTO (from
+	 * the mount's type and options), _SHARED or _HOST (the operator knows).
+	 */
+	int lock_scope;
 
 	/* [vcenter NAME] */
 	struct wrk_vcenter *vcenters;
@@ -80,6 +91,10 @@ struct wrk_config {
 	uint64_t sweep_max_age_s;   /* worker VMs, journals, debris older than this are removed (6h10m) */
 	unsigned sweep_interval_s;  /* the daemon sweeps at start, then this often (1h); 0: never */
 	unsigned journal_stale_s;   /* a journal untouched this long is a dead attempt's (300 s) */
+
+	/* [retry]: the delays before attempts 2, 3, ...; attempts in all = nretry_delays + 1 */
+	unsigned retry_delays_s[WRK_RETRY_MAX];
+	size_t nretry_delays;       /* default 4: 10s 1m 5m 10m */
 };
 
 /*

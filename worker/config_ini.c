@@ -113,7 +113,7 @@ valid_section(const char *s)
 {
 	return strcmp(s, "worker") == 0 || strcmp(s, "amqp") == 0 || strcmp(s, "store") == 0 ||
 	    strcmp(s, "download") == 0 || strcmp(s, "metrics") == 0 || strcmp(s, "sweep") == 0 ||
-	    strncmp(s, "vcenter ", 8) == 0;
+	    strcmp(s, "retry") == 0 || strncmp(s, "vcenter ", 8) == 0;
 }
 
 int
@@ -302,7 +302,8 @@ env_prefix(const char *section, char *out, size_t outsz)
 int
 wrk__cfg_apply_env(struct wrk__cfg_entries *es, char *const *envp, struct sw_err *e)
 {
-	static const char *const fixed[] = { "worker", "amqp", "store", "download", "metrics", "sweep" };
+	static const char *const fixed[] = { "worker", "amqp", "store", "download", "metrics", "sweep",
+	    "retry" };
 	char sections[CFG_LIST_MAX + 5][CFG_NAME_MAX + 16];
 	size_t nsec = 0, i, j;
 	int rc;

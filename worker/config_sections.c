@@ -207,9 +207,9 @@ interpret_amqp(struct wrk_config *cfg, const struct wrk__cfg_entry *x, const cha
     struct sw_err *e)
 {
 	char **names[] = { &cfg->amqp_exchange, &cfg->amqp_events, &cfg->amqp_dlx,
-	    &cfg->amqp_dead_queue };
+	    &cfg->amqp_dead_queue, &cfg->amqp_retry_exchange };
 	static const char *const keys[] = { "exchange", "events_exchange", "dead_letter_exchange",
-	    "dead_letter_queue" };
+	    "dead_letter_queue", "retry_exchange" };
 	size_t i;
 
 	if (strcmp(x->key, "url") == 0) {
@@ -262,6 +262,18 @@ interpret_store(struct wrk_config *cfg, const struct wrk__cfg_entry *x, char **e
 	struct wrk_store *ns;
 	size_t i;
 
+	if (strcmp(x->key, "lock_scope") == 0) {
+		if (strcmp(x->value, "auto") == 0)
+			cfg->lock_scope = WRK_LOCKS_AUTO;
+		else if (strcmp(x->value, "shared") == 0)
+			cfg->lock_scope = WRK_LOCKS_SHARED;
+		else if (strcmp(x->value, "host") == 0)
+			cfg->lock_scope = WRK_LOCKS_HOST;
+		else
+			return sw_errf(e, SW_EFORMAT, "%s: lock_scope must be auto, shared or host",
+			    where);
+		return 0;
+	}
 	if (strcmp(x->key, "extract_dir") == 0) {
 		if (x->value[0] != '/')
 			return sw_errf(e, SW_EFORMAT, "%s: extract_dir must be an absolute path", where);
@@ -269,7 +281,8 @@ interpret_store(struct wrk_config *cfg, const struct wrk__cfg_entry *x, char **e
 	}
 	if (strstr(x->key, "://") == NULL)
 		return sw_errf(e, SW_EFORMAT,
-		    "%s: unknown key '%s' in [store] (expected a store URL or extract_dir)", where,
+		    "%s: unknown key '%s' in [store] (expected a store URL, extract_dir or "
+		    "lock_scope)", where,
 		    x->key);
 	if (x->value[0] != '/')
 		return sw_errf(e, SW_EFORMAT, "%s: mount point of %s must be an absolute path", where,
@@ -479,6 +492,43 @@ interpret_sweep(struct wrk_config *cfg, const struct wrk__cfg_entry *x, const ch
 	return sw_errf(e, SW_EFORMAT, "%s: unknown key '%s' in [sweep]", where, x->key);
 }
 
+/*
+ * [retry] delays: durations from 1s to 1d, separated by blanks or commas, or
+ * "none" (a retryable failure is then final at once).
+ */
+static int
+interpret_retry(struct wrk_config *cfg, const struct wrk__cfg_entry *x, const char *where,
+    struct sw_err *e)
+{
+	char **v = NULL;
+	size_t n = 0, i;
+	uint64_t d;
+	int rc;
+
+	if (strcmp(x->key, "delays") != 0)
+		return sw_errf(e, SW_EFORMAT, "%s: unknown key '%s' in [retry]", where, x->key);
+	if (strcmp(x->value, "none") == 0) {
+		cfg->nretry_delays = 0;
+		return 0;
+	}
+	if ((rc = split_list(x->value, &v, &n, where, e)) < 0)
+		return rc;
+	rc = 0;
+	if (n > WRK_RETRY_MAX)
+		rc = sw_errf(e, SW_ETOOBIG, "%s: more than %d delays", where, WRK_RETRY_MAX);
+	for (i = 0; rc == 0 && i < n; i++) {
+		if (sw_parse_duration(v[i], WRK_RETRY_DELAY_MAX, &d) < 0 || d == 0)
+			rc = sw_errf(e, SW_EFORMAT, "%s: delay '%s' must be a duration from 1s to 1d "
+			    "(e.g. delays = 10s 1m 5m 10m, or none)", where, v[i]);
+		else
+			cfg->retry_delays_s[i] = (unsigned)d;
+	}
+	if (rc == 0)
+		cfg->nretry_delays = n;
+	wrk__cfg_list_free(v, n);
+	return rc;
+}
+
 int
 wrk__cfg_defaults(struct wrk_config *cfg, struct sw_err *e)
 {
@@ -493,6 +543,11 @@ wrk__cfg_defaults(struct wrk_config *cfg, struct sw_err *e)
 	cfg->sweep_max_age_s = 6u * 3600u + 600u;
 	cfg->sweep_interval_s = 3600u;
 	cfg->journal_stale_s = 300u;
+	cfg->retry_delays_s[0] = 10;
+	cfg->retry_delays_s[1] = 60;
+	cfg->retry_delays_s[2] = 300;
+	cfg->retry_delays_s[3] = 600;
+	cfg->nretry_delays = 4;
 	if (gethostname(host, sizeof(host)) < 0)
 		(void)snprintf(host, sizeof(host), "snapworker");
 	host[sizeof(host) - 1] = '\0';
@@ -504,7 +559,8 @@ wrk__cfg_defaults(struct wrk_config *cfg, struct sw_err *e)
 	    wrk__cfg_set_str(&cfg->amqp_exchange, "snapworker.commands", e) < 0 ||
 	    wrk__cfg_set_str(&cfg->amqp_events, "snapworker.events", e) < 0 ||
 	    wrk__cfg_set_str(&cfg->amqp_dlx, "snapworker.dlx", e) < 0 ||
-	    wrk__cfg_set_str(&cfg->amqp_dead_queue, "snapworker.dead", e) < 0)
+	    wrk__cfg_set_str(&cfg->amqp_dead_queue, "snapworker.dead", e) < 0 ||
+	    wrk__cfg_set_str(&cfg->amqp_retry_exchange, "snapworker.retry", e) < 0)
 		return -ENOMEM;
 	cfg->queues = calloc(1, sizeof(char *));
 	if (cfg->queues == NULL || (cfg->queues[0] = strdup("default")) == NULL)
@@ -531,5 +587,7 @@ wrk__cfg_interpret(struct wrk_config *cfg, const struct wrk__cfg_entry *x, char 
 		return interpret_metrics(cfg, x, where, e);
 	if (strcmp(x->section, "sweep") == 0)
 		return interpret_sweep(cfg, x, where, e);
+	if (strcmp(x->section, "retry") == 0)
+		return interpret_retry(cfg, x, where, e);
 	return sw_errf(e, SW_EFORMAT, "%s: unknown section [%s]", where, x->section);
 }

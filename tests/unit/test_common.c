@@ -122,6 +122,26 @@ test_parse_size_duration(void **state)
 	assert_int_equal(sw_parse_duration("90", UINT64_MAX, &v), 0);
 	assert_int_equal(v, 90);
 	assert_int_equal(sw_parse_duration("5y", UINT64_MAX, &v), -EINVAL);
+	/* Compound durations, as the documentation writes them. */
+	assert_int_equal(sw_parse_duration("6h10m", UINT64_MAX, &v), 0);
+	assert_int_equal(v, 6 * 3600 + 600);
+	assert_int_equal(sw_parse_duration("1m30s", UINT64_MAX, &v), 0);
+	assert_int_equal(v, 90);
+	assert_int_equal(sw_parse_duration("1d2h3m4s", UINT64_MAX, &v), 0);
+	assert_int_equal(v, 86400 + 7200 + 180 + 4);
+	assert_int_equal(sw_parse_duration("2H", UINT64_MAX, &v), 0);
+	assert_int_equal(v, 7200);
+	v = 7;
+	assert_int_equal(sw_parse_duration("10m6h", UINT64_MAX, &v), -EINVAL);  /* order */
+	assert_int_equal(sw_parse_duration("1h1h", UINT64_MAX, &v), -EINVAL);   /* twice */
+	assert_int_equal(sw_parse_duration("1h30", UINT64_MAX, &v), -EINVAL);   /* unit missing */
+	assert_int_equal(sw_parse_duration("h", UINT64_MAX, &v), -EINVAL);
+	assert_int_equal(sw_parse_duration("", UINT64_MAX, &v), -EINVAL);
+	assert_int_equal(sw_parse_duration("1h-5m", UINT64_MAX, &v), -EINVAL);
+	assert_int_equal(sw_parse_duration("1d1s", 86400, &v), -ERANGE);
+	assert_int_equal(sw_parse_duration("99999999999999999999s", UINT64_MAX, &v), -ERANGE);
+	assert_int_equal(sw_parse_duration("213503982334602d", UINT64_MAX, &v), -ERANGE);
+	assert_int_equal(v, 7);   /* untouched on failure */
 }
 
 static void

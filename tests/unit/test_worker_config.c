@@ -79,6 +79,12 @@ test_defaults(void **state)
 	assert_true(cfg->sweep_max_age_s == 6 * 3600 + 600);
 	assert_int_equal(cfg->sweep_interval_s, 3600);
 	assert_int_equal(cfg->journal_stale_s, 300);
+	/* Retries: a handful, from seconds to ten minutes. */
+	assert_int_equal(cfg->nretry_delays, 4);
+	assert_int_equal(cfg->retry_delays_s[0], 10);
+	assert_int_equal(cfg->retry_delays_s[3], 600);
+	assert_string_equal(cfg->amqp_retry_exchange, "snapworker.retry");
+	assert_int_equal(cfg->lock_scope, WRK_LOCKS_AUTO);
 	wrk_config_free(cfg);
 }
 
@@ -105,7 +111,8 @@ test_full(void **state)
 	    "[vcenter vc1]\nurl = https://vc1.example.org/sdk https://vc1b.example.org/sdk\n"
 	    "user = administrator@vsphere.local\npassword_file = %s\ninsecure = true\n"
 	    "[download]\nallow = 127.0.0.0/8 ::1\nmax_size = 10G\n"
-	    "[sweep]\nmax_age = 12h\ninterval = 0\njournal_stale = 2m\n",
+	    "[sweep]\nmax_age = 12h\ninterval = 0\njournal_stale = 2m\n"
+	    "[retry]\ndelays = 5s, 1m30s 2h\n",
 	    amqp_pw, vc_pw);
 	p = write_file("full.conf", conf, 0644);
 	assert_int_equal(wrk_config_load(p, noenv, &cfg, &e), 0);
@@ -137,6 +144,33 @@ test_full(void **state)
 	assert_true(cfg->sweep_max_age_s == 12 * 3600);
 	assert_int_equal(cfg->sweep_interval_s, 0);
 	assert_int_equal(cfg->journal_stale_s, 120);
+	assert_int_equal(cfg->nretry_delays, 3);
+	assert_int_equal(cfg->retry_delays_s[0], 5);
+	assert_int_equal(cfg->retry_delays_s[1], 90);
+	assert_int_equal(cfg->retry_delays_s[2], 7200);
+	wrk_config_free(cfg);
+}
+
+static void
+test_retry_and_locks(void **state)
+{
+	struct wrk_config *cfg = NULL;
+	struct sw_err e;
+	char *const env[] = { "SNAPWORKER_RETRY_DELAYS=none", "SNAPWORKER_STORE_LOCK_SCOPE=host",
+	    NULL };
+	const char *p = write_file("retry.conf", "[retry]\ndelays = 1s\n[store]\nlock_scope = shared\n",
+	    0644);
+
+	(void)state;
+	assert_int_equal(wrk_config_load(p, noenv, &cfg, &e), 0);
+	assert_int_equal(cfg->nretry_delays, 1);
+	assert_int_equal(cfg->lock_scope, WRK_LOCKS_SHARED);
+	wrk_config_free(cfg);
+	cfg = NULL;
+	/* "none": a retryable failure is final at once; the environment overrides. */
+	assert_int_equal(wrk_config_load(p, env, &cfg, &e), 0);
+	assert_int_equal(cfg->nretry_delays, 0);
+	assert_int_equal(cfg->lock_scope, WRK_LOCKS_HOST);
 	wrk_config_free(cfg);
 }
 
@@ -177,6 +211,12 @@ test_errors(void **state)
 	expect_error("[sweep]\ninterval = 31d\n", noenv, "interval must be");
 	expect_error("[sweep]\njournal_stale = 0\n", noenv, "journal_stale must be");
 	expect_error("[sweep]\nevery = 1h\n", noenv, "unknown key 'every' in [sweep]");
+	expect_error("[retry]\ndelays = 10s 0s\n", noenv, "bad.conf:2: delay '0s' must be a duration");
+	expect_error("[retry]\ndelays = 2d\n", noenv, "delay '2d' must be");
+	expect_error("[retry]\ndelays = 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s 1s\n", noenv,
+	    "more than 16 delays");
+	expect_error("[retry]\nattempts = 3\n", noenv, "unknown key 'attempts' in [retry]");
+	expect_error("[store]\nlock_scope = maybe\n", noenv, "lock_scope must be auto, shared or host");
 	expect_error("[worker]\n", badenv, "SNAPWORKER_NOPE_X");
 	expect_error("[worker]\n", badjobs, "environment SNAPWORKER_WORKER_JOBS");
 }
@@ -301,6 +341,7 @@ main(void)
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_env_override),
+		cmocka_unit_test(test_retry_and_locks),
 		cmocka_unit_test(test_secret_mode),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_allow_host_bits),
