@@ -58,11 +58,23 @@ struct wrk_topology {
 	const char *const *zones;       /* queues <exchange>.<zone> bound with key <zone> */
 	size_t nzones;
 	unsigned delivery_limit;        /* x-delivery-limit */
+	/*
+	 * Delayed retries: per zone and delay D (seconds) a quorum queue
+	 * "<retry_exchange>.<zone>.<D>s", bound to retry_exchange (direct) with
+	 * key "<zone>.<D>s", whose messages expire after D and are dead-lettered
+	 * (at least once) back to exchange with the zone as routing key.
+	 * NULL retry_exchange or no delays: none.
+	 */
+	const char *retry_exchange;
+	const unsigned *retry_delays_s;
+	size_t nretry_delays;
 };
 int wrk_amqp_declare(struct wrk_amqp *c, const struct wrk_topology *t, struct sw_err *e);
 
 /* The name of zone's command queue: "<exchange>.<zone>". */
 int wrk_amqp_queue_name(const struct wrk_topology *t, const char *zone, char *buf, size_t bufsz);
+/* The routing key of zone's retry queue for delay_s: "<zone>.<delay_s>s". */
+int wrk_amqp_retry_key(const char *zone, unsigned delay_s, char *buf, size_t bufsz);
 
 /* Puts the channel in confirm mode; later publishes are numbered from 1. */
 int wrk_amqp_confirm_select(struct wrk_amqp *c, struct sw_err *e);
@@ -89,7 +101,15 @@ struct wrk_amqp_pub {
 	int mandatory;                  /* unroutable -> basic.return */
 	const void *body;
 	size_t len;
+	/* Headers of a command republished for a later attempt or dead-lettered; 0/NULL: none. */
+	int64_t attempt;                /* WRK_AMQP_HDR_ATTEMPT */
+	const char *error;              /* WRK_AMQP_HDR_ERROR: "CODE: message" (cut to 1 KiB) */
 };
+
+/* The attempt a command delivery is (1-based; absent: 1) and the last attempt's error. */
+#define WRK_AMQP_HDR_ATTEMPT "x-snapworker-attempt"
+#define WRK_AMQP_HDR_ERROR   "x-snapworker-error"
+#define WRK_AMQP_HDR_ERROR_MAX 1024
 /* Publishes (persistent); in confirm mode *ret_seq gets its sequence number. */
 int wrk_amqp_publish(struct wrk_amqp *c, const struct wrk_amqp_pub *p, uint64_t *ret_seq,
     struct sw_err *e);
@@ -106,6 +126,7 @@ struct wrk_amqp_msg {
 	char correlation_id[WRK_AMQP_STR_MAX];
 	char reply_to[WRK_AMQP_STR_MAX];
 	int64_t delivery_count;         /* x-delivery-count header (quorum queues), 0 if absent */
+	int64_t attempt;                /* WRK_AMQP_HDR_ATTEMPT header, 0 if absent or not a number */
 	int too_big;                    /* body over WRK_AMQP_BODY_MAX: drained, body is NULL */
 	char *body;                     /* NUL-terminated copy; free with wrk_amqp_msg_clear */
 	size_t len;

@@ -81,6 +81,7 @@ wrk_amqp_publish(struct wrk_amqp *c, const struct wrk_amqp_pub *p, uint64_t *ret
     struct sw_err *e)
 {
 	amqp_basic_properties_t props;
+	amqp_table_entry_t hdr[2];
 	amqp_bytes_t body;
 	int status;
 
@@ -105,6 +106,26 @@ wrk_amqp_publish(struct wrk_amqp *c, const struct wrk_amqp_pub *p, uint64_t *ret
 	if (p->reply_to != NULL) {
 		props._flags |= AMQP_BASIC_REPLY_TO_FLAG;
 		props.reply_to = amqp_cstring_bytes(p->reply_to);
+	}
+	if (p->attempt > 0 || p->error != NULL) {
+		size_t n = 0;
+
+		if (p->attempt > 0) {
+			hdr[n].key = amqp_cstring_bytes(WRK_AMQP_HDR_ATTEMPT);
+			hdr[n].value.kind = AMQP_FIELD_KIND_I64;
+			hdr[n].value.value.i64 = p->attempt;
+			n++;
+		}
+		if (p->error != NULL) {
+			hdr[n].key = amqp_cstring_bytes(WRK_AMQP_HDR_ERROR);
+			hdr[n].value.kind = AMQP_FIELD_KIND_UTF8;
+			hdr[n].value.value.bytes.bytes = (void *)(uintptr_t)p->error;
+			hdr[n].value.value.bytes.len = strnlen(p->error, WRK_AMQP_HDR_ERROR_MAX);
+			n++;
+		}
+		props._flags |= AMQP_BASIC_HEADERS_FLAG;
+		props.headers.num_entries = (int)n;
+		props.headers.entries = hdr;
 	}
 	body.bytes = (void *)(uintptr_t)p->body;
 	body.len = p->len;
@@ -264,8 +285,10 @@ read_content(struct wrk_amqp *c, struct wrk_amqp_msg *m, struct sw_err *e)
 				wrk__amqp_bytes_copy(m->correlation_id, sizeof(m->correlation_id), p->correlation_id);
 			if (p->_flags & AMQP_BASIC_REPLY_TO_FLAG)
 				wrk__amqp_bytes_copy(m->reply_to, sizeof(m->reply_to), p->reply_to);
-			if (p->_flags & AMQP_BASIC_HEADERS_FLAG)
+			if (p->_flags & AMQP_BASIC_HEADERS_FLAG) {
 				m->delivery_count = table_int(&p->headers, "x-delivery-count");
+				m->attempt = table_int(&p->headers, WRK_AMQP_HDR_ATTEMPT);
+			}
 		}
 	}
 	if (size > WRK_AMQP_BODY_MAX) {

@@ -1,8 +1,9 @@
 /*
- * The broker topology of PROTOCOL.md ("Broker objects"), declared
+ * The broker topology (docs/protocol.md, "Broker objects"), declared
  * idempotently: the command exchange with one quorum queue per zone, the
- * events exchange, the dead-letter exchange and queue; and the private and
- * passive queue declarations snapctl and the tests use.
+ * events exchange, the dead-letter exchange and queue, the retry exchange
+ * with one delay queue per zone and delay; and the private and passive
+ * queue declarations snapctl and the tests use.
  */
 #include "worker/amqp_int.h"
 
@@ -16,6 +17,78 @@ wrk_amqp_queue_name(const struct wrk_topology *t, const char *zone, char *buf, s
 	int n = snprintf(buf, bufsz, "%s.%s", t->exchange, zone);
 
 	return n < 0 || (size_t)n >= bufsz ? -ENAMETOOLONG : 0;
+}
+
+int
+wrk_amqp_retry_key(const char *zone, unsigned delay_s, char *buf, size_t bufsz)
+{
+	int n = snprintf(buf, bufsz, "%s.%us", zone, delay_s);
+
+	return n < 0 || (size_t)n >= bufsz ? -ENAMETOOLONG : 0;
+}
+
+static void
+arg_str(amqp_table_entry_t *a, const char *key, const char *value)
+{
+	a->key = amqp_cstring_bytes(key);
+	a->value.kind = AMQP_FIELD_KIND_UTF8;
+	a->value.value.bytes = amqp_cstring_bytes(value);
+}
+
+static void
+arg_int(amqp_table_entry_t *a, const char *key, int64_t value)
+{
+	a->key = amqp_cstring_bytes(key);
+	a->value.kind = AMQP_FIELD_KIND_I64;
+	a->value.value.i64 = value;
+}
+
+/*
+ * A delay queue: its messages wait delay_s (the same for all, so they expire
+ * in order) and go back to the command exchange with the zone as routing
+ * key.  At-least-once dead-lettering (RabbitMQ 3.10) keeps a waiting command
+ * through a node's loss; it needs reject-publish overflow.
+ */
+static int
+declare_delay_queue(struct wrk_amqp *c, const char *name, unsigned delay_s,
+    const char *exchange, const char *zone, struct sw_err *e)
+{
+	amqp_table_entry_t a[6];
+	amqp_table_t args;
+
+	arg_str(&a[0], "x-queue-type", "quorum");
+	arg_int(&a[1], "x-message-ttl", (int64_t)delay_s * 1000);
+	arg_str(&a[2], "x-dead-letter-exchange", exchange);
+	arg_str(&a[3], "x-dead-letter-routing-key", zone);
+	arg_str(&a[4], "x-dead-letter-strategy", "at-least-once");
+	arg_str(&a[5], "x-overflow", "reject-publish");
+	args.num_entries = 6;
+	args.entries = a;
+	(void)amqp_queue_declare(c->conn, CHAN, amqp_cstring_bytes(name), 0, 1, 0, 0, args);
+	if (wrk__amqp_rpc_check(c, "queue.declare", e) < 0)
+		return sw_errctx(e, "declaring retry queue %s (an existing queue with other "
+		    "arguments is refused by the broker)", name);
+	return 0;
+}
+
+static int
+declare_retry(struct wrk_amqp *c, const struct wrk_topology *t, const char *zone,
+    struct sw_err *e)
+{
+	char q[512], key[300];
+	size_t i;
+	int rc;
+
+	for (i = 0; i < t->nretry_delays; i++) {
+		if (wrk_amqp_retry_key(zone, t->retry_delays_s[i], key, sizeof(key)) < 0 ||
+		    snprintf(q, sizeof(q), "%s.%s", t->retry_exchange, key) >= (int)sizeof(q))
+			return sw_errf(e, SW_ETOOBIG, "retry queue name too long");
+		if ((rc = declare_delay_queue(c, q, t->retry_delays_s[i], t->exchange, zone,
+		    e)) < 0 ||
+		    (rc = wrk_amqp_bind(c, q, t->retry_exchange, key, e)) < 0)
+			return rc;
+	}
+	return 0;
 }
 
 static int
@@ -83,11 +156,16 @@ wrk_amqp_declare(struct wrk_amqp *c, const struct wrk_topology *t, struct sw_err
 	    (rc = declare_quorum(c, t->dead_queue, NULL, 0, e)) < 0 ||
 	    (rc = wrk_amqp_bind(c, t->dead_queue, t->dlx, "", e)) < 0)
 		return rc;
+	if (t->retry_exchange != NULL && t->nretry_delays > 0 &&
+	    (rc = declare_exchange(c, t->retry_exchange, "direct", e)) < 0)
+		return rc;
 	for (i = 0; i < t->nzones; i++) {
 		if (wrk_amqp_queue_name(t, t->zones[i], q, sizeof(q)) < 0)
 			return sw_errf(e, SW_ETOOBIG, "queue name too long");
 		if ((rc = declare_quorum(c, q, t->dlx, t->delivery_limit, e)) < 0 ||
 		    (rc = wrk_amqp_bind(c, q, t->exchange, t->zones[i], e)) < 0)
+			return rc;
+		if (t->retry_exchange != NULL && (rc = declare_retry(c, t, t->zones[i], e)) < 0)
 			return rc;
 	}
 	return 0;

@@ -123,16 +123,48 @@ note_lock(struct wrk_job *job, const char *mount)
 	job->lock_shared = scope == OVA_LOCKS_SHARED;
 }
 
+/* The retrying event of an attempt that will be tried again after delay_s. */
+static int
+build_retrying(const struct wrk_dispatch *d, const struct proto_command *cmd, int64_t started,
+    const struct sw_err *e, unsigned attempt, unsigned delay_s, struct wrk_outcome *out)
+{
+	struct proto_event ev;
+	struct sw_err be;
+	int rc;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.id = cmd->id;
+	ev.type = cmd->type;
+	ev.status = PROTO_STATUS_RETRYING;
+	ev.worker = d->worker;
+	ev.started_at = started;
+	ev.finished_at = time(NULL);
+	ev.error.code = (enum proto_errcode)e->kind;
+	ev.error.message = out->message;
+	ev.error.retryable = true;
+	ev.retry.attempt = attempt;
+	ev.retry.max_attempts = (unsigned)d->nretry_delays + 1;
+	ev.retry.delay_s = delay_s;
+	sw_err_clear(&be);
+	rc = proto_event_build(&ev, &out->event, &out->event_len, &be);
+	if (rc < 0) {
+		log_warnx("cannot build the retrying event: %s", be.msg);
+		return rc;
+	}
+	return proto_routing_key(cmd->type, PROTO_STATUS_RETRYING, out->routing_key,
+	    sizeof(out->routing_key));
+}
+
 /*
- * A failed attempt: what to tell the broker, and the failed event when the
- * failure is final.  The error's class was decided where it was made.
+ * A failed attempt: what to tell the broker, and the event.  The error's
+ * class was decided where it was made; the attempt number and the retry
+ * delays decide between another attempt later and a final failure.
  */
 static void
 finish_failed(const struct wrk_dispatch *d, const struct proto_command *cmd,
-    int64_t delivery_count, atomic_int *cancel, int64_t started, struct sw_err *e,
-    struct wrk_outcome *out)
+    atomic_int *cancel, int64_t started, struct sw_err *e, struct wrk_outcome *out)
 {
-	unsigned limit = d->delivery_limit ? d->delivery_limit : 5;
+	unsigned attempt = out->attempt;
 
 	if (e->kind <= PROTO_ERR_NONE || e->kind >= PROTO_ERR_COUNT) {
 		/* Every failure is classified where it is made; this one was not. */
@@ -144,11 +176,18 @@ finish_failed(const struct wrk_dispatch *d, const struct proto_command *cmd,
 	copy_str(out->errcode, sizeof(out->errcode), proto_errcode_name(e->kind));
 	copy_str(out->message, sizeof(out->message), e->msg[0] ? e->msg : "failed");
 	if (cancel != NULL && *cancel == WRK_CANCEL_SHUTDOWN) {
+		/* Not this command's failure: the same attempt, on another worker. */
 		out->disp = WRK_DISP_REQUEUE;
 		return;
 	}
-	if (e->retryable && (uint64_t)delivery_count + 1 < limit) {
-		out->disp = WRK_DISP_REQUEUE;
+	if (e->retryable && attempt <= d->nretry_delays) {
+		out->disp = WRK_DISP_RETRY;
+		out->retry_delay_s = d->retry_delays_s[attempt - 1];
+		if (build_retrying(d, cmd, started, e, attempt, out->retry_delay_s, out) < 0) {
+			free(out->event);
+			out->event = NULL;
+			out->disp = WRK_DISP_REQUEUE;
+		}
 		return;
 	}
 	out->disp = e->retryable ? WRK_DISP_DEAD : WRK_DISP_ACK;
@@ -172,7 +211,7 @@ produced_bytes(const struct proto_event *ev)
 }
 
 static void
-run_parsed(const struct wrk_dispatch *d, struct proto_command *cmd, int64_t delivery_count,
+run_parsed(const struct wrk_dispatch *d, struct proto_command *cmd,
     atomic_int *cancel, struct wrk_outcome *out)
 {
 	struct wrk_cmdlock lock = WRK_CMDLOCK_INIT;
@@ -274,12 +313,12 @@ failed:
 	wrk_cmdlock_release(&lock);
 	if (held)
 		wrk_running_release(d->running, cmd->id);
-	finish_failed(d, cmd, delivery_count, cancel, started, &e, out);
+	finish_failed(d, cmd, cancel, started, &e, out);
 }
 
 void
 wrk_dispatch_run(const struct wrk_dispatch *d, const void *body, size_t len,
-    int64_t delivery_count, atomic_int *cancel, struct wrk_outcome *out)
+    int64_t delivery_count, int64_t attempt, atomic_int *cancel, struct wrk_outcome *out)
 {
 	struct proto_command *cmd = NULL;
 	struct proto_parse_error pe;
@@ -287,6 +326,8 @@ wrk_dispatch_run(const struct wrk_dispatch *d, const void *body, size_t len,
 
 	memset(out, 0, sizeof(*out));
 	memset(&pe, 0, sizeof(pe));
+	out->attempt = attempt < 1 ? 1 : attempt > PROTO_ATTEMPTS_MAX ? PROTO_ATTEMPTS_MAX :
+	    (unsigned)attempt;
 	if (body == NULL) {
 		/* Drained unread by the AMQP layer: no id to answer, only the dead-letter queue. */
 		out->disp = WRK_DISP_DEAD;
@@ -321,10 +362,13 @@ wrk_dispatch_run(const struct wrk_dispatch *d, const void *body, size_t len,
 	copy_str(out->type, sizeof(out->type), proto_type_name(cmd->type));
 	wrk_log_set_cmd(cmd->id, out->type);
 	if (delivery_count > 0)
-		log_info("started (delivery attempt %lld)", (long long)delivery_count + 1);
+		log_info("started (attempt %u, redelivery %lld)", out->attempt,
+		    (long long)delivery_count);
+	else if (out->attempt > 1)
+		log_info("started (attempt %u)", out->attempt);
 	else
 		log_info("started");
-	run_parsed(d, cmd, delivery_count, cancel, out);
+	run_parsed(d, cmd, cancel, out);
 	proto_command_free(cmd);
 }
 

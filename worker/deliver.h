@@ -6,11 +6,18 @@
  *
  *   succeeded                         final event, ack
  *   failed, not retryable             failed event, ack
- *   failed, retryable, attempts left  no event, requeue (nack requeue=true)
- *   failed, retryable, last attempt   failed event, dead-letter (nack requeue=false)
+ *   failed, retryable, attempts left  retrying event; the command goes to the delay
+ *                                     queue of its attempt (republished with the next
+ *                                     attempt number and the error), then ack
+ *   failed, retryable, last attempt   failed event, dead-letter (with the error), ack
  *   cancelled by shutdown             no event, requeue
  *   unparsable                        failed event if an id is readable, dead-letter
  *   out of memory before the command  no event, requeue
+ *
+ * An attempt is one try of the command; attempts are counted in a message
+ * header, so the count survives worker and broker restarts.  A crash
+ * redelivery (x-delivery-count) repeats the same attempt; the broker's
+ * delivery limit bounds those.
  */
 #ifndef WRK_DELIVER_H
 #define WRK_DELIVER_H
@@ -33,6 +40,7 @@ enum wrk_disposition {
 	WRK_DISP_ACK = 0,
 	WRK_DISP_REQUEUE,
 	WRK_DISP_DEAD,
+	WRK_DISP_RETRY,                 /* republish for attempt + 1 after retry_delay_s, ack */
 };
 
 struct wrk_dispatch {
@@ -42,7 +50,10 @@ struct wrk_dispatch {
 	/* Frees what run put in ev->result (wrk_cmd_result_clear); NULL: nothing to free. */
 	void (*clear)(struct proto_event *ev);
 	struct wrk_running *running;    /* NULL: no cross-slot protection */
-	unsigned delivery_limit;        /* attempts before a retryable failure is final */
+	unsigned delivery_limit;        /* the command queues' x-delivery-limit (for the log) */
+	/* Delays before attempts 2, 3, ... ([retry] delays); attempts in all: nretry + 1. */
+	const unsigned *retry_delays_s;
+	size_t nretry_delays;
 	unsigned progress_interval_ms;  /* rate limit of progress events (0: 1000) */
 	/* Called (from the job thread) with each progress event to publish; latest wins. */
 	void (*on_progress)(void *ud, const char *json, size_t len, const char *routing_key);
@@ -77,15 +88,17 @@ struct wrk_outcome {
 	char message[SW_ERR_MSG_MAX];
 	uint64_t elapsed_ms;
 	uint64_t bytes_produced;        /* succeeded: the sizes of result.files (0 for deletes) */
+	unsigned attempt;               /* this attempt, 1-based */
+	unsigned retry_delay_s;         /* WRK_DISP_RETRY: when attempt + 1 starts */
 };
 
 /*
  * Fills out (always); cancel may be NULL.  delivery_count: x-delivery-count
- * (0 on the first).  body NULL: a body over the protocol's limit that the
+ * (0 on the first); attempt: the attempt header (0 when absent: the first).  body NULL: a body over the protocol's limit that the
  * AMQP layer drained unread (dead-lettered, no event; len is ignored).
  */
 void wrk_dispatch_run(const struct wrk_dispatch *d, const void *body, size_t len,
-    int64_t delivery_count, atomic_int *cancel, struct wrk_outcome *out);
+    int64_t delivery_count, int64_t attempt, atomic_int *cancel, struct wrk_outcome *out);
 
 void wrk_outcome_clear(struct wrk_outcome *o);
 

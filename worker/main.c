@@ -169,10 +169,10 @@ cmd_run_once(const char *cfgpath, const char *input, int text)
 	d.worker = cfg->name;
 	d.run = wrk_cmd_run;
 	d.clear = wrk_cmd_result_clear;
-	/* No broker to requeue to: every failure is final. */
+	/* No broker to retry through: every failure is final (no retry delays). */
 	d.delivery_limit = 1;
 	d.on_progress = once_progress;
-	wrk_dispatch_run(&d, body, len, 0, &once_cancel, &out);
+	wrk_dispatch_run(&d, body, len, 0, 1, &once_cancel, &out);
 	wrk_vc_pool_drain();
 	if (out.event != NULL) {
 		(void)fwrite(out.event, 1, out.event_len, stdout);

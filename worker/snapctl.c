@@ -55,6 +55,9 @@ struct target {
 	unsigned delivery_limit;
 	char zones[16][72];
 	size_t nzones;
+	char retry_exchange[128];
+	unsigned retry_delays_s[WRK_RETRY_MAX];
+	size_t nretry_delays;
 };
 
 static void
@@ -106,6 +109,14 @@ target_load(const struct opts *o, struct target *t)
 	(void)copy_to(t->dead, sizeof(t->dead), "snapworker.dead");
 	(void)copy_to(t->dlx, sizeof(t->dlx), "snapworker.dlx");
 	t->delivery_limit = 5;
+	(void)copy_to(t->retry_exchange, sizeof(t->retry_exchange), "snapworker.retry");
+	{
+		/* The configuration's defaults ([retry] delays). */
+		static const unsigned def[] = { 10, 60, 300, 600 };
+
+		memcpy(t->retry_delays_s, def, sizeof(def));
+		t->nretry_delays = sizeof(def) / sizeof(def[0]);
+	}
 	(void)copy_to(t->zones[0], sizeof(t->zones[0]), "default");
 	t->nzones = 1;
 	if (o->config != NULL) {
@@ -121,12 +132,16 @@ target_load(const struct opts *o, struct target *t)
 		if (copy_to(t->exchange, sizeof(t->exchange), cfg->amqp_exchange) < 0 ||
 		    copy_to(t->events, sizeof(t->events), cfg->amqp_events) < 0 ||
 		    copy_to(t->dead, sizeof(t->dead), cfg->amqp_dead_queue) < 0 ||
-		    copy_to(t->dlx, sizeof(t->dlx), cfg->amqp_dlx) < 0) {
+		    copy_to(t->dlx, sizeof(t->dlx), cfg->amqp_dlx) < 0 ||
+		    copy_to(t->retry_exchange, sizeof(t->retry_exchange),
+		    cfg->amqp_retry_exchange) < 0) {
 			fprintf(stderr, "snapctl: broker object names too long\n");
 			wrk_config_free(cfg);
 			return -1;
 		}
 		t->delivery_limit = cfg->delivery_limit;
+		memcpy(t->retry_delays_s, cfg->retry_delays_s, sizeof(t->retry_delays_s));
+		t->nretry_delays = cfg->nretry_delays;
 		t->nzones = 0;
 		for (i = 0; i < cfg->nqueues && i < 16; i++)
 			if (copy_to(t->zones[t->nzones], sizeof(t->zones[0]), cfg->queues[i]) == 0)
@@ -604,6 +619,9 @@ cmd_declare(const struct opts *o)
 	topo.zones = zones;
 	topo.nzones = t.nzones;
 	topo.delivery_limit = t.delivery_limit;
+	topo.retry_exchange = t.retry_exchange;
+	topo.retry_delays_s = t.retry_delays_s;
+	topo.nretry_delays = t.nretry_delays;
 	if (connect_target(&t, &c) < 0)
 		goto out;
 	if (wrk_amqp_declare(c, &topo, &e) < 0) {
@@ -616,6 +634,9 @@ cmd_declare(const struct opts *o)
 		if (wrk_amqp_queue_name(&topo, t.zones[i], q, sizeof(q)) == 0)
 			printf("queue: %s (quorum, x-delivery-limit %u)\n", q, t.delivery_limit);
 	printf("queue: %s\n", t.dead);
+	for (i = 0; i < t.nretry_delays; i++)
+		printf("retry queues: %s.<zone>.%us (quorum, message TTL %u s, back to %s)\n",
+		    t.retry_exchange, t.retry_delays_s[i], t.retry_delays_s[i], t.exchange);
 	rc = 0;
 out:
 	wrk_amqp_close(c);

@@ -122,7 +122,7 @@ test_success(void **state)
 	struct wrk_outcome o;
 
 	(void)state;
-	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, NULL, &o);
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, 1, NULL, &o);
 	assert_int_equal(o.disp, WRK_DISP_ACK);
 	assert_true(o.succeeded && o.parsed);
 	assert_string_equal(o.id, ID);
@@ -135,7 +135,7 @@ test_success(void **state)
 	wrk_outcome_clear(&o);
 
 	/* Any other type: the sum of its files' sizes, for the metrics. */
-	wrk_dispatch_run(&d, CMD_COPY, strlen(CMD_COPY), 0, NULL, &o);
+	wrk_dispatch_run(&d, CMD_COPY, strlen(CMD_COPY), 0, 1, NULL, &o);
 	assert_true(o.succeeded);
 	assert_int_equal(o.bytes_produced, 68608 + 3835 + 161);
 	wrk_outcome_clear(&o);
@@ -143,7 +143,7 @@ test_success(void **state)
 	/* A failed command produced nothing. */
 	fake.rc = SW_ENOTFOUND;
 	fake.errcode = PROTO_ERR_NOT_FOUND;
-	wrk_dispatch_run(&d, CMD_COPY, strlen(CMD_COPY), 0, NULL, &o);
+	wrk_dispatch_run(&d, CMD_COPY, strlen(CMD_COPY), 0, 1, NULL, &o);
 	assert_false(o.succeeded);
 	assert_int_equal(o.bytes_produced, 0);
 	wrk_outcome_clear(&o);
@@ -158,7 +158,7 @@ test_unclassified(void **state)
 	(void)state;
 	fake.rc = -EIO;
 	fake.errcode = PROTO_ERR_NONE;
-	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, NULL, &o);
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, 1, NULL, &o);
 	assert_int_equal(o.disp, WRK_DISP_ACK);
 	assert_false(o.retryable);
 	assert_string_equal(o.errcode, "INTERNAL");
@@ -173,7 +173,7 @@ test_too_big(void **state)
 	struct wrk_outcome o;
 
 	(void)state;
-	wrk_dispatch_run(&d, NULL, 0, 0, NULL, &o);
+	wrk_dispatch_run(&d, NULL, 0, 0, 1, NULL, &o);
 	assert_int_equal(o.disp, WRK_DISP_DEAD);
 	assert_false(o.parsed);
 	assert_null(o.event);
@@ -192,7 +192,7 @@ test_fail_final(void **state)
 	fake.rc = SW_ENOTFOUND;
 	fake.errcode = PROTO_ERR_NOT_FOUND;
 	fake.retryable = 0;
-	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, NULL, &o);
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, 1, NULL, &o);
 	assert_int_equal(o.disp, WRK_DISP_ACK);
 	assert_false(o.succeeded);
 	assert_string_equal(o.routing_key, "deletesnapshot.failed");
@@ -204,22 +204,57 @@ test_fail_final(void **state)
 static void
 test_retryable(void **state)
 {
+	static const unsigned delays[] = { 10, 60, 300, 600 };
 	struct wrk_outcome o;
+	struct proto_event *ev = NULL;
+	struct sw_err e;
 
 	(void)state;
+	d.retry_delays_s = delays;
+	d.nretry_delays = 4;
 	fake.rc = SW_ENET;
 	fake.errcode = PROTO_ERR_VCENTER_UNREACHABLE;
 	fake.retryable = 1;
-	/* Attempts 1..4 of 5: requeued without an event. */
-	wrk_dispatch_run(&d, CMD, strlen(CMD), 3, NULL, &o);
-	assert_int_equal(o.disp, WRK_DISP_REQUEUE);
-	assert_null(o.event);
+	/* Attempt 1 of 5: another attempt in 10 s, announced with a retrying event. */
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, 0, NULL, &o);
+	assert_int_equal(o.disp, WRK_DISP_RETRY);
+	assert_int_equal(o.attempt, 1);
+	assert_int_equal(o.retry_delay_s, 10);
+	assert_string_equal(o.routing_key, "deletesnapshot.retrying");
+	assert_int_equal(proto_event_parse(o.event, o.event_len, &ev, &e), 0);
+	assert_int_equal(ev->status, PROTO_STATUS_RETRYING);
+	assert_int_equal(ev->error.code, PROTO_ERR_VCENTER_UNREACHABLE);
+	assert_int_equal(ev->retry.attempt, 1);
+	assert_int_equal(ev->retry.max_attempts, 5);
+	assert_int_equal(ev->retry.delay_s, 10);
+	proto_event_free(ev);
+	wrk_outcome_clear(&o);
+	/* Attempt 4: the longest delay.  Crash redeliveries do not count as attempts. */
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 3, 4, NULL, &o);
+	assert_int_equal(o.disp, WRK_DISP_RETRY);
+	assert_int_equal(o.retry_delay_s, 600);
 	wrk_outcome_clear(&o);
 	/* The last attempt: a failed event and the dead-letter queue. */
-	wrk_dispatch_run(&d, CMD, strlen(CMD), 4, NULL, &o);
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, 5, NULL, &o);
 	assert_int_equal(o.disp, WRK_DISP_DEAD);
 	expect_event(&o, PROTO_STATUS_FAILED, "VCENTER_UNREACHABLE");
 	assert_non_null(strstr(o.event, "\"retryable\":true"));
+	wrk_outcome_clear(&o);
+	/* A header claiming more attempts than configured is a last attempt too. */
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, 99, NULL, &o);
+	assert_int_equal(o.disp, WRK_DISP_DEAD);
+	wrk_outcome_clear(&o);
+	/* A failure that is not retryable is final at any attempt. */
+	fake.retryable = 0;
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, 1, NULL, &o);
+	assert_int_equal(o.disp, WRK_DISP_ACK);
+	wrk_outcome_clear(&o);
+	/* No retry delays ([retry] delays = none): a retryable failure is final at once. */
+	fake.retryable = 1;
+	d.nretry_delays = 0;
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, 1, NULL, &o);
+	assert_int_equal(o.disp, WRK_DISP_DEAD);
+	expect_event(&o, PROTO_STATUS_FAILED, "VCENTER_UNREACHABLE");
 	wrk_outcome_clear(&o);
 }
 
@@ -232,14 +267,14 @@ test_poison(void **state)
 	    "\"store\":{\"url\":\"nfs://h/x\"},\"args\":{\"path\":\"/etc/passwd\"}}";
 
 	(void)state;
-	wrk_dispatch_run(&d, noid, strlen(noid), 0, NULL, &o);
+	wrk_dispatch_run(&d, noid, strlen(noid), 0, 1, NULL, &o);
 	assert_int_equal(o.disp, WRK_DISP_DEAD);
 	assert_null(o.event);
 	assert_false(o.parsed);
 	assert_int_equal(fake.runs, 0);
 	wrk_outcome_clear(&o);
 	/* An id is readable: answered with a failed event, still dead-lettered. */
-	wrk_dispatch_run(&d, badargs, strlen(badargs), 0, NULL, &o);
+	wrk_dispatch_run(&d, badargs, strlen(badargs), 0, 1, NULL, &o);
 	assert_int_equal(o.disp, WRK_DISP_DEAD);
 	assert_string_equal(o.id, ID);
 	expect_event(&o, PROTO_STATUS_FAILED, "INVALID_COMMAND");
@@ -256,13 +291,13 @@ test_cancel(void **state)
 	(void)state;
 	fake.errcode = PROTO_ERR_CANCELLED;
 	fake.retryable = 1;
-	wrk_dispatch_run(&d, CMD, strlen(CMD), 4, &cancel, &o);
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 4, 5, &cancel, &o);
 	/* Shutdown: handed back without an event, whatever the attempt count. */
 	assert_int_equal(o.disp, WRK_DISP_REQUEUE);
 	assert_null(o.event);
 	wrk_outcome_clear(&o);
 	cancel = WRK_CANCEL_DEADLINE;
-	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, &cancel, &o);
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, 1, &cancel, &o);
 	assert_int_equal(o.disp, WRK_DISP_ACK);
 	expect_event(&o, PROTO_STATUS_FAILED, "TIMEOUT");
 	wrk_outcome_clear(&o);
@@ -290,7 +325,7 @@ test_deadline_backstop(void **state)
 
 	/* The job publishes its deadline: its start plus timeout_s (default per type). */
 	d.deadline = &published;
-	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, NULL, &o);
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, 1, NULL, &o);
 	assert_true(o.succeeded);
 	assert_true(published > sw_mono_ms());
 	wrk_outcome_clear(&o);
@@ -304,7 +339,7 @@ test_progress_rate(void **state)
 	(void)state;
 	/* 0..99 percent in a burst: only the first and every +5 % pass. */
 	fake.progress_calls = 100;
-	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, NULL, &o);
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, 1, NULL, &o);
 	assert_int_equal(progress_events, 20);
 	assert_non_null(strstr(last_progress, "\"status\":\"progress\""));
 	assert_non_null(strstr(last_progress, "\"percent\":95"));
@@ -320,7 +355,7 @@ par_run(void *arg)
 {
 	struct par *p = arg;
 
-	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, NULL, &p->o);
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, 1, NULL, &p->o);
 	return NULL;
 }
 
