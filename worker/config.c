@@ -43,6 +43,25 @@ check_dups(struct wrk_config *cfg, const struct wrk__cfg_entries *es, struct sw_
 	return 0;
 }
 
+/*
+ * The retry exchange belongs with the command exchange it feeds: "X.retry"
+ * for a command exchange "X.commands" (snapworker.retry by default), else
+ * "<exchange>.retry", so two fleets on one broker never share delay queues.
+ */
+static int
+default_retry_exchange(struct wrk_config *cfg, struct sw_err *e)
+{
+	const char *x = cfg->amqp_exchange;
+	size_t n = strlen(x), sl = strlen(".commands");
+	char buf[512];
+
+	if (n > sl && strcmp(x + n - sl, ".commands") == 0)
+		(void)snprintf(buf, sizeof(buf), "%.*s.retry", (int)(n - sl), x);
+	else if (snprintf(buf, sizeof(buf), "%s.retry", x) >= (int)sizeof(buf))
+		return sw_errf(e, SW_ETOOBIG, "%s: exchange name too long", cfg->path);
+	return wrk__cfg_set_str(&cfg->amqp_retry_exchange, buf, e);
+}
+
 int
 wrk_config_load(const char *path, char *const *envp, struct wrk_config **ret,
     struct sw_err *e)
@@ -96,6 +115,8 @@ wrk_config_load(const char *path, char *const *envp, struct wrk_config **ret,
 		if (rc < 0)
 			goto fail;
 	}
+	if (cfg->amqp_retry_exchange == NULL && (rc = default_retry_exchange(cfg, e)) < 0)
+		goto fail;
 	for (i = 0; i < cfg->nvcenters; i++) {
 		const struct wrk_vcenter *vc = &cfg->vcenters[i];
 		const char *missing = vc->nurls == 0 ? "url" : vc->user == NULL ? "user" :

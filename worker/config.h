@@ -63,7 +63,9 @@ struct wrk_config {
 	char *amqp_dlx;             /* snapworker.dlx */
 	char *amqp_dead_queue;      /* snapworker.dead */
 	unsigned delivery_limit;    /* x-delivery-limit of the command queues, default 5 */
-	char *amqp_retry_exchange;  /* snapworker.retry; delay queues <retry_exchange>.<zone>.<delay>s */
+	/* Default X.retry for an exchange X.commands (snapworker.retry); delay queues are
+	 * <retry_exchange>.<zone>.<delay>s. */
+	char *amqp_retry_exchange;
 
 	/* [store] */
 	struct wrk_store *stores;

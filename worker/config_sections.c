@@ -559,8 +559,7 @@ wrk__cfg_defaults(struct wrk_config *cfg, struct sw_err *e)
 	    wrk__cfg_set_str(&cfg->amqp_exchange, "snapworker.commands", e) < 0 ||
 	    wrk__cfg_set_str(&cfg->amqp_events, "snapworker.events", e) < 0 ||
 	    wrk__cfg_set_str(&cfg->amqp_dlx, "snapworker.dlx", e) < 0 ||
-	    wrk__cfg_set_str(&cfg->amqp_dead_queue, "snapworker.dead", e) < 0 ||
-	    wrk__cfg_set_str(&cfg->amqp_retry_exchange, "snapworker.retry", e) < 0)
+	    wrk__cfg_set_str(&cfg->amqp_dead_queue, "snapworker.dead", e) < 0)
 		return -ENOMEM;
 	cfg->queues = calloc(1, sizeof(char *));
 	if (cfg->queues == NULL || (cfg->queues[0] = strdup("default")) == NULL)

@@ -99,14 +99,16 @@ else
 	echo "SKIP: cannot mount a tmpfs ($(cat "$tmp/mount.err")): store-full case not run"
 fi
 
-# --- a fresh journal: another attempt may be at work; wait for it to go stale -------
+# --- a fresh journal and host-local locks: another attempt may be at work elsewhere;
+#     wait for its journal to go stale (lock_scope = host stands for an NFS nolock mount) ---
 id=$(uuid)
 cmd_snapshot "$id" "$disk1" 5 8 >"$tmp/f7.json"
 mkdir -p "$STORE/snapshots/5/8/$id"
 printf 'command=%s\ncredentials=vc1\nurl=%s\nvm=vm-0\nsnapshot=\n' "$id" "$VCSIM_URL" \
     >"$STORE/snapshots/5/8/$id/$id~vcenter.part"
 t0=$(date +%s%N)
-SNAPWORKER_SWEEP_JOURNAL_STALE=3s "$SW" run-once -c "$conf" "$tmp/f7.json" >"$tmp/f7.out" 2>"$tmp/f7.log"
+SNAPWORKER_STORE_LOCK_SCOPE=host SNAPWORKER_SWEEP_JOURNAL_STALE=3s \
+    "$SW" run-once -c "$conf" "$tmp/f7.json" >"$tmp/f7.out" 2>"$tmp/f7.log"
 t1=$(date +%s%N)
 check "fresh journal: the command waited for it to go stale ($(( (t1 - t0) / 1000000 )) ms)" \
     [ $(( (t1 - t0) / 1000000 )) -ge 2000 ]
@@ -159,15 +161,17 @@ check "the crash left a journal naming the VM snapshot" \
 not_clean() { ! rig_clean; }
 check "and leftovers in the simulator (worker VM and VM snapshot)" not_clean
 check "and no committed object" [ ! -e "$jdir/$id.ova.meta" ]
-# The killed attempt's journal is fresh: the new worker waits until it is stale (2 s here).
-SNAPWORKER_SWEEP_JOURNAL_STALE=2s e2e_worker "$conf" w2
+# The killed attempt's journal is fresh, but the store's locks are seen by every host
+# (a local file system here): the new worker holds the command lock, so the attempt
+# that wrote the journal is dead and its leftovers are undone at once.
+SNAPWORKER_SWEEP_JOURNAL_STALE=300s e2e_worker "$conf" w2
 w2=$wpid
 wait "$kctl"
 check "restarted worker completes the command" evtrue "$tmp/k.out" \
     "e['status']=='succeeded' and e['result']['files'][0]['sha256']=='$VCSIM_SEED_SHA256_0'"
 check "exactly one final event" [ "$(grep -cE '"status":"(succeeded|failed)"' "$tmp/k.out")" = 1 ]
-check "the restarted worker waited for the journal to go stale" \
-    grep -q "another attempt of this command is at work" "$tmp/w2.log"
+check "the restarted worker knew from the command lock that the attempt was dead (no wait)" \
+    bash -c "grep -q 'the command lock is ours' '$tmp/w2.log' && ! grep -q 'waiting for its journal' '$tmp/w2.log'"
 check "then removed the earlier attempt's leftovers first" \
     grep -q "removing what an interrupted attempt left" "$tmp/w2.log"
 check "after the restart: no worker VM, VM snapshot or open lease" rig_settled

@@ -49,7 +49,7 @@ exchange = $prefix.commands
 events_exchange = $prefix.events
 dead_letter_exchange = $prefix.dlx
 dead_letter_queue = $prefix.dead
-retry_exchange = $prefix.retry
+
 [store]
 nfs://10.0.0.5/export/secondary = $tmp/store
 [download]

@@ -172,6 +172,22 @@ test_retry_and_locks(void **state)
 	assert_int_equal(cfg->nretry_delays, 0);
 	assert_int_equal(cfg->lock_scope, WRK_LOCKS_HOST);
 	wrk_config_free(cfg);
+	cfg = NULL;
+	/* The retry exchange goes with its command exchange unless named. */
+	p = write_file("rx.conf", "[amqp]\nexchange = t1.commands\n", 0644);
+	assert_int_equal(wrk_config_load(p, noenv, &cfg, &e), 0);
+	assert_string_equal(cfg->amqp_retry_exchange, "t1.retry");
+	wrk_config_free(cfg);
+	cfg = NULL;
+	p = write_file("rx.conf", "[amqp]\nexchange = cmds\n", 0644);
+	assert_int_equal(wrk_config_load(p, noenv, &cfg, &e), 0);
+	assert_string_equal(cfg->amqp_retry_exchange, "cmds.retry");
+	wrk_config_free(cfg);
+	cfg = NULL;
+	p = write_file("rx.conf", "[amqp]\nexchange = cmds\nretry_exchange = r\n", 0644);
+	assert_int_equal(wrk_config_load(p, noenv, &cfg, &e), 0);
+	assert_string_equal(cfg->amqp_retry_exchange, "r");
+	wrk_config_free(cfg);
 }
 
 static void
