@@ -208,7 +208,81 @@ int vmw__disk_has(const struct vmw_disk *d, const char *ds_path);
 int vmw__vm_tag(struct vmw_conn *c, const struct vmw_moref *vm, const char *tag,
     uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
 
-/* Lease helpers (nfc.c) used by export and import. */
+/* ------------------------------------------------------------------ */
+/* NFC: lease and transfers (nfc.c), used by nfc_export.c, nfc_import.c */
+
+#define VMW_NFC_MAX_URL 4096
+
+/* One deviceUrl of a lease's info. */
+struct vmw__lease_dev {
+	char key[256];
+	char import_key[256];
+	char url[VMW_NFC_MAX_URL];
+	char thumbprint[128];
+	int disk;                   /* 1 disk, 0 not, -1 unknown */
+	int64_t file_size;          /* -1 unknown */
+};
+
+struct vmw__lease_info {
+	char state[16];
+	struct vmw_moref entity;
+	int64_t total_kb;
+	size_t ndevs;
+	struct vmw__lease_dev devs[VMW_MAX_DISKS];
+	int error_rc;
+};
+
+/*
+ * The HttpNfcLease an ExportVm or ImportVApp response returns; frees the
+ * response.
+ */
+int vmw__lease_returned(struct vmw__resp *resp, const char *method, struct vmw_moref *lease,
+    struct sw_err *e);
+/* Aborts the lease (cleanup: a deadline of its own), keeping the connection's last fault. */
 void vmw__lease_abort(struct vmw_conn *c, const struct vmw_moref *lease, const char *why);
+/* Waits until the lease is ready (or failed), filling li. */
+int vmw__lease_wait(struct vmw_conn *c, const struct vmw_moref *lease,
+    struct vmw__lease_info *li, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
+/* An NFC URL whose host is "*" gets the vCenter host; other URLs stay as they are. */
+int vmw__nfc_url(const struct vmw_conn *c, const char *in, char *out, size_t outsz,
+    struct sw_err *e);
+
+/* A transfer's state across the files of one lease. */
+struct vmw__xfer {
+	struct vmw_conn *c;
+	const struct vmw_moref *lease;
+	struct vmw__pin pin;
+	struct sw_sink sink;
+	struct sw_source src;
+	uint64_t bytes;             /* this file */
+	uint64_t done;              /* finished files */
+	uint64_t total;             /* expected over all files, 0 unknown */
+	uint64_t deadline_ms;
+	atomic_int *cancel;
+	unsigned lease_every_ms;
+	uint64_t last_lease_ms;
+	uint64_t last_user_ms;
+	int last_percent;
+	vmw_progress_fn progress;
+	void *ud;
+	int failed;                 /* an error of ours (sink, source, lease) is in err */
+	struct sw_err err;
+};
+
+/* The certificate an NFC transfer accepts: the deviceUrl's thumbprint when present. */
+int vmw__xfer_pin(struct vmw_conn *c, const struct vmw__lease_dev *d, struct vmw__pin *pin,
+    struct sw_err *e);
+/*
+ * One GET (x->sink set) or PUT/POST (x->src set) of url; size is the
+ * upload's length, 0 if unknown (chunked).
+ */
+int vmw__xfer_run(struct vmw__xfer *x, const char *url, const char *method, uint64_t size,
+    struct sw_err *e);
+/*
+ * Progress housekeeping (the caller's callback, the lease's progress);
+ * force: now, not when due.  0 or a negative code that must stop the
+ * transfer.
+ */
+int vmw__xfer_tick(struct vmw__xfer *x, int force);
 
 #endif

@@ -24,7 +24,12 @@ wrk_config_read_secret(const char *path, char **ret, struct sw_err *e)
 	char *s;
 	int fd, rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+	/*
+	 * O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+	 * writer, hanging the daemon's start; it is refused below as not a
+	 * regular file, and reads of a regular file ignore the flag.
+	 */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return sw_errno(e, errno, "secret file %s", path);
 	if (fstat(fd, &st) < 0) {

@@ -288,6 +288,14 @@ test_secret_mode(void **state)
 		(void)snprintf(conf, sizeof(conf), "[amqp]\npassword_file = %s\n", link);
 		expect_error(conf, noenv, "link.secret");
 	}
+	/* A FIFO is refused, not waited on (the test would hang until its timeout). */
+	{
+		char fifo[300];
+		(void)snprintf(fifo, sizeof(fifo), "%s/fifo.secret", tmpdir);
+		assert_int_equal(mkfifo(fifo, 0600), 0);
+		(void)snprintf(conf, sizeof(conf), "[amqp]\npassword_file = %s\n", fifo);
+		expect_error(conf, noenv, "not a regular file");
+	}
 	/* The password never appears in an error message. */
 	pw = write_file("multi.secret", "line1-SECRET\nline2\n", 0600);
 	(void)snprintf(conf, sizeof(conf), "[amqp]\npassword_file = %s\n[worker]\nbogus=1\n", pw);
