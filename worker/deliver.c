@@ -8,8 +8,8 @@
 
 #include "common/io.h"
 #include "common/log.h"
+#include "ovastore/lock.h"
 #include "proto/proto.h"
-#include "worker/cmdlock.h"
 #include "worker/config.h"
 #include "worker/log.h"
 #include "worker/running.h"
@@ -158,7 +158,7 @@ static void
 run_parsed(const struct wrk_dispatch *d, struct proto_command *cmd, int64_t delivery_count,
     atomic_int *cancel, struct wrk_outcome *out)
 {
-	struct wrk_cmdlock lock = WRK_CMDLOCK_INIT;
+	struct ova_lock lock = OVA_LOCK_INIT;
 	const struct wrk_store *store;
 	static atomic_int never;
 	struct progress_ctx pc;
@@ -204,7 +204,7 @@ run_parsed(const struct wrk_dispatch *d, struct proto_command *cmd, int64_t deli
 	store = d->cfg != NULL && cmd->store.url != NULL ? wrk_config_store(d->cfg, cmd->store.url) :
 	    NULL;
 	if (store != NULL) {
-		rc = wrk_cmdlock_acquire(&lock, store->mount, cmd->id, job.cancel, job.deadline_ms,
+		rc = ova_lock_acquire(&lock, store->mount, cmd->id, job.cancel, job.deadline_ms,
 		    on_lock_wait, NULL, &e);
 		if (rc == 1) {
 			log_info("the other attempt finished; running");
@@ -246,13 +246,13 @@ run_parsed(const struct wrk_dispatch *d, struct proto_command *cmd, int64_t deli
 	if (d->clear != NULL)
 		d->clear(&ev);
 	if (out->succeeded) {
-		wrk_cmdlock_release(&lock);
+		ova_lock_release(&lock);
 		if (held)
 			wrk_running_release(d->running, cmd->id);
 		return;
 	}
 failed:
-	wrk_cmdlock_release(&lock);
+	ova_lock_release(&lock);
 	if (held)
 		wrk_running_release(d->running, cmd->id);
 	finish_failed(d, cmd, delivery_count, cancel, started, &e, out);
