@@ -22,13 +22,12 @@
 #include "common/log.h"
 #include "common/path.h"
 #include "ovastore/atomic.h"
+#include "ovastore/layout.h"
 #include "ovastore/tprops.h"
 #include "worker/commands/commands.h"
 #include "worker/commands/fetch.h"
 #include "worker/commands/vc.h"
 
-/* CloudStack's directory for templates: template/tmpl/<account>/<template>/. */
-#define TMPL_ROOT "template/tmpl"
 /* [download] max_size when the configuration leaves it at 0. */
 #define REGISTER_MAX_DEFAULT (1ull << 40)
 /* Files small enough to digest when answering (OVF, meta, template.properties). */
@@ -608,10 +607,9 @@ wrk__cmd_register_template(struct wrk__cmd *c, struct sw_err *e)
 	unsigned flags = 0;
 	int r, fr, dfd = -1;
 
-	if (sw_path_fmt(dir, sizeof(dir), TMPL_ROOT "/%" PRId64 "/%" PRId64, a->account_id,
-	    a->template_id) < 0 || sw_path_fmt(obj, sizeof(obj), "%s/%s", dir, name) < 0)
-		return wrk__fail_as(c, sw_errf(e, SW_EINTERNAL, "template path too long"),
-		    PROTO_ERR_INTERNAL, 0);
+	if ((r = ova_layout_template_dir(a->account_id, a->template_id, dir, sizeof(dir), e)) < 0 ||
+	    (r = ova_layout_template(a->account_id, a->template_id, name, obj, sizeof(obj), e)) < 0)
+		return wrk__fail_as(c, r, PROTO_ERR_INTERNAL, 0);
 	r = wrk__store_open(c, c->cmd->store.url, &s, NULL, e);
 	if (r < 0)
 		return r;

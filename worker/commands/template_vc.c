@@ -24,6 +24,7 @@
 
 #include "common/log.h"
 #include "common/path.h"
+#include "ovastore/layout.h"
 #include "ovastore/tprops.h"
 #include "worker/commands/commands.h"
 
@@ -185,10 +186,9 @@ wrk__cmd_create_template(struct wrk__cmd *c, struct sw_err *e)
 
 	if (sw_name_check(name, e) < 0)
 		return wrk__fail_as(c, SW_EPATH, PROTO_ERR_INVALID_COMMAND, 0);
-	if (sw_path_fmt(dir, sizeof(dir), "template/tmpl/%" PRId64 "/%" PRId64, a->account_id,
-	    a->template_id) < 0 || sw_path_fmt(obj, sizeof(obj), "%s/%s", dir, name) < 0)
-		return wrk__fail_as(c, sw_errf(e, SW_EINTERNAL, "template path too long"),
-		    PROTO_ERR_INTERNAL, 0);
+	if ((r = ova_layout_template_dir(a->account_id, a->template_id, dir, sizeof(dir), e)) < 0 ||
+	    (r = ova_layout_template(a->account_id, a->template_id, name, obj, sizeof(obj), e)) < 0)
+		return wrk__fail_as(c, r, PROTO_ERR_INTERNAL, 0);
 	r = wrk__store_open(c, c->cmd->store.url, &s, NULL, e);
 	if (r < 0)
 		return r;
