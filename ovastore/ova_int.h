@@ -54,10 +54,64 @@ int ova__fsync_dir(int dirfd, const char *what, struct sw_err *e);
 /* unlinkat that treats ENOENT as success; 1 when removed, 0 when absent. */
 int ova__unlink(int dirfd, const char *file, const char *what, struct sw_err *e);
 
+/* Whether s ends in suffix. */
+int ova__ends_with(const char *s, const char *suffix);
+
+/* Appends a file to a result's or an info's list and counts its size. */
+int ova__files_append(struct ova_file **files, size_t *nfiles, uint64_t *physical_size,
+    const char *relpath, uint64_t size, const char *sha256, struct sw_err *e);
+void ova__files_free(struct ova_file *files, size_t nfiles);
+
+/* The format of the resolved object o (OVA_FMT_ABSENT when its DIR does not exist). */
+int ova__detect_in(struct ova__obj *o, enum ova_format *ret, struct sw_err *e);
+
 /* Result list building. */
 struct ova_result *ova__result_new(enum ova_format f, const char *install);
 int ova__result_add(struct ova_result *r, const char *relpath, uint64_t size,
     const char *sha256, struct sw_err *e);
+
+/* ------------------------------------------------------------- writer */
+
+struct ova__hasher;
+
+/* One file of a writer: a temporary until commit renames it. */
+struct ova__wfile {
+	struct ova_writer *w;
+	char name[SW_NAME_MAX + 1];      /* final name in DIR */
+	char tmp[SW_NAME_MAX + 1];       /* temporary name in DIR */
+	int fd;
+	uint64_t size;
+	struct sw_hash *hash;            /* NULL when off or finished */
+	char sha256[OVA_SHA256_HEX];
+	int renamed;                     /* the final name exists and is ours */
+};
+
+/* An extra key of the meta file (ova_writer_meta_set). */
+struct ova__wkv {
+	char *key;
+	char *value;
+};
+
+struct ova_writer {
+	struct ova__obj o;
+	unsigned flags;
+	struct ova__wfile disks[OVA_MAX_DISKS];
+	size_t ndisks;
+	struct ova__wfile ovf;
+	int have_ovf;
+	struct ova_ovf *parsed;          /* the OVF, NULL when it did not parse (NO_OVF_CHECK) */
+	struct ova__wkv *extra;
+	size_t nextra;
+	int failed;                      /* a sink failed: commit is refused */
+	int committed;
+	int meta_renamed;
+	char meta_name[SW_NAME_MAX + 1];
+	struct ova__hasher *hasher;      /* NULL until needed, or when threads are unavailable */
+	int hasher_failed;
+};
+
+/* Removes every file this writer made (the meta first); the writer stays allocated. */
+void ova__writer_discard(struct ova_writer *w);
 
 /*
  * Finishes the digest of the writer's file named name (no more data may be

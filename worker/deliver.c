@@ -8,9 +8,9 @@
 
 #include "common/io.h"
 #include "common/log.h"
+#include "ovastore/lock.h"
 #include "ovastore/mountinfo.h"
 #include "proto/proto.h"
-#include "worker/cmdlock.h"
 #include "worker/config.h"
 #include "worker/log.h"
 #include "worker/running.h"
@@ -109,12 +109,19 @@ on_lock_wait(void *ud)
 
 /* The attempt holds its command lock: is it seen by every host? */
 static void
-note_lock(struct wrk_job *job, const char *mount)
+note_lock(const struct wrk_dispatch *d, struct wrk_job *job, const char *mount)
 {
+	int configured = d->cfg != NULL ? d->cfg->lock_scope : WRK_LOCKS_AUTO;
 	enum ova_lock_scope scope;
 	struct sw_err e;
 
 	job->lock_held = 1;
+	if (configured != WRK_LOCKS_AUTO) {
+		job->lock_shared = configured == WRK_LOCKS_SHARED;
+		(void)snprintf(job->lock_scope, sizeof(job->lock_scope), "[store] lock_scope = %s",
+		    job->lock_shared ? "shared" : "host");
+		return;
+	}
 	if (ova_lock_scope(mount, &scope, job->lock_scope, sizeof(job->lock_scope), &e) < 0) {
 		/* Unknown: the cautious answer (journal ages decide liveness). */
 		(void)snprintf(job->lock_scope, sizeof(job->lock_scope), "%s", e.msg);
@@ -214,7 +221,7 @@ static void
 run_parsed(const struct wrk_dispatch *d, struct proto_command *cmd,
     atomic_int *cancel, struct wrk_outcome *out)
 {
-	struct wrk_cmdlock lock = WRK_CMDLOCK_INIT;
+	struct ova_lock lock = OVA_LOCK_INIT;
 	const struct wrk_store *store;
 	static atomic_int never;
 	struct progress_ctx pc;
@@ -260,10 +267,10 @@ run_parsed(const struct wrk_dispatch *d, struct proto_command *cmd,
 	store = d->cfg != NULL && cmd->store.url != NULL ? wrk_config_store(d->cfg, cmd->store.url) :
 	    NULL;
 	if (store != NULL) {
-		rc = wrk_cmdlock_acquire(&lock, store->mount, cmd->id, job.cancel, job.deadline_ms,
+		rc = ova_lock_acquire(&lock, store->mount, cmd->id, job.cancel, job.deadline_ms,
 		    on_lock_wait, NULL, &e);
 		if (rc >= 0)
-			note_lock(&job, store->mount);
+			note_lock(d, &job, store->mount);
 		if (rc == 1) {
 			log_info("the other attempt finished; running");
 		} else if (rc == -ECANCELED || rc == -ETIMEDOUT) {
@@ -304,13 +311,13 @@ run_parsed(const struct wrk_dispatch *d, struct proto_command *cmd,
 	if (d->clear != NULL)
 		d->clear(&ev);
 	if (out->succeeded) {
-		wrk_cmdlock_release(&lock);
+		ova_lock_release(&lock);
 		if (held)
 			wrk_running_release(d->running, cmd->id);
 		return;
 	}
 failed:
-	wrk_cmdlock_release(&lock);
+	ova_lock_release(&lock);
 	if (held)
 		wrk_running_release(d->running, cmd->id);
 	finish_failed(d, cmd, cancel, started, &e, out);

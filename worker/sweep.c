@@ -21,10 +21,10 @@
 #include "common/log.h"
 #include "common/num.h"
 #include "common/path.h"
+#include "ovastore/lock.h"
 #include "ovastore/ovastore.h"
 #include "ovastore/state.h"
 #include "vmware/vmware.h"
-#include "worker/cmdlock.h"
 #include "worker/config.h"
 #include "worker/vcenter.h"
 
@@ -435,7 +435,7 @@ sweep_state_dir(struct sweep *sw, int rootfd, const char *rel, const char *suffi
 			continue;
 		}
 		/* A lock file still locked: an attempt runs, however old the file. */
-		if (wrk_cmdlock_reap(dfd, de->d_name) == 1) {
+		if (ova_lock_reap(dfd, de->d_name) == 1) {
 			sw->st.debris_removed++;
 			report(sw, "removed %s/%s", rel, de->d_name);
 		}

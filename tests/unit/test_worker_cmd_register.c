@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ovastore/tprops.h"
 #include "tests/fixtures/commands/fixtures.h"
 #include "tests/fixtures/commands/httpd.h"
 #include "worker/commands/fetch.h"
@@ -126,7 +127,7 @@ test_register_ok_and_again(void **state)
 	char sum[128], path[512];
 	struct proto_command *c;
 	struct proto_event ev;
-	struct wrk_props *props = NULL;
+	struct ova_tprops_file *props = NULL;
 	struct sw_err e;
 	const struct proto_file *pf;
 	unsigned hits;
@@ -166,16 +167,16 @@ test_register_ok_and_again(void **state)
 	snprintf(path, sizeof(path), "%s/" TDIR, t->x.mount[0]);
 	dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	assert_true(dfd >= 0);
-	assert_int_equal(wrk_tprops_read(dfd, &props, NULL, &e), 0);
+	assert_int_equal(ova_tprops_read(dfd, &props, NULL, &e), 0);
 	close(dfd);
-	assert_string_equal(wrk_props_get(props, "id"), "203");
-	assert_string_equal(wrk_props_get(props, "uniquename"), CMDID);
-	assert_string_equal(wrk_props_get(props, "filename"), CMDID ".ova");
-	assert_string_equal(wrk_props_get(props, "ova.filename"), CMDID ".ova");
-	assert_string_equal(wrk_props_get(props, "ova"), "false");
-	assert_string_equal(wrk_props_get(props, "virtualsize"), "134217728");
-	assert_string_equal(wrk_props_get(props, "checksum"), t->ova_sha256);
-	wrk_props_free(props);
+	assert_string_equal(ova_tprops_get(props, "id"), "203");
+	assert_string_equal(ova_tprops_get(props, "uniquename"), CMDID);
+	assert_string_equal(ova_tprops_get(props, "filename"), CMDID ".ova");
+	assert_string_equal(ova_tprops_get(props, "ova.filename"), CMDID ".ova");
+	assert_string_equal(ova_tprops_get(props, "ova"), "false");
+	assert_string_equal(ova_tprops_get(props, "virtualsize"), "134217728");
+	assert_string_equal(ova_tprops_get(props, "checksum"), t->ova_sha256);
+	ova_tprops_free(props);
 	assert_int_equal(fx_count_files(path), 5);
 
 	/* Redelivered: answered from the share without downloading again. */

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ovastore/tprops.h"
 #include "tests/fixtures/commands/fixtures.h"
 
 #define STORE0 "nfs://10.0.0.5/export/secondary"
@@ -73,7 +74,7 @@ cmd_of(const char *type, const char *args)
 static void
 put_tprops(const char *mount, const char *uniquename)
 {
-	struct wrk_tprops p;
+	struct ova_tprops p;
 	struct sw_err e;
 	char dir[1024];
 	int dfd;
@@ -87,7 +88,7 @@ put_tprops(const char *mount, const char *uniquename)
 	p.uniquename = uniquename;
 	p.size = 1;
 	p.virtual_size = 1;
-	assert_int_equal(wrk_tprops_write(dfd, &p, NULL, &e), 0);
+	assert_int_equal(ova_tprops_write(dfd, &p, NULL, &e), 0);
 	close(dfd);
 }
 

@@ -19,8 +19,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "ovastore/lock.h"
 #include "tests/fixtures/commands/fixtures.h"
-#include "worker/cmdlock.h"
 #include "worker/sweep.h"
 
 #define DIR1 "snapshots/2/13/u1"
@@ -163,7 +163,7 @@ static void
 test_state_dir(void **state)
 {
 	struct fx_env *x = *state;
-	struct wrk_cmdlock held = WRK_CMDLOCK_INIT;
+	struct ova_lock held = OVA_LOCK_INIT;
 	struct wrk_sweep_stats st;
 	struct timeval tv[2];
 	char path[1024];
@@ -175,7 +175,7 @@ test_state_dir(void **state)
 	mk(x, ".snapworker/running/33333333-3333-4333-8333-333333333333.lock", 7200);
 	mk(x, ".snapworker/running/44444444-4444-4444-8444-444444444444.lock", 60);
 	/* An attempt that has run for two hours and still holds its lock. */
-	assert_int_equal(wrk_cmdlock_acquire(&held, x->mount[0],
+	assert_int_equal(ova_lock_acquire(&held, x->mount[0],
 	    "55555555-5555-4555-8555-555555555555", NULL, 0, NULL, NULL, NULL), 0);
 	snprintf(path, sizeof(path), "%s/.snapworker/running/%s.lock", x->mount[0],
 	    "55555555-5555-4555-8555-555555555555");
@@ -197,7 +197,7 @@ test_state_dir(void **state)
 	assert_false(there(x, ".snapworker/running/33333333-3333-4333-8333-333333333333.lock"));
 	assert_true(there(x, ".snapworker/running/44444444-4444-4444-8444-444444444444.lock"));
 	assert_true(there(x, ".snapworker/running/55555555-5555-4555-8555-555555555555.lock"));
-	wrk_cmdlock_release(&held);
+	ova_lock_release(&held);
 	assert_false(there(x, ".snapworker/running/55555555-5555-4555-8555-555555555555.lock"));
 }
 

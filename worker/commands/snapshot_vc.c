@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "common/path.h"
+#include "ovastore/layout.h"
 
 /* The result of a committed object as it is on the share. */
 static int
@@ -43,10 +44,10 @@ wrk__cmd_create_snapshot(struct wrk__cmd *c, struct sw_err *e)
 	char obj[SW_PATH_MAX];
 	int r;
 
-	if (sw_path_fmt(obj, sizeof(obj), "snapshots/%" PRId64 "/%" PRId64 "/%s/%s", a->account_id,
-	    a->volume_id, a->backup_uuid, a->backup_uuid) < 0)
-		return wrk__fail_as(c, sw_errf(e, SW_EINTERNAL, "snapshot path too long"),
-		    PROTO_ERR_INTERNAL, 0);
+	/* The ids and the backup UUID are validated by the parser: a failure here is ours. */
+	if ((r = ova_layout_snapshot(a->account_id, a->volume_id, a->backup_uuid, obj, sizeof(obj),
+	    e)) < 0)
+		return wrk__fail_as(c, r, PROTO_ERR_INTERNAL, 0);
 	r = wrk__store_open(c, c->cmd->store.url, &s, NULL, e);
 	if (r < 0)
 		return r;

@@ -21,12 +21,13 @@
 
 #include "common/log.h"
 #include "common/path.h"
+#include "ovastore/atomic.h"
+#include "ovastore/layout.h"
+#include "ovastore/tprops.h"
 #include "worker/commands/commands.h"
 #include "worker/commands/fetch.h"
 #include "worker/commands/vc.h"
 
-/* CloudStack's directory for templates: template/tmpl/<account>/<template>/. */
-#define TMPL_ROOT "template/tmpl"
 /* [download] max_size when the configuration leaves it at 0. */
 #define REGISTER_MAX_DEFAULT (1ull << 40)
 /* Files small enough to digest when answering (OVF, meta, template.properties). */
@@ -37,10 +38,10 @@
  * object, -1 no object at all.
  */
 static int
-props_names(const struct wrk_props *p, const char *name, const char **ret_other)
+props_names(const struct ova_tprops_file *p, const char *name, const char **ret_other)
 {
-	const char *u = wrk_props_get(p, "uniquename");
-	const char *f = wrk_props_get(p, "filename");
+	const char *u = ova_tprops_get(p, "uniquename");
+	const char *f = ova_tprops_get(p, "filename");
 	char want[SW_NAME_MAX + 8];
 
 	if (ret_other != NULL)
@@ -59,8 +60,8 @@ props_names(const struct wrk_props *p, const char *name, const char **ret_other)
 static int
 tprops_path(char *out, size_t outsz, const char *dir)
 {
-	return dir[0] != '\0' ? sw_path_fmt(out, outsz, "%s/%s", dir, WRK_TPROPS_NAME) :
-	    sw_path_fmt(out, outsz, "%s", WRK_TPROPS_NAME);
+	return dir[0] != '\0' ? sw_path_fmt(out, outsz, "%s/%s", dir, OVA_TPROPS_NAME) :
+	    sw_path_fmt(out, outsz, "%s", OVA_TPROPS_NAME);
 }
 
 /* Adds DIR/template.properties to the result. */
@@ -101,7 +102,7 @@ wrk__cmd_delete_template(struct wrk__cmd *c, struct sw_err *e)
 	const char *obj = c->cmd->args.delete_template.path;
 	char dir[SW_PATH_MAX], name[SW_NAME_MAX + 1];
 	struct ova_result *removed = NULL;
-	struct wrk_props *props = NULL;
+	struct ova_tprops_file *props = NULL;
 	struct ova_store *s = NULL;
 	enum ova_format fmt = OVA_FMT_ABSENT;
 	uint64_t psize = 0;
@@ -129,7 +130,7 @@ wrk__cmd_delete_template(struct wrk__cmd *c, struct sw_err *e)
 	 * object of the directory stays; an unreadable one is removed with the
 	 * template it describes.
 	 */
-	r = wrk_tprops_read(dfd, &props, NULL, e);
+	r = ova_tprops_read(dfd, &props, NULL, e);
 	if (r == 0 && props_names(props, name, NULL) != 0)
 		had_props = 1;
 	else if (r == SW_EFORMAT || r == SW_ETOOBIG || r == SW_EPATH)
@@ -139,7 +140,7 @@ wrk__cmd_delete_template(struct wrk__cmd *c, struct sw_err *e)
 		goto out;
 	}
 	if (had_props) {
-		r = wrk_tprops_remove(dfd, &psize, e);
+		r = ova_tprops_remove(dfd, &psize, e);
 		if (r < 0) {
 			wrk__fail(c, r, PROTO_CTX_STORE);
 			goto out;
@@ -160,7 +161,7 @@ wrk__cmd_delete_template(struct wrk__cmd *c, struct sw_err *e)
 out:
 	if (dfd >= 0)
 		close(dfd);
-	wrk_props_free(props);
+	ova_tprops_free(props);
 	ova_result_free(removed);
 	ova_store_close(s);
 	return r;
@@ -203,8 +204,9 @@ expose_legacy(struct wrk__cmd *c, struct ova_store *s, const struct ova_info *in
     const char *out, uint64_t *ret_size, struct sw_err *e)
 {
 	char rel[SW_PATH_MAX], file[SW_NAME_MAX + 1], tmp[SW_NAME_MAX + 1];
+	struct ova_atomic a;
 	struct stat st, lst;
-	int sfd = -1, dfd = -1, tfd = -1, r;
+	int sfd = -1, dfd = -1, r;
 
 	if (snprintf(file, sizeof(file), "%s.ova", info->name) >= (int)sizeof(file))
 		return sw_errf(e, -ENAMETOOLONG, "object name too long");
@@ -252,25 +254,21 @@ expose_legacy(struct wrk__cmd *c, struct ova_store *s, const struct ova_info *in
 	r = tmp_name(tmp, sizeof(tmp), out, e);
 	if (r < 0)
 		goto out;
-	tfd = openat(xfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (tfd < 0) {
-		r = sw_errno(e, errno, "extract area: %s", tmp);
+	if ((r = ova_atomic_begin(&a, xfd, out, tmp, OVA_ATOMIC_EXCL, NULL, e)) < 0) {
+		sw_errctx(e, "extract area");
 		goto out;
 	}
-	if (ioctl(tfd, FICLONE, sfd) == 0 && fsync(tfd) == 0 &&
-	    renameat(xfd, tmp, xfd, out) == 0) {
-		fsync(xfd);
+	/* Any failure of the reflink or its commit falls back to a copy. */
+	if (ioctl(a.fd, FICLONE, sfd) == 0 && ova_atomic_commit(&a, NULL) == 0) {
 		log_debug("%s: extract: reflink of %s", c->cmd->id, rel);
 		*ret_size = (uint64_t)st.st_size;
 		r = 0;
 		goto out;
 	}
-	unlinkat(xfd, tmp, 0);
+	ova_atomic_abort(&a);
 	log_debug("%s: extract: copy of %s", c->cmd->id, rel);
 	r = ova_pack_at(s, info->install_path, xfd, out, 0, ret_size, e);
 out:
-	if (tfd >= 0)
-		close(tfd);
 	if (dfd >= 0)
 		close(dfd);
 	close(sfd);
@@ -375,7 +373,7 @@ static int
 copy_tprops(struct wrk__cmd *c, struct ova_store *src, struct ova_store *dst, const char *dir,
     const char *name, struct sw_err *e)
 {
-	struct wrk_props *props = NULL;
+	struct ova_tprops_file *props = NULL;
 	char *sbuf = NULL, *dbuf = NULL;
 	size_t slen = 0, dlen = 0;
 	int sfd = -1, dfd = -1, r;
@@ -385,14 +383,14 @@ copy_tprops(struct wrk__cmd *c, struct ova_store *src, struct ova_store *dst, co
 		return 0;
 	if (sfd < 0)
 		return sfd;
-	r = wrk_tprops_read_raw(sfd, &sbuf, &slen, e);
+	r = ova_tprops_read_raw(sfd, &sbuf, &slen, e);
 	if (r == SW_ENOTFOUND) {
 		r = 0;
 		goto out;
 	}
 	if (r < 0)
 		goto out;
-	r = wrk_props_parse(sbuf, slen, &props, e);
+	r = ova_tprops_parse(sbuf, slen, &props, e);
 	if (r < 0 || props_names(props, name, NULL) != 1) {
 		/* Not this object's record: the copy stands without it. */
 		r = 0;
@@ -403,11 +401,11 @@ copy_tprops(struct wrk__cmd *c, struct ova_store *src, struct ova_store *dst, co
 		r = dfd;
 		goto out;
 	}
-	r = wrk_tprops_read_raw(dfd, &dbuf, &dlen, e);
+	r = ova_tprops_read_raw(dfd, &dbuf, &dlen, e);
 	if (r == 0 && dlen == slen && memcmp(dbuf, sbuf, slen) == 0)
 		r = 0;
 	else if (r == 0 || r == SW_ENOTFOUND || r == SW_EFORMAT || r == SW_ETOOBIG)
-		r = wrk_tprops_write_raw(dfd, sbuf, slen, e);
+		r = ova_tprops_write_raw(dfd, sbuf, slen, e);
 	if (r == 0)
 		r = add_tprops_file(c, dir, slen);
 out:
@@ -415,7 +413,7 @@ out:
 		close(sfd);
 	if (dfd >= 0)
 		close(dfd);
-	wrk_props_free(props);
+	ova_tprops_free(props);
 	free(sbuf);
 	free(dbuf);
 	return r;
@@ -573,10 +571,10 @@ wrk__template_answer(struct wrk__cmd *c, struct ova_store *s, const char *obj, c
  */
 static int
 register_done(struct wrk__cmd *c, struct ova_store *s, const char *obj, const char *name,
-    const struct wrk_props *props)
+    const struct ova_tprops_file *props)
 {
 	const struct proto_args_register_template *a = &c->cmd->args.register_template;
-	const char *sum = wrk_props_get(props, "checksum");
+	const char *sum = ova_tprops_get(props, "checksum");
 	enum ova_format fmt = OVA_FMT_ABSENT;
 
 	if (props_names(props, name, NULL) != 1)
@@ -598,21 +596,20 @@ wrk__cmd_register_template(struct wrk__cmd *c, struct sw_err *e)
 	char dir[SW_PATH_MAX], obj[SW_PATH_MAX], hex[129], otherobj[SW_PATH_MAX];
 	struct wrk_fetch_opts fo;
 	struct wrk_fetch *f = NULL;
-	struct wrk_props *props = NULL;
+	struct ova_tprops_file *props = NULL;
 	struct ova_store *s = NULL;
 	struct ova_result *res = NULL;
 	struct sw_source src;
-	struct wrk_tprops tp;
+	struct ova_tprops tp;
 	struct sw_err fe, e2;
 	enum ova_format fmt = OVA_FMT_ABSENT;
 	uint64_t psize = 0, bytes = 0;
 	unsigned flags = 0;
 	int r, fr, dfd = -1;
 
-	if (sw_path_fmt(dir, sizeof(dir), TMPL_ROOT "/%" PRId64 "/%" PRId64, a->account_id,
-	    a->template_id) < 0 || sw_path_fmt(obj, sizeof(obj), "%s/%s", dir, name) < 0)
-		return wrk__fail_as(c, sw_errf(e, SW_EINTERNAL, "template path too long"),
-		    PROTO_ERR_INTERNAL, 0);
+	if ((r = ova_layout_template_dir(a->account_id, a->template_id, dir, sizeof(dir), e)) < 0 ||
+	    (r = ova_layout_template(a->account_id, a->template_id, name, obj, sizeof(obj), e)) < 0)
+		return wrk__fail_as(c, r, PROTO_ERR_INTERNAL, 0);
 	r = wrk__store_open(c, c->cmd->store.url, &s, NULL, e);
 	if (r < 0)
 		return r;
@@ -623,7 +620,7 @@ wrk__cmd_register_template(struct wrk__cmd *c, struct sw_err *e)
 	}
 
 	/* Idempotency: template.properties is the registration's commit record. */
-	r = wrk_tprops_read(dfd, &props, &psize, e);
+	r = ova_tprops_read(dfd, &props, &psize, e);
 	if (r == 0) {
 		if (register_done(c, s, obj, name, props)) {
 			r = wrk__template_answer(c, s, obj, dir, psize, e);
@@ -655,7 +652,7 @@ wrk__cmd_register_template(struct wrk__cmd *c, struct sw_err *e)
 		wrk__fail(c, r, PROTO_CTX_STORE);
 		goto out;
 	}
-	wrk_props_free(props);
+	ova_tprops_free(props);
 	props = NULL;
 	/*
 	 * An object without a matching template.properties is an earlier
@@ -723,7 +720,7 @@ wrk__cmd_register_template(struct wrk__cmd *c, struct sw_err *e)
 	/* CloudStack takes a template with virtualsize 0 for corrupt. */
 	tp.virtual_size = res->virtual_size != 0 ? res->virtual_size : res->physical_size;
 	tp.checksum = fo.checksum_alg != NULL ? a->checksum.hex : NULL;
-	r = wrk_tprops_write(dfd, &tp, &psize, e);
+	r = ova_tprops_write(dfd, &tp, &psize, e);
 	if (r < 0) {
 		wrk__fail(c, r, PROTO_CTX_STORE);
 		goto out;
@@ -745,7 +742,7 @@ out:
 	if (r < 0 && s != NULL)
 		rmdir_if_empty(s, dir);
 	wrk_fetch_free(f);
-	wrk_props_free(props);
+	ova_tprops_free(props);
 	ova_result_free(res);
 	ova_store_close(s);
 	return r;

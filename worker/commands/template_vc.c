@@ -24,6 +24,8 @@
 
 #include "common/log.h"
 #include "common/path.h"
+#include "ovastore/layout.h"
+#include "ovastore/tprops.h"
 #include "worker/commands/commands.h"
 
 #define COPY_CHUNK (1024 * 1024)
@@ -144,7 +146,7 @@ write_props(struct wrk__cmd *c, struct ova_store *s, const char *obj, const char
     const char *name, uint64_t *ret_size, struct sw_err *e)
 {
 	struct ova_info *info = NULL;
-	struct wrk_tprops tp;
+	struct ova_tprops tp;
 	int r, dfd;
 
 	r = ova_inspect(s, obj, &info, e);
@@ -161,7 +163,7 @@ write_props(struct wrk__cmd *c, struct ova_store *s, const char *obj, const char
 	tp.size = info->physical_size;
 	/* CloudStack takes a template with virtualsize 0 for corrupt. */
 	tp.virtual_size = info->virtual_size != 0 ? info->virtual_size : info->physical_size;
-	r = wrk_tprops_write(dfd, &tp, ret_size, e);
+	r = ova_tprops_write(dfd, &tp, ret_size, e);
 	close(dfd);
 	ova_info_free(info);
 	return r;
@@ -175,7 +177,7 @@ wrk__cmd_create_template(struct wrk__cmd *c, struct sw_err *e)
 	struct ova_store *s = NULL;
 	struct ova_result *res = NULL;
 	struct vmw_conn *conn = NULL;
-	struct wrk_props *props = NULL;
+	struct ova_tprops_file *props = NULL;
 	enum ova_format fmt = OVA_FMT_ABSENT;
 	char dir[SW_PATH_MAX], obj[SW_PATH_MAX];
 	const char *pname;
@@ -184,10 +186,9 @@ wrk__cmd_create_template(struct wrk__cmd *c, struct sw_err *e)
 
 	if (sw_name_check(name, e) < 0)
 		return wrk__fail_as(c, SW_EPATH, PROTO_ERR_INVALID_COMMAND, 0);
-	if (sw_path_fmt(dir, sizeof(dir), "template/tmpl/%" PRId64 "/%" PRId64, a->account_id,
-	    a->template_id) < 0 || sw_path_fmt(obj, sizeof(obj), "%s/%s", dir, name) < 0)
-		return wrk__fail_as(c, sw_errf(e, SW_EINTERNAL, "template path too long"),
-		    PROTO_ERR_INTERNAL, 0);
+	if ((r = ova_layout_template_dir(a->account_id, a->template_id, dir, sizeof(dir), e)) < 0 ||
+	    (r = ova_layout_template(a->account_id, a->template_id, name, obj, sizeof(obj), e)) < 0)
+		return wrk__fail_as(c, r, PROTO_ERR_INTERNAL, 0);
 	r = wrk__store_open(c, c->cmd->store.url, &s, NULL, e);
 	if (r < 0)
 		return r;
@@ -203,9 +204,9 @@ wrk__cmd_create_template(struct wrk__cmd *c, struct sw_err *e)
 		goto out;
 	}
 	/* Idempotency: template.properties is the template's commit record. */
-	r = dfd >= 0 ? wrk_tprops_read(dfd, &props, &psize, e) : SW_ENOTFOUND;
+	r = dfd >= 0 ? ova_tprops_read(dfd, &props, &psize, e) : SW_ENOTFOUND;
 	if (r == 0) {
-		pname = wrk_props_get(props, "uniquename");
+		pname = ova_tprops_get(props, "uniquename");
 		if (pname != NULL && strcmp(pname, name) == 0 && fmt != OVA_FMT_ABSENT) {
 			r = wrk__template_answer(c, s, obj, dir, psize, e);
 			if (r < 0)
@@ -256,7 +257,7 @@ wrk__cmd_create_template(struct wrk__cmd *c, struct sw_err *e)
 out:
 	if (dfd >= 0)
 		close(dfd);
-	wrk_props_free(props);
+	ova_tprops_free(props);
 	ova_result_free(res);
 	wrk__vc_close(c, conn, r >= 0);
 	ova_store_close(s);

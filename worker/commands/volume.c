@@ -36,6 +36,7 @@
 
 #include "common/log.h"
 #include "common/path.h"
+#include "ovastore/layout.h"
 
 /* ---------------------------------------------------------- ExtractVolume */
 
@@ -54,9 +55,10 @@ wrk__cmd_extract_volume(struct wrk__cmd *c, struct sw_err *e)
 	uint64_t size = 0;
 	int r, xfd = -1;
 
-	if (sw_path_fmt(obj, sizeof(obj), "volumes/%" PRId64 "/%" PRId64 "/%s/%s", a->account_id,
-	    a->volume_id, c->cmd->id, c->cmd->id) < 0 ||
-	    snprintf(out, sizeof(out), "%s.ova", c->cmd->id) >= (int)sizeof(out))
+	if ((r = ova_layout_volume(a->account_id, a->volume_id, c->cmd->id, obj, sizeof(obj),
+	    e)) < 0)
+		return wrk__fail_as(c, r, PROTO_ERR_INTERNAL, 0);
+	if (snprintf(out, sizeof(out), "%s.ova", c->cmd->id) >= (int)sizeof(out))
 		return wrk__fail_as(c, sw_errf(e, SW_EINTERNAL, "volume path too long"),
 		    PROTO_ERR_INTERNAL, 0);
 	r = wrk__store_open(c, c->cmd->store.url, &s, &ws, e);

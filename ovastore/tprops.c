@@ -1,11 +1,8 @@
 /*
- * template.properties: CloudStack's record of a template directory on the
- * secondary store (TemplateLocation reads it to list the templates a store
- * holds).  Parsed with the Java properties rules CloudStack's reader uses
- * (common/props.c), written with the keys and order its VMware template
- * writer uses.
+ * template.properties (see tprops.h): parsed by common/props.c, written
+ * through the atomic-write helper.
  */
-#include "worker/commands/commands.h"
+#include "ovastore/tprops.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,14 +17,15 @@
 #include "common/io.h"
 #include "common/path.h"
 #include "common/props.h"
+#include "ovastore/atomic.h"
 
 /* The entries of a parsed file (common/props.c), opaque to callers. */
-struct wrk_props {
+struct ova_tprops_file {
 	struct sw_props p;
 };
 
 void
-wrk_props_free(struct wrk_props *p)
+ova_tprops_free(struct ova_tprops_file *p)
 {
 	if (p == NULL)
 		return;
@@ -36,7 +34,7 @@ wrk_props_free(struct wrk_props *p)
 }
 
 const char *
-wrk_props_get(const struct wrk_props *p, const char *key)
+ova_tprops_get(const struct ova_tprops_file *p, const char *key)
 {
 	const struct sw_prop *kv = p != NULL ? sw_props_find(&p->p, key) : NULL;
 
@@ -44,16 +42,17 @@ wrk_props_get(const struct wrk_props *p, const char *key)
 }
 
 size_t
-wrk_props_count(const struct wrk_props *p)
+ova_tprops_count(const struct ova_tprops_file *p)
 {
 	return p != NULL ? p->p.n : 0;
 }
 
 int
-wrk_props_parse(const void *buf, size_t len, struct wrk_props **ret_props, struct sw_err *e)
+ova_tprops_parse(const void *buf, size_t len, struct ova_tprops_file **ret_props,
+    struct sw_err *e)
 {
-	static const struct sw_props_limits lim = { NULL, WRK_TPROPS_MAX, WRK_TPROPS_KEYS };
-	struct wrk_props *p;
+	static const struct sw_props_limits lim = { NULL, OVA_TPROPS_MAX, OVA_TPROPS_KEYS };
+	struct ova_tprops_file *p;
 	int r;
 
 	p = calloc(1, sizeof(*p));
@@ -83,7 +82,7 @@ check_value(const char *what, const char *v, struct sw_err *e)
 }
 
 int
-wrk_tprops_format(const struct wrk_tprops *p, struct sw_buf *out, struct sw_err *e)
+ova_tprops_format(const struct ova_tprops *p, struct sw_buf *out, struct sw_err *e)
 {
 	const char *desc = p->description != NULL ? p->description : "";
 	const char *sum = p->checksum != NULL ? p->checksum : "";
@@ -126,31 +125,31 @@ wrk_tprops_format(const struct wrk_tprops *p, struct sw_buf *out, struct sw_err 
 }
 
 int
-wrk_tprops_read_raw(int dirfd, char **ret_buf, size_t *ret_len, struct sw_err *e)
+ova_tprops_read_raw(int dirfd, char **ret_buf, size_t *ret_len, struct sw_err *e)
 {
 	struct stat st;
 	char *buf = NULL;
 	ssize_t n;
 	int fd, r;
 
-	fd = openat(dirfd, WRK_TPROPS_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	fd = openat(dirfd, OVA_TPROPS_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		if (errno == ENOENT)
-			return sw_errf(e, SW_ENOTFOUND, "%s: absent", WRK_TPROPS_NAME);
+			return sw_errf(e, SW_ENOTFOUND, "%s: absent", OVA_TPROPS_NAME);
 		if (errno == ELOOP)
-			return sw_errf(e, SW_EPATH, "%s: a symbolic link", WRK_TPROPS_NAME);
-		return sw_errno(e, errno, "%s", WRK_TPROPS_NAME);
+			return sw_errf(e, SW_EPATH, "%s: a symbolic link", OVA_TPROPS_NAME);
+		return sw_errno(e, errno, "%s", OVA_TPROPS_NAME);
 	}
 	if (fstat(fd, &st) < 0) {
-		r = sw_errno(e, errno, "%s", WRK_TPROPS_NAME);
+		r = sw_errno(e, errno, "%s", OVA_TPROPS_NAME);
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		r = sw_errf(e, SW_EPATH, "%s: not a regular file", WRK_TPROPS_NAME);
+		r = sw_errf(e, SW_EPATH, "%s: not a regular file", OVA_TPROPS_NAME);
 		goto out;
 	}
-	if (st.st_size > WRK_TPROPS_MAX) {
-		r = sw_errf(e, SW_ETOOBIG, "%s: more than %d bytes", WRK_TPROPS_NAME, WRK_TPROPS_MAX);
+	if (st.st_size > OVA_TPROPS_MAX) {
+		r = sw_errf(e, SW_ETOOBIG, "%s: more than %d bytes", OVA_TPROPS_NAME, OVA_TPROPS_MAX);
 		goto out;
 	}
 	buf = malloc((size_t)st.st_size + 1);
@@ -161,11 +160,11 @@ wrk_tprops_read_raw(int dirfd, char **ret_buf, size_t *ret_len, struct sw_err *e
 	/* One byte more than the size: a file that grows meanwhile is noticed. */
 	n = sw_read_full(fd, buf, (size_t)st.st_size + 1);
 	if (n < 0) {
-		r = sw_errno(e, (int)-n, "%s", WRK_TPROPS_NAME);
+		r = sw_errno(e, (int)-n, "%s", OVA_TPROPS_NAME);
 		goto out;
 	}
 	if (n > st.st_size) {
-		r = sw_errf(e, SW_EBUSY, "%s: grew while read", WRK_TPROPS_NAME);
+		r = sw_errf(e, SW_EBUSY, "%s: grew while read", OVA_TPROPS_NAME);
 		goto out;
 	}
 	buf[n] = '\0';
@@ -180,78 +179,61 @@ out:
 }
 
 int
-wrk_tprops_read(int dirfd, struct wrk_props **ret_props, uint64_t *ret_size, struct sw_err *e)
+ova_tprops_read(int dirfd, struct ova_tprops_file **ret_props, uint64_t *ret_size, struct sw_err *e)
 {
 	char *buf = NULL;
 	size_t len = 0;
 	int r;
 
-	r = wrk_tprops_read_raw(dirfd, &buf, &len, e);
+	r = ova_tprops_read_raw(dirfd, &buf, &len, e);
 	if (r < 0)
 		return r;
-	r = wrk_props_parse(buf, len, ret_props, e);
+	r = ova_tprops_parse(buf, len, ret_props, e);
 	if (r < 0)
-		sw_errctx(e, "%s", WRK_TPROPS_NAME);
+		sw_errctx(e, "%s", OVA_TPROPS_NAME);
 	else if (ret_size != NULL)
 		*ret_size = len;
 	free(buf);
 	return r;
 }
 
+/*
+ * The temporary has a random name, created exclusively: two commands that
+ * register the same template at once (distinct command ids, so distinct
+ * command locks) each write their own and the last rename wins whole.
+ */
 int
-wrk_tprops_write_raw(int dirfd, const void *buf, size_t len, struct sw_err *e)
+ova_tprops_write_raw(int dirfd, const void *buf, size_t len, struct sw_err *e)
 {
+	struct ova_atomic a;
 	unsigned char rnd[6];
 	char tmp[64], hex[13];
-	int fd, r;
+	int r;
 
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		return sw_errno(e, errno, "getrandom");
 	sw_hex(rnd, sizeof(rnd), hex);
-	if (snprintf(tmp, sizeof(tmp), ".%s.%s.tmp", WRK_TPROPS_NAME, hex) >= (int)sizeof(tmp))
+	if (snprintf(tmp, sizeof(tmp), ".%s.%s.tmp", OVA_TPROPS_NAME, hex) >= (int)sizeof(tmp))
 		return sw_errf(e, SW_EINTERNAL, "temporary name too long");
-	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return sw_errno(e, errno, "%s", tmp);
-	r = sw_write_all(fd, buf, len);
-	if (r < 0) {
-		sw_errno(e, -r, "%s: write", tmp);
-		goto fail;
+	if ((r = ova_atomic_begin(&a, dirfd, OVA_TPROPS_NAME, tmp, OVA_ATOMIC_EXCL, NULL, e)) < 0)
+		return r;
+	if ((r = sw_write_all(a.fd, buf, len)) < 0) {
+		r = sw_errno(e, -r, "write of '%s'", a.what);
+		ova_atomic_abort(&a);
+		return r;
 	}
-	if (fsync(fd) < 0) {
-		r = sw_errno(e, errno, "%s: fsync", tmp);
-		goto fail;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		r = sw_errno(e, errno, "%s: close", tmp);
-		goto fail;
-	}
-	fd = -1;
-	if (renameat(dirfd, tmp, dirfd, WRK_TPROPS_NAME) < 0) {
-		r = sw_errno(e, errno, "%s: rename", WRK_TPROPS_NAME);
-		goto fail;
-	}
-	/* The rename is only durable once the directory is. */
-	if (fsync(dirfd) < 0)
-		return sw_errno(e, errno, "%s: fsync of the directory", WRK_TPROPS_NAME);
-	return 0;
-fail:
-	if (fd >= 0)
-		close(fd);
-	unlinkat(dirfd, tmp, 0);
-	return r;
+	return ova_atomic_commit(&a, e);
 }
 
 int
-wrk_tprops_write(int dirfd, const struct wrk_tprops *p, uint64_t *ret_size, struct sw_err *e)
+ova_tprops_write(int dirfd, const struct ova_tprops *p, uint64_t *ret_size, struct sw_err *e)
 {
-	struct sw_buf b = SW_BUF_INIT(WRK_TPROPS_MAX);
+	struct sw_buf b = SW_BUF_INIT(OVA_TPROPS_MAX);
 	int r;
 
-	r = wrk_tprops_format(p, &b, e);
+	r = ova_tprops_format(p, &b, e);
 	if (r == 0)
-		r = wrk_tprops_write_raw(dirfd, b.ptr, b.len, e);
+		r = ova_tprops_write_raw(dirfd, b.ptr, b.len, e);
 	if (r == 0 && ret_size != NULL)
 		*ret_size = b.len;
 	sw_buf_free(&b);
@@ -259,24 +241,25 @@ wrk_tprops_write(int dirfd, const struct wrk_tprops *p, uint64_t *ret_size, stru
 }
 
 int
-wrk_tprops_remove(int dirfd, uint64_t *ret_size, struct sw_err *e)
+ova_tprops_remove(int dirfd, uint64_t *ret_size, struct sw_err *e)
 {
 	struct stat st;
 
-	if (fstatat(dirfd, WRK_TPROPS_NAME, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+	if (fstatat(dirfd, OVA_TPROPS_NAME, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		if (errno == ENOENT)
 			return 0;
-		return sw_errno(e, errno, "%s", WRK_TPROPS_NAME);
+		return sw_errno(e, errno, "%s", OVA_TPROPS_NAME);
 	}
 	if (S_ISDIR(st.st_mode))
-		return sw_errf(e, SW_EPATH, "%s: a directory", WRK_TPROPS_NAME);
-	if (unlinkat(dirfd, WRK_TPROPS_NAME, 0) < 0) {
+		return sw_errf(e, SW_EPATH, "%s: a directory", OVA_TPROPS_NAME);
+	if (unlinkat(dirfd, OVA_TPROPS_NAME, 0) < 0) {
 		if (errno == ENOENT)
 			return 0;
-		return sw_errno(e, errno, "%s: unlink", WRK_TPROPS_NAME);
+		return sw_errno(e, errno, "%s: unlink", OVA_TPROPS_NAME);
 	}
-	if (fsync(dirfd) < 0)
-		return sw_errno(e, errno, "%s: fsync of the directory", WRK_TPROPS_NAME);
+	/* The removal is only durable once the directory is (as ova__fsync_dir). */
+	if (fsync(dirfd) < 0 && errno != EINVAL && errno != EROFS)
+		return sw_errno(e, errno, "fsync of the directory of '%s'", OVA_TPROPS_NAME);
 	if (ret_size != NULL)
 		*ret_size = (uint64_t)st.st_size;
 	return 1;

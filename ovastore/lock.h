@@ -1,6 +1,7 @@
 /*
- * A lock per command id on the command's store, shared by every worker that
- * mounts it: <mount>/.snapworker/running/<id>.lock held with an open file
+ * ovastore command locks: a lock per command id on the command's store,
+ * shared by every worker that mounts it: <mount>/.snapworker/running/<id>.lock
+ * (OVA_LOCK_DIR, OVA_LOCK_SUFFIX in ovastore/state.h) held with an open file
  * description lock (fcntl F_OFD_SETLK, NFSv4 byte-range lock on a share) for
  * as long as one attempt of the command runs.
  *
@@ -13,28 +14,29 @@
  *
  * The holder unlinks the file before it unlocks; a waiter that then gets the
  * lock on the unlinked inode notices (the path names another inode or none)
- * and tries again, so at most one attempt ever holds the live file.
+ * and tries again, so at most one attempt ever holds the live file.  The
+ * lock file is opened without following symbolic links.
+ *
+ * Errors and conventions as in ovastore.h.  Nothing here logs.
  */
-#ifndef WRK_CMDLOCK_H
-#define WRK_CMDLOCK_H
+#ifndef OVASTORE_LOCK_H
+#define OVASTORE_LOCK_H
 
 #include <stdatomic.h>
 #include <stdint.h>
 
 #include "common/err.h"
 
-#define WRK_CMDLOCK_DIR ".snapworker/running"
-
-struct wrk_cmdlock {
+struct ova_lock {
 	int fd;                 /* -1 when not held */
 	int dirfd;
 	char name[96];
 };
 
-#define WRK_CMDLOCK_INIT { -1, -1, "" }
+#define OVA_LOCK_INIT { -1, -1, "" }
 
 /* Called once when the lock is found held by another attempt. */
-typedef void (*wrk_cmdlock_wait_fn)(void *ud);
+typedef void (*ova_lock_wait_fn)(void *ud);
 
 /*
  * Takes the lock of command id under store mount.  Waits while another
@@ -44,18 +46,18 @@ typedef void (*wrk_cmdlock_wait_fn)(void *ud);
  * the lock directory cannot be used (e.g. a read-only or missing mount: the
  * caller may then run unlocked and let the command report the store error).
  */
-int wrk_cmdlock_acquire(struct wrk_cmdlock *l, const char *mount, const char *id,
-    atomic_int *cancel, uint64_t deadline_ms, wrk_cmdlock_wait_fn on_wait, void *ud,
+int ova_lock_acquire(struct ova_lock *l, const char *mount, const char *id,
+    atomic_int *cancel, uint64_t deadline_ms, ova_lock_wait_fn on_wait, void *ud,
     struct sw_err *e);
 
 /* Removes the lock file and unlocks; safe on a lock that is not held. */
-void wrk_cmdlock_release(struct wrk_cmdlock *l);
+void ova_lock_release(struct ova_lock *l);
 
 /*
  * The sweeper's side: removes lock file name in dirfd (the lock directory)
  * if no attempt holds it, taking the lock while it unlinks, as a releasing
  * holder does.  Returns 1 when removed, 0 when held (or gone meanwhile).
  */
-int wrk_cmdlock_reap(int dirfd, const char *name);
+int ova_lock_reap(int dirfd, const char *name);
 
 #endif

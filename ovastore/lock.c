@@ -1,4 +1,8 @@
-#include "worker/cmdlock.h"
+/*
+ * The per-command lock (see lock.h): an OFD lock on a file that the holder
+ * unlinks before it unlocks.
+ */
+#include "ovastore/lock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,6 +14,7 @@
 
 #include "common/io.h"
 #include "common/path.h"
+#include "ovastore/state.h"
 
 #define POLL_MIN_MS 100
 #define POLL_MAX_MS 1000
@@ -49,8 +54,8 @@ still_linked(int dirfd, const char *name, int fd)
 }
 
 int
-wrk_cmdlock_acquire(struct wrk_cmdlock *l, const char *mount, const char *id,
-    atomic_int *cancel, uint64_t deadline_ms, wrk_cmdlock_wait_fn on_wait, void *ud,
+ova_lock_acquire(struct ova_lock *l, const char *mount, const char *id,
+    atomic_int *cancel, uint64_t deadline_ms, ova_lock_wait_fn on_wait, void *ud,
     struct sw_err *e)
 {
 	unsigned poll = POLL_MIN_MS;
@@ -60,11 +65,11 @@ wrk_cmdlock_acquire(struct wrk_cmdlock *l, const char *mount, const char *id,
 	l->dirfd = -1;
 	if ((r = sw_name_check(id, e)) < 0)
 		return r;
-	if (sw_path_fmt(l->name, sizeof(l->name), "%s.lock", id) < 0)
+	if (sw_path_fmt(l->name, sizeof(l->name), "%s" OVA_LOCK_SUFFIX, id) < 0)
 		return sw_errf(e, -ENAMETOOLONG, "command id too long for a lock file");
 	if ((rootfd = sw_root_open(mount, e)) < 0)
 		return rootfd;
-	l->dirfd = sw_dir_open_beneath(rootfd, WRK_CMDLOCK_DIR, 1, 0755, e);
+	l->dirfd = sw_dir_open_beneath(rootfd, OVA_LOCK_DIR, 1, 0755, e);
 	close(rootfd);
 	if (l->dirfd < 0) {
 		r = l->dirfd;
@@ -75,7 +80,7 @@ wrk_cmdlock_acquire(struct wrk_cmdlock *l, const char *mount, const char *id,
 		int fd = openat(l->dirfd, l->name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 
 		if (fd < 0) {
-			r = sw_errno(e, errno, "lock file %s/%s", WRK_CMDLOCK_DIR, l->name);
+			r = sw_errno(e, errno, "lock file %s/%s", OVA_LOCK_DIR, l->name);
 			break;
 		}
 		r = try_lock(fd);
@@ -85,7 +90,7 @@ wrk_cmdlock_acquire(struct wrk_cmdlock *l, const char *mount, const char *id,
 		}
 		close(fd);
 		if (r < 0) {
-			r = sw_errno(e, -r, "locking %s/%s", WRK_CMDLOCK_DIR, l->name);
+			r = sw_errno(e, -r, "locking %s/%s", OVA_LOCK_DIR, l->name);
 			break;
 		}
 		if (r == 0)
@@ -99,7 +104,7 @@ wrk_cmdlock_acquire(struct wrk_cmdlock *l, const char *mount, const char *id,
 		}
 		if (deadline_ms != 0 && sw_mono_ms() >= deadline_ms) {
 			r = sw_errf(e, -ETIMEDOUT, "another attempt of the command still runs (lock %s/%s held)",
-			    WRK_CMDLOCK_DIR, l->name);
+			    OVA_LOCK_DIR, l->name);
 			break;
 		}
 		sleep_ms(poll);
@@ -112,7 +117,7 @@ wrk_cmdlock_acquire(struct wrk_cmdlock *l, const char *mount, const char *id,
 }
 
 int
-wrk_cmdlock_reap(int dirfd, const char *name)
+ova_lock_reap(int dirfd, const char *name)
 {
 	int fd = openat(dirfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC), r = 0;
 
@@ -125,7 +130,7 @@ wrk_cmdlock_reap(int dirfd, const char *name)
 }
 
 void
-wrk_cmdlock_release(struct wrk_cmdlock *l)
+ova_lock_release(struct ova_lock *l)
 {
 	if (l == NULL)
 		return;
