@@ -117,6 +117,17 @@ ova_lock_acquire(struct ova_lock *l, const char *mount, const char *id,
 }
 
 int
+ova_lock_try(struct ova_lock *l, const char *mount, const char *id, struct sw_err *e)
+{
+	atomic_int now = 1;
+	int r = ova_lock_acquire(l, mount, id, &now, 0, NULL, NULL, e);
+
+	if (r == -ECANCELED)
+		return sw_errf(e, SW_EBUSY, "command %s runs (its lock is held)", id);
+	return r;
+}
+
+int
 ova_lock_reap(int dirfd, const char *name)
 {
 	int fd = openat(dirfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC), r = 0;

@@ -50,6 +50,15 @@ int ova_lock_acquire(struct ova_lock *l, const char *mount, const char *id,
     atomic_int *cancel, uint64_t deadline_ms, ova_lock_wait_fn on_wait, void *ud,
     struct sw_err *e);
 
+/*
+ * Takes the lock of command id under store mount if no attempt holds it:
+ * 0 taken (release it), SW_EBUSY held by an attempt that runs, another
+ * negative code when the lock directory cannot be used.  The sweeper's
+ * question "does this command run anywhere?" (only as good as the store's
+ * lock scope: ovastore/mountinfo.h).
+ */
+int ova_lock_try(struct ova_lock *l, const char *mount, const char *id, struct sw_err *e);
+
 /* Removes the lock file and unlocks; safe on a lock that is not held. */
 void ova_lock_release(struct ova_lock *l);
 

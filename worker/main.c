@@ -40,7 +40,7 @@ usage(FILE *f)
 	    "       snapworker [-v] run-once [-c FILE] COMMAND.json|-\n"
 	    "                                                run one command without a broker; events\n"
 	    "                                                as JSON lines on stdout; exit 0 iff it succeeded\n"
-	    "       snapworker [-v] sweep [-c FILE] [--dry-run] [--older-than DURATION]\n"
+	    "       snapworker [-v] sweep [-c FILE] [--dry-run] [--older-than DURATION [--force]]\n"
 	    "                                                remove crash leftovers: worker VMs, VM\n"
 	    "                                                snapshots of crash journals, store debris\n"
 	    "       snapworker --help | --version\n"
@@ -340,8 +340,15 @@ sweep_print(void *ud, const char *line)
 	fflush(stdout);
 }
 
+/*
+ * The youngest leftovers a sweep run by hand may take without --force: an
+ * attempt whose store's locks are host-local (NFS nolock) is only known to
+ * be alive by its journal's age, and a transfer touches it every 10 s.
+ */
+#define SWEEP_MIN_AGE_S 600u
+
 static int
-cmd_sweep(const char *cfgpath, int text, int dry_run, const char *older)
+cmd_sweep(const char *cfgpath, int text, int dry_run, const char *older, int force)
 {
 	struct wrk_config *cfg = NULL;
 	struct wrk_sweep_opts so;
@@ -360,6 +367,14 @@ cmd_sweep(const char *cfgpath, int text, int dry_run, const char *older)
 	so.max_age_s = cfg->sweep_max_age_s;
 	if (older != NULL && sw_parse_duration(older, 100ull * 365 * 86400, &so.max_age_s) < 0) {
 		fprintf(stderr, "snapworker: sweep: --older-than: not a duration\n");
+		wrk_config_free(cfg);
+		return 2;
+	}
+	if (!dry_run && !force && so.max_age_s < SWEEP_MIN_AGE_S) {
+		fprintf(stderr, "snapworker: sweep: --older-than %s is below %u s: the work of "
+		    "commands that still run on stores with host-local locks could be undone; "
+		    "add --force if you know none runs, or --dry-run to look\n",
+		    older != NULL ? older : "(max_age)", SWEEP_MIN_AGE_S);
 		wrk_config_free(cfg);
 		return 2;
 	}
@@ -427,10 +442,11 @@ main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "dry-run", no_argument, NULL, 'D' },
 		{ "older-than", required_argument, NULL, 'O' },
+		{ "force", no_argument, NULL, 'F' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *cfgpath = NULL, *sub, *older = NULL;
-	int ch, text = 0, dry_run = 0;
+	int ch, text = 0, dry_run = 0, force = 0;
 
 	/* Options may come before or after the subcommand: "run -c F" and "-c F run". */
 	while ((ch = getopt_long(argc, argv, "+c:vhV", longopts, NULL)) != -1) {
@@ -456,11 +472,12 @@ main(int argc, char **argv)
 		case 'v': text = 1; break;
 		case 'D': dry_run = 1; break;
 		case 'O': older = optarg; break;
+		case 'F': force = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
-	if ((dry_run || older != NULL) && strcmp(sub, "sweep") != 0) {
+	if ((dry_run || older != NULL || force) && strcmp(sub, "sweep") != 0) {
 		usage(stderr);
 		return 2;
 	}
@@ -474,7 +491,7 @@ main(int argc, char **argv)
 	}
 	xmlInitParser();
 	if (strcmp(sub, "sweep") == 0 && optind == argc)
-		return cmd_sweep(cfgpath, text, dry_run, older);
+		return cmd_sweep(cfgpath, text, dry_run, older, force);
 	if (strcmp(sub, "run") == 0 && optind == argc)
 		return cmd_run(cfgpath, text);
 	if (strcmp(sub, "check") == 0 && optind == argc)

@@ -31,6 +31,9 @@
 #define VC_SWEEP_MS     (10u * 60u * 1000u)   /* one vCenter's sweep */
 #define DIR_MAX_PARTS   1024                  /* .part files looked at per directory */
 #define DIR_MAX_ENTRIES 100000                /* entries read per directory */
+#define SWEEP_MAX_STORES 64                   /* stores whose locks are checked per command */
+
+static void release_all(struct ova_lock *locks, size_t *nlocks);
 
 struct sweep {
 	const struct wrk_config *cfg;
@@ -38,6 +41,7 @@ struct sweep {
 	struct wrk_sweep_stats st;
 	atomic_int *cancel;
 	int64_t now;
+	const struct wrk_store *store;   /* the store being swept */
 };
 
 static void
@@ -64,6 +68,51 @@ stopped(const struct sweep *sw)
 	return sw->cancel != NULL && *sw->cancel;
 }
 
+/* ------------------------------------------------------ running commands */
+
+/*
+ * Whether an attempt of command id holds its lock on a store (one store, or
+ * every configured one when ws is NULL): then its worker VM, VM snapshot and
+ * journal are in use, however old, and are left alone.  When it is not held
+ * the locks taken stay in locks[] until the caller has swept (release_all),
+ * so no attempt of the command starts meanwhile.  A store whose lock
+ * directory cannot be used cannot tell; age alone decides there.
+ */
+static int
+command_runs(struct sweep *sw, const struct wrk_store *ws, const char *id,
+    struct ova_lock *locks, size_t *nlocks)
+{
+	size_t i, n = ws != NULL ? 1 : sw->cfg->nstores;
+	struct sw_err e;
+
+	*nlocks = 0;
+	for (i = 0; i < n && *nlocks < SWEEP_MAX_STORES; i++) {
+		const struct wrk_store *st = ws != NULL ? ws : &sw->cfg->stores[i];
+		struct ova_lock *l = &locks[*nlocks];
+		int r;
+
+		*l = (struct ova_lock)OVA_LOCK_INIT;
+		r = ova_lock_try(l, st->mount, id, &e);
+		if (r == 0) {
+			(*nlocks)++;
+		} else if (r == SW_EBUSY) {
+			release_all(locks, nlocks);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void
+release_all(struct ova_lock *locks, size_t *nlocks)
+{
+	size_t i;
+
+	for (i = 0; i < *nlocks; i++)
+		ova_lock_release(&locks[i]);
+	*nlocks = 0;
+}
+
 /* ------------------------------------------------------------- vCenter */
 
 static void
@@ -71,9 +120,10 @@ sweep_vcenter(struct sweep *sw, const struct wrk_vcenter *vc, const char *url)
 {
 	struct vmw_tagged_vm *vms = NULL;
 	struct vmw_conn *conn = NULL;
+	struct ova_lock locks[SWEEP_MAX_STORES];
 	struct sw_err e;
 	uint64_t dl = sw_mono_ms() + VC_SWEEP_MS;
-	size_t n = 0, i;
+	size_t n = 0, i, nlocks = 0;
 	int r;
 
 	sw_err_clear(&e);
@@ -94,13 +144,20 @@ sweep_vcenter(struct sweep *sw, const struct wrk_vcenter *vc, const char *url)
 			continue;
 		if (sw->o->is_running != NULL && sw->o->is_running(sw->o->running_ud, v->tag))
 			continue;
+		if (command_runs(sw, NULL, v->tag, locks, &nlocks)) {
+			report(sw, "worker VM %s (%s) of command %s left alone: the command runs (its "
+			    "lock is held)", v->vm.value, v->name, v->tag);
+			continue;
+		}
 		if (sw->o->dry_run) {
+			release_all(locks, &nlocks);
 			report(sw, "would destroy worker VM %s (%s) of command %s, %" PRId64 " s old",
 			    v->vm.value, v->name, v->tag, age);
 			continue;
 		}
 		sw_err_clear(&e);
 		r = vmw_worker_vm_destroy(conn, &v->vm, dl, sw->cancel, &e);
+		release_all(locks, &nlocks);
 		if (r < 0 && r != SW_ENOTFOUND) {
 			sw->st.errors++;
 			report(sw, "worker VM %s (%s): %s", v->vm.value, v->name, e.msg);
@@ -187,8 +244,10 @@ journal_done(struct sweep *sw, const struct ova_journal *j, const char *where, i
 static int
 sweep_legacy_journal(struct sweep *sw, struct ova_store *s, const char *obj)
 {
+	struct ova_lock locks[1];
 	struct ova_journal j;
 	struct sw_err e;
+	size_t nlocks = 0;
 	char where[SW_PATH_MAX + 32];
 	int r;
 
@@ -200,16 +259,22 @@ sweep_legacy_journal(struct sweep *sw, struct ova_store *s, const char *obj)
 		report(sw, "journal %s: %s", where, e.msg);
 		return r;
 	}
-	if ((r = undo_journal(sw, &j, where)) != 0)
-		return r;
-	r = ova_journal_legacy_remove(s, obj, &e);
-	journal_done(sw, &j, where, r, &e);
+	if (command_runs(sw, sw->store, j.command, locks, &nlocks)) {
+		report(sw, "journal %s left alone: the command runs (its lock is held)", where);
+		return 1;
+	}
+	if ((r = undo_journal(sw, &j, where)) == 0) {
+		r = ova_journal_legacy_remove(s, obj, &e);
+		journal_done(sw, &j, where, r, &e);
+	}
+	release_all(locks, &nlocks);
 	return r;
 }
 
 struct journal_walk {
 	struct sweep *sw;
 	struct ova_store *s;
+	const struct wrk_store *ws;
 };
 
 /* One journal of the state directory, older than max_age: nobody came back for it. */
@@ -218,9 +283,11 @@ sweep_journal(void *ud, const char *id, int64_t mtime)
 {
 	struct journal_walk *w = ud;
 	struct sweep *sw = w->sw;
+	struct ova_lock locks[1];
 	struct ova_journal j;
 	struct sw_err e;
 	char where[128];
+	size_t nlocks = 0;
 	int r;
 
 	if (stopped(sw))
@@ -237,10 +304,15 @@ sweep_journal(void *ud, const char *id, int64_t mtime)
 		}
 		return 0;
 	}
-	if (undo_journal(sw, &j, where) != 0)
+	if (command_runs(sw, w->ws, id, locks, &nlocks)) {
+		report(sw, "journal %s left alone: the command runs (its lock is held)", where);
 		return 0;
-	r = ova_journal_remove(w->s, id, &e);
-	journal_done(sw, &j, where, r, &e);
+	}
+	if (undo_journal(sw, &j, where) == 0) {
+		r = ova_journal_remove(w->s, id, &e);
+		journal_done(sw, &j, where, r, &e);
+	}
+	release_all(locks, &nlocks);
 	return 0;
 }
 
@@ -483,6 +555,8 @@ sweep_store(struct sweep *sw, const struct wrk_store *ws)
 	}
 	jw.sw = sw;
 	jw.s = s;
+	jw.ws = ws;
+	sw->store = ws;
 	for (i = 0; i < sizeof(tops) / sizeof(tops[0]) && !stopped(sw); i++) {
 		fd = openat(ova_store_fd(s), tops[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)

@@ -216,7 +216,10 @@ check "leak: DeleteSnapshot of its path succeeds" evtrue "$tmp/ld.out" "e['statu
 check "leak: and removes its debris" object_absent "snapshots/5/6/$id"
 check "leak: but keeps the journal" [ -s "$STORE/.snapworker/journal/$id.journal" ]
 sleep 2
-"$SW" sweep -c "$conf" --older-than 1s >"$tmp/ls.out" 2>&1
+"$SW" sweep -c "$conf" --older-than 1s >"$tmp/ls0.out" 2>&1
+check "leak: a sweep by hand below the floor is refused without --force" \
+    bash -c "[ $? = 2 ] && grep -q -- '--force' '$tmp/ls0.out' && [ -s '$STORE/.snapworker/journal/$id.journal' ]"
+"$SW" sweep -c "$conf" --older-than 1s --force >"$tmp/ls.out" 2>&1
 check "leak: the sweep undid the journal" grep -q "undid journal of command $id" "$tmp/ls.out"
 check "leak: no VM snapshot or worker VM left in the simulator" rig_settled
 check "leak: the journal is gone" no_journal "$id"
