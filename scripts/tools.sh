@@ -5,7 +5,8 @@
 #   scripts/tools.sh check        fail, naming command and package, when a required
 #                                 command is not on PATH
 #   scripts/tools.sh bindir DIR   make DIR a directory of symlinks to every listed
-#                                 command found on PATH (fails like check)
+#                                 command found on PATH, or of exec scripts for
+#                                 those marked "wrap" (fails like check)
 #   scripts/tools.sh optional     the optional commands, one a line
 set -u
 list=$(cd "$(dirname "$0")" && pwd)/tools.list
@@ -43,7 +44,12 @@ bindir() {
 	mkdir -p "$dir" || return 1
 	while read -r c p o; do
 		path=$(find_cmd "$c") || continue
-		ln -sfn "$path" "$dir/$c" || return 1
+		if [ "$o" = wrap ]; then
+			rm -f "$dir/$c"
+			printf '#!/bin/sh\nexec %s "$@"\n' "$path" >"$dir/$c" && chmod 755 "$dir/$c" || return 1
+		else
+			ln -sfn "$path" "$dir/$c" || return 1
+		fi
 	done < <(entries)
 }
 
@@ -52,5 +58,5 @@ packages) entries | awk '$3 != "optional" { print $2 }' | sort -u ;;
 optional) entries | awk '$3 == "optional" { print $1 }' ;;
 check) check ;;
 bindir) [ $# -eq 2 ] || { echo "usage: $0 bindir DIR" >&2; exit 2; }; bindir "$2" ;;
-*) sed -n '2,9p' "$0" >&2; exit 2 ;;
+*) sed -n '2,/^set -u$/{/^set -u$/d;p}' "$0" >&2; exit 2 ;;
 esac
