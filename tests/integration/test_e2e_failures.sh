@@ -72,7 +72,7 @@ once=$!
 # The moment its VM snapshot exists: the worker VM's task is then under way.
 for _ in $(seq 300); do state | grep -Eq '"snapshot_count": *1' && break; sleep 0.01; done
 kill -TERM "$once"
-wait "$once"
+wait_exit 120 "$once"
 # A shutdown hands the command back (no final event): run-once says so and fails.
 check "SIGTERM mid-way: CANCELLED, handed back without a final event" bash -c \
     "grep -q 'failed: CANCELLED' '$tmp/f6.log' && ! grep -q '\"status\":\"succeeded\"' '$tmp/f6.out'"
@@ -139,7 +139,7 @@ base, pid = sys.argv[1], int(sys.argv[2])
 ctx = ssl._create_unverified_context()
 end = time.time() + 60
 while time.time() < end:
-    d = json.load(urllib.request.urlopen(base + "/rig/state", context=ctx))
+    d = json.load(urllib.request.urlopen(base + "/rig/state", context=ctx, timeout=20))
     for l in d.get("leases") or []:
         if l.get("mode") == "export" and any(f.get("bytes_transferred", 0) > 0 for f in l.get("files") or []):
             os.kill(pid, 9)
@@ -148,7 +148,7 @@ while time.time() < end:
 sys.exit(1)
 PY
 killed=$?
-wait "$w1" 2>/dev/null
+wait_exit 120 "$w1" 2>/dev/null
 check "worker killed with SIGKILL while its export ran" [ $killed = 0 ]
 jdir=$STORE/snapshots/5/5/$id
 check "the crash left a journal naming the VM snapshot" grep -q '^snapshot=.\+' "$jdir/$id~vcenter.part"
@@ -158,7 +158,7 @@ check "and no committed object" [ ! -e "$jdir/$id.ova.meta" ]
 # The killed attempt's journal is fresh: the new worker waits until it is stale (2 s here).
 SNAPWORKER_SWEEP_JOURNAL_STALE=2s e2e_worker "$conf" w2
 w2=$wpid
-wait "$kctl"
+wait_exit 120 "$kctl"
 check "restarted worker completes the command" evtrue "$tmp/k.out" \
     "e['status']=='succeeded' and e['result']['files'][0]['sha256']=='$VCSIM_SEED_SHA256_0'"
 check "exactly one final event" [ "$(grep -cE '"status":"(succeeded|failed)"' "$tmp/k.out")" = 1 ]
@@ -170,7 +170,7 @@ check "after the restart: no worker VM, VM snapshot or open lease" rig_settled
 check "after the restart: no journal or .part on the share" no_debris
 check "the object verifies" "$OVASTORE" -C "$STORE" verify "snapshots/5/5/$id/$id"
 check "the volume is intact" volumes_intact
-kill -TERM "$w2"; wait "$w2" 2>/dev/null
+kill -TERM "$w2"; wait_exit 120 "$w2" 2>/dev/null
 
 # --- the sweeper: old worker VM, old journal, old debris ----------------------------
 snap=$("${VMW[@]}" snapshot-create --vm "$VCSIM_VM" --name crashed-snap | awk '/^snapshot:/{print $2}')

@@ -125,7 +125,7 @@ submit "$conf" "$tmp/ca.json" "$tmp/ca.out" &
 pa=$!
 submit "$conf" "$tmp/cb.json" "$tmp/cb.out" &
 pb=$!
-wait $pa; wait $pb
+wait_exit 120 $pa; wait_exit 120 $pb
 check "two concurrent snapshots of one VM both succeed" bash -c \
     "grep -q '\"status\":\"succeeded\"' '$tmp/ca.out' && grep -q '\"status\":\"succeeded\"' '$tmp/cb.out'"
 check "each with its own disk's bytes" bash -c \

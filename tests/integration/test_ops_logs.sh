@@ -62,7 +62,7 @@ run delsnap cmd_path "$(uuid)" DeleteSnapshot "snapshots/2/13/$sid/$sid"
 check "DeleteSnapshot succeeds" evtrue "$tmp/delsnap.out" "e['status']=='succeeded'"
 for _ in $(seq 50); do grep -q 'poison message' "$tmp/logw.log" && break; sleep 0.1; done
 kill -TERM "$w1"
-wait "$w1"
+wait_exit 120 "$w1"
 check "worker stops cleanly" [ $? -eq 0 ]
 
 # --- secrets ------------------------------------------------------------------------------

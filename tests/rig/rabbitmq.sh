@@ -253,7 +253,9 @@ restart() {
 	pid=$(node_pid)
 	if alive "$pid"; then
 		kill -KILL "$pid"
-		while alive "$pid"; do sleep 0.1; done
+		local i
+		for i in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
+		alive "$pid" && die "broker pid $pid survived SIGKILL for 10 s"
 	fi
 	start
 }
