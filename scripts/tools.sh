@@ -8,8 +8,12 @@
 #                                 command found on PATH, or of exec scripts for
 #                                 those marked "wrap" (fails like check)
 #   scripts/tools.sh optional     the optional commands, one a line
+#   scripts/tools.sh scan         static check: the words in command position in
+#                                 the scripts that are programs on PATH but are
+#                                 not listed; fails when there is one
 set -u
-list=$(cd "$(dirname "$0")" && pwd)/tools.list
+top=$(cd "$(dirname "$0")/.." && pwd)
+list=$top/scripts/tools.list
 
 # entries prints "command package flag" for each entry of the list.
 entries() { sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$list" | awk '{ print $1, $2, ($3 == "" ? "-" : $3) }'; }
@@ -53,10 +57,47 @@ bindir() {
 	done < <(entries)
 }
 
+# The scripts whose commands the list must own (see tools.list).
+scripts() {
+	(cd "$top" && ls tests/run.sh tests/integration/*.sh tests/rig/*.sh tests/fixtures/*/*.sh \
+	    tests/fuzz/run.sh tests/unit/*.sh scripts/*.sh bench/*.sh .ci/run 2>/dev/null)
+}
+
+# Words the scan finds in command position that are not commands there: a
+# Python heredoc's variable (docker), a loop value (sum), a package name in
+# deps.sh (rabbitmq-server), words of check descriptions (size, dir).
+not_commands=" dir docker rabbitmq-server size sum "
+
+# scan: a static second net for the scripts that tests/run.sh does not run
+# (bench, demo, CI, fuzz, deps): each word after a line start, a pipe, ;, &&,
+# ||, $(, then/do/else, `check "..."`, `bash -c "`, timeout N, setsid, xargs
+# or env VAR=... that is a program on PATH (not a shell builtin, not an
+# assignment) must be listed or be a function of the scripts.
+scan() {
+	local listed funcs w bad=""
+	listed=" $(entries | awk '{ print $1 }' | tr '\n' ' ') "
+	cd "$top" || return 1
+	funcs=" $(scripts | xargs cat | grep -oE '^[[:space:]]*[a-zA-Z_][a-zA-Z0-9_-]*\(\)' |
+	    tr -d ' \t()' | sort -u | tr '\n' ' ') "
+	for w in $(scripts | xargs cat | sed -E 's/^[[:space:]]*#.*//; s/[[:space:]]#[[:space:]].*//' |
+	    grep -oE '(^|[;&|(`!{]|\$\(|\bthen|\bdo|\belse|\btimeout( -[-a-zA-Z=0-9]+)* [0-9.]+|\bsetsid|\bxargs( -[a-zA-Z] ?[0-9]*)*|\benv( [A-Za-z_]+=[^ ]*)+|check "[^"]*"|-c ["'"'"'])[[:space:]]*[a-zA-Z][a-zA-Z0-9_.+-]*=?' |
+	    grep -v '=$' | grep -oE '[a-zA-Z][a-zA-Z0-9_.+-]*$' | sort -u); do
+		case "$listed$funcs$not_commands" in *" $w "*) continue ;; esac
+		case "$(type -t "$w")" in builtin|keyword) continue ;; esac
+		find_cmd "$w" >/dev/null && bad="$bad $w"
+	done
+	if [ -n "$bad" ]; then
+		echo "tools: called by the scripts, not in scripts/tools.list:$bad" >&2
+		return 1
+	fi
+	echo "tools: every program the scripts call is listed"
+}
+
 case "${1:-}" in
 packages) entries | awk '$3 != "optional" { print $2 }' | sort -u ;;
 optional) entries | awk '$3 == "optional" { print $1 }' ;;
 check) check ;;
+scan) scan ;;
 bindir) [ $# -eq 2 ] || { echo "usage: $0 bindir DIR" >&2; exit 2; }; bindir "$2" ;;
 *) sed -n '2,/^set -u$/{/^set -u$/d;p}' "$0" >&2; exit 2 ;;
 esac
