@@ -155,8 +155,10 @@ check "the crash left a journal naming the VM snapshot" grep -q '^snapshot=.\+' 
 not_clean() { ! rig_clean; }
 check "and leftovers in the simulator (worker VM and VM snapshot)" not_clean
 check "and no committed object" [ ! -e "$jdir/$id.ova.meta" ]
-# The killed attempt's journal is fresh: the new worker waits until it is stale (2 s here).
-SNAPWORKER_SWEEP_JOURNAL_STALE=2s e2e_worker "$conf" w2
+# The killed attempt's journal is fresh: the new worker waits until it is stale
+# (8 s here: with 2 s, a loaded machine took longer than that to restart and
+# the journal was already stale, so nothing was left to wait for).
+SNAPWORKER_SWEEP_JOURNAL_STALE=8s e2e_worker "$conf" w2
 w2=$wpid
 wait_exit 120 "$kctl"
 check "restarted worker completes the command" evtrue "$tmp/k.out" \
