@@ -1,26 +1,28 @@
 #!/bin/sh
-# Installs every Debian package snapworker needs to build, test and demo.
+# Installs every Debian package snapworker needs to build, test and demo, then
+# checks that every command the scripts call (scripts/tools.list, with its
+# package) is on PATH, naming command and package when one is not.
 # Idempotent and quick when everything is present: it only calls apt-get when
 # a package is missing.  Must run as root (or with sudo available) on Debian 12.
 set -eu
+here=$(cd "$(dirname "$0")" && pwd)
 
-PKGS="build-essential pkg-config clang libclang-rt-14-dev
+# Libraries, headers and peers; the packages of the commands come from tools.list.
+PKGS="build-essential clang libclang-rt-14-dev
 librabbitmq-dev libjson-c-dev libcurl4-openssl-dev libxml2-dev libssl-dev
 libcmocka-dev libarchive-dev libinih-dev libsystemd-dev libmicrohttpd-dev uuid-dev
-rabbitmq-server amqp-tools golang-go golang-github-vmware-govmomi-dev
-qemu-utils libxml2-utils valgrind tar curl openssl ca-certificates python3 iproute2
-bc time docker-compose"
+rabbitmq-server golang-github-vmware-govmomi-dev ca-certificates
+$("$here/tools.sh" packages | tr '\n' ' ')"
 
-missing=""
-for p in $PKGS; do
-	st=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
-	case "$st" in
-	ii*) ;;
-	*) missing="$missing $p" ;;
-	esac
-done
+# One dpkg-query for all: the packages not installed ("ii") are missing.
+# shellcheck disable=SC2086
+missing=$(dpkg-query -W -f='${binary:Package} ${db:Status-Abbrev}\n' $PKGS 2>/dev/null |
+    awk '$2 == "ii" { ok[$1] = 1; sub(/:.*/, "", $1); ok[$1] = 1 }
+         END { n = split(pkgs, p, " "); for (i = 1; i <= n; i++) if (!(p[i] in ok)) printf " %s", p[i] }' \
+         pkgs="$(echo $PKGS)")
 
 if [ -z "$missing" ]; then
+	"$here/tools.sh" check >/dev/null || exit 1
 	echo "deps: all packages present"
 	exit 0
 fi
@@ -48,4 +50,5 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -q --no-install-recommends $missing
+"$here/tools.sh" check || { echo "deps: a command is missing after the install" >&2; exit 1; }
 echo "deps: done"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs snapworker's test suites and prints one summary line:
-#   total: N passed, M failed
+#   total: N passed, M failed, K skipped
 # usage: tests/run.sh [--build DIR] [--valgrind] [--filter SUBSTR] unit|integration|all
 #
 # Unit tests are the cmocka programs build/tests/unit/test_*; each runs in its
@@ -10,6 +10,20 @@
 # free loopback ports in a temporary directory, exports their env files
 # (SW_RABBITMQ_ENV, SW_VCSIM_ENV), and stops them by PID when it ends.
 # Every test prints cmocka's summary or a line "N passed, N failed".
+#
+# Tools: the tests run with PATH set to a directory of symlinks to the commands
+# listed in scripts/tools.list, then build/bin, so a test that calls a command
+# missing from that list (and so possibly from scripts/deps.sh) fails here as
+# on a fresh machine.  The peers (RabbitMQ's own scripts, started by absolute
+# path in tests/rig/rabbitmq.sh) get the caller's PATH as SW_PEER_PATH.
+#
+# Skips: a test reports a skipped check with a line "SKIP: REASON" (cmocka's
+# "[  SKIPPED ] N test(s)" counts too).  Skips are counted and printed; a skip fails the
+# run unless it is allowed.  The only allowed reason is a missing optional tool:
+#   SKIP: optional tool NAME not installed
+# where NAME is marked "optional" in scripts/tools.list and is indeed missing.
+#
+# Each test program or script has TEST_TIMEOUT seconds (default 600).
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here" || exit 2
@@ -23,7 +37,7 @@ while [ $# -gt 0 ]; do
 	--valgrind) valgrind=1; shift ;;
 	--filter) filter=$2; shift 2 ;;
 	unit|integration|all) suite=$1; shift ;;
-	-h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,/^set -u$/{/^set -u$/d;p}' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
@@ -32,16 +46,35 @@ case "$build" in /*) ;; *) build="$here/$build" ;; esac
 TEST_TIMEOUT=${TEST_TIMEOUT:-600}
 passed=0
 failed=0
+skipped=0
 failed_names=()
 logdir=$(mktemp -d /tmp/swtest.XXXXXX)
 peers_dir=""
 
+# The restricted PATH of the tests (see the top of this file).
+export SW_PEER_PATH=$PATH
+if ! scripts/tools.sh bindir "$logdir/tools"; then
+	echo "run.sh: a command the tests need is missing: run scripts/deps.sh" >&2
+	rm -rf "$logdir"
+	exit 2
+fi
+test_path="$logdir/tools:$build/bin"
+optional_tools=" $(scripts/tools.sh optional | tr '\n' ' ') "
+
+# skip_allowed REASON: the one allowed skip, an optional tool that is missing.
+skip_allowed() {
+	local t
+	[[ "$1" =~ ^optional\ tool\ ([A-Za-z0-9._+-]+)\ not\ installed$ ]] || return 1
+	t=${BASH_REMATCH[1]}
+	[[ "$optional_tools" == *" $t "* ]] && [ ! -e "$logdir/tools/$t" ]
+}
+
 # run_one NAME CMD...: runs a test with a timeout and adds up what it printed.
 run_one() {
 	local name=$1; shift
-	local log="$logdir/$name.log" rc p f line
+	local log="$logdir/$name.log" rc p f s line reason
 	echo "=== $name"
-	timeout --kill-after=10 "$TEST_TIMEOUT" "$@" >"$log" 2>&1 </dev/null
+	PATH=$test_path timeout --kill-after=10 "$TEST_TIMEOUT" "$@" >"$log" 2>&1 </dev/null
 	rc=$?
 	cat "$log"
 	[ $rc -eq 124 ] && echo "  !! $name timed out after ${TEST_TIMEOUT}s"
@@ -56,6 +89,23 @@ run_one() {
 	fi
 	p=${p:-0}
 	f=${f:-0}
+	s=$(grep -E '^\[  SKIPPED \] [0-9]+ test' "$log" | tail -1 | sed -E 's/.*\] ([0-9]+) test.*/\1/')
+	s=${s:-0}
+	if [ "$s" -gt 0 ]; then
+		echo "  !! $name: $s cmocka test(s) skipped: not an allowed skip"
+		f=$((f + s))
+	fi
+	while IFS= read -r line; do
+		reason=${line#SKIP: }
+		s=$((s + 1))
+		if skip_allowed "$reason"; then
+			echo "  -- $name: allowed skip: $reason"
+		else
+			echo "  !! $name: skip not allowed: $reason"
+			f=$((f + 1))
+		fi
+	done < <(grep -E '^SKIP: ' "$log")
+	skipped=$((skipped + s))
 	if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then
 		# A crash, a timeout or a sanitizer/valgrind report after the last test.
 		echo "  !! $name exited with status $rc"
@@ -144,5 +194,5 @@ esac
 
 echo
 [ ${#failed_names[@]} -gt 0 ] && echo "failed: ${failed_names[*]}"
-echo "total: $passed passed, $failed failed"
+echo "total: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

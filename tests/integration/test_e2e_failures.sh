@@ -75,7 +75,7 @@ once=$!
 # The moment its VM snapshot exists: the worker VM's task is then under way.
 for _ in $(seq 300); do state | grep -Eq '"snapshot_count": *1' && break; sleep 0.01; done
 kill -TERM "$once"
-wait "$once"
+wait_exit 120 "$once"
 # A shutdown hands the command back (no final event): run-once says so and fails.
 check "SIGTERM mid-way: CANCELLED, handed back without a final event" bash -c \
     "grep -q 'failed: CANCELLED' '$tmp/f6.log' && ! grep -q '\"status\":\"succeeded\"' '$tmp/f6.out'"
@@ -146,7 +146,7 @@ base, pid = sys.argv[1], int(sys.argv[2])
 ctx = ssl._create_unverified_context()
 end = time.time() + 60
 while time.time() < end:
-    d = json.load(urllib.request.urlopen(base + "/rig/state", context=ctx))
+    d = json.load(urllib.request.urlopen(base + "/rig/state", context=ctx, timeout=20))
     for l in d.get("leases") or []:
         if l.get("mode") == "export" and any(f.get("bytes_transferred", 0) > 0 for f in l.get("files") or []):
             os.kill(pid, 9)
@@ -155,7 +155,7 @@ while time.time() < end:
 sys.exit(1)
 PY
 killed=$?
-wait "$w1" 2>/dev/null
+wait_exit 120 "$w1" 2>/dev/null
 check "worker killed with SIGKILL while its export ran" [ $killed = 0 ]
 jdir=$STORE/snapshots/5/5/$id
 check "the crash left a journal naming the VM snapshot" \
@@ -168,7 +168,7 @@ check "and no committed object" [ ! -e "$jdir/$id.ova.meta" ]
 # that wrote the journal is dead and its leftovers are undone at once.
 SNAPWORKER_SWEEP_JOURNAL_STALE=300s e2e_worker "$conf" w2
 w2=$wpid
-wait "$kctl"
+wait_exit 120 "$kctl"
 check "restarted worker completes the command" evtrue "$tmp/k.out" \
     "e['status']=='succeeded' and e['result']['files'][0]['sha256']=='$VCSIM_SEED_SHA256_0'"
 check "exactly one final event" [ "$(grep -cE '"status":"(succeeded|failed)"' "$tmp/k.out")" = 1 ]
@@ -180,7 +180,7 @@ check "after the restart: no worker VM, VM snapshot or open lease" rig_settled
 check "after the restart: no journal or .part on the share" no_debris
 check "the object verifies" "$OVASTORE" -C "$STORE" verify "snapshots/5/5/$id/$id"
 check "the volume is intact" volumes_intact
-kill -TERM "$w2"; wait "$w2" 2>/dev/null
+kill -TERM "$w2"; wait_exit 120 "$w2" 2>/dev/null
 
 # --- issue 9: DeleteSnapshot of a crashed CreateSnapshot's path keeps its journal ---
 # CloudStack deletes a failed snapshot's files routinely; the journal is the only
@@ -204,7 +204,7 @@ while time.time() < end:
 sys.exit(1)
 PY
 killed=$?
-wait "$lpid" 2>/dev/null
+wait_exit 120 "$lpid" 2>/dev/null
 check "leak: CreateSnapshot killed after its VM snapshot was taken" [ $killed = 0 ]
 check "leak: its journal names the VM snapshot" \
     grep -q '^snapshot=.\+' "$STORE/.snapworker/journal/$id.journal"

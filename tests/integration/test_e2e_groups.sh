@@ -35,8 +35,6 @@ legacy_sha() { sha256sum "$UP/$LEG2.ova" "$UP/$LEGV.ova" | cut -d' ' -f1 | tr '\
 before=$(legacy_sha)
 on_up() { sed "s|\"$STORE_URL\"|\"$UP_URL\"|" "$1"; }
 sum_of() { awk -v o="$1" -v m="$2" '$2==o && $3==m {print $1}' "$SUMS"; }
-created_template=0
-grep -q wrk__vc_create_template "$here/worker/commands/template.c" && created_template=1
 
 # ======================= snapshot, fresh store ======================================
 id=$(uuid)
@@ -78,48 +76,40 @@ check "[snapshot/upgraded] the new snapshot in the same directory survives" \
     "$OVASTORE" -C "$UP" verify "snapshots/2/7/$id2/$id2"
 
 # ======================= template, fresh store ======================================
-if [ $created_template = 1 ]; then
-	t=$(uuid)
-	cmd_template_snap "$t" "$SNAPF" 301 >"$tmp/t.json"
-	submit "$conf" "$tmp/t.json" "$tmp/t.out"
-	check "[template/fresh] CreateTemplate from a new-format snapshot" evtrue "$tmp/t.out" \
-	    "e['status']=='succeeded' and e['result']['install_path']=='template/tmpl/2/301/$t'"
-	check "[template/fresh] template.properties written last, ova=false" bash -c \
-	    "grep -qx 'ova=false' '$STORE/template/tmpl/2/301/template.properties' && grep -qx 'uniquename=$t' '$STORE/template/tmpl/2/301/template.properties'"
-	check "[template/fresh] same disk bytes as the snapshot" evtrue "$tmp/t.out" \
-	    "[f['sha256'] for f in e['result']['files'] if f['path'].endswith('.vmdk')]==['$VCSIM_SEED_SHA256_1']"
-	t2=$(uuid)
-	cmd_template_vm "$t2" "$disk1" 302 >"$tmp/t2.json"
-	submit "$conf" "$tmp/t2.json" "$tmp/t2.out"
-	check "[template/fresh] CreateTemplate from a live volume (vm + disk)" evtrue "$tmp/t2.out" \
-	    "e['status']=='succeeded' and [f['sha256'] for f in e['result']['files'] if f['path'].endswith('.vmdk')]==['$VCSIM_SEED_SHA256_0']"
-	check "[template/fresh] no worker VM or VM snapshot left" rig_clean
-	submit "$conf" "$tmp/t2.json" "$tmp/t2b.out"
-	check "[template/fresh] redelivery answers the same template" evtrue "$tmp/t2b.out" \
-	    "e['status']=='succeeded' and e['result']['install_path']=='template/tmpl/2/302/$t2'"
-else
-	echo "SKIP: CreateTemplate is not wired in worker/commands/template.c yet (template/fresh)"
-fi
+t=$(uuid)
+cmd_template_snap "$t" "$SNAPF" 301 >"$tmp/t.json"
+submit "$conf" "$tmp/t.json" "$tmp/t.out"
+check "[template/fresh] CreateTemplate from a new-format snapshot" evtrue "$tmp/t.out" \
+    "e['status']=='succeeded' and e['result']['install_path']=='template/tmpl/2/301/$t'"
+check "[template/fresh] template.properties written last, ova=false" bash -c \
+    "grep -qx 'ova=false' '$STORE/template/tmpl/2/301/template.properties' && grep -qx 'uniquename=$t' '$STORE/template/tmpl/2/301/template.properties'"
+check "[template/fresh] same disk bytes as the snapshot" evtrue "$tmp/t.out" \
+    "[f['sha256'] for f in e['result']['files'] if f['path'].endswith('.vmdk')]==['$VCSIM_SEED_SHA256_1']"
+t2=$(uuid)
+cmd_template_vm "$t2" "$disk1" 302 >"$tmp/t2.json"
+submit "$conf" "$tmp/t2.json" "$tmp/t2.out"
+check "[template/fresh] CreateTemplate from a live volume (vm + disk)" evtrue "$tmp/t2.out" \
+    "e['status']=='succeeded' and [f['sha256'] for f in e['result']['files'] if f['path'].endswith('.vmdk')]==['$VCSIM_SEED_SHA256_0']"
+check "[template/fresh] no worker VM or VM snapshot left" rig_clean
+submit "$conf" "$tmp/t2.json" "$tmp/t2b.out"
+check "[template/fresh] redelivery answers the same template" evtrue "$tmp/t2b.out" \
+    "e['status']=='succeeded' and e['result']['install_path']=='template/tmpl/2/302/$t2'"
 x=$(uuid)
 cmd_path "$x" ExtractTemplate "$SNAPF" >"$tmp/xt.json"
 submit "$conf" "$tmp/xt.json" "$tmp/xt.out"
 check "[template/fresh] ExtractTemplate of a new-format object" evtrue "$tmp/xt.out" "e['status']=='succeeded'"
 
 # ======================= template, upgraded store ===================================
-if [ $created_template = 1 ]; then
-	t=$(uuid)
-	cmd_template_snap "$t" "$LEG2" 401 | sed "s|$STORE_URL|$UP_URL|" >"$tmp/tu.json"
-	submit "$conf" "$tmp/tu.json" "$tmp/tu.out"
-	check "[template/upgraded] CreateTemplate from a legacy 2-disk .ova snapshot" evtrue "$tmp/tu.out" \
-	    "e['status']=='succeeded' and e['result']['format']=='ovf'"
-	check "[template/upgraded] numDisks=2 and the disks are the archive's members" bash -c \
-	    "grep -qx 'numDisks=2' '$UP/template/tmpl/2/401/$t.ova.meta' &&
-	     [ \"\$(sha256sum <'$UP/template/tmpl/2/401/5a1b2c3d-0000-4000-8000-000000000008-disk1.vmdk' | cut -d' ' -f1)\" = '$(sum_of "$LEG2" 5a1b2c3d-0000-4000-8000-000000000008-disk1.vmdk)' ]"
-	check "[template/upgraded] the legacy snapshot was read in place (nothing unpacked beside it)" bash -c \
-	    "[ \$(ls '$UP/snapshots/2/8' | wc -l) = 1 ]"
-else
-	echo "SKIP: CreateTemplate is not wired in worker/commands/template.c yet (template/upgraded)"
-fi
+t=$(uuid)
+cmd_template_snap "$t" "$LEG2" 401 | sed "s|$STORE_URL|$UP_URL|" >"$tmp/tu.json"
+submit "$conf" "$tmp/tu.json" "$tmp/tu.out"
+check "[template/upgraded] CreateTemplate from a legacy 2-disk .ova snapshot" evtrue "$tmp/tu.out" \
+    "e['status']=='succeeded' and e['result']['format']=='ovf'"
+check "[template/upgraded] numDisks=2 and the disks are the archive's members" bash -c \
+    "grep -qx 'numDisks=2' '$UP/template/tmpl/2/401/$t.ova.meta' &&
+     [ \"\$(sha256sum <'$UP/template/tmpl/2/401/5a1b2c3d-0000-4000-8000-000000000008-disk1.vmdk' | cut -d' ' -f1)\" = '$(sum_of "$LEG2" 5a1b2c3d-0000-4000-8000-000000000008-disk1.vmdk)' ]"
+check "[template/upgraded] the legacy snapshot was read in place (nothing unpacked beside it)" bash -c \
+    "[ \$(ls '$UP/snapshots/2/8' | wc -l) = 1 ]"
 x=$(uuid)
 cmd_path "$x" ExtractTemplate "$LEGT.ova" | sed "s|$STORE_URL|$UP_URL|" >"$tmp/xl.json"
 submit "$conf" "$tmp/xl.json" "$tmp/xl.out"

@@ -44,6 +44,19 @@ trap e2e_cleanup EXIT
 
 uuid() { cat /proc/sys/kernel/random/uuid; }
 
+# wait_exit SECS PID: waits for the child PID at most SECS seconds, then kills
+# it (SIGKILL), so a process that hangs fails its check instead of holding the
+# suite until the runner's timeout; returns the child's exit status.
+wait_exit() {
+	local i
+	for ((i = 0; i < $1 * 10; i++)); do kill -0 "$2" 2>/dev/null || break; sleep 0.1; done
+	if kill -0 "$2" 2>/dev/null; then
+		echo "  !! pid $2 still running after $1 s: killed"
+		kill -KILL "$2" 2>/dev/null
+	fi
+	wait "$2"
+}
+
 # e2e_start_vcsim [flags]: our own simulator (a test's flags and injected faults touch nobody else).
 e2e_start_vcsim() {
 	if [ ! -x "$rigbin" ]; then
@@ -138,9 +151,9 @@ final() { grep -E '"status":"(succeeded|failed)"' "$1" | tail -1; }
 evpy() { final "$1" | python3 -c "import json,sys; e=json.load(sys.stdin); print($2)"; }
 evtrue() { final "$1" | python3 -c "import json,sys; e=json.load(sys.stdin); sys.exit(0 if ($2) else 1)"; }
 
-state() { curl -sk "$VC_BASE/rig/state"; }
+state() { curl -sk -m 20 "$VC_BASE/rig/state"; }
 rigpy() { state | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(0 if ($1) else 1)"; }
-inject() { curl -sk -X POST "$VC_BASE/rig/inject?$1" >/dev/null; }
+inject() { curl -sk -m 20 -X POST "$VC_BASE/rig/inject?$1" >/dev/null; }
 # No worker VM (name = a command id, or tagged), no VM snapshot, no open lease.
 rig_clean() {
 	rigpy "all(v['snapshot_count']==0 for v in d['vms']) and not [v for v in d['vms'] if v['name'].count('-')==4 or 'snapworker.command' in (v.get('extra_config') or {})] and not [l for l in (d.get('leases') or []) if l.get('state') in ('initializing','ready')]"

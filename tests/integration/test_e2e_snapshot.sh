@@ -55,7 +55,7 @@ check "meta: numDisks=1, disk1 name and size" bash -c "grep -qx 'numDisks=1' '$S
 check "no .ova written (snapshots are OVF + VMDK)" [ ! -e "$STORE/$dir/$id.ova" ]
 check "ovastore verify accepts the object" "$OVASTORE" -C "$STORE" verify "$dir/$id"
 check "the OVF is well-formed XML" xmllint --noout "$STORE/$dir/$id.ovf"
-check "qemu-img reads the disk" bash -c "command -v qemu-img >/dev/null || exit 0; qemu-img info '$STORE/$dir/$id-disk0.vmdk' >/dev/null"
+check "qemu-img reads the disk" bash -c "qemu-img info '$STORE/$dir/$id-disk0.vmdk' >/dev/null"
 check "no worker VM, VM snapshot or open lease left in the simulator" rig_clean
 check "the volume's files are intact" volumes_intact
 check "no debris on the share" no_debris
@@ -125,7 +125,7 @@ submit "$conf" "$tmp/ca.json" "$tmp/ca.out" &
 pa=$!
 submit "$conf" "$tmp/cb.json" "$tmp/cb.out" &
 pb=$!
-wait $pa; wait $pb
+wait_exit 120 $pa; wait_exit 120 $pb
 check "two concurrent snapshots of one VM both succeed" bash -c \
     "grep -q '\"status\":\"succeeded\"' '$tmp/ca.out' && grep -q '\"status\":\"succeeded\"' '$tmp/cb.out'"
 check "each with its own disk's bytes" bash -c \

@@ -62,7 +62,7 @@ run delsnap cmd_path "$(uuid)" DeleteSnapshot "snapshots/2/13/$sid/$sid"
 check "DeleteSnapshot succeeds" evtrue "$tmp/delsnap.out" "e['status']=='succeeded'"
 for _ in $(seq 50); do grep -q 'poison message' "$tmp/logw.log" && break; sleep 0.1; done
 kill -TERM "$w1"
-wait "$w1"
+wait_exit 120 "$w1"
 check "worker stops cleanly" [ $? -eq 0 ]
 
 # --- secrets ------------------------------------------------------------------------------
@@ -126,11 +126,9 @@ check "not a terminal: JSON lines" python3 -c "import json,sys; [json.loads(l) f
 "$SW" -v run-once -c "$once" "$tmp/d.json" >/dev/null 2>"$tmp/once-v.log"
 check "-v: text lines '<ts> info [<id> <type>]: succeeded in N ms'" \
     grep -qE '^[0-9T:.-]+Z info \[[0-9a-f-]+ DeleteSnapshot\]: succeeded in [0-9]+ ms$' "$tmp/once-v.log"
-if command -v script >/dev/null; then
-	script -qec "'$SW' run-once -c '$once' '$tmp/d.json' >/dev/null" /dev/null >"$tmp/once-tty.log" 2>&1
-	check "on a terminal (log_format = auto): text, not JSON" bash -c \
-	    "tr -d '\r' <'$tmp/once-tty.log' | grep -qE ' info \[[0-9a-f-]+ DeleteSnapshot\]: succeeded in [0-9]+ ms$' && ! grep -q '^{' '$tmp/once-tty.log'"
-fi
+script -qec "'$SW' run-once -c '$once' '$tmp/d.json' >/dev/null" /dev/null >"$tmp/once-tty.log" 2>&1
+check "on a terminal (log_format = auto): text, not JSON" bash -c \
+    "tr -d '\r' <'$tmp/once-tty.log' | grep -qE ' info \[[0-9a-f-]+ DeleteSnapshot\]: succeeded in [0-9]+ ms$' && ! grep -q '^{' '$tmp/once-tty.log'"
 cmd_path "$(uuid)" DeleteSnapshot "/abs/path" >"$tmp/bad.json"
 SNAPWORKER_WORKER_LOG_LEVEL=warn "$SW" run-once -c "$once" "$tmp/d.json" >/dev/null 2>"$tmp/once-warn-ok.log"
 SNAPWORKER_WORKER_LOG_LEVEL=warn "$SW" run-once -c "$once" "$tmp/bad.json" >/dev/null 2>"$tmp/once-warn-bad.log"

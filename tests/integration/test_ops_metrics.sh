@@ -13,7 +13,7 @@ e2e_start_vcsim -seed-mib 2
 e2e_broker
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-scrape() { curl -sf "http://127.0.0.1:$MPORT/metrics"; }
+scrape() { curl -sf -m 20 "http://127.0.0.1:$MPORT/metrics"; }
 # metric NAME_AND_LABELS: the sample's value (empty when absent).
 metric() { scrape | awk -v k="$1" '$1 == k { print $2 }'; }
 wait_metric() { # NAME_AND_LABELS VALUE
@@ -52,7 +52,7 @@ wpids+=("$bpid")
 sleep 2
 check "no READY=1 while no slot reached the broker" bash -c "! grep -q 'READY=1' '$tmp/notify.log' 2>/dev/null"
 kill -TERM "$bpid"
-wait "$bpid"
+wait_exit 120 "$bpid"
 check "SIGTERM while connecting: exit 0" [ $? -eq 0 ]
 check "STOPPING=1 sent on SIGTERM" grep -q 'STOPPING=1' "$tmp/notify.log"
 : >"$tmp/notify.log"
@@ -102,7 +102,7 @@ SNAPWORKER_WORKER_NAME=m2 "$SW" run -c "$conf" 2>"$tmp/m2.log" &
 m2=$!
 wpids+=("$m2")
 for _ in $(seq 50); do kill -0 "$m2" 2>/dev/null || break; sleep 0.1; done
-wait "$m2"
+wait_exit 120 "$m2"
 check "a taken metrics port stops the start with status 1" [ $? -eq 1 ]
 check "and says which address" grep -q "listen 127.0.0.1:$MPORT" "$tmp/m2.log"
 
@@ -157,7 +157,7 @@ fi
 
 # --- stop ---------------------------------------------------------------------------------
 kill -TERM "$w1"
-wait "$w1"
+wait_exit 120 "$w1"
 check "SIGTERM: worker exits 0" [ $? -eq 0 ]
 check "STOPPING=1 after READY=1" bash -c "grep -n 'READY=1\|STOPPING=1' '$tmp/notify.log' | cut -d: -f2 | cut -d'|' -f1 | tr '\n' ' ' | grep -q '^READY=1 STOPPING=1 $'"
 check "the endpoint is gone after the stop" bash -c "! curl -sf 'http://127.0.0.1:$MPORT/metrics' >/dev/null"

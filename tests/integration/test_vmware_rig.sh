@@ -51,7 +51,7 @@ base=${VCSIM_URL%/sdk}
 V=("$vmwctl" --url "$VCSIM_URL" --user snap --password-file "$tmp/pw" --thumbprint "$VCSIM_THUMBPRINT"
    --timeout 300)
 
-state() { curl -sk "$base/rig/state"; }
+state() { curl -sk -m 20 "$base/rig/state"; }
 # py EXPR: evaluates a Python expression over the rig state d; exit status 0 if true.
 py() { state | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(0 if ($1) else 1)"; }
 no_workers() { local out; out=$("${V[@]}" worker-list) || return 1; [ -z "$out" ]; }

@@ -136,7 +136,7 @@ check "blocked: no final event while the alarm lasts" bash -c "! grep -q '\"stat
 check "blocked: worker alive and still connected (no reconnect)" \
 	bash -c "kill -0 $w1 && ! grep -q 'connection lost\|reconnect' '$tmp/w1.log'"
 $RABBITMQCTL set_vm_memory_high_watermark absolute 1GB >/dev/null 2>&1
-wait "$bctl"
+wait_exit 120 "$bctl"
 rc=$?
 check "blocked: after the alarm the final event arrives (exit 0)" \
 	bash -c "[ $rc -eq 0 ] && [ \$(grep -c '\"status\":\"succeeded\"' '$tmp/b.out') = 1 ]"
@@ -167,7 +167,7 @@ if [ -n "$victim" ]; then
 	check "heartbeat: no final event while the first attempt is frozen" \
 		bash -c "! grep -q '\"status\"' '$tmp/h.out'"
 	kill -CONT "$victim"
-	wait "$hctl"
+	wait_exit 120 "$hctl"
 	rc=$?
 	check "heartbeat: the command is answered (exit 0)" \
 		bash -c "[ $rc -eq 0 ] && grep -q '\"id\":\"$idh\".*\"status\":\"succeeded\"' '$tmp/h.out'"

@@ -121,7 +121,7 @@ start_worker "$confd" "$tmp/wd.log" wd
 wd=$wpid
 check "the first worker to start runs it" wait_grep 20 "\"cmd_id\":\"$idd\".*succeeded" "$tmp/wd.log"
 kill -TERM "$wd"
-wait "$wd" 2>/dev/null
+wait_exit 120 "$wd" 2>/dev/null
 
 # --- poison messages ----------------------------------------------------------------
 dead_before=$(ready "$prefix.dead")
@@ -162,11 +162,11 @@ done
 t1=$(date +%s%N)
 check "10 fast commands done while the slow one runs" [ $all -eq 10 ]
 check "fast commands took < 5 s in all ($(( (t1 - t0) / 1000000 )) ms)" [ $(( (t1 - t0) / 1000000 )) -lt 5000 ]
-wait "$slow_ctl"
+wait_exit 120 "$slow_ctl"
 check "slow command finished with one final event (NOT_FOUND)" grep -q '"code":"NOT_FOUND"' "$tmp/slow.out"
 
 # --- kill -9 of a worker mid-run: the command is redelivered and completes --------
-kill -TERM "$w2"; wait "$w2" 2>/dev/null
+kill -TERM "$w2"; wait_exit 120 "$w2" 2>/dev/null
 wait_consumers "$Q" 1
 k=$(uuid)
 slow_cmd "$k" 4 >"$tmp/k.json"
@@ -174,10 +174,10 @@ slow_cmd "$k" 4 >"$tmp/k.json"
 k_ctl=$!
 sleep 1
 kill -KILL "$w1"
-wait "$w1" 2>/dev/null
+wait_exit 120 "$w1" 2>/dev/null
 start_worker "$conf" "$tmp/w3.log" w3
 w3=$wpid
-wait "$k_ctl"
+wait_exit 120 "$k_ctl"
 check "command killed mid-run completes on another worker" grep -q "\"id\":\"$k\".*\"status\":\"failed\".*NOT_FOUND" "$tmp/k.out"
 check "the new worker ran it" grep -q "\"cmd_id\":\"$k\"" "$tmp/w3.log"
 check "one final event for it" [ "$(grep -c '"status":"failed"' "$tmp/k.out")" = 1 ]
@@ -189,9 +189,9 @@ slow_cmd "$g" 2 >"$tmp/g.json"
 g_ctl=$!
 sleep 0.7
 kill -TERM "$w3"
-wait "$w3"
+wait_exit 120 "$w3"
 rc=$?
-wait "$g_ctl"
+wait_exit 120 "$g_ctl"
 check "SIGTERM: worker exits 0" [ $rc -eq 0 ]
 check "SIGTERM: the running command still finished" grep -q "\"id\":\"$g\".*\"status\":\"failed\"" "$tmp/g.out"
 check "SIGTERM: logged the stop" grep -q 'stopping; running jobs get' "$tmp/w3.log"
@@ -207,7 +207,7 @@ slow_cmd "$c" 5 >"$tmp/cx.json"
 "$CTL" -c "$conf" --password-file "$PW_FILE" submit "$tmp/cx.json" >/dev/null 2>&1
 sleep 0.7
 kill -TERM "$w4"
-wait "$w4"
+wait_exit 120 "$w4"
 requeued() { local i; for i in $(seq 30); do [ "$(ready "$Q")" = 1 ] && return 0; sleep 0.2; done; return 1; }
 check "after grace the cancelled command is back in the queue" requeued
 start_worker "$conf" "$tmp/w5.log" w5
@@ -218,7 +218,7 @@ check "the requeued command runs on the next worker" drained
 # --- secrets never in logs ----------------------------------------------------------
 check "the broker password appears in no log" bash -c "! grep -qFf '$PW_FILE' $tmp/w*.log"
 
-kill -TERM "$w5"; wait "$w5" 2>/dev/null
+kill -TERM "$w5"; wait_exit 120 "$w5" 2>/dev/null
 
 # --- broker restart mid-run: reconnect, nothing lost --------------------------------
 own_broker=$tmp/broker2
@@ -245,7 +245,7 @@ if "$here/tests/rig/rabbitmq.sh" start "$own_broker" >"$tmp/broker2.log" 2>&1; t
 	redone() { local i; for i in $(seq 100); do [ "$(grep -c "\"cmd_id\":\"$r\".*NOT_FOUND" "$tmp/w6.log")" -ge 1 ] && [ "$(ready "$Q")" = 0 ] && return 0; sleep 0.2; done; return 1; }
 	check "the command running during the restart is redelivered and answered" redone
 	check "reconnect was logged" grep -q 'reconnecting\|retrying' "$tmp/w6.log"
-	kill -TERM "$w6"; wait "$w6" 2>/dev/null
+	kill -TERM "$w6"; wait_exit 120 "$w6" 2>/dev/null
 else
 	nok "could not start a second broker (see broker2.log)"
 	cat "$tmp/broker2.log"

@@ -20,6 +20,10 @@
 set -euo pipefail
 
 RIG_RMQ_BIN=${RABBITMQ_BIN_DIR:-/usr/lib/rabbitmq/bin} # not /usr/sbin: those wrappers switch user and cookie
+# The broker's own scripts and Erlang's programs run with the caller's full PATH
+# (tests/run.sh gives the tests a PATH of the listed tools only): they are the
+# rabbitmq-server package's business, not commands of ours.
+RIG_PATH=${SW_PEER_PATH:-$PATH}
 
 die() { echo "rabbitmq.sh: $*" >&2; exit 1; }
 
@@ -50,6 +54,7 @@ free_port() {
 # node_env sets RIG_ENV: the node's environment, as env(1) arguments.
 node_env() {
 	RIG_ENV=(HOME="$DIR"
+		PATH="$RIG_PATH"
 		RABBITMQ_NODENAME="$NODE"
 		RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
 		RABBITMQ_NODE_PORT="$AMQP_PORT"
@@ -95,7 +100,7 @@ RABBITMQ_NODENAME=$NODE
 AMQP_PORT=$AMQP_PORT
 AMQP_URL=amqp://snapworker@127.0.0.1:$AMQP_PORT/%2f
 AMQP_PASSWORD_FILE=$DIR/amqp.secret
-RABBITMQCTL="env HOME=$DIR ERL_EPMD_ADDRESS=127.0.0.1 ERL_EPMD_PORT=$EPMD_PORT RABBITMQ_CONF_ENV_FILE=$DIR/rabbitmq-env.conf $RIG_RMQ_BIN/rabbitmqctl -n $NODE"
+RABBITMQCTL="env HOME=$DIR PATH=$RIG_PATH ERL_EPMD_ADDRESS=127.0.0.1 ERL_EPMD_PORT=$EPMD_PORT RABBITMQ_CONF_ENV_FILE=$DIR/rabbitmq-env.conf $RIG_RMQ_BIN/rabbitmqctl -n $NODE"
 RABBITMQ_PID=$pid
 EOF
 	if [ -n "${AMQPS_PORT:-}" ]; then
@@ -223,7 +228,7 @@ EOF
 
 	# This node's own epmd, on its own port; recorded so stop kills only it.
 	if ! (exec 3<>"/dev/tcp/127.0.0.1/$EPMD_PORT") 2>/dev/null; then
-		env ERL_EPMD_ADDRESS=127.0.0.1 epmd -port "$EPMD_PORT" -daemon
+		env PATH="$RIG_PATH" ERL_EPMD_ADDRESS=127.0.0.1 epmd -port "$EPMD_PORT" -daemon
 		sed -i '/^EPMD_STARTED=/d' "$STATE"
 		echo "EPMD_STARTED=1" >>"$STATE"
 	fi
@@ -249,7 +254,7 @@ stop() {
 		fi
 	fi
 	if [ "${EPMD_STARTED:-0}" = 1 ]; then
-		env ERL_EPMD_ADDRESS=127.0.0.1 epmd -port "$EPMD_PORT" -kill >/dev/null 2>&1 || true
+		env PATH="$RIG_PATH" ERL_EPMD_ADDRESS=127.0.0.1 epmd -port "$EPMD_PORT" -kill >/dev/null 2>&1 || true
 		sed -i 's/^EPMD_STARTED=1$/EPMD_STARTED=0/' "$STATE"
 	fi
 	rm -f "$DIR/rabbitmq.pid"
@@ -261,7 +266,9 @@ restart() {
 	pid=$(node_pid)
 	if alive "$pid"; then
 		kill -KILL "$pid"
-		while alive "$pid"; do sleep 0.1; done
+		local i
+		for i in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
+		alive "$pid" && die "broker pid $pid survived SIGKILL for 10 s"
 	fi
 	start
 }
