@@ -84,7 +84,7 @@ check "a help word missing from a page is noticed" bash -c "$(declare -f consist
 conf_keys="worker:name worker:jobs worker:queues worker:grace worker:log_format worker:log_level
 worker:log_file amqp:url amqp:password_file amqp:cacert amqp:heartbeat amqp:delivery_limit
 amqp:exchange amqp:events_exchange amqp:dead_letter_exchange amqp:dead_letter_queue
-store:extract_dir vcenter_vc1:url vcenter_vc1:user vcenter_vc1:password_file vcenter_vc1:thumbprint
+amqp:retry_exchange store:extract_dir store:lock_scope retry:delays vcenter_vc1:url vcenter_vc1:user vcenter_vc1:password_file vcenter_vc1:thumbprint
 vcenter_vc1:cacert vcenter_vc1:insecure download:allow download:max_size download:max_redirects
 metrics:listen sweep:max_age sweep:interval sweep:journal_stale"
 # parser_knows SECTION KEY: `snapworker check` does not call KEY unknown in [SECTION].
@@ -103,7 +103,7 @@ check "and refuses a key it does not know" bash -c "$(declare -f parser_knows); 
 # shellcheck disable=SC2086
 check "every config key is in snapworker.conf(5)" consistent config "$here/man/snapworker.conf.5" \
     $(printf '%s\n' $conf_keys | sed 's/.*://' | sort -u)
-check "and every section" consistent config "$here/man/snapworker.conf.5" '[worker]' '[amqp]' '[store]' '[vcenter NAME]' '[download]' '[metrics]' '[sweep]'
+check "and every section" consistent config "$here/man/snapworker.conf.5" '[worker]' '[amqp]' '[store]' '[vcenter NAME]' '[download]' '[metrics]' '[sweep]' '[retry]'
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -113,7 +113,7 @@ timeout 60 "$CTL" -c "$conf" submit --wait --timeout 50 "$tmp/b.json" >"$tmp/b.o
 ctl_pid=$!
 check "first attempt failed: retrying" wait_grep 20 '"status":"retrying"' "$tmp/b.out"
 kill -KILL "$w1"
-wait "$w1" 2>/dev/null
+wait_exit 30 "$w1" 2>/dev/null
 # Nobody consumes while the command waits in its delay queue; then the source appears.
 mkdir -p "$tmp/www" "$tmp/work"
 head -c 70001 /dev/urandom >"$tmp/work/t-disk0.vmdk"
@@ -132,7 +132,7 @@ python3 -m http.server "$port" --bind 127.0.0.1 --directory "$tmp/www" >/dev/nul
 late_pid=$!
 sleep 3
 start_worker "$conf" "$tmp/w2.log" w2
-wait "$ctl_pid"
+wait_exit 90 "$ctl_pid"
 rc=$?
 check "after the worker's death the command still ran again, and succeeded" [ $rc = 0 ]
 check "one retrying, then one succeeded event" \
