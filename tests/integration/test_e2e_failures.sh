@@ -113,7 +113,7 @@ t1=$(date +%s%N)
 check "fresh journal: the command waited for it to go stale ($(( (t1 - t0) / 1000000 )) ms)" \
     [ $(( (t1 - t0) / 1000000 )) -ge 2000 ]
 check "fresh journal: it said why it waited (host-local locks)" \
-    grep -q "waiting for its journal to go stale (\[store\] lock_scope = host)" "$tmp/f7.log"
+    grep -q "whether it still runs (\[store\] lock_scope = host): waiting for its journal" "$tmp/f7.log"
 check "fresh journal: then undid it and succeeded" evtrue "$tmp/f7.out" "e['status']=='succeeded'"
 check "fresh journal: it is gone" [ ! -e "$STORE/snapshots/5/8/$id/$id~vcenter.part" ]
 

@@ -80,7 +80,7 @@ cat >"$tmp/logcheck.py" <<'EOF'
 import json, re, sys
 log, ids = sys.argv[1], set(sys.argv[2].split())
 bad, jobs, seen, with_id_no_type = [], [], set(), []
-final = re.compile(r"^(succeeded in (\d+) ms|failed after (\d+) ms: .*|poison message \(delivery \d+\) after (\d+) ms: .*)$")
+final = re.compile(r"^(succeeded in (\d+) ms|failed after (\d+) ms: .*|poison message \(delivery attempt \d+\) after (\d+) ms: .*)$")
 for n, line in enumerate(open(log, encoding="utf-8"), 1):
     try:
         o = json.loads(line)
