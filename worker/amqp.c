@@ -143,6 +143,71 @@ wrk_amqp_url_parse(const char *url, struct wrk_amqp_url *ret, struct sw_err *e)
 	return 0;
 }
 
+void
+wrk_amqp_url_list_free(char **urls, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(urls[i]);
+	free(urls);
+}
+
+int
+wrk_amqp_url_list_parse(const char *list, char ***ret_urls, size_t *ret_n, struct sw_err *e)
+{
+	struct wrk_amqp_url first, u;
+	char **v = NULL;
+	size_t n = 0, len;
+	const char *p = list;
+	int rc;
+
+	if (list == NULL)
+		return sw_errf(e, SW_EFORMAT, "no broker URL");
+	v = calloc(WRK_AMQP_URLS_MAX, sizeof(*v));
+	if (v == NULL)
+		return sw_errf(e, -ENOMEM, "out of memory");
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (*p == '\0')
+			break;
+		len = strcspn(p, " \t,");
+		if (n == WRK_AMQP_URLS_MAX) {
+			rc = sw_errf(e, SW_ETOOBIG, "more than %d broker URLs", WRK_AMQP_URLS_MAX);
+			goto fail;
+		}
+		if (len > WRK_AMQP_URL_LEN) {
+			rc = sw_errf(e, SW_ETOOBIG, "broker URL longer than %d bytes", WRK_AMQP_URL_LEN);
+			goto fail;
+		}
+		if ((v[n] = strndup(p, len)) == NULL) {
+			rc = sw_errf(e, -ENOMEM, "out of memory");
+			goto fail;
+		}
+		p += len;
+		n++;
+		if ((rc = wrk_amqp_url_parse(v[n - 1], n == 1 ? &first : &u, e)) < 0)
+			goto fail;
+		if (n > 1 && (strcmp(u.user, first.user) != 0 || strcmp(u.vhost, first.vhost) != 0)) {
+			rc = sw_errf(e, SW_EFORMAT, "broker URL %s: every node of the list must name "
+			    "the same user and virtual host as the first (%s, vhost %s)", v[n - 1],
+			    first.user, first.vhost);
+			goto fail;
+		}
+	}
+	if (n == 0) {
+		rc = sw_errf(e, SW_EFORMAT, "no broker URL (empty list)");
+		goto fail;
+	}
+	*ret_urls = v;
+	*ret_n = n;
+	return 0;
+fail:
+	wrk_amqp_url_list_free(v, n);
+	return rc;
+}
+
 static const char *
 reply_str(amqp_rpc_reply_t r, char *buf, size_t bufsz)
 {

@@ -31,6 +31,19 @@ struct wrk_amqp_url {
 /* Parses url; a password in it is refused (SW_EFORMAT): passwords come from files. */
 int wrk_amqp_url_parse(const char *url, struct wrk_amqp_url *ret, struct sw_err *e);
 
+#define WRK_AMQP_URLS_MAX  16               /* nodes of one broker cluster */
+#define WRK_AMQP_URL_LEN   1024
+
+/*
+ * Splits a space- or comma-separated list of broker URLs, the nodes of one
+ * cluster, and checks each with wrk_amqp_url_parse().  They must all name
+ * the same user and virtual host: one password file logs in to every node,
+ * and the topology lives in one virtual host of the cluster.  *ret_urls is a
+ * malloc'd array of malloc'd strings; free it with wrk_amqp_url_list_free().
+ */
+int wrk_amqp_url_list_parse(const char *list, char ***ret_urls, size_t *ret_n, struct sw_err *e);
+void wrk_amqp_url_list_free(char **urls, size_t n);
+
 struct wrk_amqp_opts {
 	const char *url;
 	const char *password;           /* NULL: "" */

@@ -8,6 +8,8 @@
  */
 #include "worker/config_int.h"
 
+#include "worker/amqp.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,7 +163,7 @@ wrk_config_free(struct wrk_config *cfg)
 	free(cfg->log_format);
 	free(cfg->log_level);
 	free(cfg->log_file);
-	free(cfg->amqp_url);
+	wrk_amqp_url_list_free(cfg->amqp_urls, cfg->namqp_urls);
 	secret_free(cfg->amqp_password);
 	free(cfg->amqp_cacert);
 	free(cfg->amqp_exchange);

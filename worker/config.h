@@ -53,7 +53,13 @@ struct wrk_config {
 	char *log_file;             /* NULL: stderr; reopened on SIGHUP */
 
 	/* [amqp] */
-	char *amqp_url;             /* default amqp://snapworker@127.0.0.1:5672/%2f */
+	/*
+	 * The nodes of one broker (cluster): url is a space- or comma-separated
+	 * list, all naming the same user and virtual host (one password_file).
+	 * Default amqp://snapworker@127.0.0.1:5672/%2f.
+	 */
+	char **amqp_urls;
+	size_t namqp_urls;
 	char *amqp_password;        /* from password_file; never logged */
 	char *amqp_cacert;
 	unsigned heartbeat;         /* seconds, default 30 */

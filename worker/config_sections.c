@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/num.h"
+#include "worker/amqp.h"
 
 int
 wrk__cfg_set_str(char **field, const char *value, struct sw_err *e)
@@ -119,28 +120,6 @@ valid_object_name(const char *s)
 }
 
 static int
-valid_amqp_url(const char *u)
-{
-	const char *rest, *at, *colon, *slash;
-
-	if (strncmp(u, "amqp://", 7) == 0)
-		rest = u + 7;
-	else if (strncmp(u, "amqps://", 8) == 0)
-		rest = u + 8;
-	else
-		return 0;
-	slash = strchr(rest, '/');
-	at = strchr(rest, '@');
-	if (at != NULL && (slash == NULL || at < slash)) {
-		/* A password in the URL would end up in config files and process listings. */
-		colon = memchr(rest, ':', (size_t)(at - rest));
-		if (colon != NULL)
-			return -1;
-	}
-	return 1;
-}
-
-static int
 interpret_worker(struct wrk_config *cfg, const struct wrk__cfg_entry *x, const char *where,
     struct sw_err *e)
 {
@@ -213,13 +192,16 @@ interpret_amqp(struct wrk_config *cfg, const struct wrk__cfg_entry *x, const cha
 	size_t i;
 
 	if (strcmp(x->key, "url") == 0) {
-		int v = valid_amqp_url(x->value);
-		if (v < 0)
-			return sw_errf(e, SW_EFORMAT,
-			    "%s: the amqp url must not carry a password (use password_file)", where);
-		if (v == 0 || strlen(x->value) > 1024)
-			return sw_errf(e, SW_EFORMAT, "%s: url must be amqp://... or amqps://...", where);
-		return wrk__cfg_set_str(&cfg->amqp_url, x->value, e);
+		/* The nodes of one cluster, in the list syntax of [vcenter NAME] url. */
+		char **v;
+		size_t n;
+
+		if (wrk_amqp_url_list_parse(x->value, &v, &n, e) < 0)
+			return sw_errctx(e, "%s: url", where);
+		wrk_amqp_url_list_free(cfg->amqp_urls, cfg->namqp_urls);
+		cfg->amqp_urls = v;
+		cfg->namqp_urls = n;
+		return 0;
 	}
 	if (strcmp(x->key, "password_file") == 0) {
 		char *pw = NULL;
@@ -555,7 +537,8 @@ wrk__cfg_defaults(struct wrk_config *cfg, struct sw_err *e)
 	if (wrk__cfg_set_str(&cfg->name, name, e) < 0 ||
 	    wrk__cfg_set_str(&cfg->log_format, "auto", e) < 0 ||
 	    wrk__cfg_set_str(&cfg->log_level, "info", e) < 0 ||
-	    wrk__cfg_set_str(&cfg->amqp_url, "amqp://snapworker@127.0.0.1:5672/%2f", e) < 0 ||
+	    wrk_amqp_url_list_parse("amqp://snapworker@127.0.0.1:5672/%2f", &cfg->amqp_urls,
+	    &cfg->namqp_urls, e) < 0 ||
 	    wrk__cfg_set_str(&cfg->amqp_exchange, "snapworker.commands", e) < 0 ||
 	    wrk__cfg_set_str(&cfg->amqp_events, "snapworker.events", e) < 0 ||
 	    wrk__cfg_set_str(&cfg->amqp_dlx, "snapworker.dlx", e) < 0 ||

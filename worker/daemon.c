@@ -45,6 +45,8 @@ struct slot {
 
 	struct wrk_amqp *c;
 	unsigned gen;                   /* bumped on every new connection */
+	size_t node;                    /* index in [amqp] url of the next connection attempt */
+	size_t cur;                     /* ... and of the live one */
 	int consuming;
 	char tags[16][WRK_AMQP_STR_MAX];
 	size_t ntags;
@@ -493,8 +495,15 @@ slot_connect(struct slot *s, struct sw_err *e)
 	int rc;
 
 	(void)snprintf(name, sizeof(name), "snapworker %s slot %u", cfg->name, s->idx);
+	/*
+	 * Every attempt goes to the next node of the cluster: a connection lost
+	 * with its node, or a node that refuses us, sends the slot on to the
+	 * next one; the nodes are tried in turn, the backoff between failures.
+	 */
+	s->cur = s->node;
+	s->node = (s->node + 1) % cfg->namqp_urls;
 	memset(&o, 0, sizeof(o));
-	o.url = cfg->amqp_url;
+	o.url = cfg->amqp_urls[s->cur];
 	o.password = cfg->amqp_password;
 	o.cacert = cfg->amqp_cacert;
 	o.heartbeat = cfg->heartbeat;
@@ -623,12 +632,14 @@ slot_main(void *arg)
 				if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
 					rnd = (uint32_t)sw_mono_ms() * 2654435761u + s->idx;
 				ms = wrk_backoff_ms(attempt++, BACKOFF_BASE_MS, BACKOFF_CAP_MS, rnd);
-				log_warnx("slot %u: broker: %s; retrying in %u ms", s->idx, e.msg, ms);
+				log_warnx("slot %u: broker %s: %s; trying %s in %u ms", s->idx,
+				    d->cfg->amqp_urls[s->cur], e.msg, d->cfg->amqp_urls[s->node], ms);
 				slot_sleep(s, ms);
 				continue;
 			}
-			if (attempt > 0 || s->idx == 0)
-				log_info("slot %u: connected to the broker", s->idx);
+			if (attempt > 0 || s->idx == 0 || d->cfg->namqp_urls > 1 || s->gen > 1)
+				log_info("slot %u: connected to the broker at %s (node %zu of %zu)",
+				    s->idx, d->cfg->amqp_urls[s->cur], s->cur + 1, d->cfg->namqp_urls);
 			if (s->gen > 1)
 				wrk_metrics_broker_reconnect();
 			else
@@ -655,7 +666,11 @@ slot_main(void *arg)
 		}
 		rc = wrk_amqp_wait(s->c, PUMP_MS, s->efd, &ev, &e);
 		if (rc < 0) {
-			log_warnx("slot %u: %s; reconnecting", s->idx, e.msg);
+			if (d->cfg->namqp_urls > 1)
+				log_warnx("slot %u: connection to %s lost: %s; failing over to %s",
+				    s->idx, d->cfg->amqp_urls[s->cur], e.msg, d->cfg->amqp_urls[s->node]);
+			else
+				log_warnx("slot %u: %s; reconnecting", s->idx, e.msg);
 			drop_conn(s);
 			continue;
 		}
@@ -787,8 +802,11 @@ wrk_daemon_run(const struct wrk_config *cfg, wrk_runner_fn run,
 	unsigned i, started = 0;
 	uint64_t grace_end = 0, hard_end = 0;
 	int rc = 0, sig, ready = 0, stalled = 0;
+	uint32_t node0 = 0;
 
 	memset(&d, 0, sizeof(d));
+	if (getrandom(&node0, sizeof(node0), GRND_NONBLOCK) != (ssize_t)sizeof(node0))
+		node0 = (uint32_t)getpid() * 2654435761u;
 	d.cfg = cfg;
 	wrk_daemon_topology(cfg, &d.topo);
 	d.running = wrk_running_new();
@@ -811,6 +829,8 @@ wrk_daemon_run(const struct wrk_config *cfg, wrk_runner_fn run,
 
 		s->d = &d;
 		s->idx = i;
+		/* Slots, and workers, spread over the nodes: a random start, then one node apart. */
+		s->node = (size_t)((node0 + i) % cfg->namqp_urls);
 		pthread_mutex_init(&s->mu, NULL);
 		s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (s->efd < 0) {

@@ -223,7 +223,7 @@ cmd_check(const char *cfgpath, int text)
 	struct wrk_topology t;
 	struct sw_err e;
 	char q[512];
-	size_t i;
+	size_t i, k0 = 0;
 	int bad = 0;
 
 	if (load_config(cfgpath, 0, &cfg) < 0) {
@@ -237,9 +237,8 @@ cmd_check(const char *cfgpath, int text)
 		printf(" %s", cfg->queues[i]);
 	printf("\n");
 
-	printf("broker %s:\n", cfg->amqp_url);
+	printf("broker (%zu node(s)):\n", cfg->namqp_urls);
 	memset(&o, 0, sizeof(o));
-	o.url = cfg->amqp_url;
 	o.password = cfg->amqp_password;
 	o.cacert = cfg->amqp_cacert;
 	o.heartbeat = cfg->heartbeat;
@@ -247,11 +246,32 @@ cmd_check(const char *cfgpath, int text)
 	o.timeout_ms = 10000;
 	if (cfg->amqp_password == NULL)
 		printf("  warning: no [amqp] password_file: logging in with an empty password\n");
-	if (wrk_amqp_connect(&o, &c, &e) < 0) {
-		printf("  login: FAILED: %s\n", e.msg);
+	/*
+	 * A login to every node; a node that is down is reported but fails the
+	 * check only when no node accepts us (workers fail over to the others).
+	 * The queues are looked at through the first node that answered.
+	 */
+	for (i = 0; i < cfg->namqp_urls; i++) {
+		struct wrk_amqp *nc = NULL;
+
+		o.url = cfg->amqp_urls[i];
+		if (wrk_amqp_connect(&o, &nc, &e) < 0) {
+			printf("  %s: login: FAILED: %s\n", o.url, e.msg);
+			continue;
+		}
+		printf("  %s: login: ok\n", o.url);
+		if (c == NULL) {
+			c = nc;
+			k0 = i;
+		} else {
+			wrk_amqp_close(nc);
+		}
+	}
+	if (c == NULL) {
+		printf("  login: FAILED: no node of [amqp] url accepted the login\n");
 		bad = 1;
 	} else {
-		printf("  login: ok\n");
+		o.url = cfg->amqp_urls[k0];
 		wrk_daemon_topology(cfg, &t);
 		for (i = 0; i < cfg->nqueues && c != NULL; i++) {
 			uint32_t msgs = 0, cons = 0;

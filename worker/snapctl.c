@@ -9,6 +9,12 @@
  * the environment variable SNAPCTL_PASSWORD, never from argv.  --wait never
  * misses the final event: the private reply queue (and, for progress, its
  * binding to the event exchange) exists before the command is published.
+ * URL may list the nodes of a cluster (space- or comma-separated): snapctl
+ * uses the first that answers, and a --wait whose node dies reconnects to
+ * another, declares a new reply queue bound to the command's final events
+ * on the event exchange, and keeps waiting.  A final event published while
+ * it had no queue (between the loss and the new binding) is not seen: such
+ * a wait ends in a timeout, not in a wrong answer.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,7 +51,9 @@ struct opts {
 
 /* Broker settings from the config file, or the defaults of PROTOCOL.md. */
 struct target {
-	char *url;
+	char **urls;                    /* the nodes of the broker */
+	size_t nurls;
+	size_t cur, next;               /* the node connected to; where the next connect starts */
 	char *password;
 	char *cacert;
 	char exchange[128];
@@ -73,13 +81,16 @@ usage(FILE *f)
 	    "copies with fresh ids (a benchmark); with --wait it waits for all N and prints a summary.\n"
 	    "declare creates the exchanges and queues the workers of this configuration use, so\n"
 	    "commands can be queued before any worker has started (idempotent).\n"
-	    "The password: the config's password_file, --password-file or $SNAPCTL_PASSWORD.\n");
+	    "--amqp-url takes one URL or the nodes of a cluster, space- or comma-separated.\n"
+    "The password: the config's password_file, --password-file or $SNAPCTL_PASSWORD.\n");
 }
 
 static void
 target_free(struct target *t)
 {
-	free(t->url);
+	wrk_amqp_url_list_free(t->urls, t->nurls);
+	t->urls = NULL;
+	t->nurls = 0;
 	if (t->password != NULL) {
 		explicit_bzero(t->password, strlen(t->password));
 		free(t->password);
@@ -124,7 +135,17 @@ target_load(const struct opts *o, struct target *t)
 			fprintf(stderr, "snapctl: %s\n", e.msg);
 			return -1;
 		}
-		t->url = strdup(cfg->amqp_url);
+		t->urls = calloc(cfg->namqp_urls, sizeof(*t->urls));
+		for (i = 0; t->urls != NULL && i < cfg->namqp_urls; i++) {
+			if ((t->urls[i] = strdup(cfg->amqp_urls[i])) == NULL)
+				break;
+			t->nurls++;
+		}
+		if (t->nurls != cfg->namqp_urls) {
+			fprintf(stderr, "snapctl: out of memory\n");
+			wrk_config_free(cfg);
+			return -1;
+		}
 		if (cfg->amqp_password != NULL)
 			t->password = strdup(cfg->amqp_password);
 		if (cfg->amqp_cacert != NULL)
@@ -148,12 +169,19 @@ target_load(const struct opts *o, struct target *t)
 				t->nzones++;
 		wrk_config_free(cfg);
 	}
-	if (o->url != NULL) {
-		free(t->url);
-		t->url = strdup(o->url);
+	if (o->url != NULL || t->urls == NULL) {
+		char **v;
+		size_t n;
+
+		if (wrk_amqp_url_list_parse(o->url ? o->url : "amqp://snapworker@127.0.0.1:5672/%2f",
+		    &v, &n, &e) < 0) {
+			fprintf(stderr, "snapctl: --amqp-url: %s\n", e.msg);
+			return -1;
+		}
+		wrk_amqp_url_list_free(t->urls, t->nurls);
+		t->urls = v;
+		t->nurls = n;
 	}
-	if (t->url == NULL)
-		t->url = strdup("amqp://snapworker@127.0.0.1:5672/%2f");
 	if (o->password_file != NULL) {
 		char *pw = NULL;
 		if (wrk_config_read_secret(o->password_file, &pw, &e) < 0) {
@@ -175,29 +203,42 @@ target_load(const struct opts *o, struct target *t)
 		}
 		t->nzones = 1;
 	}
-	if (t->url == NULL)
-		return -1;
 	return 0;
 }
 
+/* Connects to the first node that answers, from t->next on; quiet lists only the final failure. */
 static int
-connect_target(const struct target *t, struct wrk_amqp **ret)
+connect_target_q(struct target *t, struct wrk_amqp **ret, int quiet)
 {
 	struct wrk_amqp_opts ao;
 	struct sw_err e;
+	size_t i, k;
 
 	memset(&ao, 0, sizeof(ao));
-	ao.url = t->url;
 	ao.password = t->password;
 	ao.cacert = t->cacert;
 	ao.heartbeat = 30;
 	ao.name = "snapctl";
 	ao.timeout_ms = 15000;
-	if (wrk_amqp_connect(&ao, ret, &e) < 0) {
-		fprintf(stderr, "snapctl: %s\n", e.msg);
-		return -1;
+	for (i = 0; i < t->nurls; i++) {
+		k = (t->next + i) % t->nurls;
+		ao.url = t->urls[k];
+		if (wrk_amqp_connect(&ao, ret, &e) == 0) {
+			t->cur = k;
+			t->next = (k + 1) % t->nurls;
+			return 0;
+		}
+		if (!quiet || i + 1 == t->nurls)
+			fprintf(stderr, "snapctl: %s%s\n", e.msg,
+			    i + 1 < t->nurls ? "; trying the next node" : "");
 	}
-	return 0;
+	return -1;
+}
+
+static int
+connect_target(struct target *t, struct wrk_amqp **ret)
+{
+	return connect_target_q(t, ret, 0);
 }
 
 static int
@@ -429,6 +470,57 @@ cmd_submit_count(struct wrk_amqp *c, const struct target *t, const struct opts *
 	return tl.failed == 0 ? 0 : EXIT_FAILED;
 }
 
+/*
+ * The private reply queue of a --wait, bound to the command type's progress
+ * and retrying events; after a failover also to its final events, since the
+ * command's reply_to names the queue that died with its node.
+ */
+static int
+reply_setup(struct wrk_amqp *c, const struct target *t, const char *type, int finals,
+    char *replyq, size_t qsz, char *tag, size_t tagsz, struct sw_err *e)
+{
+	static const char *const watched[] = { "progress", "retrying", "succeeded", "failed" };
+	char key[96];
+	size_t w;
+
+	if (wrk_amqp_private_queue(c, replyq, qsz, e) < 0)
+		return -1;
+	if (type[0] != '\0') {
+		for (w = 0; w < (finals ? 4u : 2u); w++) {
+			(void)snprintf(key, sizeof(key), "%s.%s", type, watched[w]);
+			lower(key);
+			if (wrk_amqp_bind(c, replyq, t->events, key, e) < 0)
+				return -1;
+		}
+	}
+	return wrk_amqp_consume(c, replyq, 1, tag, tagsz, e);
+}
+
+/* After the --wait connection is lost: another node, a new reply queue; until deadline. */
+static int
+wait_failover(struct wrk_amqp **c, struct target *t, const char *type, uint64_t deadline,
+    char *replyq, size_t qsz, char *tag, size_t tagsz)
+{
+	struct sw_err e;
+	uint64_t give_up = deadline != UINT64_MAX ? deadline : sw_mono_ms() + 60000;
+
+	wrk_amqp_close(*c);
+	*c = NULL;
+	while (sw_mono_ms() < give_up) {
+		if (connect_target_q(t, c, 1) == 0) {
+			if (reply_setup(*c, t, type, 1, replyq, qsz, tag, tagsz, &e) == 0) {
+				fprintf(stderr, "snapctl: reconnected to %s; waiting on\n", t->urls[t->cur]);
+				return 0;
+			}
+			fprintf(stderr, "snapctl: %s: reply queue: %s\n", t->urls[t->cur], e.msg);
+			wrk_amqp_close(*c);
+			*c = NULL;
+		}
+		(void)usleep(1000 * 1000);
+	}
+	return -1;
+}
+
 static int
 cmd_submit(const struct opts *o, const char *input)
 {
@@ -439,7 +531,7 @@ cmd_submit(const struct opts *o, const char *input)
 	struct sw_err e;
 	char *body = NULL;
 	size_t len = 0;
-	char id[128], type[64], replyq[256], tag[WRK_AMQP_STR_MAX], key[96];
+	char id[128], type[64], replyq[256], tag[WRK_AMQP_STR_MAX];
 	uint64_t seq = 0, deadline;
 	int rc = EXIT_ERROR;
 
@@ -464,20 +556,7 @@ cmd_submit(const struct opts *o, const char *input)
 			goto out;
 		}
 		/* Everything that could carry our events exists before we publish. */
-		if (wrk_amqp_private_queue(c, replyq, sizeof(replyq), &e) < 0)
-			goto amqp_fail;
-		if (type[0] != '\0') {
-			static const char *const watched[] = { "progress", "retrying" };
-			size_t w;
-
-			for (w = 0; w < sizeof(watched) / sizeof(watched[0]); w++) {
-				(void)snprintf(key, sizeof(key), "%s.%s", type, watched[w]);
-				lower(key);
-				if (wrk_amqp_bind(c, replyq, t.events, key, &e) < 0)
-					goto amqp_fail;
-			}
-		}
-		if (wrk_amqp_consume(c, replyq, 1, tag, sizeof(tag), &e) < 0)
+		if (reply_setup(c, &t, type, 0, replyq, sizeof(replyq), tag, sizeof(tag), &e) < 0)
 			goto amqp_fail;
 	}
 	memset(&p, 0, sizeof(p));
@@ -518,8 +597,16 @@ cmd_submit(const struct opts *o, const char *input)
 			rc = EXIT_TIMEOUT;
 			goto out;
 		}
-		if (wrk_amqp_wait(c, 1000, -1, &ev, &e) < 0)
-			goto amqp_fail;
+		if (wrk_amqp_wait(c, 1000, -1, &ev, &e) < 0) {
+			fprintf(stderr, "snapctl: connection to %s lost: %s; failing over\n",
+			    t.urls[t.cur], e.msg);
+			if (wait_failover(&c, &t, type, deadline, replyq, sizeof(replyq), tag,
+			    sizeof(tag)) < 0) {
+				fprintf(stderr, "snapctl: no broker node to wait on\n");
+				goto out;
+			}
+			continue;
+		}
 		if (ev.kind != WRK_AMQP_EV_DELIVERY)
 			continue;
 		(void)wrk_amqp_ack(c, ev.msg.tag, &e);

@@ -67,7 +67,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		/* What the daemon reads afterwards must be there and consistent. */
 		if (cfg->jobs == 0 || cfg->nqueues == 0 || cfg->name == NULL ||
-		    cfg->amqp_url == NULL || cfg->log_level == NULL)
+		    cfg->amqp_urls == NULL || cfg->namqp_urls == 0 || cfg->log_level == NULL)
 			abort();
 		for (i = 0; i < cfg->nstores; i++)
 			if (wrk_config_store(cfg, cfg->stores[i].url) == NULL ||

@@ -104,7 +104,8 @@ test_full(void **state)
 	(void)snprintf(conf, sizeof(conf),
 	    "[worker]\nname = ssvm-1\njobs = 3 ; three slots\nqueues = default, zone2\ngrace = 2m\n"
 	    "log_format = text\n"
-	    "[amqp]\nurl = amqps://snapworker@broker.example:5671/%%2f\npassword_file = %s\n"
+	    "[amqp]\nurl = amqps://snapworker@broker.example:5671/%%2f, "
+	    "amqps://snapworker@broker2.example/%%2f\npassword_file = %s\n"
 	    "heartbeat = 10\n"
 	    "[store]\nnfs://10.0.0.5/export/secondary = /mnt/secondary/1\n"
 	    "nfs://10.0.0.6/x = /mnt/secondary/2\n"
@@ -123,6 +124,8 @@ test_full(void **state)
 	assert_int_equal(cfg->grace_s, 120);
 	assert_string_equal(cfg->log_format, "text");
 	assert_string_equal(cfg->amqp_password, "s3cret-amqp");
+	assert_int_equal(cfg->namqp_urls, 2);
+	assert_string_equal(cfg->amqp_urls[1], "amqps://snapworker@broker2.example/%2f");
 	assert_int_equal(cfg->heartbeat, 10);
 	assert_int_equal(cfg->nstores, 2);
 	st = wrk_config_store(cfg, "nfs://10.0.0.5/export/secondary/");
@@ -220,6 +223,8 @@ test_errors(void **state)
 	expect_error("[worker]\nqueues = a/b\n", noenv, "bad zone key");
 	expect_error("[amqp]\nurl = amqp://u:pw@h/\n", noenv, "must not carry a password");
 	expect_error("[amqp]\nurl = http://h/\n", noenv, "amqp://");
+	expect_error("[amqp]\nurl = amqp://u@a/ amqp://u:pw@b/\n", noenv, "must not carry a password");
+	expect_error("[amqp]\nurl = amqp://u@a/ amqp://v@b/\n", noenv, "bad.conf:2: url");
 	expect_error("[store]\nnfs://x/y = relative\n", noenv, "absolute");
 	expect_error("[vcenter vc1]\nurl = https://a/sdk\nuser = u\n", noenv, "needs password_file");
 	expect_error("[download]\nallow = 10.0.0.0/33\n", noenv, "bad network");

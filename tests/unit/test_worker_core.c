@@ -184,6 +184,51 @@ test_amqp_url(void **state)
 	assert_int_equal(wrk_amqp_url_parse("amqp://[::1/", &u, &e), SW_EFORMAT);
 }
 
+/* [amqp] url and snapctl --amqp-url: the nodes of one cluster. */
+static void
+test_amqp_url_list(void **state)
+{
+	char **v = NULL;
+	size_t n = 0;
+	struct sw_err e;
+	char many[40 * 20];
+	int i;
+
+	(void)state;
+	assert_int_equal(wrk_amqp_url_list_parse("amqp://sw@a:1/%2f", &v, &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0], "amqp://sw@a:1/%2f");
+	wrk_amqp_url_list_free(v, n);
+	assert_int_equal(wrk_amqp_url_list_parse(" amqp://sw@a:1/prod, amqps://sw@b/prod\t"
+	    "amqp://sw@[::1]:3/prod,,", &v, &n, &e), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(v[1], "amqps://sw@b/prod");
+	assert_string_equal(v[2], "amqp://sw@[::1]:3/prod");
+	wrk_amqp_url_list_free(v, n);
+	/* Every URL is checked, not just the first; nothing is returned on failure. */
+	v = NULL;
+	assert_int_equal(wrk_amqp_url_list_parse("amqp://sw@a/ amqp://sw:pw@b/", &v, &n, &e),
+	    SW_EFORMAT);
+	assert_non_null(strstr(e.msg, "password"));
+	assert_null(strstr(e.msg, "pw@"));
+	assert_null(v);
+	assert_int_equal(wrk_amqp_url_list_parse("amqp://sw@a/ http://b/", &v, &n, &e), SW_EFORMAT);
+	/* One password file, one topology: the same user and virtual host on every node. */
+	assert_int_equal(wrk_amqp_url_list_parse("amqp://sw@a/ amqp://other@b/", &v, &n, &e),
+	    SW_EFORMAT);
+	assert_non_null(strstr(e.msg, "same user"));
+	assert_int_equal(wrk_amqp_url_list_parse("amqp://sw@a/x amqp://sw@b/y", &v, &n, &e),
+	    SW_EFORMAT);
+	assert_int_equal(wrk_amqp_url_list_parse("amqp://sw@a/ amqp://sw@b/%2f", &v, &n, &e), 0);
+	wrk_amqp_url_list_free(v, n);
+	assert_int_equal(wrk_amqp_url_list_parse(" , ", &v, &n, &e), SW_EFORMAT);
+	assert_int_equal(wrk_amqp_url_list_parse("", &v, &n, &e), SW_EFORMAT);
+	many[0] = '\0';
+	for (i = 0; i < WRK_AMQP_URLS_MAX + 1; i++)
+		(void)snprintf(many + strlen(many), sizeof(many) - strlen(many), "amqp://sw@h%d/ ", i);
+	assert_int_equal(wrk_amqp_url_list_parse(many, &v, &n, &e), SW_ETOOBIG);
+}
+
 /* The watchdog's policy: every started slot thread turned within stall_ms. */
 static void
 test_watchdog_policy(void **state)
@@ -241,6 +286,7 @@ main(void)
 		cmocka_unit_test(test_running_exclusive),
 		cmocka_unit_test(test_running_wait_cancel),
 		cmocka_unit_test(test_amqp_url),
+		cmocka_unit_test(test_amqp_url_list),
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test(test_watchdog_policy),
 	};
