@@ -7,6 +7,8 @@
  *   .snapworker/journal/<id>.journal          vCenter crash journals
  *   .snapworker/createvolume/<id>.createvolume CreateVolume completion markers
  *   .snapworker/running/<id>.lock             command locks (ovastore/lock.h)
+ *   .snapworker/probe/probe.<host>.<pid>      the health probe's scratch file, removed at
+ *                                             once (ovastore/probe.h)
  *
  * <id> is a command id: a single safe file name of at most OVA_STATE_ID_MAX
  * bytes.  Every file is written through the atomic-write helper
@@ -48,6 +50,7 @@
 #define OVA_MARKER_MAX            4096        /* bytes of a marker file */
 #define OVA_LOCK_DIR              ".snapworker/running"
 #define OVA_LOCK_SUFFIX           ".lock"
+#define OVA_PROBE_DIR             ".snapworker/probe"
 
 struct ova_journal {
 	char command[OVA_STATE_ID_MAX + 1];   /* the command id: its worker VM's tag */

@@ -19,6 +19,8 @@
 #define WRK_RETRY_DELAY_MAX (86400u) /* the longest delay: 1 day */
 
 enum { WRK_LOCKS_AUTO = 0, WRK_LOCKS_SHARED, WRK_LOCKS_HOST };
+/* [store] require_mount (worker/storehealth.h). */
+enum { WRK_MOUNT_AUTO = 0, WRK_MOUNT_REQUIRED, WRK_MOUNT_NOT_REQUIRED };
 
 /* [store]: one secondary store URL mapped to its local mount point. */
 struct wrk_store {
@@ -81,6 +83,15 @@ struct wrk_config {
 	 * the mount's type and options), _SHARED or _HOST (the operator knows).
 	 */
 	int lock_scope;
+	/*
+	 * The store health probe (worker/storehealth.h): whether a store's mount
+	 * point must be a mount (WRK_MOUNT_AUTO: once one was seen there), how
+	 * often every store is probed and how long a probe may take before its
+	 * store counts as sick.
+	 */
+	int require_mount;
+	unsigned probe_interval_s;  /* default 2 */
+	unsigned probe_timeout_s;   /* default 5 */
 
 	/* [vcenter NAME] */
 	struct wrk_vcenter *vcenters;

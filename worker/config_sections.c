@@ -256,6 +256,28 @@ interpret_store(struct wrk_config *cfg, const struct wrk__cfg_entry *x, char **e
 			    where);
 		return 0;
 	}
+	if (strcmp(x->key, "require_mount") == 0) {
+		if (strcmp(x->value, "auto") == 0)
+			cfg->require_mount = WRK_MOUNT_AUTO;
+		else if (strcmp(x->value, "true") == 0 || strcmp(x->value, "yes") == 0)
+			cfg->require_mount = WRK_MOUNT_REQUIRED;
+		else if (strcmp(x->value, "false") == 0 || strcmp(x->value, "no") == 0)
+			cfg->require_mount = WRK_MOUNT_NOT_REQUIRED;
+		else
+			return sw_errf(e, SW_EFORMAT, "%s: require_mount must be auto, true or false",
+			    where);
+		return 0;
+	}
+	if (strcmp(x->key, "probe_interval") == 0) {
+		if (parse_uint(x->value, 1, 3600, &cfg->probe_interval_s) < 0)
+			return sw_errf(e, SW_EFORMAT, "%s: probe_interval must be 1-3600 seconds", where);
+		return 0;
+	}
+	if (strcmp(x->key, "probe_timeout") == 0) {
+		if (parse_uint(x->value, 1, 600, &cfg->probe_timeout_s) < 0)
+			return sw_errf(e, SW_EFORMAT, "%s: probe_timeout must be 1-600 seconds", where);
+		return 0;
+	}
 	if (strcmp(x->key, "extract_dir") == 0) {
 		if (x->value[0] != '/')
 			return sw_errf(e, SW_EFORMAT, "%s: extract_dir must be an absolute path", where);
@@ -263,8 +285,8 @@ interpret_store(struct wrk_config *cfg, const struct wrk__cfg_entry *x, char **e
 	}
 	if (strstr(x->key, "://") == NULL)
 		return sw_errf(e, SW_EFORMAT,
-		    "%s: unknown key '%s' in [store] (expected a store URL, extract_dir or "
-		    "lock_scope)", where,
+		    "%s: unknown key '%s' in [store] (expected a store URL, extract_dir, "
+		    "lock_scope, require_mount, probe_interval or probe_timeout)", where,
 		    x->key);
 	if (x->value[0] != '/')
 		return sw_errf(e, SW_EFORMAT, "%s: mount point of %s must be an absolute path", where,
@@ -525,6 +547,8 @@ wrk__cfg_defaults(struct wrk_config *cfg, struct sw_err *e)
 	cfg->sweep_max_age_s = 6u * 3600u + 600u;
 	cfg->sweep_interval_s = 3600u;
 	cfg->journal_stale_s = 300u;
+	cfg->probe_interval_s = 2u;
+	cfg->probe_timeout_s = 5u;
 	cfg->retry_delays_s[0] = 10;
 	cfg->retry_delays_s[1] = 60;
 	cfg->retry_delays_s[2] = 300;

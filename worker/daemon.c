@@ -19,6 +19,7 @@
 #include "worker/metrics.h"
 #include "worker/notify.h"
 #include "worker/running.h"
+#include "worker/storehealth.h"
 #include "worker/sweep.h"
 
 #define HELD_MAX          16      /* deliveries parked while the slot is busy (multi-queue) */
@@ -83,6 +84,7 @@ struct daemon {
 	atomic_int cancel_all;          /* grace is over: cancel running jobs */
 	atomic_int exited;              /* slots that returned */
 	atomic_uint connected;          /* slots that connected at least once: READY=1 when all have */
+	struct wrk_storehealth *health; /* NULL: no stores configured */
 };
 
 void
@@ -600,6 +602,13 @@ slot_sleep(struct slot *s, unsigned ms)
 	}
 }
 
+/* The job thread's question after a retryable STORE_IO failure (worker/deliver.h). */
+static int
+daemon_store_sick(void *ud, const char *url)
+{
+	return wrk_storehealth_confirm_sick(ud, url);
+}
+
 static void *
 slot_main(void *arg)
 {
@@ -613,6 +622,8 @@ slot_main(void *arg)
 
 	for (;;) {
 		int stopping = atomic_load(&d->stopping);
+		/* One queue carries every store's commands: a sick store stops them all. */
+		int sick = !wrk_storehealth_all_healthy(d->health);
 
 		atomic_store(&s->beat_ms, sw_mono_ms());
 		if (stopping && !s->busy)
@@ -646,18 +657,18 @@ slot_main(void *arg)
 				atomic_fetch_add(&d->connected, 1);
 			attempt = 0;
 		}
-		if (!s->consuming && !s->busy && !stopping) {
+		if (!s->consuming && !s->busy && !stopping && !sick) {
 			if (slot_consume(s, &e) < 0) {
 				log_warnx("slot %u: %s", s->idx, e.msg);
 				drop_conn(s);
 				continue;
 			}
 		}
-		if (stopping && s->consuming)
+		if ((stopping || sick) && s->consuming)
 			slot_stop_consuming(s);
 		if (s->c == NULL)
 			continue;
-		if (!s->busy && s->nheld > 0 && !stopping) {
+		if (!s->busy && s->nheld > 0 && !stopping && !sick) {
 			struct wrk_amqp_msg m = s->held[0];
 			memmove(&s->held[0], &s->held[1], (s->nheld - 1) * sizeof(s->held[0]));
 			s->nheld--;
@@ -678,6 +689,9 @@ slot_main(void *arg)
 		case WRK_AMQP_EV_DELIVERY:
 			if (atomic_load(&d->stopping) || s->busy)
 				hold(s, &ev.msg);
+			else if (!wrk_storehealth_all_healthy(d->health))
+				/* Sent before our cancel took effect: back to the queue, untouched. */
+				(void)wrk_amqp_nack(s->c, ev.msg.tag, 1, &e);
 			else
 				(void)start_job(s, &ev.msg);
 			break;
@@ -816,6 +830,16 @@ wrk_daemon_run(const struct wrk_config *cfg, wrk_runner_fn run,
 		rc = sw_errf(e, -ENOMEM, "out of memory");
 		goto out;
 	}
+	if (cfg->nstores > 0) {
+		struct wrk_storehealth_opts ho;
+
+		memset(&ho, 0, sizeof(ho));
+		ho.interval_ms = cfg->probe_interval_s * 1000u;
+		ho.timeout_ms = cfg->probe_timeout_s * 1000u;
+		ho.require_mount = cfg->require_mount;
+		if ((rc = wrk_storehealth_start(cfg->stores, cfg->nstores, &ho, &d.health, e)) < 0)
+			goto out;
+	}
 	/* Signals go to this thread only, through sigtimedwait below. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
@@ -848,6 +872,10 @@ wrk_daemon_run(const struct wrk_config *cfg, wrk_runner_fn run,
 		s->disp.on_progress = slot_progress;
 		s->disp.progress_ud = s;
 		s->disp.deadline = &s->deadline_ms;
+		if (d.health != NULL) {
+			s->disp.store_sick = daemon_store_sick;
+			s->disp.store_sick_ud = d.health;
+		}
 		if (pthread_create(&s->thr, NULL, slot_main, s) != 0) {
 			rc = sw_errf(e, -EAGAIN, "cannot start slot thread %u", i);
 			close(s->efd);
@@ -921,6 +949,7 @@ wrk_daemon_run(const struct wrk_config *cfg, wrk_runner_fn run,
 	if (rc == 0)
 		log_info("stopped");
 out:
+	wrk_storehealth_stop(d.health);
 	free(d.slots);
 	wrk_running_free(d.running);
 	return rc;

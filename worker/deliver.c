@@ -162,6 +162,18 @@ build_retrying(const struct wrk_dispatch *d, const struct proto_command *cmd, in
 	    sizeof(out->routing_key));
 }
 
+/* Whether a fresh probe finds the command's store, or CopyTemplate's destination, sick. */
+static int
+store_is_sick(const struct wrk_dispatch *d, const struct proto_command *cmd)
+{
+	if (d->store_sick == NULL)
+		return 0;
+	if (cmd->store.url != NULL && d->store_sick(d->store_sick_ud, cmd->store.url) == 1)
+		return 1;
+	return cmd->type == PROTO_COPY_TEMPLATE && cmd->args.copy_template.dest_store.url != NULL &&
+	    d->store_sick(d->store_sick_ud, cmd->args.copy_template.dest_store.url) == 1;
+}
+
 /*
  * A failed attempt: what to tell the broker, and the event.  The error's
  * class was decided where it was made; the attempt number and the retry
@@ -184,6 +196,13 @@ finish_failed(const struct wrk_dispatch *d, const struct proto_command *cmd,
 	copy_str(out->message, sizeof(out->message), e->msg[0] ? e->msg : "failed");
 	if (cancel != NULL && *cancel == WRK_CANCEL_SHUTDOWN) {
 		/* Not this command's failure: the same attempt, on another worker. */
+		out->disp = WRK_DISP_REQUEUE;
+		return;
+	}
+	if (e->retryable && e->kind == PROTO_ERR_STORE_IO && store_is_sick(d, cmd)) {
+		/* The store's outage, not the command's failure: the same attempt, later. */
+		log_warnx("the store is sick: handing the command back without spending attempt %u",
+		    attempt);
 		out->disp = WRK_DISP_REQUEUE;
 		return;
 	}

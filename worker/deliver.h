@@ -11,6 +11,9 @@
  *                                     attempt number and the error), then ack
  *   failed, retryable, last attempt   failed event, dead-letter (with the error), ack
  *   cancelled by shutdown             no event, requeue
+ *   failed, retryable STORE_IO, and   no event, requeue: the store's trouble, not the
+ *     a fresh probe finds its store   command's; the attempt is not spent (the daemon
+ *     (or dest_store) sick            stops consuming while a store is sick)
  *   unparsable                        failed event if an id is readable, dead-letter
  *   out of memory before the command  no event, requeue
  *
@@ -63,6 +66,14 @@ struct wrk_dispatch {
 	 * parsed, for the daemon's backstop (wrk_deadline_backstop); NULL: nowhere.
 	 */
 	_Atomic uint64_t *deadline;
+	/*
+	 * Asked from the job thread after a retryable STORE_IO failure, with the
+	 * URL of the command's store (and of CopyTemplate's dest_store): 1 when a
+	 * fresh health probe finds it sick (wrk_storehealth_confirm_sick).  NULL:
+	 * never asked, the failure spends an attempt.
+	 */
+	int (*store_sick)(void *ud, const char *url);
+	void *store_sick_ud;
 };
 
 /*

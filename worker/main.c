@@ -26,6 +26,7 @@
 #include "worker/job.h"
 #include "worker/log.h"
 #include "worker/metrics.h"
+#include "worker/storehealth.h"
 #include "worker/sweep.h"
 #include "worker/vcenter.h"
 
@@ -214,6 +215,28 @@ check_dir(const char *what, const char *path, int need_write)
 	return 0;
 }
 
+/*
+ * The daemon's health probe, once: a store the daemon would call sick fails
+ * the check.  "auto" cannot know what was mounted when a daemon started, so
+ * here it only says whether the mount point is a mount.
+ */
+static int
+check_store_health(const struct wrk_config *cfg, const struct wrk_store *st)
+{
+	struct sw_err e;
+	int is_mount = 0;
+
+	if (wrk_storehealth_probe(st->mount, cfg->require_mount == WRK_MOUNT_REQUIRED,
+	    cfg->probe_timeout_s * 1000u, &is_mount, &e) < 0) {
+		printf("  health: SICK: %s\n", e.msg);
+		return -1;
+	}
+	printf("  health: ok (%s)\n", is_mount ? "a mount point; listed, written and fsync'ed" :
+	    cfg->require_mount == WRK_MOUNT_NOT_REQUIRED ? "listed, written and fsync'ed" :
+	    "NOT a mount point: a missing mount looks like this; listed, written and fsync'ed");
+	return 0;
+}
+
 static int
 cmd_check(const char *cfgpath, int text)
 {
@@ -302,6 +325,8 @@ cmd_check(const char *cfgpath, int text)
 	for (i = 0; i < cfg->nstores; i++) {
 		printf("  %s\n", cfg->stores[i].url);
 		if (check_dir("mount", cfg->stores[i].mount, 1) < 0)
+			bad = 1;
+		if (check_store_health(cfg, &cfg->stores[i]) < 0)
 			bad = 1;
 		if (access(cfg->stores[i].extract_dir, F_OK) == 0 &&
 		    check_dir("extract_dir", cfg->stores[i].extract_dir, 1) < 0)

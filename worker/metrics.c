@@ -42,6 +42,11 @@ static struct {
 	uint64_t reconnects;
 	uint64_t vc_logins;
 	time_t started;
+	struct {
+		char *url;
+		int healthy;
+	} stores[WRK_METRICS_STORES_MAX];
+	size_t nstores;
 } m = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 static const char *
@@ -55,6 +60,8 @@ type_label(int t)
 void
 wrk_metrics_reset(void)
 {
+	size_t i;
+
 	pthread_mutex_lock(&m.mu);
 	memset(m.commands, 0, sizeof(m.commands));
 	memset(m.dur, 0, sizeof(m.dur));
@@ -64,6 +71,10 @@ wrk_metrics_reset(void)
 	m.reconnects = 0;
 	m.vc_logins = 0;
 	m.started = time(NULL);
+	for (i = 0; i < m.nstores; i++)
+		free(m.stores[i].url);
+	memset(m.stores, 0, sizeof(m.stores));
+	m.nstores = 0;
 	pthread_mutex_unlock(&m.mu);
 }
 
@@ -138,6 +149,42 @@ wrk_metrics_vcenter_login(void)
 	pthread_mutex_lock(&m.mu);
 	m.vc_logins++;
 	pthread_mutex_unlock(&m.mu);
+}
+
+void
+wrk_metrics_store_healthy(const char *url, int healthy)
+{
+	size_t i;
+
+	if (url == NULL)
+		return;
+	pthread_mutex_lock(&m.mu);
+	for (i = 0; i < m.nstores; i++)
+		if (strcmp(m.stores[i].url, url) == 0)
+			break;
+	if (i == m.nstores && m.nstores < WRK_METRICS_STORES_MAX &&
+	    (m.stores[i].url = strdup(url)) != NULL)
+		m.nstores++;
+	if (i < m.nstores)
+		m.stores[i].healthy = healthy != 0;
+	pthread_mutex_unlock(&m.mu);
+}
+
+/* A label value in the exposition format: backslash, double quote and newline escaped. */
+static int
+add_label(struct sw_buf *b, const char *v)
+{
+	int rc = 0;
+
+	for (; *v != '\0' && rc == 0; v++) {
+		if (*v == '\\' || *v == '"')
+			rc = sw_buf_addf(b, "\\%c", *v);
+		else if (*v == '\n')
+			rc = sw_buf_addstr(b, "\\n");
+		else
+			rc = sw_buf_add(b, v, 1);
+	}
+	return rc;
 }
 
 /* A bucket bound as Prometheus writes it: "1", "300", never "1.000000". */
@@ -219,6 +266,18 @@ render_locked(struct sw_buf *b)
 		    (unsigned long long)m.bytes, (long long)m.in_flight, m.slots,
 		    (unsigned long long)m.reconnects, (unsigned long long)m.vc_logins,
 		    (long long)m.started);
+	if (rc == 0 && m.nstores > 0)
+		rc = sw_buf_addstr(b,
+		    "# HELP snapworker_store_healthy 1 while the store's health probe succeeds, 0 while "
+		    "it is sick.\n"
+		    "# TYPE snapworker_store_healthy gauge\n");
+	for (i = 0; i < m.nstores && rc == 0; i++) {
+		rc = sw_buf_addstr(b, "snapworker_store_healthy{store=\"");
+		if (rc == 0)
+			rc = add_label(b, m.stores[i].url);
+		if (rc == 0)
+			rc = sw_buf_addf(b, "\"} %d\n", m.stores[i].healthy);
+	}
 	return rc;
 }
 

@@ -19,6 +19,9 @@
  *   snapworker_broker_reconnects_total          broker connections re-opened after a loss
  *   snapworker_vcenter_logins_total             vCenter logins reported through
  *       wrk_metrics_vcenter_login() (the command layer's hook)
+ *   snapworker_store_healthy{store}             1 while the store's health probe succeeds,
+ *       0 while it is sick (worker/storehealth.h); store is a configured store URL, so
+ *       the label set is bounded by the configuration (at most WRK_METRICS_STORES_MAX)
  */
 #ifndef WRK_METRICS_H
 #define WRK_METRICS_H
@@ -60,6 +63,10 @@ void wrk_metrics_job_end(void);
 void wrk_metrics_set_slots(unsigned n);
 void wrk_metrics_broker_reconnect(void);
 void wrk_metrics_vcenter_login(void);
+
+/* The health of a configured store (its URL); a URL beyond the first STORES_MAX is dropped. */
+#define WRK_METRICS_STORES_MAX 64
+void wrk_metrics_store_healthy(const char *url, int healthy);
 
 /* Appends the text exposition (format 0.0.4) of every metric to b. */
 int wrk_metrics_render(struct sw_buf *b, struct sw_err *e);

@@ -12,3 +12,5 @@ ifneq ($(wildcard worker/snapctl.c),)
 SW_BINS += snapctl
 snapctl_BIN_SRCS := worker/snapctl.c
 endif
+# Failure injection for the store health probe: a statx that hangs, an openat that fails.
+test_worker_storehealth_LDFLAGS := -Wl,--wrap=statx,--wrap=openat

@@ -85,6 +85,9 @@ test_defaults(void **state)
 	assert_int_equal(cfg->retry_delays_s[3], 600);
 	assert_string_equal(cfg->amqp_retry_exchange, "snapworker.retry");
 	assert_int_equal(cfg->lock_scope, WRK_LOCKS_AUTO);
+	assert_int_equal(cfg->require_mount, WRK_MOUNT_AUTO);
+	assert_int_equal(cfg->probe_interval_s, 2);
+	assert_int_equal(cfg->probe_timeout_s, 5);
 	wrk_config_free(cfg);
 }
 
@@ -161,13 +164,17 @@ test_retry_and_locks(void **state)
 	struct sw_err e;
 	char *const env[] = { "SNAPWORKER_RETRY_DELAYS=none", "SNAPWORKER_STORE_LOCK_SCOPE=host",
 	    NULL };
-	const char *p = write_file("retry.conf", "[retry]\ndelays = 1s\n[store]\nlock_scope = shared\n",
+	const char *p = write_file("retry.conf", "[retry]\ndelays = 1s\n[store]\nlock_scope = shared\n"
+	    "require_mount = true\nprobe_interval = 3\nprobe_timeout = 7\n",
 	    0644);
 
 	(void)state;
 	assert_int_equal(wrk_config_load(p, noenv, &cfg, &e), 0);
 	assert_int_equal(cfg->nretry_delays, 1);
 	assert_int_equal(cfg->lock_scope, WRK_LOCKS_SHARED);
+	assert_int_equal(cfg->require_mount, WRK_MOUNT_REQUIRED);
+	assert_int_equal(cfg->probe_interval_s, 3);
+	assert_int_equal(cfg->probe_timeout_s, 7);
 	wrk_config_free(cfg);
 	cfg = NULL;
 	/* "none": a retryable failure is final at once; the environment overrides. */

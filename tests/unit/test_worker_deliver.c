@@ -201,6 +201,76 @@ test_fail_final(void **state)
 	wrk_outcome_clear(&o);
 }
 
+/* The store health hook: which URLs it was asked about, and which are sick. */
+static char asked[2][64];
+static int nasked;
+static const char *sick_url;
+
+static int
+fake_store_sick(void *ud, const char *url)
+{
+	(void)ud;
+	if (nasked < 2)
+		(void)snprintf(asked[nasked], sizeof(asked[0]), "%s", url);
+	nasked++;
+	return sick_url != NULL && strcmp(url, sick_url) == 0;
+}
+
+/* A retryable STORE_IO on a sick store is handed back without spending an attempt. */
+static void
+test_store_sick_requeues(void **state)
+{
+	static const unsigned delays[] = { 10, 60 };
+	struct wrk_outcome o;
+
+	(void)state;
+	d.retry_delays_s = delays;
+	d.nretry_delays = 2;
+	d.store_sick = fake_store_sick;
+	nasked = 0;
+	sick_url = "nfs://h/x";
+	fake.rc = -EIO;
+	fake.errcode = PROTO_ERR_STORE_IO;
+	fake.retryable = 1;
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, 2, NULL, &o);
+	assert_int_equal(o.disp, WRK_DISP_REQUEUE);
+	assert_null(o.event);
+	assert_string_equal(o.errcode, "STORE_IO");
+	assert_int_equal(nasked, 1);
+	assert_string_equal(asked[0], "nfs://h/x");
+	wrk_outcome_clear(&o);
+	/* Even on the last attempt: it is not the command's failure. */
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, 3, NULL, &o);
+	assert_int_equal(o.disp, WRK_DISP_REQUEUE);
+	wrk_outcome_clear(&o);
+	/* A healthy store: the failure is the command's, and spends the attempt. */
+	sick_url = NULL;
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, 1, NULL, &o);
+	assert_int_equal(o.disp, WRK_DISP_RETRY);
+	wrk_outcome_clear(&o);
+	/* CopyTemplate: the destination store counts too. */
+	nasked = 0;
+	sick_url = "nfs://h/y";
+	wrk_dispatch_run(&d, CMD_COPY, strlen(CMD_COPY), 0, 1, NULL, &o);
+	assert_int_equal(o.disp, WRK_DISP_REQUEUE);
+	assert_int_equal(nasked, 2);
+	assert_string_equal(asked[1], "nfs://h/y");
+	wrk_outcome_clear(&o);
+	/* Not STORE_IO, or not retryable: never asked. */
+	nasked = 0;
+	sick_url = "nfs://h/x";
+	fake.errcode = PROTO_ERR_NOT_FOUND;
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, 1, NULL, &o);
+	assert_int_equal(o.disp, WRK_DISP_RETRY);
+	wrk_outcome_clear(&o);
+	fake.errcode = PROTO_ERR_STORE_IO;
+	fake.retryable = 0;
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, 1, NULL, &o);
+	assert_int_equal(o.disp, WRK_DISP_ACK);
+	wrk_outcome_clear(&o);
+	assert_int_equal(nasked, 0);
+}
+
 static void
 test_retryable(void **state)
 {
@@ -392,6 +462,7 @@ main(void)
 		cmocka_unit_test_setup(test_unclassified, setup),
 		cmocka_unit_test_setup(test_too_big, setup),
 		cmocka_unit_test_setup(test_retryable, setup),
+		cmocka_unit_test_setup(test_store_sick_requeues, setup),
 		cmocka_unit_test_setup(test_poison, setup),
 		cmocka_unit_test_setup(test_cancel, setup),
 		cmocka_unit_test_setup(test_deadline_backstop, setup),
