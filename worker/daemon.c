@@ -1,3 +1,8 @@
+/*
+ * The daemon: job slots (one broker connection and at most one job thread
+ * each), consumption, graceful stop, the sweeper and the watchdog.  What a
+ * finished job leads to on the broker is answer.c's.
+ */
 #include "worker/daemon.h"
 
 #include <errno.h>
@@ -21,71 +26,8 @@
 #include "worker/running.h"
 #include "worker/storehealth.h"
 #include "worker/sweep.h"
+#include "worker/daemon_int.h"
 
-#define HELD_MAX          16      /* deliveries parked while the slot is busy (multi-queue) */
-#define CONFIRM_TIMEOUT   30000
-#define BACKOFF_BASE_MS   200
-#define BACKOFF_CAP_MS    30000
-#define PUMP_MS           250     /* longest a slot sleeps without servicing its connection */
-#define CANCEL_WAIT_S     30      /* after cancelling at the end of grace, how long jobs get to stop */
-/*
- * A slot thread silent this long is stuck (its longest legitimate blocking
- * call is a confirm wait of CONFIRM_TIMEOUT): the watchdog is withheld so
- * the service manager restarts the daemon.
- */
-#define SLOT_STALL_MS     (3u * CONFIRM_TIMEOUT)
-
-struct daemon;
-
-struct slot {
-	struct daemon *d;
-	unsigned idx;
-	pthread_t thr;
-	int efd;
-	struct wrk_dispatch disp;
-
-	struct wrk_amqp *c;
-	unsigned gen;                   /* bumped on every new connection */
-	size_t node;                    /* index in [amqp] url of the next connection attempt */
-	size_t cur;                     /* ... and of the live one */
-	int consuming;
-	char tags[16][WRK_AMQP_STR_MAX];
-	size_t ntags;
-
-	/* The job: started and reaped by the slot thread only. */
-	int busy;
-	pthread_t jthr;
-	atomic_int cancel;
-	_Atomic uint64_t deadline_ms;   /* published by the job once parsed; 0: not yet */
-	unsigned job_gen;
-	struct wrk_amqp_msg msg;
-
-	/* Mailbox from the job thread, under mu. */
-	pthread_mutex_t mu;
-	int done;
-	struct wrk_outcome out;
-	char *prog;
-	size_t prog_len;
-	char prog_rk[96];
-
-	struct wrk_amqp_msg held[HELD_MAX];
-	size_t nheld;
-
-	_Atomic uint64_t beat_ms;       /* sw_mono_ms() of the slot thread's last turn */
-};
-
-struct daemon {
-	const struct wrk_config *cfg;
-	struct wrk_topology topo;
-	struct wrk_running *running;
-	struct slot *slots;
-	unsigned nslots;
-	atomic_int stopping;            /* stop consuming */
-	atomic_int cancel_all;          /* grace is over: cancel running jobs */
-	atomic_int exited;              /* slots that returned */
-	atomic_uint connected;          /* slots that connected at least once: READY=1 when all have */
-	struct wrk_storehealth *health; /* NULL: no stores configured */
-};
 
 void
 wrk_daemon_topology(const struct wrk_config *cfg, struct wrk_topology *ret)
@@ -161,8 +103,8 @@ job_main(void *arg)
 	return NULL;
 }
 
-static void
-drop_conn(struct slot *s)
+void
+wrk__slot_drop_conn(struct slot *s)
 {
 	wrk_amqp_close(s->c);
 	s->c = NULL;
@@ -196,8 +138,8 @@ log_block(const struct slot *s, int kind)
 }
 
 /* An event that arrives while the slot waits for something else. */
-static void
-on_other_event(void *ud, struct wrk_amqp_ev *ev)
+void
+wrk__slot_on_event(void *ud, struct wrk_amqp_ev *ev)
 {
 	struct slot *s = ud;
 
@@ -263,217 +205,6 @@ publish_progress(struct slot *s)
 	free(json);
 }
 
-/* Under connection.blocked a publish would stall the slot (and its heartbeats). */
-static int
-wait_unblocked(struct slot *s, struct sw_err *e)
-{
-	struct wrk_amqp_ev ev;
-	int rc;
-
-	while (wrk_amqp_blocked(s->c)) {
-		atomic_store(&s->beat_ms, sw_mono_ms());
-		rc = wrk_amqp_wait(s->c, PUMP_MS, -1, &ev, e);
-		if (rc < 0)
-			return rc;
-		on_other_event(s, &ev);
-		wrk_amqp_msg_clear(&ev.msg);
-	}
-	return 0;
-}
-
-/*
- * Publishes an event and waits for the broker's confirms; a final event
- * also goes to the command's reply_to queue.
- */
-static int
-publish_event(struct slot *s, const struct wrk_outcome *out, int final, struct sw_err *e)
-{
-	struct wrk_amqp_pub p;
-	uint64_t seq = 0;
-	int rc;
-
-	if ((rc = wait_unblocked(s, e)) < 0)
-		return rc;
-	memset(&p, 0, sizeof(p));
-	p.exchange = s->d->cfg->amqp_events;
-	p.routing_key = out->routing_key;
-	p.message_id = out->id[0] ? out->id : NULL;
-	p.correlation_id = s->msg.correlation_id[0] ? s->msg.correlation_id : NULL;
-	p.body = out->event;
-	p.len = out->event_len;
-	rc = wrk_amqp_publish(s->c, &p, &seq, e);
-	if (rc < 0)
-		return rc;
-	if (final && s->msg.reply_to[0] != '\0') {
-		p.exchange = "";
-		p.routing_key = s->msg.reply_to;
-		rc = wrk_amqp_publish(s->c, &p, &seq, e);
-		if (rc < 0)
-			return rc;
-	}
-	return wrk_amqp_wait_confirm(s->c, seq, CONFIRM_TIMEOUT, on_other_event, s, e);
-}
-
-/*
- * Hands the delivered command on, as the broker keeps it: to the delay
- * queue of its zone for the next attempt (WRK_DISP_RETRY), or to the
- * dead-letter exchange (WRK_DISP_DEAD), with the attempt number and this
- * attempt's error in its headers.  The same body and properties: the
- * publisher's reply_to and correlation_id go with it.  Confirmed before
- * the delivery is acknowledged, so a crash in between repeats an attempt
- * and never loses one.
- */
-static int
-republish(struct slot *s, const struct wrk_outcome *out, struct sw_err *e)
-{
-	const struct wrk_config *cfg = s->d->cfg;
-	struct wrk_amqp_pub p;
-	char key[WRK_AMQP_STR_MAX + 16], err[WRK_AMQP_HDR_ERROR_MAX];
-	uint64_t seq = 0;
-	size_t i;
-	int rc;
-
-	memset(&p, 0, sizeof(p));
-	if (out->disp == WRK_DISP_RETRY) {
-		/* The delivery's routing key is its zone (the publisher's, or the delay queue's). */
-		for (i = 0; i < cfg->nqueues; i++)
-			if (strcmp(cfg->queues[i], s->msg.routing_key) == 0)
-				break;
-		if (i == cfg->nqueues)
-			return sw_errf(e, SW_ENOTFOUND, "routing key '%s' is none of this worker's "
-			    "zones", s->msg.routing_key);
-		if (wrk_amqp_retry_key(s->msg.routing_key, out->retry_delay_s, key,
-		    sizeof(key)) < 0)
-			return sw_errf(e, SW_ETOOBIG, "retry routing key too long");
-		p.exchange = cfg->amqp_retry_exchange;
-		p.routing_key = key;
-		p.attempt = (int64_t)out->attempt + 1;
-	} else {
-		p.exchange = cfg->amqp_dlx;
-		p.routing_key = s->msg.routing_key;
-		p.attempt = out->attempt;
-	}
-	(void)snprintf(err, sizeof(err), "%s: %s", out->errcode[0] ? out->errcode : "INTERNAL",
-	    out->message);
-	p.error = err;
-	p.message_id = s->msg.message_id[0] ? s->msg.message_id : NULL;
-	p.correlation_id = s->msg.correlation_id[0] ? s->msg.correlation_id : NULL;
-	p.reply_to = s->msg.reply_to[0] ? s->msg.reply_to : NULL;
-	p.mandatory = 1;
-	p.body = s->msg.body;
-	p.len = s->msg.len;
-	if ((rc = wait_unblocked(s, e)) < 0 || (rc = wrk_amqp_publish(s->c, &p, &seq, e)) < 0)
-		return rc;
-	return wrk_amqp_wait_confirm(s->c, seq, CONFIRM_TIMEOUT, on_other_event, s, e);
-}
-
-static void
-finish_job(struct slot *s)
-{
-	struct wrk_outcome out;
-	struct sw_err e;
-	int rc, republished = 0;
-
-	pthread_join(s->jthr, NULL);
-	s->busy = 0;
-	pthread_mutex_lock(&s->mu);
-	out = s->out;
-	memset(&s->out, 0, sizeof(s->out));
-	s->done = 0;
-	free(s->prog);
-	s->prog = NULL;
-	pthread_mutex_unlock(&s->mu);
-
-	wrk_log_set_cmd(out.id[0] ? out.id : (s->msg.message_id[0] ? s->msg.message_id : NULL),
-	    out.type);
-	if (out.succeeded)
-		log_info("succeeded in %llu ms", (unsigned long long)out.elapsed_ms);
-	else if (!out.parsed)
-		log_warnx("poison message (delivery attempt %lld) after %llu ms: %s: %s",
-		    (long long)s->msg.delivery_count + 1, (unsigned long long)out.elapsed_ms,
-		    out.errcode, out.message);
-	else
-		log_warnx("failed after %llu ms: %s: %s%s", (unsigned long long)out.elapsed_ms,
-		    out.errcode, out.message,
-		    out.disp == WRK_DISP_REQUEUE ? " (requeued)" :
-		    out.disp == WRK_DISP_DEAD ? " (dead-lettered)" : "");
-	if (out.disp == WRK_DISP_RETRY)
-		log_info("attempt %u of %zu failed; attempt %u in %u s", out.attempt,
-		    s->disp.nretry_delays + 1, out.attempt + 1, out.retry_delay_s);
-	wrk_metrics_job_end();
-	wrk_metrics_command(out.type, out.succeeded ? WRK_METRICS_SUCCEEDED :
-	    !out.parsed ? WRK_METRICS_INVALID : out.disp == WRK_DISP_REQUEUE ? WRK_METRICS_REQUEUED :
-	    WRK_METRICS_FAILED, out.elapsed_ms,
-	    out.bytes_produced);
-
-	if (s->c == NULL || s->job_gen != s->gen) {
-		/* Its delivery tag died with the old channel: the broker redelivers the command. */
-		log_warnx("connection lost while the command ran: result not sent; the broker "
-		    "redelivers the command and it is answered from its committed output");
-		goto out;
-	}
-	if (out.disp == WRK_DISP_RETRY || (out.disp == WRK_DISP_DEAD && s->msg.body != NULL)) {
-		/* The command goes on (delay queue, dead-letter queue) before we answer. */
-		rc = republish(s, &out, &e);
-		if (rc < 0) {
-			log_warnx("%s: %s", out.disp == WRK_DISP_RETRY ?
-			    "cannot hand the command to its retry queue" :
-			    "cannot dead-letter the command with its error", e.msg);
-			if (!wrk_amqp_ok(s->c)) {
-				/* The broker redelivers it: the same attempt, later. */
-				drop_conn(s);
-				goto out;
-			}
-			if (out.disp == WRK_DISP_RETRY) {
-				if (wrk_amqp_nack(s->c, s->msg.tag, 1, &e) < 0)
-					drop_conn(s);
-				goto out;
-			}
-			/* Dead-lettered by the broker instead, without our error header. */
-		} else {
-			republished = 1;
-		}
-	}
-	if (out.event != NULL) {
-		rc = publish_event(s, &out, out.disp != WRK_DISP_RETRY, &e);
-		if (rc < 0) {
-			log_warnx("%s event not confirmed: %s",
-			    out.disp == WRK_DISP_RETRY ? "retrying" : "final", e.msg);
-			if (!wrk_amqp_ok(s->c)) {
-				drop_conn(s);
-				goto out;
-			}
-			if (!republished) {
-				/* Refused by the broker: give the command back rather than lose its answer. */
-				if (wrk_amqp_nack(s->c, s->msg.tag, 1, &e) < 0)
-					drop_conn(s);
-				goto out;
-			}
-			/* The command is safe in its next queue: only the event is lost. */
-		}
-	}
-	switch (out.disp) {
-	case WRK_DISP_ACK:
-	case WRK_DISP_RETRY:
-		rc = wrk_amqp_ack(s->c, s->msg.tag, &e);
-		break;
-	case WRK_DISP_REQUEUE:
-		rc = wrk_amqp_nack(s->c, s->msg.tag, 1, &e);
-		break;
-	default:
-		rc = republished ? wrk_amqp_ack(s->c, s->msg.tag, &e) :
-		    wrk_amqp_nack(s->c, s->msg.tag, 0, &e);
-		break;
-	}
-	if (rc < 0) {
-		log_warnx("%s", e.msg);
-		drop_conn(s);
-	}
-out:
-	wrk_log_set_cmd(NULL, NULL);
-	wrk_outcome_clear(&out);
-	wrk_amqp_msg_clear(&s->msg);
-}
 
 static void
 check_job(struct slot *s)
@@ -485,7 +216,7 @@ check_job(struct slot *s)
 	done = s->done;
 	pthread_mutex_unlock(&s->mu);
 	if (s->busy && done)
-		finish_job(s);
+		wrk__slot_finish_job(s);
 }
 
 static int
@@ -516,7 +247,7 @@ slot_connect(struct slot *s, struct sw_err *e)
 	if ((rc = wrk_amqp_declare(s->c, &s->d->topo, e)) < 0 ||
 	    (rc = wrk_amqp_confirm_select(s->c, e)) < 0 ||
 	    (rc = wrk_amqp_qos(s->c, 1, e)) < 0) {
-		drop_conn(s);
+		wrk__slot_drop_conn(s);
 		return rc;
 	}
 	s->gen++;
@@ -553,7 +284,7 @@ slot_stop_consuming(struct slot *s)
 	for (i = 0; i < s->ntags; i++) {
 		if (wrk_amqp_cancel(s->c, s->tags[i], &e) < 0) {
 			log_warnx("slot %u: %s", s->idx, e.msg);
-			drop_conn(s);
+			wrk__slot_drop_conn(s);
 			return;
 		}
 	}
@@ -660,7 +391,7 @@ slot_main(void *arg)
 		if (!s->consuming && !s->busy && !stopping && !sick) {
 			if (slot_consume(s, &e) < 0) {
 				log_warnx("slot %u: %s", s->idx, e.msg);
-				drop_conn(s);
+				wrk__slot_drop_conn(s);
 				continue;
 			}
 		}
@@ -682,7 +413,7 @@ slot_main(void *arg)
 				    s->idx, d->cfg->amqp_urls[s->cur], e.msg, d->cfg->amqp_urls[s->node]);
 			else
 				log_warnx("slot %u: %s; reconnecting", s->idx, e.msg);
-			drop_conn(s);
+			wrk__slot_drop_conn(s);
 			continue;
 		}
 		switch (ev.kind) {
@@ -713,7 +444,7 @@ slot_main(void *arg)
 			}
 			if (wrk_amqp_declare(s->c, &d->topo, &e) < 0) {
 				log_warnx("slot %u: %s", s->idx, e.msg);
-				drop_conn(s);
+				wrk__slot_drop_conn(s);
 				break;
 			}
 			/* Cancel the rest too, then resubscribe all queues at once when idle. */
@@ -739,7 +470,7 @@ slot_main(void *arg)
 		wrk_amqp_msg_clear(&s->held[i]);
 	}
 	s->nheld = 0;
-	drop_conn(s);
+	wrk__slot_drop_conn(s);
 	atomic_store(&s->beat_ms, 0);     /* gone, not stuck */
 	atomic_fetch_add(&d->exited, 1);
 	return NULL;
