@@ -401,10 +401,17 @@ vmw__call(struct vmw_conn *c, const char *method, const struct vmw_moref *this,
 			return r;
 	}
 	r = call_once(c, method, this, args, ret, deadline_ms, cancel, e);
+	/*
+	 * vCenter checks the session before it dispatches a call, so a call
+	 * refused with NotAuthenticated did not run: any method, idempotent or
+	 * not, may be sent again on a new session.  The dead session's cookie is
+	 * dropped first: logging in while presenting it is refused (InvalidLogin).
+	 */
 	if (r == SW_EAUTH && strcmp(c->fault.type, "NotAuthenticated") == 0 &&
-	    (flags & VMW_CALL_IDEMPOTENT) && c->logged_in) {
+	    !(flags & VMW_CALL_NOLOGIN) && c->logged_in) {
 		log_debug("vmw: %s: session lost, logging in again", method);
 		c->logged_in = 0;
+		(void)curl_easy_setopt(c->soap, CURLOPT_COOKIELIST, "ALL");
 		if ((r = vmw__login(c, deadline_ms, cancel, e)) < 0)
 			return r;
 		r = call_once(c, method, this, args, ret, deadline_ms, cancel, e);

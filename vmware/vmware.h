@@ -65,9 +65,9 @@ int vmw_conn_new(const struct vmw_conn_opts *o, struct vmw_conn **ret_conn, stru
 void vmw_conn_free(struct vmw_conn *c);
 
 /*
- * RetrieveServiceContent + Login.  Later calls that fail with
- * NotAuthenticated log in again once, transparently, when they are
- * idempotent (reads, and the session keep-alive).
+ * RetrieveServiceContent + Login.  A later call that fails with
+ * NotAuthenticated (the session was lost: vCenter refused the call before
+ * running it) logs in again on a new session, once, and is sent again.
  */
 int vmw_login(struct vmw_conn *c, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
 

@@ -47,6 +47,19 @@ func (rg *rig) takeNFCCut() int64 {
 	return n
 }
 
+// takeNFCRate is the rate of the next NFC download: an injected nfc_rate if
+// one is queued, else -nfc-rate.
+func (rg *rig) takeNFCRate() int64 {
+	rg.mu.Lock()
+	defer rg.mu.Unlock()
+	if len(rg.nfcRates) == 0 {
+		return rg.nfcRate
+	}
+	n := rg.nfcRates[0]
+	rg.nfcRates = rg.nfcRates[1:]
+	return n
+}
+
 func (rg *rig) serveControl(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/rig/state" && r.Method == http.MethodGet:
@@ -73,6 +86,8 @@ func writeJSON(w http.ResponseWriter, status int, v interface{}) {
 // inject queues one-shot failures:
 //
 //	nfc_fail_after=BYTES     the next NFC download is cut after BYTES bytes
+//	nfc_rate=BYTES_PER_SEC   the next NFC download is served at most this
+//	                         fast (0: unthrottled), whatever -nfc-rate says
 //	fault=Method             the next call of Method answers a SOAP fault:
 //	  fault_type=Type        a vim fault type name (default SystemError)
 //	  fault_msg=Text         faultstring / localizedMessage
@@ -86,6 +101,14 @@ func (rg *rig) inject(r *http.Request) error {
 	if q.Get("clear") != "" {
 		rg.faults = map[string][]*injection{}
 		rg.nfcCuts = nil
+		rg.nfcRates = nil
+	}
+	if v := q.Get("nfc_rate"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return fmt.Errorf("nfc_rate: want bytes per second, got %q", v)
+		}
+		rg.nfcRates = append(rg.nfcRates, n)
 	}
 	if v := q.Get("nfc_fail_after"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)

@@ -34,11 +34,13 @@ type rig struct {
 	dsDir        string
 	taskDelay    time.Duration
 	leaseTimeout time.Duration
+	nfcRate      int64 // -nfc-rate: bytes per second of every NFC download (0: unthrottled)
 
-	mu      sync.Mutex // guards the fields below
-	leases  map[string]*HttpNfcLease
-	faults  map[string][]*injection
-	nfcCuts []int64
+	mu       sync.Mutex // guards the fields below
+	leases   map[string]*HttpNfcLease
+	faults   map[string][]*injection
+	nfcCuts  []int64
+	nfcRates []int64 // injected nfc_rate, one per next download
 
 	chainMu    sync.Mutex                                // serializes disk chain changes; guards the fields below
 	snapDeltas map[types.ManagedObjectReference][]string // snapshot -> the delta files its creation made

@@ -50,6 +50,7 @@ type options struct {
 	seedMiB      int
 	vmDisks      int
 	taskDelay    time.Duration
+	nfcRate      int64
 	leaseTimeout time.Duration
 	certHosts    string
 	trace        bool
@@ -70,6 +71,7 @@ func main() {
 	flag.IntVar(&o.vmDisks, "vm-disks", 1, "number of disks of "+seedVM)
 	flag.DurationVar(&o.taskDelay, "task-delay", 0, "tasks stay queued, then running, this long before they finish")
 	flag.DurationVar(&o.leaseTimeout, "lease-timeout", 0, "NFC leases without HttpNfcLeaseProgress for this long fail (0: never, unlike vCenter)")
+	flag.Int64Var(&o.nfcRate, "nfc-rate", 0, "serve every NFC download at most this many bytes per second (0: unthrottled)")
 	flag.StringVar(&o.certHosts, "cert-host", "", "comma-separated extra names or IPs in the certificate (e.g. a compose service name)")
 	flag.BoolVar(&o.trace, "trace", false, "log SOAP traffic to stderr")
 	flag.Parse()
@@ -138,6 +140,7 @@ func run(o *options) error {
 		return err
 	}
 	rg := newRig(vim, scheme, o.taskDelay, o.leaseTimeout)
+	rg.nfcRate = o.nfcRate
 	if rg.dsDir, err = rg.datastoreDir(datastoreName); err != nil {
 		return err
 	}

@@ -364,6 +364,8 @@ func (rg *rig) serveNFC(w http.ResponseWriter, r *http.Request) {
 		cw := &countingWriter{ResponseWriter: w, n: &file.Bytes, cut: -1}
 		if r.Method == http.MethodGet {
 			cw.cut = rg.takeNFCCut()
+			cw.rate = rg.takeNFCRate()
+			cw.start = time.Now()
 		}
 		w.Header().Set("Content-Type", "application/octet-stream")
 		http.ServeContent(cw, r, "", time.Time{}, io.NewSectionReader(fd, 0, file.Size))
@@ -391,14 +393,53 @@ func (rg *rig) serveNFC(w http.ResponseWriter, r *http.Request) {
 }
 
 // countingWriter counts the bytes sent and, when cut >= 0, drops the
-// connection after that many (failure injection nfc_fail_after).
+// connection after that many (failure injection nfc_fail_after); when rate >
+// 0 it sends at most rate bytes per second (-nfc-rate, nfc_rate), so that a
+// test can act while a download is surely under way.
 type countingWriter struct {
 	http.ResponseWriter
-	n   *int64
-	cut int64
+	n     *int64
+	cut   int64
+	rate  int64
+	start time.Time
+	sent  int64
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.rate <= 0 {
+		return c.write(p)
+	}
+	// Small slices keep the pace even: a 32 KiB write at 64 KiB/s would
+	// otherwise arrive as one burst per half second.
+	chunk := int(c.rate / 20)
+	if chunk < 4096 {
+		chunk = 4096
+	}
+	total := 0
+	for len(p) > 0 {
+		k := len(p)
+		if k > chunk {
+			k = chunk
+		}
+		n, err := c.write(p[:k])
+		total += n
+		c.sent += int64(n)
+		if err != nil {
+			return total, err
+		}
+		if f, ok := c.ResponseWriter.(http.Flusher); ok {
+			f.Flush()
+		}
+		due := c.start.Add(time.Duration(float64(c.sent) / float64(c.rate) * float64(time.Second)))
+		if d := time.Until(due); d > 0 {
+			time.Sleep(d)
+		}
+		p = p[k:]
+	}
+	return total, nil
+}
+
+func (c *countingWriter) write(p []byte) (int, error) {
 	if c.cut >= 0 && int64(len(p)) >= c.cut {
 		n, _ := c.ResponseWriter.Write(p[:c.cut])
 		atomic.AddInt64(c.n, int64(n))
