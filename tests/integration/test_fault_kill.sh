@@ -14,6 +14,11 @@
 . "$(dirname "$0")/fault_lib.sh"
 
 TRIALS=${FAULT_KILL_TRIALS:-10}
+# A worker killed mid-export leaves its export lease open until vCenter times
+# it out (4 s here); until then vCenter refuses to remove that attempt's VM
+# snapshot, and the redelivery fails retryable and tries again after its
+# retry delay.  5 s: past the lease timeout.
+export SNAPWORKER_RETRY_DELAYS="5s 5s 5s"
 e2e_start_vcsim -seed-mib 16 -task-delay 150ms -lease-timeout 4s
 e2e_broker
 conf=$tmp/w.conf

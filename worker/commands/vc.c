@@ -9,6 +9,7 @@
 #include "worker/metrics.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -257,10 +258,20 @@ wrk__vc_recover(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
 	/* Only this command's own leftovers, whatever the journal claims. */
 	snprintf(j.command, sizeof(j.command), "%s", c->cmd->id);
 	r = wrk_vc_journal_undo(conn, &j, e);
-	if (r == 0)
-		r = legacy != NULL ? ova_journal_legacy_remove(s, legacy, e) :
-		    ova_journal_remove(s, c->cmd->id, e);
-	return r;
+	if (r < 0) {
+		bool retry = false;
+		enum proto_errcode pe = proto_errcode_from_sw(r, PROTO_CTX_VCENTER, &retry);
+
+		/*
+		 * vCenter will not undo the dead attempt's work yet (its export
+		 * lease stays open until vCenter times it out, its VM is busy): the
+		 * command must not run beside that work, and a later attempt finds
+		 * it undoable.  Only a refused login stays final.
+		 */
+		return sw_err_classify(e, r, pe, pe == PROTO_ERR_VCENTER_AUTH ? retry : true);
+	}
+	return legacy != NULL ? ova_journal_legacy_remove(s, legacy, e) :
+	    ova_journal_remove(s, c->cmd->id, e);
 }
 
 
