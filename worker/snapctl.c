@@ -37,6 +37,7 @@
 #define EXIT_TIMEOUT  3
 #define COUNT_MAX     1000000
 #define INFLIGHT_MAX  1000
+#define PUBLISH_TRIES 3       /* publishes of one command before snapctl gives up */
 
 struct opts {
 	const char *config;
@@ -533,7 +534,7 @@ cmd_submit(const struct opts *o, const char *input)
 	size_t len = 0;
 	char id[128], type[64], replyq[256], tag[WRK_AMQP_STR_MAX];
 	uint64_t seq = 0, deadline;
-	int rc = EXIT_ERROR;
+	int rc = EXIT_ERROR, attempt;
 
 	if (target_load(o, &t) < 0)
 		goto out;
@@ -568,8 +569,32 @@ cmd_submit(const struct opts *o, const char *input)
 	p.mandatory = 1;
 	p.body = body;
 	p.len = len;
-	if (wrk_amqp_publish(c, &p, &seq, &e) < 0 ||
-	    wrk_amqp_wait_confirm(c, seq, 30000, NULL, NULL, &e) < 0) {
+	/*
+	 * A publish the broker did not confirm (a nack, a queue leader lost with
+	 * its node, a connection that died) is sent again, on a new connection
+	 * when needed: the command id makes a second copy harmless.
+	 */
+	for (attempt = 1;; attempt++) {
+		sw_err_clear(&e);
+		if (wrk_amqp_publish(c, &p, &seq, &e) == 0 &&
+		    wrk_amqp_wait_confirm(c, seq, 30000, NULL, NULL, &e) == 0)
+			break;
+		if (e.code == SW_ENOTFOUND || attempt >= PUBLISH_TRIES)
+			break;
+		fprintf(stderr, "snapctl: publish not confirmed (%s); sending it again\n", e.msg);
+		sleep(1);
+		if (!wrk_amqp_ok(c)) {
+			wrk_amqp_close(c);
+			c = NULL;
+			if (connect_target(&t, &c) < 0 || wrk_amqp_confirm_select(c, &e) < 0)
+				goto out;
+			if (o->wait && reply_setup(c, &t, type, 1, replyq, sizeof(replyq), tag,
+			    sizeof(tag), &e) < 0)
+				goto amqp_fail;
+			p.reply_to = o->wait ? replyq : NULL;
+		}
+	}
+	if (e.code != 0) {
 		if (e.code == SW_ENOTFOUND && strstr(e.msg, "no exchange") != NULL)
 			fprintf(stderr, "snapctl: exchange %s does not exist yet (start a worker or run "
 			    "snapctl declare)\n", t.exchange);
