@@ -205,6 +205,9 @@ echo "# stream: node $K3 (the worker's) killed after $(wc -l <"$tmp/stream.rc") 
 wait "$stream"
 t_done=$(now_ms)
 answered=$(awk '$2 == 0' "$tmp/stream.rc" | wc -l)
+for i in $(awk '$2 != 0 {print $1}' "$tmp/stream.rc"); do
+	echo "  command $i: exit $(awk -v i="$i" '$1 == i {print $2}' "$tmp/stream.rc"): $(tr '\n' ' ' <"$tmp/d$i.err") $(tail -c 300 "$tmp/d$i.out")"
+done
 check "DeleteSnapshot stream: all $n answered succeeded across the kill" [ "$answered" = $n ]
 check "the worker failed over during the stream" [ "$(connections "$tmp/w1.log")" -gt "$before" ]
 echo "# stream: the remaining commands completed $(( (t_done - t_kill) / 1000 )) s after the kill"
