@@ -625,11 +625,20 @@ test_relogin(void **state)
 		{ "FindByUuid", "fault_not_authenticated.xml", 500 },
 		{ "Login", "login.xml", 200 },
 		{ "FindByUuid", "find_by_uuid.xml", 200 },
+		/* NotAuthenticated: vCenter refused the call before running it, so it is sent again. */
+		{ "CreateSnapshot_Task", "fault_not_authenticated.xml", 500 },
+		{ "Login", "login.xml", 200 },
+		{ "CreateSnapshot_Task", "create_snapshot_running.xml", 200 },
+		{ "RetrievePropertiesEx", "task_success_snapshot7.xml", 200 },
+		/* Refused again right after a fresh login: the credentials, not the session. */
+		{ "CreateSnapshot_Task", "fault_not_authenticated.xml", 500 },
+		{ "Login", "login.xml", 200 },
 		{ "CreateSnapshot_Task", "fault_not_authenticated.xml", 500 },
 	};
 	struct vmw_conn *c = LOGGED_IN(s);
 	struct vmw_moref vm, snap;
 	struct sw_err e;
+	int i;
 
 	(void)state;
 	/* A read is repeated once after a transparent re-login. */
@@ -638,7 +647,12 @@ test_relogin(void **state)
 	assert_string_equal(vm.type, "VirtualMachine");
 	assert_string_equal(vm.value, "vm-57");
 	assert_non_null(strstr(S.reqs[2], "<instanceUuid>false</instanceUuid>"));
-	/* A snapshot is not: the caller decides. */
+	/* So is any other call: a session lost mid-job costs nothing. */
+	assert_int_equal(vmw_snapshot_create(c, &vm, "s", NULL, 0, &snap, dl(), NULL, &e), 0);
+	assert_string_equal(snap.value, "snapshot-9");
+	i = req_of("CreateSnapshot_Task");
+	assert_true(i >= 0);
+	/* Once only: a refusal right after a new login is final. */
 	memset(&snap, 0x5a, sizeof(snap));
 	assert_int_equal(vmw_snapshot_create(c, &vm, "s", NULL, 0, &snap, dl(), NULL, &e),
 	    SW_EAUTH);
