@@ -232,24 +232,26 @@ wrk__vc_recover(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
 	if (r < 0)
 		return r;
 	/*
-	 * This attempt holds the command lock.  When every host sees that lock,
-	 * no other attempt of this command runs anywhere: the journal is a dead
-	 * attempt's, however fresh.  When locks are host-local (NFS nolock), a
-	 * journal kept fresh may be another attempt still at work on another
-	 * host (a redelivery after its worker lost the broker): wait for it to
-	 * finish or to go stale rather than pull its VM snapshot from under it.
+	 * A journal kept fresh is another attempt of this command still at work,
+	 * or a dead one whose vCenter work is still in motion: its export lease
+	 * stays open until vCenter times it out (300 s without progress), and
+	 * until then vCenter refuses to undo it.  Wait for the journal to go
+	 * stale (journal_stale, as long as vCenter's lease timeout) rather than
+	 * pull the VM snapshot from under either.  When this attempt holds the
+	 * command lock and every host sees that lock, the earlier attempt is
+	 * known dead; the wait is for vCenter, and the log says so.
 	 */
-	if (c->job->lock_held && c->job->lock_shared) {
-		log_info("%s: the command lock is ours (%s): the earlier attempt is dead",
+	if (c->job->lock_held && c->job->lock_shared)
+		log_info("%s: the command lock is ours (%s): the earlier attempt is dead; waiting "
+		    "for its journal to go stale, as vCenter keeps its lease open until then",
 		    c->cmd->id, c->job->lock_scope);
-	} else {
+	else
 		log_info("%s: a journal of an earlier attempt, and the command lock cannot tell "
 		    "whether it still runs (%s): waiting for its journal to go stale",
 		    c->cmd->id, c->job->lock_held ? c->job->lock_scope : "lock not held");
-		r = journal_wait_stale(c, s, legacy, e);
-		if (r != 0)
-			return r;
-	}
+	r = journal_wait_stale(c, s, legacy, e);
+	if (r != 0)
+		return r;
 	/*
 	 * A stale journal: an attempt of this command died after it.  Its
 	 * worker VM first (it holds the snapshot's disk), then its snapshot.
