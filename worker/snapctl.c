@@ -37,7 +37,12 @@
 #define EXIT_TIMEOUT  3
 #define COUNT_MAX     1000000
 #define INFLIGHT_MAX  1000
-#define PUBLISH_TRIES 3       /* publishes of one command before snapctl gives up */
+/*
+ * Publishes of one command before snapctl gives up, a second apart at first,
+ * then two: a quorum queue whose leader died with its node nacks publishes
+ * until a new leader is elected (a few seconds on a loaded machine).
+ */
+#define PUBLISH_TRIES 10
 
 struct opts {
 	const char *config;
@@ -582,7 +587,7 @@ cmd_submit(const struct opts *o, const char *input)
 		if (e.code == SW_ENOTFOUND || attempt >= PUBLISH_TRIES)
 			break;
 		fprintf(stderr, "snapctl: publish not confirmed (%s); sending it again\n", e.msg);
-		sleep(1);
+		sleep(attempt < 4 ? 1 : 2);
 		if (!wrk_amqp_ok(c)) {
 			wrk_amqp_close(c);
 			c = NULL;
