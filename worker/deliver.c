@@ -9,7 +9,6 @@
 #include "common/io.h"
 #include "common/log.h"
 #include "ovastore/lock.h"
-#include "ovastore/mountinfo.h"
 #include "proto/proto.h"
 #include "worker/config.h"
 #include "worker/log.h"
@@ -105,29 +104,6 @@ on_lock_wait(void *ud)
 	(void)ud;
 	log_info("another attempt of this command still runs (its worker lost the broker "
 	    "connection): waiting for it to finish");
-}
-
-/* The attempt holds its command lock: is it seen by every host? */
-static void
-note_lock(const struct wrk_dispatch *d, struct wrk_job *job, const char *mount)
-{
-	int configured = d->cfg != NULL ? d->cfg->lock_scope : WRK_LOCKS_AUTO;
-	enum ova_lock_scope scope;
-	struct sw_err e;
-
-	job->lock_held = 1;
-	if (configured != WRK_LOCKS_AUTO) {
-		job->lock_shared = configured == WRK_LOCKS_SHARED;
-		(void)snprintf(job->lock_scope, sizeof(job->lock_scope), "[store] lock_scope = %s",
-		    job->lock_shared ? "shared" : "host");
-		return;
-	}
-	if (ova_lock_scope(mount, &scope, job->lock_scope, sizeof(job->lock_scope), &e) < 0) {
-		/* Unknown: the cautious answer (journal ages decide liveness). */
-		(void)snprintf(job->lock_scope, sizeof(job->lock_scope), "%s", e.msg);
-		return;
-	}
-	job->lock_shared = scope == OVA_LOCKS_SHARED;
 }
 
 /* The retrying event of an attempt that will be tried again after delay_s. */
@@ -289,7 +265,7 @@ run_parsed(const struct wrk_dispatch *d, struct proto_command *cmd,
 		rc = ova_lock_acquire(&lock, store->mount, cmd->id, job.cancel, job.deadline_ms,
 		    on_lock_wait, NULL, &e);
 		if (rc >= 0)
-			note_lock(d, &job, store->mount);
+			job.lock_mount = store->mount;
 		if (rc == 1) {
 			log_info("the other attempt finished; running");
 		} else if (rc == -ECANCELED || rc == -ETIMEDOUT) {

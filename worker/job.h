@@ -35,14 +35,12 @@ struct wrk_job {
 	void (*progress)(void *ud, int percent, uint64_t bytes);
 	void *progress_ud;
 	/*
-	 * The attempt holds the command's lock on its store, and that lock is
-	 * seen by every host (lock_shared; see ovastore/mountinfo.h): then no
-	 * other attempt of this command runs anywhere, and what an earlier one
-	 * left is a dead attempt's.  lock_scope says why, for the log.
+	 * The store mount on which the attempt holds the command's lock (NULL:
+	 * no lock).  Whether that lock proves an earlier attempt dead depends on
+	 * the mount (ovastore/mountinfo.h); a command asks only when it meets an
+	 * earlier attempt's journal.
 	 */
-	int lock_held;
-	int lock_shared;
-	char lock_scope[160];
+	const char *lock_mount;
 };
 
 /*

@@ -23,6 +23,7 @@
 
 #include "common/io.h"
 #include "common/log.h"
+#include "ovastore/mountinfo.h"
 #include "common/num.h"
 #include "common/path.h"
 
@@ -213,10 +214,41 @@ journal_wait_stale(struct wrk__cmd *c, struct ova_store *s, const char *obj, str
 	}
 }
 
+/*
+ * Whether the command lock this attempt holds is seen by every host, so that
+ * no other attempt of the command runs anywhere: [store] lock_scope, else the
+ * mount's type and options.  why says on what the answer rests.
+ */
+static int
+lock_proves_dead(const struct wrk__cmd *c, char *why, size_t whysz)
+{
+	const struct wrk_job *j = c->job;
+	int configured = j->cfg != NULL ? j->cfg->lock_scope : WRK_LOCKS_AUTO;
+	enum ova_lock_scope scope;
+	struct sw_err e;
+
+	if (j->lock_mount == NULL) {
+		(void)snprintf(why, whysz, "lock not held");
+		return 0;
+	}
+	if (configured != WRK_LOCKS_AUTO) {
+		(void)snprintf(why, whysz, "[store] lock_scope = %s",
+		    configured == WRK_LOCKS_SHARED ? "shared" : "host");
+		return configured == WRK_LOCKS_SHARED;
+	}
+	if (ova_lock_scope(j->lock_mount, &scope, why, whysz, &e) < 0) {
+		/* Unknown: the cautious answer. */
+		(void)snprintf(why, whysz, "%s", e.msg);
+		return 0;
+	}
+	return scope == OVA_LOCKS_SHARED;
+}
+
 int
 wrk__vc_recover(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
     const char *obj, struct sw_err *e)
 {
+	char scope[160];
 	struct ova_journal j;
 	const char *legacy = NULL;
 	int r;
@@ -241,14 +273,14 @@ wrk__vc_recover(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
 	 * command lock and every host sees that lock, the earlier attempt is
 	 * known dead; the wait is for vCenter, and the log says so.
 	 */
-	if (c->job->lock_held && c->job->lock_shared)
+	if (lock_proves_dead(c, scope, sizeof(scope)))
 		log_info("%s: the command lock is ours (%s): the earlier attempt is dead; waiting "
 		    "for its journal to go stale, as vCenter keeps its lease open until then",
-		    c->cmd->id, c->job->lock_scope);
+		    c->cmd->id, scope);
 	else
 		log_info("%s: a journal of an earlier attempt, and the command lock cannot tell "
 		    "whether it still runs (%s): waiting for its journal to go stale",
-		    c->cmd->id, c->job->lock_held ? c->job->lock_scope : "lock not held");
+		    c->cmd->id, scope);
 	r = journal_wait_stale(c, s, legacy, e);
 	if (r != 0)
 		return r;
