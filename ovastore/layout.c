@@ -40,21 +40,31 @@ put(const char *what, const char *p, char *out, size_t outsz, struct sw_err *e)
 	return 0;
 }
 
-int
-ova_layout_snapshot(int64_t account_id, int64_t volume_id, const char *backup, char *out,
-    size_t outsz, struct sw_err *e)
+/* ROOT/<account>/<id>/<name>/<name>: a snapshot or an extracted volume. */
+static int
+account_id_name(const char *root, const char *what, const char *id_what, int64_t account_id,
+    int64_t id, const char *name_what, const char *name, char *out, size_t outsz,
+    struct sw_err *e)
 {
 	char p[SW_PATH_MAX];
 	int r;
 
 	if ((r = check_id("account", account_id, e)) < 0 ||
-	    (r = check_id("volume", volume_id, e)) < 0 ||
-	    (r = check_name("backup", backup, e)) < 0)
+	    (r = check_id(id_what, id, e)) < 0 ||
+	    (r = check_name(name_what, name, e)) < 0)
 		return r;
-	if (sw_path_fmt(p, sizeof(p), OVA_LAYOUT_SNAPSHOTS "/%" PRId64 "/%" PRId64 "/%s/%s",
-	    account_id, volume_id, backup, backup) < 0)
-		return sw_errf(e, SW_EPATH, "snapshot path too long");
-	return put("snapshot", p, out, outsz, e);
+	if (sw_path_fmt(p, sizeof(p), "%s/%" PRId64 "/%" PRId64 "/%s/%s", root, account_id, id,
+	    name, name) < 0)
+		return sw_errf(e, SW_EPATH, "%s path too long", what);
+	return put(what, p, out, outsz, e);
+}
+
+int
+ova_layout_snapshot(int64_t account_id, int64_t volume_id, const char *backup, char *out,
+    size_t outsz, struct sw_err *e)
+{
+	return account_id_name(OVA_LAYOUT_SNAPSHOTS, "snapshot", "volume", account_id, volume_id,
+	    "backup", backup, out, outsz, e);
 }
 
 int
@@ -92,15 +102,6 @@ int
 ova_layout_volume(int64_t account_id, int64_t volume_id, const char *name, char *out,
     size_t outsz, struct sw_err *e)
 {
-	char p[SW_PATH_MAX];
-	int r;
-
-	if ((r = check_id("account", account_id, e)) < 0 ||
-	    (r = check_id("volume", volume_id, e)) < 0 ||
-	    (r = check_name("volume name", name, e)) < 0)
-		return r;
-	if (sw_path_fmt(p, sizeof(p), OVA_LAYOUT_VOLUMES "/%" PRId64 "/%" PRId64 "/%s/%s",
-	    account_id, volume_id, name, name) < 0)
-		return sw_errf(e, SW_EPATH, "volume path too long");
-	return put("volume", p, out, outsz, e);
+	return account_id_name(OVA_LAYOUT_VOLUMES, "volume", "volume", account_id, volume_id,
+	    "volume name", name, out, outsz, e);
 }
