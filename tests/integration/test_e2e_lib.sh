@@ -44,18 +44,8 @@ trap e2e_cleanup EXIT
 
 uuid() { cat /proc/sys/kernel/random/uuid; }
 
-# wait_exit SECS PID: waits for the child PID at most SECS seconds, then kills
-# it (SIGKILL), so a process that hangs fails its check instead of holding the
-# suite until the runner's timeout; returns the child's exit status.
-wait_exit() {
-	local i
-	for ((i = 0; i < $1 * 10; i++)); do kill -0 "$2" 2>/dev/null || break; sleep 0.1; done
-	if kill -0 "$2" 2>/dev/null; then
-		echo "  !! pid $2 still running after $1 s: killed"
-		kill -KILL "$2" 2>/dev/null
-	fi
-	wait "$2"
-}
+# shellcheck source=tests/integration/wait_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/wait_lib.sh"
 
 # e2e_start_vcsim [flags]: our own simulator (a test's flags and injected faults touch nobody else).
 e2e_start_vcsim() {

@@ -5,7 +5,7 @@
 #   tests/rig/rabbitmq-cluster.sh stop DIR           stop every node, then the cluster's epmd
 #   tests/rig/rabbitmq-cluster.sh kill DIR K         kill -9 node K (0..2)
 #   tests/rig/rabbitmq-cluster.sh revive DIR K       start node K again on its data: it rejoins by itself
-#   tests/rig/rabbitmq-cluster.sh running DIR        prints how many nodes the cluster lists as running
+#   tests/rig/rabbitmq-cluster.sh running DIR [K]    prints how many nodes node K (default 0) lists as running
 #
 # Each node is a tests/rig/rabbitmq.sh node with its own ports and data; they share one Erlang
 # cookie, one epmd (on a free port, started and stopped here) and one broker password. Leaves
@@ -100,15 +100,10 @@ start() {
 	cat "$DIR/cluster.env"
 }
 
+# running [K]: the running-node count as node K (default 0) sees it; ask another
+# node when node 0 is the dead one.
 running() {
-	ctl 0 cluster_status --formatter json 2>/dev/null |
-		python3 -c 'import json,sys; print(len(json.load(sys.stdin).get("running_nodes", [])))' 2>/dev/null ||
-		echo 0
-}
-
-# running_from K: the running-node count as node K sees it (for when node 0 is the dead one).
-running_from() {
-	ctl "$1" cluster_status --formatter json 2>/dev/null |
+	ctl "${1:-0}" cluster_status --formatter json 2>/dev/null |
 		python3 -c 'import json,sys; print(len(json.load(sys.stdin).get("running_nodes", [])))' 2>/dev/null ||
 		echo 0
 }
@@ -146,7 +141,7 @@ stop() {
 case $cmd in
 start) start ;;
 stop) stop ;;
-running) if [ $# -ge 3 ]; then running_from "$3"; else running; fi ;;
+running) running "${3:-0}" ;;
 kill) [ $# -eq 3 ] || usage; kill_node "$3" ;;
 revive) [ $# -eq 3 ] || usage; revive "$3" ;;
 *) usage ;;
