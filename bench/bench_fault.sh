@@ -13,7 +13,7 @@
 #    first attempt fails retryable and tries again after its retry delay (5 s
 #    here, SNAPWORKER_RETRY_DELAYS, as in test_fault_kill.sh).
 # 2. A CreateSnapshot on a 3-node cluster with the worker's node killed
-#    (SIGKILL) mid-export, as test_cluster_failover.sh does: total command
+#    (SIGKILL) mid-export, as tests/integration/open/cluster_failover.sh does: total command
 #    time, against the same command without a kill.
 # 3. A soak: a few hundred mixed commands (DeleteSnapshot of absent objects,
 #    RegisterTemplate from a loopback HTTP server, a few CreateSnapshot)

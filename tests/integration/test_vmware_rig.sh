@@ -66,8 +66,10 @@ no_open_leases() { py "not [l for l in (d.get('leases') or []) if l.get('state')
 
 # --- TLS and login -----------------------------------------------------------
 check "about with pinned thumbprint" bash -c '"$@" about | grep -q "^api-type: VirtualCenter"' _ "${V[@]}"
+# A thumbprint one byte off (its first byte changed, never to the same value).
+wrong=00; [ "${VCSIM_THUMBPRINT:0:2}" = 00 ] && wrong=01
 out=$("$vmwctl" --url "$VCSIM_URL" --user snap --password-file "$tmp/pw" \
-    --thumbprint "00:${VCSIM_THUMBPRINT:3}" about 2>&1)
+    --thumbprint "$wrong:${VCSIM_THUMBPRINT:3}" about 2>&1)
 check "wrong thumbprint refused, both thumbprints shown" \
     bash -c '[[ "$1" == *"does not match"* && "$1" == *"$2"* ]]' _ "$out" "$VCSIM_THUMBPRINT"
 if [ -n "${VCSIM_CACERT:-}" ]; then
