@@ -143,6 +143,7 @@ ova_journal_parse(const void *buf, size_t len, struct ova_journal *ret_j, struct
 		{ "vm", offsetof(struct ova_journal, vm), 256 },
 		{ "snapshot", offsetof(struct ova_journal, snapshot), 256 },
 		{ "object", offsetof(struct ova_journal, object), 1024 },
+		{ "lease", offsetof(struct ova_journal, lease), 256 },
 	};
 	struct ova_journal j;
 	const char *p = buf, *end, *eol, *eq;
@@ -199,10 +200,14 @@ ova_journal_format(const struct ova_journal *j, struct sw_buf *out, struct sw_er
 	    (r = check_val("credentials", j->credentials, e)) < 0 ||
 	    (r = check_val("url", j->url, e)) < 0 || (r = check_val("vm", j->vm, e)) < 0 ||
 	    (r = check_val("snapshot", j->snapshot, e)) < 0 ||
-	    (r = check_val("object", j->object, e)) < 0)
+	    (r = check_val("object", j->object, e)) < 0 ||
+	    (r = check_val("lease", j->lease, e)) < 0)
 		return r;
 	r = sw_buf_addf(out, "command=%s\ncredentials=%s\nurl=%s\nvm=%s\nsnapshot=%s\nobject=%s\n",
 	    j->command, j->credentials, j->url, j->vm, j->snapshot, j->object);
+	/* Only while an export lease is open: older releases' journals have none. */
+	if (r == 0 && j->lease[0] != '\0')
+		r = sw_buf_addf(out, "lease=%s\n", j->lease);
 	if (r < 0)
 		return sw_errf(e, r == -ENOMEM ? r : SW_ETOOBIG, "journal too long");
 	return 0;

@@ -18,7 +18,10 @@
  * it snapshots and, once taken, the snapshot), so that a redelivery of the
  * command (which finds it by command id) or the sweeper can undo it after a
  * crash.  Its format is "key=value" lines: command, credentials, url, vm,
- * snapshot (empty until taken) and object (the install path, for reports).
+ * snapshot (empty until taken), object (the install path, for reports) and,
+ * while the attempt's export runs, lease (the HttpNfcLease it holds: vCenter
+ * blocks the destruction of the worker VM until that lease ends, so an undo
+ * aborts it first instead of waiting for vCenter to time it out).
  * Its mtime is the running attempt's heartbeat.  Journals of older releases
  * lie beside their object as DIR/NAME~vcenter.part: they are read and
  * removed (ova_journal_legacy_*), never written, and are not debris.
@@ -59,6 +62,7 @@ struct ova_journal {
 	char vm[256];                         /* moref value of the VM */
 	char snapshot[256];                   /* moref value of the snapshot; "" when none */
 	char object[1024];                    /* install path; "" when not recorded */
+	char lease[256];                      /* moref value of its open export lease; "" when none */
 };
 
 /*

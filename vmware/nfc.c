@@ -133,6 +133,26 @@ vmw__lease_abort(struct vmw_conn *c, const struct vmw_moref *lease, const char *
 	c->fault = saved;
 }
 
+int
+vmw_lease_abort(struct vmw_conn *c, const char *lease, struct sw_err *e)
+{
+	struct vmw_moref m;
+	int r;
+
+	if (c == NULL || lease == NULL || lease[0] == '\0')
+		return sw_errf(e, -EINVAL, "lease abort: bad arguments");
+	memset(&m, 0, sizeof(m));
+	snprintf(m.type, sizeof(m.type), "HttpNfcLease");
+	if (snprintf(m.value, sizeof(m.value), "%s", lease) >= (int)sizeof(m.value))
+		return sw_errf(e, SW_EFORMAT, "lease id too long");
+	r = vmw__call(c, "HttpNfcLeaseAbort", &m, NULL, VMW_CALL_IDEMPOTENT, NULL,
+	    sw_mono_ms() + CLEANUP_MS, NULL, e);
+	/* InvalidState: "thrown if the lease has already been aborted" (or ended). */
+	if (r < 0 && c->fault.type[0] != '\0' && strcmp(c->fault.type, "InvalidState") == 0)
+		r = SW_ENOTFOUND;
+	return r;
+}
+
 static int
 lease_progress(struct vmw_conn *c, const struct vmw_moref *lease, int percent,
     uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)

@@ -118,6 +118,8 @@ vmw_export_vm(struct vmw_conn *c, const struct vmw_moref *vm, const struct vmw_e
 	if ((r = vmw__lease_returned(&resp, "ExportVm", &lease, e)) < 0)
 		goto out;
 	lease_open = 1;
+	if (o->lease_open != NULL && (r = o->lease_open(o->ud, &lease, e)) < 0)
+		goto out;
 	if ((r = vmw__lease_wait(c, &lease, li, deadline_ms, cancel, e)) < 0)
 		goto out;
 	for (i = 0; i < li->ndevs; i++)

@@ -315,9 +315,25 @@ struct vmw_export_opts {
 	int (*sink_close)(void *ud, const struct vmw_nfc_disk *d, int status, uint64_t bytes,
 	    struct sw_err *e);
 	vmw_progress_fn progress;  /* may be NULL */
+	/*
+	 * May be NULL.  Called once ExportVm returned its lease, before any
+	 * byte moves, so the caller can record it durably (a crash leaves the
+	 * lease open, and vCenter blocks the VM until it ends: see
+	 * vmw_lease_abort).  Failing aborts the lease and the export.
+	 */
+	int (*lease_open)(void *ud, const struct vmw_moref *lease, struct sw_err *e);
 	void *ud;
 	unsigned lease_progress_s; /* HttpNfcLeaseProgress interval; 0: 20 s (vCenter times out at 300) */
 };
+
+/*
+ * HttpNfcLeaseAbort of a lease another process (a crashed attempt) left
+ * open: while it is, vCenter refuses to destroy or power on its VM.  0 once
+ * aborted; SW_ENOTFOUND when the lease no longer exists or has already ended
+ * (done, error, aborted), which is what the caller wants too.  A deadline of
+ * its own (cleanup), not cancellable.
+ */
+int vmw_lease_abort(struct vmw_conn *c, const char *lease, struct sw_err *e);
 
 struct vmw_export_file {
 	char *file;              /* "<name>-disk<K>.vmdk" */

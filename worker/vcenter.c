@@ -227,7 +227,20 @@ wrk_vc_journal_undo(struct vmw_conn *conn, const struct ova_journal *j, struct s
 	struct vmw_moref snap;
 	int r;
 
-	/* The worker VM first: it holds the snapshot's disk. */
+	/*
+	 * An export lease the attempt left open first: until it ends, vCenter
+	 * blocks the destruction of its worker VM (and keeps it blocked until
+	 * the lease times out, 300 s without progress).  Gone already is fine.
+	 */
+	if (j->lease[0] != '\0') {
+		r = vmw_lease_abort(conn, j->lease, e);
+		if (r == 0)
+			log_info("%s: aborted the export lease %s an interrupted attempt left open",
+			    j->command, j->lease);
+		else if (r != SW_ENOTFOUND)
+			return sw_errctx(e, "aborting export lease %s", j->lease);
+	}
+	/* The worker VM next: it holds the snapshot's disk. */
 	if (j->command[0] != '\0') {
 		r = wrk_vc_destroy_tagged(conn, j->command, sw_mono_ms() + WRK_VC_CLEANUP_MS, e);
 		if (r < 0)

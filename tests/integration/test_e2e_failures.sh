@@ -8,7 +8,7 @@
 # shellcheck disable=SC1091
 . "$(dirname "$0")/test_e2e_lib.sh"
 
-e2e_start_vcsim -seed-mib 256 -task-delay 200ms -lease-timeout 6s
+e2e_start_vcsim -seed-mib 256 -task-delay 200ms -lease-timeout 120s
 e2e_broker
 conf=$tmp/w.conf
 e2e_conf "$conf" 1
@@ -16,7 +16,7 @@ disk1="[$VCSIM_DATASTORE] $VCSIM_VM/disk1.vmdk"
 VMW=("$build/bin/vmwctl" --url "$VCSIM_URL" --user snap --thumbprint "$VCSIM_THUMBPRINT" --timeout 120)
 export VMWCTL_PASSWORD=vc-password
 
-# Waits (at most 20 s) until no lease is open: a killed worker's lease expires (-lease-timeout).
+# Waits (at most 20 s) until no worker VM, VM snapshot or open lease is left.
 rig_settled() { local i; for i in $(seq 100); do rig_clean && return 0; sleep 0.2; done; return 1; }
 object_absent() { [ -z "$(find "$STORE/$1" -type f 2>/dev/null)" ]; }
 # The crash journal lives in the store's state directory, by command id.
@@ -103,9 +103,9 @@ fi
 #     wait for its journal to go stale (lock_scope = host stands for an NFS nolock mount) ---
 id=$(uuid)
 cmd_snapshot "$id" "$disk1" 5 8 >"$tmp/f7.json"
-mkdir -p "$STORE/snapshots/5/8/$id"
+mkdir -p "$STORE/.snapworker/journal"
 printf 'command=%s\ncredentials=vc1\nurl=%s\nvm=vm-0\nsnapshot=\n' "$id" "$VCSIM_URL" \
-    >"$STORE/snapshots/5/8/$id/$id~vcenter.part"
+    >"$STORE/.snapworker/journal/$id.journal"
 t0=$(date +%s%N)
 SNAPWORKER_STORE_LOCK_SCOPE=host SNAPWORKER_SWEEP_JOURNAL_STALE=3s \
     "$SW" run-once -c "$conf" "$tmp/f7.json" >"$tmp/f7.out" 2>"$tmp/f7.log"
@@ -115,7 +115,25 @@ check "fresh journal: the command waited for it to go stale ($(( (t1 - t0) / 100
 check "fresh journal: it said why it waited (host-local locks)" \
     grep -q "whether it still runs (\[store\] lock_scope = host): waiting for its journal" "$tmp/f7.log"
 check "fresh journal: then undid it and succeeded" evtrue "$tmp/f7.out" "e['status']=='succeeded'"
-check "fresh journal: it is gone" [ ! -e "$STORE/snapshots/5/8/$id/$id~vcenter.part" ]
+check "fresh journal: it is gone" [ ! -e "$STORE/.snapworker/journal/$id.journal" ]
+
+# --- a fresh journal of an older release (beside the object): its attempts may not take
+#     the command lock, so even a lock every host sees proves nothing: wait ---
+id=$(uuid)
+cmd_snapshot "$id" "$disk1" 5 10 >"$tmp/f9.json"
+mkdir -p "$STORE/snapshots/5/10/$id"
+printf 'command=%s\ncredentials=vc1\nurl=%s\nvm=vm-0\nsnapshot=\n' "$id" "$VCSIM_URL" \
+    >"$STORE/snapshots/5/10/$id/$id~vcenter.part"
+t0=$(date +%s%N)
+SNAPWORKER_STORE_LOCK_SCOPE=shared SNAPWORKER_SWEEP_JOURNAL_STALE=3s \
+    "$SW" run-once -c "$conf" "$tmp/f9.json" >"$tmp/f9.out" 2>"$tmp/f9.log"
+t1=$(date +%s%N)
+check "legacy journal: waited for it to go stale although locks are shared ($(( (t1 - t0) / 1000000 )) ms)" \
+    [ $(( (t1 - t0) / 1000000 )) -ge 2000 ]
+check "legacy journal: it said why (an older release)" \
+    grep -q "whether it still runs (a journal of an older release): waiting" "$tmp/f9.log"
+check "legacy journal: then undid it and succeeded" evtrue "$tmp/f9.out" "e['status']=='succeeded'"
+check "legacy journal: it is gone" [ ! -e "$STORE/snapshots/5/10/$id/$id~vcenter.part" ]
 
 # --- cleanup itself fails: no commit, the journal stays for the next attempt ---------
 id=$(uuid)
@@ -163,21 +181,28 @@ check "the crash left a journal naming the VM snapshot" \
 not_clean() { ! rig_clean; }
 check "and leftovers in the simulator (worker VM and VM snapshot)" not_clean
 check "and no committed object" [ ! -e "$jdir/$id.ova.meta" ]
-# The killed attempt's journal is fresh.  The new worker holds the command lock on a
-# store whose locks every host sees (a local file system here), so it knows that
-# attempt is dead, but vCenter keeps its export lease open until the lease times out
-# (6 s here): it waits for the journal to go stale (8 s here) before it undoes.
-SNAPWORKER_SWEEP_JOURNAL_STALE=8s e2e_worker "$conf" w2
+# The killed attempt's journal is fresh, and its export lease is open: vCenter blocks
+# the destruction of the worker VM until that lease ends (the simulator here times
+# leases out after 120 s; vCenter after 300 s).  The new worker holds the command lock
+# on a store whose locks every host sees (lock_scope = shared: a local file system
+# here, which a chroot's mountinfo may not show), so the earlier attempt is known
+# dead: it aborts the lease the journal records and undoes at once, no wait.
+check "the crash left a journal naming its export lease" \
+    grep -q '^lease=.\+' "$STORE/.snapworker/journal/$id.journal"
+t0=$(date +%s%N)
+SNAPWORKER_STORE_LOCK_SCOPE=shared e2e_worker "$conf" w2
 w2=$wpid
 wait_exit 120 "$kctl"
+t1=$(date +%s%N)
+echo "# recovery after kill -9: the new worker finished the command $(( (t1 - t0) / 1000000 )) ms after it started"
 check "restarted worker completes the command" evtrue "$tmp/k.out" \
     "e['status']=='succeeded' and e['result']['files'][0]['sha256']=='$VCSIM_SEED_SHA256_0'"
 check "exactly one final event" [ "$(grep -cE '"status":"(succeeded|failed)"' "$tmp/k.out")" = 1 ]
-# What the lock proves depends on the mount (a chroot's view of mountinfo may not tell):
-# either way the worker says why it waits.
-check "the restarted worker waited for the journal to go stale, and said why" \
-    bash -c "grep -q 'waiting for its journal to go stale' '$tmp/w2.log' &&
-        grep -qE 'the command lock is ours|the command lock cannot tell' '$tmp/w2.log'"
+check "the restarted worker knew the earlier attempt dead, and did not wait" \
+    bash -c "grep -q 'the earlier attempt is dead; undoing its vCenter work now' '$tmp/w2.log' &&
+        ! grep -q 'waiting for its journal to go stale' '$tmp/w2.log'"
+check "it aborted the export lease the killed attempt left open" \
+    grep -q "aborted the export lease" "$tmp/w2.log"
 check "then removed the earlier attempt's leftovers first" \
     grep -q "removing what an interrupted attempt left" "$tmp/w2.log"
 check "after the restart: no worker VM, VM snapshot or open lease" rig_settled

@@ -165,6 +165,26 @@ test_journal_parse(void **state)
 	assert_string_equal(j.vm, "vm-42");
 	assert_string_equal(j.snapshot, "snapshot-7");
 	assert_string_equal(j.object, "");
+	assert_string_equal(j.lease, "");
+	/* The export lease is kept, and written back only when set. */
+	{
+		struct sw_buf b = SW_BUF_INIT(OVA_JOURNAL_MAX);
+		const char *withl = "vm=vm-42\nsnapshot=snapshot-7\nlease=session[52]lease-9\n";
+
+		assert_int_equal(ova_journal_parse(withl, strlen(withl), &j, &e), 0);
+		assert_string_equal(j.lease, "session[52]lease-9");
+		assert_int_equal(ova_journal_format(&j, &b, &e), 0);
+		assert_non_null(strstr(sw_buf_str(&b), "\nlease=session[52]lease-9\n"));
+		j.lease[0] = '\0';
+		sw_buf_reset(&b);
+		assert_int_equal(ova_journal_format(&j, &b, &e), 0);
+		assert_null(strstr(sw_buf_str(&b), "lease="));
+		/* A line break in it would forge a key. */
+		snprintf(j.lease, sizeof(j.lease), "l\nvm=vm-666");
+		sw_buf_reset(&b);
+		assert_int_equal(ova_journal_format(&j, &b, &e), SW_EFORMAT);
+		sw_buf_free(&b);
+	}
 	/* Taken before the snapshot; unknown keys and a last line without newline. */
 	assert_int_equal(ova_journal_parse("future=1\nvm=vm-1\nsnapshot=", 26, &j, &e), 0);
 	assert_string_equal(j.vm, "vm-1");

@@ -264,29 +264,33 @@ wrk__vc_recover(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
 	if (r < 0)
 		return r;
 	/*
-	 * A journal kept fresh is another attempt of this command still at work,
-	 * or a dead one whose vCenter work is still in motion: its export lease
-	 * stays open until vCenter times it out (300 s without progress), and
-	 * until then vCenter refuses to undo it.  Wait for the journal to go
-	 * stale (journal_stale, as long as vCenter's lease timeout) rather than
-	 * pull the VM snapshot from under either.  When this attempt holds the
-	 * command lock and every host sees that lock, the earlier attempt is
-	 * known dead; the wait is for vCenter, and the log says so.
+	 * A journal is either another attempt of this command still at work, or
+	 * the record of a dead one.  When this attempt holds the command lock
+	 * and every host sees that lock, no other attempt runs anywhere: the
+	 * journal is a dead attempt's, undone at once (its export lease, if it
+	 * had one open, is aborted first: see wrk_vc_journal_undo).  When the
+	 * lock may be host-local (NFS nolock, local_lock=, or not known), only
+	 * the journal's age tells: an attempt at work touches it at least every
+	 * few seconds, so wait until it has gone untouched for journal_stale.
+	 * So too for a journal an older release left beside the object: that
+	 * release's attempts may not take this lock.
 	 */
-	if (lock_proves_dead(c, scope, sizeof(scope)))
-		log_info("%s: the command lock is ours (%s): the earlier attempt is dead; waiting "
-		    "for its journal to go stale, as vCenter keeps its lease open until then",
-		    c->cmd->id, scope);
-	else
+	if (legacy != NULL)
+		(void)snprintf(scope, sizeof(scope), "a journal of an older release");
+	if (legacy == NULL && lock_proves_dead(c, scope, sizeof(scope))) {
+		log_info("%s: the command lock is ours and every host sees it (%s): the earlier "
+		    "attempt is dead; undoing its vCenter work now", c->cmd->id, scope);
+	} else {
 		log_info("%s: a journal of an earlier attempt, and the command lock cannot tell "
 		    "whether it still runs (%s): waiting for its journal to go stale",
 		    c->cmd->id, scope);
-	r = journal_wait_stale(c, s, legacy, e);
-	if (r != 0)
-		return r;
+		r = journal_wait_stale(c, s, legacy, e);
+		if (r != 0)
+			return r;
+	}
 	/*
-	 * A stale journal: an attempt of this command died after it.  Its
-	 * worker VM first (it holds the snapshot's disk), then its snapshot.
+	 * An attempt of this command died after writing it: its export lease,
+	 * its worker VM (it holds the snapshot's disk), then its snapshot.
 	 */
 	log_info("%s: removing what an interrupted attempt left in vCenter", c->cmd->id);
 	/* Only this command's own leftovers, whatever the journal claims. */
@@ -297,10 +301,10 @@ wrk__vc_recover(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
 		enum proto_errcode pe = proto_errcode_from_sw(r, PROTO_CTX_VCENTER, &retry);
 
 		/*
-		 * vCenter will not undo the dead attempt's work yet (its export
-		 * lease stays open until vCenter times it out, its VM is busy): the
-		 * command must not run beside that work, and a later attempt finds
-		 * it undoable.  Only a refused login stays final.
+		 * vCenter will not undo the dead attempt's work yet (a lease the
+		 * journal did not record stays open until vCenter times it out, its
+		 * VM is busy): the command must not run beside that work, and a
+		 * later attempt finds it undoable.  Only a refused login stays final.
 		 */
 		return sw_err_classify(e, r, pe, pe == PROTO_ERR_VCENTER_AUTH ? retry : true);
 	}
@@ -323,6 +327,7 @@ struct backup_x {
 	struct ova_writer *w;
 	struct ova_store *s;
 	int journal;            /* the command's journal is written */
+	struct ova_journal *j;  /* that journal, to add the export lease to */
 	uint64_t touched_ms;
 	struct bx_disk disks[VMW_MAX_DISKS];
 	int store_failed;       /* the failure was the share's, not vCenter's */
@@ -385,6 +390,29 @@ bx_sink_close(void *ud, const struct vmw_nfc_disk *d, int status, uint64_t bytes
 	/* A failed disk's .part is the writer's to remove (abort). */
 	if (status == 0)
 		x->disk_bytes += bytes;
+	return 0;
+}
+
+/*
+ * The export lease is recorded in the journal before a byte moves: a crash
+ * leaves it open, vCenter blocks the worker VM until it ends, and the next
+ * attempt (or the sweeper) aborts it instead of waiting for it to time out.
+ */
+static int
+bx_lease_open(void *ud, const struct vmw_moref *lease, struct sw_err *e)
+{
+	struct backup_x *x = ud;
+
+	if (x->j == NULL)
+		return 0;
+	if (snprintf(x->j->lease, sizeof(x->j->lease), "%s", lease->value) >=
+	    (int)sizeof(x->j->lease))
+		return sw_errf(e, SW_EFORMAT, "lease id too long");
+	if (ova_journal_write(x->s, x->j, e) < 0) {
+		x->store_failed = 1;
+		return sw_errctx(e, "journal");
+	}
+	x->touched_ms = sw_mono_ms();
 	return 0;
 }
 
@@ -503,7 +531,9 @@ wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm 
 	eo.sink_open = bx_sink_open;
 	eo.sink_close = bx_sink_close;
 	eo.progress = bx_progress;
+	eo.lease_open = bx_lease_open;
 	eo.ud = &x;
+	x.j = &j;
 	r = vmw_export_vm(conn, &worker, &eo, &res, c->job->deadline_ms, c->job->cancel, e);
 	if (r < 0) {
 		store_ctx = x.store_failed;

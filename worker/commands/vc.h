@@ -56,12 +56,16 @@ void wrk__vc_progress(void *ud, uint64_t bytes, int percent);
 
 /*
  * Removes what an earlier, interrupted attempt of this command left in
- * vCenter: the VM snapshot its journal names (the command's journal in s, or
- * a legacy NAME~vcenter.part beside obj) and every worker VM tagged with the command id.  A journal touched within
- * the last [sweep] journal_stale (default 300 s; the running attempt touches it
- * every 10 s of transfer) belongs to an attempt still at work elsewhere:
- * this waits for it, and returns 1 when it finished meanwhile (look at the
- * store again).  Errors other than "already gone" are returned.
+ * vCenter: the export lease, worker VMs tagged with the command id and VM
+ * snapshot its journal names (the command's journal in s, or a legacy
+ * NAME~vcenter.part beside obj).  When the command lock this attempt holds is
+ * seen by every host ([store] lock_scope, else the mount's options), the
+ * earlier attempt is dead and this undoes at once.  Otherwise a journal
+ * touched within the last [sweep] journal_stale (default 300 s; the running
+ * attempt touches it every 10 s of transfer) may belong to an attempt still
+ * at work elsewhere: this waits for it, and returns 1 when it finished
+ * meanwhile (look at the store again).  Errors other than "already gone" are
+ * returned.
  */
 int wrk__vc_recover(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
     const char *obj, struct sw_err *e);

@@ -106,6 +106,13 @@ func (f *front) dispatch(r *http.Request, body []byte, m *simulator.Method) *htt
 			rg.consolidate(vm, snaps)
 		}
 		return rec
+	case *types.Destroy_Task, *types.PowerOnVM_Task:
+		// "While the lease is held, operations that alter the state of the
+		// virtual machines covered by the lease are blocked. Examples of
+		// blocked operations are PowerOn, Destroy, Migrate" (HttpNfcLease).
+		if l := rg.leaseOn(m.This); l != "" {
+			return faultRecorder("The operation is not allowed in the current state.", &types.InvalidState{})
+		}
 	case *types.CreateVM_Task, *types.ReconfigVM_Task:
 		rg.chainMu.Lock()
 		defer rg.chainMu.Unlock()

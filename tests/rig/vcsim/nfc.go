@@ -227,6 +227,28 @@ func (rg *rig) newLease(vm *simulator.VirtualMachine, export bool, files []lease
 	return l.Self
 }
 
+// leaseOn gives the open (ready) lease covering entity, or "".
+func (rg *rig) leaseOn(entity types.ManagedObjectReference) string {
+	rg.mu.Lock()
+	var open []*HttpNfcLease
+	for _, l := range rg.leases {
+		open = append(open, l)
+	}
+	rg.mu.Unlock()
+	for _, l := range open {
+		var id string
+		simulator.Map.WithLock(l, func() {
+			if l.State == types.HttpNfcLeaseStateReady && l.Info != nil && l.Info.Entity == entity {
+				id = l.Self.Value
+			}
+		})
+		if id != "" {
+			return id
+		}
+	}
+	return ""
+}
+
 func diskCapacity(d *types.VirtualDisk) int64 {
 	if d.CapacityInBytes != 0 {
 		return d.CapacityInBytes
