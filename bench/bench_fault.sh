@@ -9,9 +9,10 @@
 #    one slot each: the time from the kill to the final succeeded event,
 #    against the same CreateSnapshot without a kill.  The simulator serves
 #    every download at 8 MiB/s (-nfc-rate; a 16 MiB disk: ~2 s of export) and
-#    holds a dead worker's export lease 4 s (-lease-timeout), so the survivor's
-#    first attempt fails retryable and tries again after its retry delay (5 s
-#    here, SNAPWORKER_RETRY_DELAYS, as in test_fault_kill.sh).
+#    holds a dead worker's export lease 300 s, as vCenter does
+#    (-lease-timeout).  The store's locks are seen by every worker
+#    (lock_scope = shared), so the survivor knows the killed attempt dead,
+#    aborts the lease its journal records and undoes at once.
 # 2. A CreateSnapshot on a 3-node cluster with the worker's node killed
 #    (SIGKILL) mid-export, as tests/integration/open/cluster_failover.sh does: total command
 #    time, against the same command without a kill.
@@ -54,7 +55,8 @@ trap bench_cleanup EXIT
 
 # Every attempt that finds a dead attempt's lease open waits 5 s (past the 4 s lease timeout).
 export SNAPWORKER_RETRY_DELAYS="5s 5s 5s"
-e2e_start_vcsim -seed-mib 16 -task-delay 150ms -lease-timeout 4s -nfc-rate 8388608
+export SNAPWORKER_STORE_LOCK_SCOPE=shared
+e2e_start_vcsim -seed-mib 16 -task-delay 150ms -lease-timeout 300s -nfc-rate 8388608
 disk1="[$VCSIM_DATASTORE] $VCSIM_VM/disk1.vmdk"
 
 # kill_when_exporting PID: SIGKILL PID as soon as an export lease has moved bytes; prints the kill time (ms).

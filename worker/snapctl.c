@@ -2,7 +2,7 @@
  * snapctl: the publisher's side, for operators, tests and benchmarks.
  *
  *   snapctl [-c FILE | --amqp-url URL] [--password-file F] submit [--wait]
- *           [--timeout S] [--count N] [--zone Z] COMMAND.json|-
+ *           [--timeout S] [--publish-timeout S] [--count N] [--zone Z] COMMAND.json|-
  *   snapctl [-c FILE | --amqp-url URL] [--password-file F] status
  *
  * The password comes from the config's password_file, --password-file or
@@ -38,11 +38,13 @@
 #define COUNT_MAX     1000000
 #define INFLIGHT_MAX  1000
 /*
- * Publishes of one command before snapctl gives up, a second apart at first,
- * then two: a quorum queue whose leader died with its node nacks publishes
- * until a new leader is elected (a few seconds on a loaded machine).
+ * How long submit keeps sending a command the broker did not confirm (a
+ * second apart at first, then up to 5): a quorum queue whose leader died with
+ * its node nacks publishes until a new leader is elected, a few seconds
+ * usually, but measured at over 17 s on a loaded 2-core machine whose
+ * cluster had just taken a node back.  --publish-timeout changes it.
  */
-#define PUBLISH_TRIES 10
+#define PUBLISH_TIMEOUT_S 60u
 
 struct opts {
 	const char *config;
@@ -52,6 +54,7 @@ struct opts {
 	int wait;
 	int quiet;
 	uint64_t timeout_s;
+	uint64_t publish_timeout_s;
 	uint64_t count;
 };
 
@@ -79,11 +82,12 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: snapctl [-c FILE | --amqp-url URL] [--password-file FILE] submit [--wait]\n"
-	    "               [--timeout S] [--count N] [--zone Z] COMMAND.json|-\n"
+	    "               [--timeout S] [--publish-timeout S] [--count N] [--zone Z] COMMAND.json|-\n"
 	    "       snapctl [-c FILE | --amqp-url URL] [--password-file FILE] status\n"
 	    "       snapctl [-c FILE | --amqp-url URL] [--password-file FILE] declare\n"
 	    "submit publishes with publisher confirms; --wait prints events until the final one\n"
-	    "and exits 0 iff it succeeded (1 failed, 2 error, 3 timeout).  --count N publishes N\n"
+	    "and exits 0 iff it succeeded (1 failed, 2 error, 3 timeout).  A publish the broker\n"
+	    "does not confirm is sent again for --publish-timeout (default 60s).  --count N publishes N\n"
 	    "copies with fresh ids (a benchmark); with --wait it waits for all N and prints a summary.\n"
 	    "declare creates the exchanges and queues the workers of this configuration use, so\n"
 	    "commands can be queued before any worker has started (idempotent).\n"
@@ -540,6 +544,7 @@ cmd_submit(const struct opts *o, const char *input)
 	char id[128], type[64], replyq[256], tag[WRK_AMQP_STR_MAX];
 	uint64_t seq = 0, deadline;
 	int rc = EXIT_ERROR, attempt;
+	uint64_t pub_end;
 
 	if (target_load(o, &t) < 0)
 		goto out;
@@ -579,15 +584,19 @@ cmd_submit(const struct opts *o, const char *input)
 	 * its node, a connection that died) is sent again, on a new connection
 	 * when needed: the command id makes a second copy harmless.
 	 */
+	pub_end = sw_mono_ms() + (o->publish_timeout_s ? o->publish_timeout_s : PUBLISH_TIMEOUT_S) *
+	    1000u;
 	for (attempt = 1;; attempt++) {
+		unsigned pause = attempt < 4 ? 1 : attempt < 8 ? 2 : 5;
+
 		sw_err_clear(&e);
 		if (wrk_amqp_publish(c, &p, &seq, &e) == 0 &&
 		    wrk_amqp_wait_confirm(c, seq, 30000, NULL, NULL, &e) == 0)
 			break;
-		if (e.code == SW_ENOTFOUND || attempt >= PUBLISH_TRIES)
+		if (e.code == SW_ENOTFOUND || sw_mono_ms() + pause * 1000u >= pub_end)
 			break;
 		fprintf(stderr, "snapctl: publish not confirmed (%s); sending it again\n", e.msg);
-		sleep(attempt < 4 ? 1 : 2);
+		sleep(pause);
 		if (!wrk_amqp_ok(c)) {
 			wrk_amqp_close(c);
 			c = NULL;
@@ -770,6 +779,7 @@ main(int argc, char **argv)
 		{ "password-file", required_argument, NULL, 'p' },
 		{ "wait", no_argument, NULL, 'w' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "publish-timeout", required_argument, NULL, 'P' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "zone", required_argument, NULL, 'z' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -782,7 +792,7 @@ main(int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	/* Options anywhere on the line; the first operand is the subcommand. */
-	while ((ch = getopt_long(argc, argv, "c:u:p:wt:n:z:qh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:u:p:wt:P:n:z:qh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': o.config = optarg; break;
 		case 'u': o.url = optarg; break;
@@ -793,6 +803,13 @@ main(int argc, char **argv)
 		case 't':
 			if (sw_parse_duration(optarg, 7 * 86400, &o.timeout_s) < 0) {
 				fprintf(stderr, "snapctl: bad --timeout\n");
+				return EXIT_ERROR;
+			}
+			break;
+		case 'P':
+			if (sw_parse_duration(optarg, 86400, &o.publish_timeout_s) < 0 ||
+			    o.publish_timeout_s == 0) {
+				fprintf(stderr, "snapctl: bad --publish-timeout (a duration, 1s to 1d)\n");
 				return EXIT_ERROR;
 			}
 			break;

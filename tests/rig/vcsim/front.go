@@ -285,12 +285,32 @@ func decodeFault(b []byte) types.BaseMethodFault {
 	dec := xml.NewDecoder(bytes.NewReader(b))
 	dec.TypeFunc = types.TypeFunc()
 	if err := dec.Decode(&soap.Envelope{Body: &body}); err == nil && body.Fault != nil {
-		if f, ok := body.Fault.Detail.Fault.(types.BaseMethodFault); ok {
+		if f := asMethodFault(body.Fault.Detail.Fault); f != nil {
 			return f
 		}
 		return &types.SystemError{Reason: body.Fault.String}
 	}
 	return &types.SystemError{Reason: "undecodable answer"}
+}
+
+// asMethodFault gives a decoded fault detail as a vim fault. The decoder
+// yields values (types.ManagedObjectNotFound), whose methods are on the
+// pointer: without this, every fault a delayed task relayed became a bare
+// SystemError (a snapshot already removed answered SystemError, not
+// ManagedObjectNotFound).
+func asMethodFault(v interface{}) types.BaseMethodFault {
+	if f, ok := v.(types.BaseMethodFault); ok {
+		return f
+	}
+	if v == nil {
+		return nil
+	}
+	p := reflect.New(reflect.TypeOf(v))
+	p.Elem().Set(reflect.ValueOf(v))
+	if f, ok := p.Interface().(types.BaseMethodFault); ok {
+		return f
+	}
+	return nil
 }
 
 // replay copies a recorded answer to the client.

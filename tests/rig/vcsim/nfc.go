@@ -168,7 +168,7 @@ func (rg *rig) importVApp(req *types.ImportVApp) (types.ManagedObjectReference, 
 
 func soapFaultOf(err error) types.BaseMethodFault {
 	if soap.IsSoapFault(err) {
-		if f, ok := soap.ToSoapFault(err).VimFault().(types.BaseMethodFault); ok {
+		if f := asMethodFault(soap.ToSoapFault(err).VimFault()); f != nil {
 			return f
 		}
 	}
