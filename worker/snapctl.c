@@ -29,6 +29,7 @@
 
 #include "common/io.h"
 #include "common/num.h"
+#include "proto/proto.h"
 #include "worker/amqp.h"
 #include "worker/config.h"
 
@@ -53,6 +54,8 @@ struct opts {
 	const char *zone;
 	int wait;
 	int quiet;
+	int dry_run;
+	int no_validate;
 	uint64_t timeout_s;
 	uint64_t publish_timeout_s;
 	uint64_t count;
@@ -81,12 +84,15 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: snapctl [-c FILE | --amqp-url URL] [--password-file FILE] submit [--wait]\n"
+	    "usage: snapctl [-c FILE | --amqp-url URL] [--password-file FILE] submit [--wait] [--dry-run]\n"
 	    "               [--timeout S] [--publish-timeout S] [--count N] [--zone Z] COMMAND.json|-\n"
 	    "       snapctl [-c FILE | --amqp-url URL] [--password-file FILE] status\n"
 	    "       snapctl [-c FILE | --amqp-url URL] [--password-file FILE] declare\n"
-	    "submit publishes with publisher confirms; --wait prints events until the final one\n"
-	    "and exits 0 iff it succeeded (1 failed, 2 error, 3 timeout).  A publish the broker\n"
+	    "submit checks the command with the worker's parser (1 if invalid; --dry-run: only that;\n"
+	    "--no-validate publishes it as it is, to test a worker's handling of bad input),\n"
+	    "publishes it with publisher confirms; --wait prints events until the final one\n"
+	    "and exits 0 iff it succeeded (1 failed, 2 error, 3 timeout; --timeout defaults to\n"
+	    "the command's deadline plus 1h).  A publish the broker\n"
 	    "does not confirm is sent again for --publish-timeout (default 60s).  --count N publishes N\n"
 	    "copies with fresh ids (a benchmark); with --wait it waits for all N and prints a summary.\n"
 	    "declare creates the exchanges and queues the workers of this configuration use, so\n"
@@ -531,6 +537,30 @@ wait_failover(struct wrk_amqp **c, struct target *t, const char *type, uint64_t 
 	return -1;
 }
 
+/*
+ * The worker's own parser on the command: what it would refuse is refused
+ * here, naming the field, before anything is published.  *ret_deadline_s: the
+ * command's deadline (timeout_s, or its type's default).
+ */
+static int
+validate(const char *body, size_t len, uint64_t *ret_deadline_s)
+{
+	struct proto_command *cmd = NULL;
+	struct proto_parse_error pe;
+	int r;
+
+	memset(&pe, 0, sizeof(pe));
+	r = proto_command_parse(body, len, &cmd, &pe);
+	if (r < 0) {
+		fprintf(stderr, "snapctl: invalid command (a worker would refuse it): %s\n",
+		    pe.message[0] != '\0' ? pe.message : "unreadable");
+		return -1;
+	}
+	*ret_deadline_s = cmd->timeout_s;
+	proto_command_free(cmd);
+	return 0;
+}
+
 static int
 cmd_submit(const struct opts *o, const char *input)
 {
@@ -544,11 +574,24 @@ cmd_submit(const struct opts *o, const char *input)
 	char id[128], type[64], replyq[256], tag[WRK_AMQP_STR_MAX];
 	uint64_t seq = 0, deadline;
 	int rc = EXIT_ERROR, attempt;
-	uint64_t pub_end;
+	uint64_t pub_end, cmd_deadline_s = 0;
 
-	if (target_load(o, &t) < 0)
-		goto out;
+	memset(&t, 0, sizeof(t));
 	if (read_input(input, &body, &len) < 0)
+		goto out;
+	if (o->no_validate)
+		cmd_deadline_s = 6 * 3600;
+	else if (validate(body, len, &cmd_deadline_s) < 0) {
+		rc = EXIT_FAILED;
+		goto out;
+	}
+	if (o->dry_run) {
+		peek_command(body, len, id, sizeof(id), type, sizeof(type));
+		printf("valid: %s %s\n", type, id);
+		rc = 0;
+		goto out;
+	}
+	if (target_load(o, &t) < 0)
 		goto out;
 	if (connect_target(&t, &c) < 0)
 		goto out;
@@ -625,7 +668,11 @@ cmd_submit(const struct opts *o, const char *input)
 		rc = 0;
 		goto out;
 	}
-	deadline = o->timeout_s ? sw_mono_ms() + o->timeout_s * 1000 : UINT64_MAX;
+	/*
+	 * Without --timeout: the command's deadline, plus an hour for its time
+	 * in the queue and its retries' delays.  A wait never lasts forever.
+	 */
+	deadline = sw_mono_ms() + (o->timeout_s ? o->timeout_s : cmd_deadline_s + 3600) * 1000;
 	for (;;) {
 		char eid[128];
 		int st;
@@ -783,6 +830,8 @@ main(int argc, char **argv)
 		{ "count", required_argument, NULL, 'n' },
 		{ "zone", required_argument, NULL, 'z' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "dry-run", no_argument, NULL, 'd' },
+		{ "no-validate", no_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -792,13 +841,15 @@ main(int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	/* Options anywhere on the line; the first operand is the subcommand. */
-	while ((ch = getopt_long(argc, argv, "c:u:p:wt:P:n:z:qh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:u:p:wt:P:n:z:qdNh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': o.config = optarg; break;
 		case 'u': o.url = optarg; break;
 		case 'p': o.password_file = optarg; break;
 		case 'w': o.wait = 1; break;
 		case 'q': o.quiet = 1; break;
+		case 'd': o.dry_run = 1; break;
+		case 'N': o.no_validate = 1; break;
 		case 'z': o.zone = optarg; break;
 		case 't':
 			if (sw_parse_duration(optarg, 7 * 86400, &o.timeout_s) < 0) {

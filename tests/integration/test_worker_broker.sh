@@ -126,10 +126,21 @@ wait_exit 120 "$wd" 2>/dev/null
 # --- poison messages ----------------------------------------------------------------
 dead_before=$(ready "$prefix.dead")
 printf '{"garbage' >"$tmp/p1.json"
-"$CTL" -c "$conf" --password-file "$PW_FILE" submit "$tmp/p1.json" >/dev/null 2>&1
+"$CTL" -c "$conf" --password-file "$PW_FILE" submit --no-validate "$tmp/p1.json" >/dev/null 2>&1
 pid_bad=$(uuid)
 printf '{"version":1,"id":"%s","type":"DeleteSnapshot","store":{"url":"nfs://x/y"},"args":{"path":"/etc/passwd"}}' "$pid_bad" >"$tmp/p2.json"
-"$CTL" -c "$conf" --password-file "$PW_FILE" submit --wait --timeout 20 "$tmp/p2.json" >"$tmp/p2.out" 2>/dev/null
+# snapctl itself refuses it, naming the field, publishing nothing; --dry-run only checks.
+"$CTL" -c "$conf" --password-file "$PW_FILE" submit --wait --timeout 20 "$tmp/p2.json" >"$tmp/p2v.out" 2>"$tmp/p2v.err"
+rc=$?
+check "snapctl refuses an invalid command (exit 1), naming the field" \
+    bash -c "[ $rc -eq 1 ] && grep -q 'invalid command.*args.path' '$tmp/p2v.err' && [ ! -s '$tmp/p2v.out' ]"
+printf 'not json' >"$tmp/p3.json"
+check "snapctl refuses a body that is not JSON (exit 1)" bash -c \
+    "! '$CTL' -c '$conf' --password-file '$PW_FILE' submit '$tmp/p3.json' 2>'$tmp/p3.err'; [ \$? -eq 0 ] && grep -q 'not valid JSON' '$tmp/p3.err'"
+check "snapctl --dry-run accepts a valid command without any broker" bash -c \
+    "'$CTL' --amqp-url amqp://nobody@127.0.0.1:1/ submit --dry-run '$here/tests/fixtures/proto/CreateSnapshot.json' | grep -q '^valid: CreateSnapshot '"
+# The worker's answer to the same command, published as is.
+"$CTL" -c "$conf" --password-file "$PW_FILE" submit --no-validate --wait --timeout 20 "$tmp/p2.json" >"$tmp/p2.out" 2>/dev/null
 rc=$?
 check "invalid command with an id: failed event, exit 1" [ $rc -eq 1 ]
 check "failed event says INVALID_COMMAND" grep -q '"code":"INVALID_COMMAND"' "$tmp/p2.out"
