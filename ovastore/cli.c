@@ -11,6 +11,7 @@
 
 #include <json-c/json.h>
 
+#include "common/version.h"
 #include "common/path.h"
 #include "ovastore/ovastore.h"
 
@@ -282,7 +283,8 @@ usage(FILE *f)
 {
 	size_t i;
 
-	fprintf(f, "usage: ovastore [-C ROOT] COMMAND [ARGS]\n"
+	fprintf(f, "usage: ovastore --help | --version\n"
+	    "       ovastore [-C ROOT] COMMAND [ARGS]\n"
 	    "  -C, --root ROOT   store root (default: the current directory);\n"
 	    "                    DIR/NAME is relative to it\n\ncommands:\n");
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
@@ -319,6 +321,9 @@ main(int argc, char **argv)
 			o.root = argv[i];
 		} else if (strncmp(a, "--root=", 7) == 0) {
 			o.root = a + 7;
+		} else if (strcmp(a, "--version") == 0) {
+			printf("ovastore %s\n", SW_VERSION);
+			return 0;
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			if (c != NULL)
 				cmd_usage(stdout, c);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/version.h"
 #include "common/err.h"
 #include "common/io.h"
 #include "common/num.h"
@@ -32,7 +33,8 @@ on_signal(int sig)
 }
 
 static const char usage_text[] =
-"usage: vmwctl --url URL --user USER [TLS] [--password-file FILE] COMMAND [ARGS]\n"
+"usage: vmwctl --help | --version\n"
+"       vmwctl --url URL --user USER [TLS] [--password-file FILE] COMMAND [ARGS]\n"
 "\n"
 "The password is read from --password-file or $VMWCTL_PASSWORD, never from argv.\n"
 "TLS: --cacert FILE | --thumbprint SHA256 | --insecure (test rigs only)\n"
@@ -699,6 +701,7 @@ main(int argc, char **argv)
 		{ "dry-run", no_argument, NULL, 'D' },
 		{ "quiesce", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct opts o;
@@ -742,6 +745,7 @@ main(int argc, char **argv)
 		case 'D': o.dry_run = 1; break;
 		case 'q': o.quiesce = 1; break;
 		case 'h': usage(stdout); return 0;
+		case 'V': printf("vmwctl %s\n", SW_VERSION); return 0;
 		default: usage(stderr); return 2;
 		}
 	}

@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 #include <libxml/parser.h>
 
+#include "common/version.h"
 #include "common/io.h"
 #include "common/log.h"
 #include "common/num.h"
@@ -30,7 +31,6 @@
 #include "worker/sweep.h"
 #include "worker/vcenter.h"
 
-#define SNAPWORKER_VERSION "1.0"
 
 static void
 usage(FILE *f)
@@ -499,7 +499,7 @@ main(int argc, char **argv)
 		case 'c': cfgpath = optarg; break;
 		case 'v': text = 1; break;
 		case 'h': usage(stdout); return 0;
-		case 'V': printf("snapworker %s (protocol 1)\n", SNAPWORKER_VERSION); return 0;
+		case 'V': printf("snapworker %s (protocol %d)\n", SW_VERSION, SW_PROTOCOL_VERSION); return 0;
 		default: usage(stderr); return 2;
 		}
 	}

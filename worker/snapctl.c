@@ -29,6 +29,7 @@
 
 #include "common/io.h"
 #include "common/num.h"
+#include "common/version.h"
 #include "proto/proto.h"
 #include "worker/amqp.h"
 #include "worker/config.h"
@@ -84,7 +85,8 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: snapctl [-c FILE | --amqp-url URL] [--password-file FILE] submit [--wait] [--dry-run]\n"
+	    "usage: snapctl --help | --version\n"
+	    "       snapctl [-c FILE | --amqp-url URL] [--password-file FILE] submit [--wait] [--dry-run]\n"
 	    "               [--timeout S] [--publish-timeout S] [--count N] [--zone Z] COMMAND.json|-\n"
 	    "       snapctl [-c FILE | --amqp-url URL] [--password-file FILE] status\n"
 	    "       snapctl [-c FILE | --amqp-url URL] [--password-file FILE] declare\n"
@@ -833,6 +835,7 @@ main(int argc, char **argv)
 		{ "dry-run", no_argument, NULL, 'd' },
 		{ "no-validate", no_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct opts o;
@@ -841,7 +844,7 @@ main(int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	/* Options anywhere on the line; the first operand is the subcommand. */
-	while ((ch = getopt_long(argc, argv, "c:u:p:wt:P:n:z:qdNh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:u:p:wt:P:n:z:qdNhV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': o.config = optarg; break;
 		case 'u': o.url = optarg; break;
@@ -871,6 +874,7 @@ main(int argc, char **argv)
 			}
 			break;
 		case 'h': usage(stdout); return 0;
+		case 'V': printf("snapctl %s (protocol %d)\n", SW_VERSION, SW_PROTOCOL_VERSION); return 0;
 		default: usage(stderr); return EXIT_ERROR;
 		}
 	}

@@ -28,5 +28,14 @@ sed -i '/^col /d' "$tmp/scripts/tools.list"
 check "a script calling an unlisted program (col) is noticed" bash -c \
     "PATH='$sys_path' '$tmp/scripts/tools.sh' scan 2>&1 | grep -q 'not in scripts/tools.list: col\$'"
 
+# Every program answers --help and --version (exit 0, the release on one line).
+build=${SW_BUILD:-$here/build}
+ver=$(sed -n 's/^#define SW_VERSION *"\(.*\)"$/\1/p' "$here/common/version.h")
+for prog in snapworker snapctl ovastore vmwctl; do
+	check "$prog --version prints its name and release $ver" bash -c \
+	    "out=\$('$build/bin/$prog' --version) && [ \"\$(echo \"\$out\" | wc -l)\" = 1 ] && echo \"\$out\" | grep -q '^$prog $ver\\b'"
+	check "$prog --help exits 0 with a usage line" bash -c "'$build/bin/$prog' --help | grep -q 'usage: $prog'"
+done
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
