@@ -116,9 +116,10 @@ test-integration: all rig
 
 # Suites that show a known open defect (tests/integration/open/); not in `make test`.
 test-open: all rig
-	@rc=0; for t in tests/integration/open/*.sh; do \
+	@rc=0; for t in $(wildcard tests/integration/open/*.sh); do \
 	    echo "=== $$t"; SW_BUILD=$(CURDIR)/$(BUILD) bash "$$t" || rc=1; \
-	done; exit $$rc
+	done; [ -n "$(wildcard tests/integration/open/*.sh)" ] || echo "test-open: no open suite"; \
+	exit $$rc
 
 # Tests under AddressSanitizer + UndefinedBehaviorSanitizer, in their own tree.
 asan:

@@ -14,7 +14,7 @@
 #    (lock_scope = shared), so the survivor knows the killed attempt dead,
 #    aborts the lease its journal records and undoes at once.
 # 2. A CreateSnapshot on a 3-node cluster with the worker's node killed
-#    (SIGKILL) mid-export, as tests/integration/open/cluster_failover.sh does: total command
+#    (SIGKILL) mid-export, as tests/integration/test_fault_cluster.sh does: total command
 #    time, against the same command without a kill.
 # 3. A soak: a few hundred mixed commands (DeleteSnapshot of absent objects,
 #    RegisterTemplate from a loopback HTTP server, a few CreateSnapshot)

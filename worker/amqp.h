@@ -140,6 +140,8 @@ struct wrk_amqp_msg {
 	char reply_to[WRK_AMQP_STR_MAX];
 	int64_t delivery_count;         /* x-delivery-count header (quorum queues), 0 if absent */
 	int64_t attempt;                /* WRK_AMQP_HDR_ATTEMPT header, 0 if absent or not a number */
+	char error[WRK_AMQP_HDR_ERROR_MAX];  /* WRK_AMQP_HDR_ERROR header, "" if absent */
+	char death_reason[32];          /* x-first-death-reason (the broker dead-lettered it), or "" */
 	int too_big;                    /* body over WRK_AMQP_BODY_MAX: drained, body is NULL */
 	char *body;                     /* NUL-terminated copy; free with wrk_amqp_msg_clear */
 	size_t len;

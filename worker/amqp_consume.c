@@ -198,6 +198,32 @@ frame_wait(struct wrk_amqp *c, amqp_frame_t *f, unsigned timeout_ms, struct sw_e
 	return sw_errf(e, SW_ENET, "connection to broker lost: %s", amqp_error_string2(status));
 }
 
+/* A string (or bytes) header into out, cut to fit, control characters replaced; "" if absent. */
+static void
+table_str(const amqp_table_t *t, const char *key, char *out, size_t outsz)
+{
+	int i;
+	size_t k, n;
+
+	out[0] = '\0';
+	for (i = 0; i < t->num_entries; i++) {
+		const amqp_table_entry_t *x = &t->entries[i];
+
+		if (x->key.len != strlen(key) || memcmp(x->key.bytes, key, x->key.len) != 0)
+			continue;
+		if (x->value.kind != AMQP_FIELD_KIND_UTF8 && x->value.kind != AMQP_FIELD_KIND_BYTES)
+			return;
+		n = x->value.value.bytes.len < outsz - 1 ? x->value.value.bytes.len : outsz - 1;
+		for (k = 0; k < n; k++) {
+			unsigned char ch = ((const unsigned char *)x->value.value.bytes.bytes)[k];
+
+			out[k] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+		}
+		out[n] = '\0';
+		return;
+	}
+}
+
 static int64_t
 table_int(const amqp_table_t *t, const char *key)
 {
@@ -288,6 +314,9 @@ read_content(struct wrk_amqp *c, struct wrk_amqp_msg *m, struct sw_err *e)
 			if (p->_flags & AMQP_BASIC_HEADERS_FLAG) {
 				m->delivery_count = table_int(&p->headers, "x-delivery-count");
 				m->attempt = table_int(&p->headers, WRK_AMQP_HDR_ATTEMPT);
+				table_str(&p->headers, WRK_AMQP_HDR_ERROR, m->error, sizeof(m->error));
+				table_str(&p->headers, "x-first-death-reason", m->death_reason,
+				    sizeof(m->death_reason));
 			}
 		}
 	}

@@ -57,6 +57,8 @@ struct opts {
 	int quiet;
 	int dry_run;
 	int no_validate;
+	int json;
+	const char *ev_type, *ev_status, *ev_id;
 	uint64_t timeout_s;
 	uint64_t publish_timeout_s;
 	uint64_t count;
@@ -90,6 +92,8 @@ usage(FILE *f)
 	    "               [--timeout S] [--publish-timeout S] [--count N] [--zone Z] COMMAND.json|-\n"
 	    "       snapctl [-c FILE | --amqp-url URL] [--password-file FILE] status\n"
 	    "       snapctl [-c FILE | --amqp-url URL] [--password-file FILE] declare\n"
+	    "       snapctl [...] events [--type T] [--status S] [--id ID] [--count N] [--timeout S]\n"
+	    "       snapctl [...] dlq list [--json] | show ID | replay ID|--all | purge ID|--all\n"
 	    "submit checks the command with the worker's parser (1 if invalid; --dry-run: only that;\n"
 	    "--no-validate publishes it as it is, to test a worker's handling of bad input),\n"
 	    "publishes it with publisher confirms; --wait prints events until the final one\n"
@@ -99,6 +103,9 @@ usage(FILE *f)
 	    "copies with fresh ids (a benchmark); with --wait it waits for all N and prints a summary.\n"
 	    "declare creates the exchanges and queues the workers of this configuration use, so\n"
 	    "commands can be queued before any worker has started (idempotent).\n"
+	    "events follows the event exchange (JSON lines), filtered by type, status and id.\n"
+	    "dlq reads the dead-letter queue without taking from it; replay sends a command back to\n"
+	    "its zone for a fresh start, purge removes it.\n"
 	    "--amqp-url takes one URL or the nodes of a cluster, space- or comma-separated.\n"
     "The password: the config's password_file, --password-file or $SNAPCTL_PASSWORD.\n");
 }
@@ -819,6 +826,261 @@ out:
 	return rc;
 }
 
+/* ------------------------------------------------------- dead letters */
+
+#define DLQ_MAX 10000u
+
+enum dlq_op { DLQ_LIST, DLQ_SHOW, DLQ_REPLAY, DLQ_PURGE };
+
+/* Ignores what arrives while a confirm is awaited: it stays unacked, requeued at close. */
+static void
+dlq_ignore(void *ud, struct wrk_amqp_ev *ev)
+{
+	(void)ud; (void)ev;
+}
+
+static void
+json_str(FILE *f, const char *key, const char *v, int comma)
+{
+	struct json_object *o = json_object_new_string(v);
+
+	fprintf(f, "\"%s\":%s%s", key, o != NULL ? json_object_to_json_string_ext(o,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE) : "\"\"",
+	    comma ? "," : "");
+	json_object_put(o);
+}
+
+static void
+dlq_print(const struct wrk_amqp_msg *m, const char *id, const char *type, int json, int full)
+{
+	if (json || full) {
+		fputc('{', stdout);
+		json_str(stdout, "id", id, 1);
+		json_str(stdout, "type", type, 1);
+		json_str(stdout, "zone", m->routing_key, 1);
+		printf("\"attempt\":%lld,", (long long)(m->attempt > 0 ? m->attempt : 1));
+		json_str(stdout, "error", m->error, 1);
+		json_str(stdout, "dead_lettered_by", m->death_reason[0] ? m->death_reason : "worker",
+		    full);
+		if (full)
+			json_str(stdout, "body", m->too_big ? "" : m->body, 0);
+		printf("}\n");
+		return;
+	}
+	printf("%-36s %-16s %-10s %3lld  %.160s\n", id[0] ? id : "(no id)", type[0] ? type : "?",
+	    m->routing_key, (long long)(m->attempt > 0 ? m->attempt : 1),
+	    m->error[0] ? m->error : m->death_reason[0] ? m->death_reason : "-");
+}
+
+/*
+ * The dead-letter queue, read without taking anything: every message is
+ * received unacknowledged, and what is not replayed or purged goes back to
+ * the queue when the connection closes.  sel: a command id, or NULL for all.
+ */
+static int
+cmd_dlq(const struct opts *o, enum dlq_op op, const char *sel)
+{
+	struct target t;
+	struct wrk_amqp *c = NULL;
+	struct wrk_amqp_msg *got = NULL;
+	struct wrk_amqp_ev ev;
+	struct sw_err e;
+	char tag[WRK_AMQP_STR_MAX];
+	uint32_t msgs = 0, cons = 0;
+	size_t n = 0, i, matched = 0, done = 0;
+	int rc = EXIT_ERROR, r;
+
+	memset(&t, 0, sizeof(t));
+	if (target_load(o, &t) < 0 || connect_target(&t, &c) < 0)
+		goto out;
+	r = wrk_amqp_queue_counts(c, t.dead, &msgs, &cons, &e);
+	if (r < 0) {
+		fprintf(stderr, "snapctl: %s: %s\n", t.dead, r == -ENOENT ?
+		    "no such queue (start a worker or run snapctl declare)" : e.msg);
+		goto out;
+	}
+	if (msgs > DLQ_MAX)
+		fprintf(stderr, "snapctl: %s holds %u messages: looking at the first %u\n", t.dead,
+		    msgs, DLQ_MAX);
+	if (msgs > 0) {
+		if ((got = calloc(msgs < DLQ_MAX ? msgs : DLQ_MAX, sizeof(*got))) == NULL ||
+		    wrk_amqp_confirm_select(c, &e) < 0 ||
+		    wrk_amqp_qos(c, msgs < DLQ_MAX ? msgs : DLQ_MAX, &e) < 0 ||
+		    wrk_amqp_consume(c, t.dead, 1, tag, sizeof(tag), &e) < 0) {
+			fprintf(stderr, "snapctl: %s: %s\n", t.dead, got == NULL ? "out of memory" :
+			    e.msg);
+			goto out;
+		}
+	}
+	/* Everything the count promised, or until the queue is quiet for 2 s. */
+	while (n < msgs && n < DLQ_MAX) {
+		memset(&ev, 0, sizeof(ev));
+		if (wrk_amqp_wait(c, 2000, -1, &ev, &e) < 0) {
+			fprintf(stderr, "snapctl: %s\n", e.msg);
+			goto out;
+		}
+		if (ev.kind == WRK_AMQP_EV_TIMEOUT)
+			break;
+		if (ev.kind == WRK_AMQP_EV_DELIVERY)
+			got[n++] = ev.msg;
+	}
+	if (op == DLQ_LIST && !o->json)
+		printf("%-36s %-16s %-10s %3s  %s\n", "ID", "TYPE", "ZONE", "ATT", "LAST ERROR");
+	for (i = 0; i < n; i++) {
+		struct wrk_amqp_msg *m = &got[i];
+		char id[128], type[64];
+
+		id[0] = type[0] = '\0';
+		if (m->body != NULL)
+			peek_command(m->body, m->len, id, sizeof(id), type, sizeof(type));
+		if (sel != NULL && strcmp(sel, id) != 0)
+			continue;
+		matched++;
+		switch (op) {
+		case DLQ_LIST:
+			dlq_print(m, id, type, o->json, 0);
+			break;
+		case DLQ_SHOW:
+			dlq_print(m, id, type, 1, 1);
+			break;
+		case DLQ_REPLAY: {
+			struct wrk_amqp_pub p;
+			uint64_t seq = 0;
+
+			if (m->body == NULL) {
+				fprintf(stderr, "snapctl: %s: too large to replay; purge it\n", id);
+				continue;
+			}
+			/* A fresh start: no attempt header, the zone it was dead-lettered from. */
+			memset(&p, 0, sizeof(p));
+			p.exchange = t.exchange;
+			p.routing_key = m->routing_key;
+			p.message_id = m->message_id[0] ? m->message_id : NULL;
+			p.correlation_id = m->correlation_id[0] ? m->correlation_id : NULL;
+			p.reply_to = m->reply_to[0] ? m->reply_to : NULL;
+			p.mandatory = 1;
+			p.body = m->body;
+			p.len = m->len;
+			if (wrk_amqp_publish(c, &p, &seq, &e) < 0 ||
+			    wrk_amqp_wait_confirm(c, seq, 30000, dlq_ignore, NULL, &e) < 0 ||
+			    wrk_amqp_ack(c, m->tag, &e) < 0) {
+				fprintf(stderr, "snapctl: replay of %s: %s\n", id[0] ? id : "(no id)",
+				    e.code == SW_ENOTFOUND ? "no queue is bound for its zone" : e.msg);
+				goto out;
+			}
+			printf("replayed %s (%s, zone %s)\n", id[0] ? id : "(no id)", type,
+			    m->routing_key);
+			done++;
+			break;
+		}
+		case DLQ_PURGE:
+			if (wrk_amqp_ack(c, m->tag, &e) < 0) {
+				fprintf(stderr, "snapctl: purge: %s\n", e.msg);
+				goto out;
+			}
+			printf("purged %s (%s)\n", id[0] ? id : "(no id)", type);
+			done++;
+			break;
+		}
+	}
+	if (sel != NULL && matched == 0) {
+		fprintf(stderr, "snapctl: no command %s in %s\n", sel, t.dead);
+		rc = EXIT_FAILED;
+		goto out;
+	}
+	if (op == DLQ_LIST && !o->json)
+		printf("(%zu message%s in %s)\n", n, n == 1 ? "" : "s", t.dead);
+	rc = 0;
+out:
+	/* Closing returns every message not acknowledged to the queue. */
+	wrk_amqp_close(c);
+	for (i = 0; i < n; i++)
+		wrk_amqp_msg_clear(&got[i]);
+	free(got);
+	target_free(&t);
+	return rc;
+}
+
+/* ------------------------------------------------------------- events */
+
+/*
+ * Follows the event exchange: every event whose routing key matches
+ * TYPE.STATUS (either may be omitted: any), and with --id only that
+ * command's, one JSON line each, until --count events or --timeout.
+ */
+static int
+cmd_events(const struct opts *o)
+{
+	struct target t;
+	struct wrk_amqp *c = NULL;
+	struct wrk_amqp_ev ev;
+	struct sw_err e;
+	char q[256], tag[WRK_AMQP_STR_MAX], key[160];
+	uint64_t seen = 0, deadline;
+	int rc = EXIT_ERROR;
+
+	memset(&t, 0, sizeof(t));
+	if (o->ev_type != NULL && proto_type_from_name(o->ev_type) == PROTO_TYPE_UNKNOWN) {
+		fprintf(stderr, "snapctl: events: unknown --type '%s'\n", o->ev_type);
+		goto out;
+	}
+	if (o->ev_status != NULL && strcmp(o->ev_status, "progress") != 0 &&
+	    strcmp(o->ev_status, "retrying") != 0 && strcmp(o->ev_status, "succeeded") != 0 &&
+	    strcmp(o->ev_status, "failed") != 0) {
+		fprintf(stderr, "snapctl: events: --status is progress, retrying, succeeded or "
+		    "failed, not '%s'\n", o->ev_status);
+		goto out;
+	}
+	(void)snprintf(key, sizeof(key), "%s.%s", o->ev_type ? o->ev_type : "*",
+	    o->ev_status ? o->ev_status : "*");
+	lower(key);
+	if (target_load(o, &t) < 0 || connect_target(&t, &c) < 0)
+		goto out;
+	if (wrk_amqp_private_queue(c, q, sizeof(q), &e) < 0 ||
+	    wrk_amqp_bind(c, q, t.events, key, &e) < 0 ||
+	    wrk_amqp_consume(c, q, 1, tag, sizeof(tag), &e) < 0) {
+		fprintf(stderr, "snapctl: events: %s\n", e.msg);
+		goto out;
+	}
+	fprintf(stderr, "snapctl: following %s (%s)%s%s\n", t.events, key,
+	    o->ev_id ? " for command " : "", o->ev_id ? o->ev_id : "");
+	fflush(stderr);
+	deadline = o->timeout_s ? sw_mono_ms() + o->timeout_s * 1000 : UINT64_MAX;
+	for (;;) {
+		uint64_t now = sw_mono_ms();
+		char eid[128];
+
+		if (o->count && seen >= o->count) {
+			rc = 0;
+			break;
+		}
+		if (now >= deadline) {
+			rc = o->count ? EXIT_TIMEOUT : 0;
+			break;
+		}
+		memset(&ev, 0, sizeof(ev));
+		if (wrk_amqp_wait(c, deadline - now > 1000 ? 1000 : (int)(deadline - now), -1, &ev,
+		    &e) < 0) {
+			fprintf(stderr, "snapctl: events: %s\n", e.msg);
+			break;
+		}
+		if (ev.kind != WRK_AMQP_EV_DELIVERY)
+			continue;
+		if (ev.msg.body != NULL && (o->ev_id == NULL ||
+		    (event_status(ev.msg.body, ev.msg.len, eid, sizeof(eid)), strcmp(eid, o->ev_id) == 0))) {
+			printf("%s\n", ev.msg.body);
+			fflush(stdout);
+			seen++;
+		}
+		(void)wrk_amqp_ack(c, ev.msg.tag, &e);
+		wrk_amqp_msg_clear(&ev.msg);
+	}
+out:
+	wrk_amqp_close(c);
+	target_free(&t);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -834,6 +1096,10 @@ main(int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "dry-run", no_argument, NULL, 'd' },
 		{ "no-validate", no_argument, NULL, 'N' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "type", required_argument, NULL, 'T' },
+		{ "status", required_argument, NULL, 'S' },
+		{ "id", required_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -844,7 +1110,7 @@ main(int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	/* Options anywhere on the line; the first operand is the subcommand. */
-	while ((ch = getopt_long(argc, argv, "c:u:p:wt:P:n:z:qdNhV", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:u:p:wt:P:n:z:qdNjT:S:I:hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': o.config = optarg; break;
 		case 'u': o.url = optarg; break;
@@ -853,6 +1119,10 @@ main(int argc, char **argv)
 		case 'q': o.quiet = 1; break;
 		case 'd': o.dry_run = 1; break;
 		case 'N': o.no_validate = 1; break;
+		case 'j': o.json = 1; break;
+		case 'T': o.ev_type = optarg; break;
+		case 'S': o.ev_status = optarg; break;
+		case 'I': o.ev_id = optarg; break;
 		case 'z': o.zone = optarg; break;
 		case 't':
 			if (sw_parse_duration(optarg, 7 * 86400, &o.timeout_s) < 0) {
@@ -886,6 +1156,29 @@ main(int argc, char **argv)
 		return cmd_status(&o);
 	if (sub != NULL && strcmp(sub, "declare") == 0 && optind == argc)
 		return cmd_declare(&o);
+	if (sub != NULL && strcmp(sub, "events") == 0 && optind == argc)
+		return cmd_events(&o);
+	if (sub != NULL && strcmp(sub, "dlq") == 0 && optind < argc) {
+		const char *op = argv[optind++];
+		const char *sel = optind < argc ? argv[optind] : NULL;
+		int all = sel != NULL && strcmp(sel, "--all") == 0;
+
+		if (optind + (sel != NULL) != argc) {
+			fprintf(stderr, "snapctl: dlq %s: too many arguments\n", op);
+			return EXIT_ERROR;
+		}
+		if (strcmp(op, "list") == 0 && sel == NULL)
+			return cmd_dlq(&o, DLQ_LIST, NULL);
+		if (strcmp(op, "show") == 0 && sel != NULL && !all)
+			return cmd_dlq(&o, DLQ_SHOW, sel);
+		if ((strcmp(op, "replay") == 0 || strcmp(op, "purge") == 0) && sel != NULL)
+			return cmd_dlq(&o, op[0] == 'r' ? DLQ_REPLAY : DLQ_PURGE, all ? NULL : sel);
+		fprintf(stderr, "snapctl: dlq: '%s'%s: expected list, show ID, replay ID|--all or "
+		    "purge ID|--all\n", op, sel != NULL ? " with that argument" : "");
+		return EXIT_ERROR;
+	}
+	if (sub != NULL)
+		fprintf(stderr, "snapctl: unknown command or arguments: '%s'\n", sub);
 	usage(stderr);
 	return EXIT_ERROR;
 }

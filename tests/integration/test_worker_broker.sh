@@ -155,6 +155,43 @@ dead_ok() {
 check "both poison messages land in the dead-letter queue" dead_ok
 check "worker survived the poison messages" kill -0 "$w1"
 
+# --- snapctl dlq and events: look at the dead letters, replay one, purge it ----------------
+DLQ=("$CTL" -c "$conf" --password-file "$PW_FILE" dlq)
+"${DLQ[@]}" list >"$tmp/dlq1.out" 2>"$tmp/dlq1.err"
+check "dlq list shows the invalid command with its id and the worker's error" \
+    grep -qE "^$pid_bad +DeleteSnapshot +default +1  INVALID_COMMAND: .*args.path" "$tmp/dlq1.out"
+check "dlq list shows the unreadable one too, without an id" grep -q '^(no id) ' "$tmp/dlq1.out"
+"${DLQ[@]}" list --json >"$tmp/dlq2.out" 2>/dev/null
+check "dlq list --json: one JSON object per message, the error and who dead-lettered it" python3 -c "
+import json, sys
+rows = [json.loads(l) for l in open('$tmp/dlq2.out')]
+r = [x for x in rows if x['id'] == '$pid_bad']
+sys.exit(0 if len(r) == 1 and r[0]['error'].startswith('INVALID_COMMAND') and r[0]['dead_lettered_by'] == 'worker' and r[0]['attempt'] == 1 else 1)"
+check "dlq show prints the command's body" bash -c \
+    "'${DLQ[0]}' -c '$conf' --password-file '$PW_FILE' dlq show '$pid_bad' | grep -q '/etc/passwd'"
+check "looking took nothing: the dead-letter queue still holds both" \
+    [ "$(ready "$prefix.dead")" -ge $((dead_before + 2)) ]
+# Replay: the command goes back to its zone; the worker refuses it again (a failed event).
+"$CTL" -c "$conf" --password-file "$PW_FILE" events --id "$pid_bad" --status failed --count 1 \
+    --timeout 30 >"$tmp/ev.out" 2>"$tmp/ev.err" &
+evp=$!
+for _ in $(seq 50); do grep -q following "$tmp/ev.err" && break; sleep 0.1; done
+"${DLQ[@]}" replay "$pid_bad" >"$tmp/replay.out" 2>&1
+check "dlq replay sends it back to its zone" grep -q "^replayed $pid_bad (DeleteSnapshot, zone default)" "$tmp/replay.out"
+wait "$evp"
+check "snapctl events --id --status failed sees the worker's answer to the replay" \
+    bash -c "[ \$(wc -l <'$tmp/ev.out') = 1 ] && grep -q '\"id\":\"$pid_bad\"' '$tmp/ev.out' && grep -q '\"status\":\"failed\"' '$tmp/ev.out'"
+in_dlq() { "${DLQ[@]}" list --json 2>/dev/null | grep -c "\"$1\""; }
+again() { local i; for i in $(seq 50); do [ "$(in_dlq "$pid_bad")" = 1 ] && return 0; sleep 0.2; done; return 1; }
+check "and it is dead-lettered again, once" again
+"${DLQ[@]}" purge "$pid_bad" >"$tmp/purge.out" 2>&1
+check "dlq purge removes it" bash -c "grep -q '^purged $pid_bad' '$tmp/purge.out' && [ \"\$('${DLQ[0]}' -c '$conf' --password-file '$PW_FILE' dlq list --json | grep -c '$pid_bad')\" = 0 ]"
+"${DLQ[@]}" show "$pid_bad" >/dev/null 2>"$tmp/show.err"
+check "dlq show of a command not there: exit 1, says so" \
+    bash -c "[ $? -eq 1 ] && grep -q 'no command $pid_bad' '$tmp/show.err'"
+"${DLQ[@]}" frobnicate >/dev/null 2>"$tmp/bad.err"
+check "an unknown dlq action is named" bash -c "[ $? -eq 2 ] && grep -q \"'frobnicate'\" '$tmp/bad.err'"
+
 # --- fair dispatch: a slow command does not hold up others ------------------------
 start_worker "$conf" "$tmp/w2.log" w2
 w2=$wpid
