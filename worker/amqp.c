@@ -254,6 +254,8 @@ wrk__amqp_rpc_check(struct wrk_amqp *c, const char *what, struct sw_err *e)
 			amqp_channel_close_t *m = r.reply.decoded;
 			if (m->reply_code == 404)
 				code = -ENOENT;
+			else if (m->reply_code == 406)
+				code = SW_EEXIST;   /* PRECONDITION_FAILED: exists with other arguments */
 			amqp_channel_close_ok_t ok = { 0 };
 			(void)amqp_send_method(c->conn, CHAN, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
 		} else if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {

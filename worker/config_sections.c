@@ -16,6 +16,7 @@
 
 #include "common/num.h"
 #include "worker/amqp.h"
+#include "worker/metrics.h"
 
 int
 wrk__cfg_set_str(char **field, const char *value, struct sw_err *e)
@@ -460,8 +461,19 @@ static int
 interpret_metrics(struct wrk_config *cfg, const struct wrk__cfg_entry *x, const char *where,
     struct sw_err *e)
 {
-	if (strcmp(x->key, "listen") == 0)
+	if (strcmp(x->key, "listen") == 0) {
+		struct sockaddr_storage ss;
+		socklen_t sl;
+
+		/* What run would refuse at start is refused here, for check too. */
+		if (wrk_metrics_parse_listen(x->value, &ss, &sl, e) < 0) {
+			char why[SW_ERR_MSG_MAX];
+
+			(void)snprintf(why, sizeof(why), "%s", e->msg);
+			return sw_errf(e, SW_EFORMAT, "%s: %s", where, why);
+		}
 		return wrk__cfg_set_str(&cfg->metrics_listen, x->value, e);
+	}
 	return sw_errf(e, SW_EFORMAT, "%s: unknown key '%s' in [metrics]", where, x->key);
 }
 

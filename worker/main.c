@@ -215,6 +215,65 @@ check_dir(const char *what, const char *path, int need_write)
 	return 0;
 }
 
+/* The extract area: there and writable, or creatable (its parent is). */
+static int
+check_extract_dir(const char *path)
+{
+	char parent[SW_PATH_MAX];
+	char *slash;
+
+	if (access(path, F_OK) == 0)
+		return check_dir("extract_dir", path, 1);
+	(void)snprintf(parent, sizeof(parent), "%s", path);
+	slash = strrchr(parent, '/');
+	if (slash != NULL && slash != parent)
+		*slash = '\0';
+	if (access(parent, W_OK) < 0) {
+		printf("  extract_dir %s: FAILED: does not exist, and %s cannot hold it (%s): "
+		    "Extract* commands would fail\n", path, parent, strerror(errno));
+		return -1;
+	}
+	printf("  extract_dir %s: ok (made at the first extract)\n", path);
+	return 0;
+}
+
+/* The log file run would append to: opened as run opens it (and created, as run would). */
+static int
+check_log_file(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+
+	if (fd < 0) {
+		printf("  log_file %s: FAILED: %s\n", path, strerror(errno));
+		return -1;
+	}
+	close(fd);
+	printf("  log_file %s: ok\n", path);
+	return 0;
+}
+
+/* The metrics endpoint: the address is free to bind (run refuses to start otherwise). */
+static int
+check_metrics(const char *listen)
+{
+	struct wrk_metrics_server *m = NULL;
+	struct sw_err e;
+
+	if (wrk_metrics_server_start(listen, &m, &e) < 0) {
+		if (e.code == -EADDRINUSE) {
+			/* Likely the endpoint of the worker this check is run beside. */
+			printf("  metrics %s: in use (a running worker's endpoint? a second run "
+			    "would not start beside it)\n", listen);
+			return 0;
+		}
+		printf("  metrics %s: FAILED: %s\n", listen, e.msg);
+		return -1;
+	}
+	wrk_metrics_server_stop(m);
+	printf("  metrics %s: ok (free to listen on)\n", listen);
+	return 0;
+}
+
 /*
  * The daemon's health probe, once: a store the daemon would call sick fails
  * the check.  "auto" cannot know what was mounted when a daemon started, so
@@ -251,7 +310,7 @@ cmd_check(const char *cfgpath, int text)
 
 	if (load_config(cfgpath, 0, &cfg) < 0) {
 		printf("config: FAILED\n");
-		return 1;
+		return 2;
 	}
 	(void)text;
 	printf("config %s: ok\n", cfg->path);
@@ -259,6 +318,10 @@ cmd_check(const char *cfgpath, int text)
 	for (i = 0; i < cfg->nqueues; i++)
 		printf(" %s", cfg->queues[i]);
 	printf("\n");
+	if (cfg->log_file != NULL && check_log_file(cfg->log_file) < 0)
+		bad = 1;
+	if (cfg->metrics_listen != NULL && check_metrics(cfg->metrics_listen) < 0)
+		bad = 1;
 
 	printf("broker (%zu node(s)):\n", cfg->namqp_urls);
 	memset(&o, 0, sizeof(o));
@@ -296,6 +359,23 @@ cmd_check(const char *cfgpath, int text)
 	} else {
 		o.url = cfg->amqp_urls[k0];
 		wrk_daemon_topology(cfg, &t);
+		/*
+		 * The topology run declares, declared (idempotent): a queue that
+		 * exists with other arguments (another delivery_limit) fails here
+		 * as it would fail run.
+		 */
+		if (wrk_amqp_declare(c, &t, &e) < 0) {
+			printf("  topology: FAILED: %s%s\n", e.msg, e.code == SW_EEXIST ?
+			    " (an existing queue or exchange has other arguments than this "
+			    "configuration gives it: make them agree, or delete it)" : "");
+			bad = 1;
+			wrk_amqp_close(c);
+			c = NULL;
+			if (wrk_amqp_connect(&o, &c, &e) < 0)
+				c = NULL;
+		} else {
+			printf("  topology: ok (exchanges and queues as this configuration declares them)\n");
+		}
 		for (i = 0; i < cfg->nqueues && c != NULL; i++) {
 			uint32_t msgs = 0, cons = 0;
 			int rc;
@@ -328,8 +408,7 @@ cmd_check(const char *cfgpath, int text)
 			bad = 1;
 		if (check_store_health(cfg, &cfg->stores[i]) < 0)
 			bad = 1;
-		if (access(cfg->stores[i].extract_dir, F_OK) == 0 &&
-		    check_dir("extract_dir", cfg->stores[i].extract_dir, 1) < 0)
+		if (check_extract_dir(cfg->stores[i].extract_dir) < 0)
 			bad = 1;
 	}
 	printf("vCenter:\n");
@@ -442,6 +521,45 @@ cmd_sweep(const char *cfgpath, int text, int dry_run, const char *older, int for
 
 /* ------------------------------------------------------------------ run */
 
+/*
+ * Declares the topology once on the first node that answers: a queue that
+ * exists with other arguments than this configuration's (another
+ * delivery_limit) is a configuration error the daemon would otherwise meet
+ * on every reconnect, forever.  A broker that cannot be reached is not an
+ * error here: the daemon keeps trying.
+ */
+static int
+topology_preflight(const struct wrk_config *cfg, struct sw_err *e)
+{
+	struct wrk_amqp_opts o;
+	struct wrk_topology t;
+	struct wrk_amqp *c = NULL;
+	struct sw_err ce;
+	size_t i;
+	int rc = 0;
+
+	memset(&o, 0, sizeof(o));
+	o.password = cfg->amqp_password;
+	o.cacert = cfg->amqp_cacert;
+	o.heartbeat = cfg->heartbeat;
+	o.name = "snapworker";
+	o.timeout_ms = 10000;
+	for (i = 0; i < cfg->namqp_urls && c == NULL; i++) {
+		o.url = cfg->amqp_urls[i];
+		if (wrk_amqp_connect(&o, &c, &ce) < 0)
+			c = NULL;
+	}
+	if (c == NULL)
+		return 0;
+	wrk_daemon_topology(cfg, &t);
+	if (wrk_amqp_declare(c, &t, &ce) < 0 && ce.code == SW_EEXIST)
+		rc = sw_errf(e, SW_EEXIST, "%s: an existing queue or exchange has other arguments "
+		    "than this configuration gives it (e.g. [amqp] delivery_limit): make them "
+		    "agree, or delete it; not starting", ce.msg);
+	wrk_amqp_close(c);
+	return rc;
+}
+
 static int
 cmd_run(const char *cfgpath, int text)
 {
@@ -468,6 +586,12 @@ cmd_run(const char *cfgpath, int text)
 		}
 		log_info("metrics at http://%s/metrics (port %u)", cfg->metrics_listen,
 		    wrk_metrics_server_port(metrics));
+	}
+	if (topology_preflight(cfg, &e) < 0) {
+		log_errx("%s", e.msg);
+		wrk_metrics_server_stop(metrics);
+		wrk_config_free(cfg);
+		return 2;
 	}
 	rc = wrk_daemon_run(cfg, wrk_cmd_run, wrk_cmd_result_clear, &e);
 	if (rc < 0)

@@ -192,6 +192,38 @@ check "dlq show of a command not there: exit 1, says so" \
 "${DLQ[@]}" frobnicate >/dev/null 2>"$tmp/bad.err"
 check "an unknown dlq action is named" bash -c "[ $? -eq 2 ] && grep -q \"'frobnicate'\" '$tmp/bad.err'"
 
+# --- check means what run means -------------------------------------------------------
+bad_conf() { cp "$conf" "$1"; printf '%s\n' "${@:2}" >>"$1"; }
+bad_conf "$tmp/c_metrics.conf" "[metrics]" "listen = localhost:9464"
+"$SW" check -c "$tmp/c_metrics.conf" >"$tmp/c_metrics.out" 2>&1
+rc=$?
+check "check: [metrics] listen with a host name is a configuration error (exit 2), as for run" \
+    bash -c "[ $rc -eq 2 ] && grep -q 'not a numeric address' '$tmp/c_metrics.out'"
+"$SW" run -c "$tmp/c_metrics.conf" >/dev/null 2>&1
+check "run refuses the same configuration (exit 2)" [ $? -eq 2 ]
+sed 's|^jobs = |log_file = /nonexistent-dir/w.log\njobs = |' "$conf" >"$tmp/c_log.conf"
+"$SW" check -c "$tmp/c_log.conf" >"$tmp/c_log.out" 2>&1
+rc=$?
+check "check: a log_file that cannot be opened fails (exit 1), naming it" \
+    bash -c "[ $rc -eq 1 ] && grep -q 'log_file /nonexistent-dir/w.log: FAILED' '$tmp/c_log.out'"
+sed "s|^nfs://10.0.0.5/export/secondary = .*|&\nextract_dir = /nonexistent-dir/extract|" "$conf" >"$tmp/c_x.conf"
+"$SW" check -c "$tmp/c_x.conf" >"$tmp/c_x.out" 2>&1
+rc=$?
+check "check: an extract_dir that cannot exist fails, naming it" \
+    bash -c "[ $rc -eq 1 ] && grep -q 'extract_dir /nonexistent-dir/extract: FAILED' '$tmp/c_x.out'"
+sed 's|^heartbeat = 5|heartbeat = 5\ndelivery_limit = 7|' "$conf" >"$tmp/c_dl.conf"
+"$SW" check -c "$tmp/c_dl.conf" >"$tmp/c_dl.out" 2>&1
+rc=$?
+check "check: a delivery_limit other than the existing queue's fails, naming the argument" \
+    bash -c "[ $rc -eq 1 ] && grep -q 'topology: FAILED.*x-delivery-limit' '$tmp/c_dl.out'"
+timeout 60 "$SW" run -c "$tmp/c_dl.conf" >/dev/null 2>"$tmp/c_dl.log"
+rc=$?
+check "run with it stops at once (exit 2) instead of retrying forever, and says why" \
+    bash -c "[ $rc -eq 2 ] && grep -q 'other arguments.*not starting' '$tmp/c_dl.log'"
+"$SW" check -c "$conf" >"$tmp/c_ok.out" 2>&1
+check "check: the good configuration passes, topology included" \
+    bash -c "[ $? -eq 0 ] && grep -q 'topology: ok' '$tmp/c_ok.out'"
+
 # --- fair dispatch: a slow command does not hold up others ------------------------
 start_worker "$conf" "$tmp/w2.log" w2
 w2=$wpid
