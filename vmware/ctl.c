@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/secret.h"
 #include "common/version.h"
 #include "common/err.h"
 #include "common/io.h"
@@ -84,9 +85,8 @@ static int
 read_password(const char *file, char *buf, size_t bufsz, struct sw_err *e)
 {
 	const char *env = getenv("VMWCTL_PASSWORD");
-	struct stat st;
-	ssize_t n;
-	int fd;
+	char *pw = NULL;
+	int r;
 
 	if (file == NULL) {
 		if (env == NULL || env[0] == '\0')
@@ -95,21 +95,16 @@ read_password(const char *file, char *buf, size_t bufsz, struct sw_err *e)
 			return sw_errf(e, -EINVAL, "password too long");
 		return 0;
 	}
-	if ((fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
-		return sw_errno(e, errno, "cannot open password file %s", file);
-	if (fstat(fd, &st) == 0 && (st.st_mode & 077) != 0)
-		fprintf(stderr, "vmwctl: warning: password file %s is readable by others\n", file);
-	n = sw_read_full(fd, buf, bufsz - 1);
-	(void)close(fd);
-	if (n < 0)
-		return sw_errno(e, (int)-n, "cannot read password file %s", file);
-	if ((size_t)n == bufsz - 1)
+	/* The one rule for secret files of every snapworker program (common/secret.h). */
+	if ((r = sw_secret_read(file, &pw, e)) < 0)
+		return r;
+	if (snprintf(buf, bufsz, "%s", pw) >= (int)bufsz) {
+		explicit_bzero(pw, strlen(pw));
+		free(pw);
 		return sw_errf(e, -EINVAL, "password file %s is too long", file);
-	buf[n] = '\0';
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-		buf[--n] = '\0';
-	if (n == 0)
-		return sw_errf(e, -EINVAL, "password file %s is empty", file);
+	}
+	explicit_bzero(pw, strlen(pw));
+	free(pw);
 	return 0;
 }
 

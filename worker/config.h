@@ -125,12 +125,6 @@ int wrk_config_load(const char *path, char *const *envp, struct wrk_config **ret
     struct sw_err *e);
 void wrk_config_free(struct wrk_config *cfg);
 
-/*
- * Reads a secret file the way password_file is read: a regular file (no
- * symbolic link) without group/other permission bits, one non-empty line.
- * *ret is malloc'd; wipe it (explicit_bzero) before free().
- */
-int wrk_config_read_secret(const char *path, char **ret, struct sw_err *e);
 
 /* Lookups; NULL when absent. */
 const struct wrk_store *wrk_config_store(const struct wrk_config *cfg, const char *url);

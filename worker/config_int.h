@@ -25,7 +25,6 @@
 #define CFG_LINE_MAX     4096
 #define CFG_ENTRIES_MAX  4096
 #define CFG_LIST_MAX     64       /* queues, vCenter URLs, allowed networks */
-#define CFG_SECRET_MAX   4096
 #define CFG_JOBS_MAX     64
 #define CFG_NAME_MAX     128
 

@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "common/secret.h"
 #include "common/num.h"
 #include "worker/amqp.h"
 #include "worker/metrics.h"
@@ -206,7 +207,7 @@ interpret_amqp(struct wrk_config *cfg, const struct wrk__cfg_entry *x, const cha
 	}
 	if (strcmp(x->key, "password_file") == 0) {
 		char *pw = NULL;
-		int rc = wrk_config_read_secret(x->value, &pw, e);
+		int rc = sw_secret_read(x->value, &pw, e);
 		if (rc < 0)
 			return sw_errctx(e, "%s", where);
 		if (cfg->amqp_password != NULL) {
@@ -387,7 +388,7 @@ interpret_vcenter(struct wrk_config *cfg, const struct wrk__cfg_entry *x, const 
 		return wrk__cfg_set_str(&vc->user, x->value, e);
 	if (strcmp(x->key, "password_file") == 0) {
 		char *pw = NULL;
-		rc = wrk_config_read_secret(x->value, &pw, e);
+		rc = sw_secret_read(x->value, &pw, e);
 		if (rc < 0)
 			return sw_errctx(e, "%s", where);
 		if (vc->password != NULL) {

@@ -27,6 +27,7 @@
 #include <json-c/json.h>
 #include <uuid/uuid.h>
 
+#include "common/secret.h"
 #include "common/io.h"
 #include "common/num.h"
 #include "common/version.h"
@@ -209,7 +210,7 @@ target_load(const struct opts *o, struct target *t)
 	}
 	if (o->password_file != NULL) {
 		char *pw = NULL;
-		if (wrk_config_read_secret(o->password_file, &pw, &e) < 0) {
+		if (sw_secret_read(o->password_file, &pw, &e) < 0) {
 			fprintf(stderr, "snapctl: %s\n", e.msg);
 			return -1;
 		}

@@ -64,6 +64,16 @@ volume_intact() {
 }
 no_open_leases() { py "not [l for l in (d.get('leases') or []) if l.get('state') in ('initializing','ready')]"; }
 
+# --- the password file: the same rule as every snapworker program ---------------
+cp "$tmp/pw" "$tmp/pw644"; chmod 644 "$tmp/pw644"
+ln -s "$tmp/pw" "$tmp/pwlink"
+out=$("$vmwctl" --url "$VCSIM_URL" --user snap --password-file "$tmp/pw644" \
+    --thumbprint "$VCSIM_THUMBPRINT" about 2>&1)
+check "a 0644 password file is refused, with the fix" bash -c '[[ "$1" == *"chmod 600"* ]]' _ "$out"
+out=$("$vmwctl" --url "$VCSIM_URL" --user snap --password-file "$tmp/pwlink" \
+    --thumbprint "$VCSIM_THUMBPRINT" about 2>&1)
+check "a symlinked password file is refused, saying so" bash -c '[[ "$1" == *"symbolic link"* ]]' _ "$out"
+
 # --- TLS and login -----------------------------------------------------------
 check "about with pinned thumbprint" bash -c '"$@" about | grep -q "^api-type: VirtualCenter"' _ "${V[@]}"
 # A thumbprint one byte off (its first byte changed, never to the same value).

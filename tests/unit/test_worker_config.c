@@ -287,7 +287,14 @@ test_secret_mode(void **state)
 
 	(void)state;
 	(void)snprintf(conf, sizeof(conf), "[amqp]\npassword_file = %s\n", pw);
-	expect_error(conf, noenv, "group/world accessible");
+	expect_error(conf, noenv, "group/world accessible (chmod 600 ");
+	/* Owned by someone else (only root can make such a file). */
+	if (geteuid() == 0) {
+		pw = write_file("other.secret", "pw\n", 0600);
+		assert_int_equal(chown(pw, 12345, 12345), 0);
+		(void)snprintf(conf, sizeof(conf), "[amqp]\npassword_file = %s\n", pw);
+		expect_error(conf, noenv, "owned by uid 12345, not by this user");
+	}
 	pw = write_file("empty.secret", "\n", 0600);
 	(void)snprintf(conf, sizeof(conf), "[amqp]\npassword_file = %s\n", pw);
 	expect_error(conf, noenv, "one non-empty line");
@@ -298,7 +305,7 @@ test_secret_mode(void **state)
 		(void)snprintf(link, sizeof(link), "%s/link.secret", tmpdir);
 		assert_int_equal(symlink(pw, link), 0);
 		(void)snprintf(conf, sizeof(conf), "[amqp]\npassword_file = %s\n", link);
-		expect_error(conf, noenv, "link.secret");
+		expect_error(conf, noenv, "link.secret: is a symbolic link");
 	}
 	/* A FIFO is refused, not waited on (the test would hang until its timeout). */
 	{

@@ -1,5 +1,5 @@
-/* Secret files (password_file): see wrk_config_read_secret() in config.h. */
-#include "worker/config_int.h"
+/* Secret files: see common/secret.h. */
+#include "common/secret.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,16 +9,13 @@
 #include <unistd.h>
 
 #include "common/io.h"
+#include "common/err.h"
 
-/*
- * Reads a secret file: a regular file, not a symbolic link, with no group or
- * other permission bits; one line (a trailing newline is dropped).
- */
 int
-wrk_config_read_secret(const char *path, char **ret, struct sw_err *e)
+sw_secret_read(const char *path, char **ret, struct sw_err *e)
 {
 	struct stat st;
-	char buf[CFG_SECRET_MAX + 1];
+	char buf[SW_SECRET_MAX + 1];
 	ssize_t n;
 	size_t len;
 	char *s;
@@ -30,6 +27,9 @@ wrk_config_read_secret(const char *path, char **ret, struct sw_err *e)
 	 * regular file, and reads of a regular file ignore the flag.
 	 */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0 && errno == ELOOP)
+		return sw_errf(e, SW_EAUTH, "secret file %s: is a symbolic link (name the file "
+		    "itself, or copy it: a link could be repointed by whoever owns it)", path);
 	if (fd < 0)
 		return sw_errno(e, errno, "secret file %s", path);
 	if (fstat(fd, &st) < 0) {
@@ -42,8 +42,14 @@ wrk_config_read_secret(const char *path, char **ret, struct sw_err *e)
 	}
 	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
 		rc = sw_errf(e, SW_EAUTH,
-		    "secret file %s: mode %04o is group/world accessible (chmod 600)", path,
-		    (unsigned)(st.st_mode & 07777));
+		    "secret file %s: mode %04o is group/world accessible (chmod 600 %s)", path,
+		    (unsigned)(st.st_mode & 07777), path);
+		goto fail;
+	}
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		rc = sw_errf(e, SW_EAUTH, "secret file %s: owned by uid %u, not by this user (uid "
+		    "%u) or root (chown %u %s)", path, (unsigned)st.st_uid, (unsigned)geteuid(),
+		    (unsigned)geteuid(), path);
 		goto fail;
 	}
 	n = sw_read_full(fd, buf, sizeof(buf));
@@ -51,9 +57,9 @@ wrk_config_read_secret(const char *path, char **ret, struct sw_err *e)
 		rc = sw_errno(e, (int)-n, "secret file %s", path);
 		goto fail;
 	}
-	if ((size_t)n > CFG_SECRET_MAX) {
+	if ((size_t)n > SW_SECRET_MAX) {
 		rc = sw_errf(e, SW_ETOOBIG, "secret file %s: longer than %d bytes", path,
-		    CFG_SECRET_MAX);
+		    SW_SECRET_MAX);
 		goto wipe;
 	}
 	len = (size_t)n;
