@@ -73,6 +73,17 @@ parse_url(struct vmw_conn *c, const char *url, struct sw_err *e)
 		r = sw_errf(e, -EINVAL, "vCenter URL '%s' is not a valid URL", url);
 		goto out;
 	}
+	{
+		char *user = NULL;
+
+		/* Credentials travel in user and password files, never in a URL (not echoed). */
+		if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK) {
+			curl_free(user);
+			r = sw_errf(e, -EINVAL, "vCenter URL of host %s carries a user name or "
+			    "password: give them as the user and password file instead", host);
+			goto out;
+		}
+	}
 	if (strcmp(scheme, "https") != 0 &&
 	    !(strcmp(scheme, "http") == 0 && c->tls == VMW_TLS_INSECURE)) {
 		/* Plain HTTP would send the password in clear: test rigs only, and said so. */

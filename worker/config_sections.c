@@ -355,6 +355,18 @@ valid_thumbprint(const char *s)
 	return digits == 64;
 }
 
+/* Whether the authority of scheme://authority/... holds a '@' (user[:password]@host). */
+static int
+url_has_userinfo(const char *url)
+{
+	const char *a = strstr(url, "://");
+
+	if (a == NULL)
+		return 0;
+	a += 3;
+	return memchr(a, '@', strcspn(a, "/?#")) != NULL;
+}
+
 static int
 interpret_vcenter(struct wrk_config *cfg, const struct wrk__cfg_entry *x, const char *where,
     struct sw_err *e)
@@ -375,6 +387,13 @@ interpret_vcenter(struct wrk_config *cfg, const struct wrk__cfg_entry *x, const 
 		for (i = 0; i < n; i++) {
 			if (strncmp(v[i], "https://", 8) != 0 && strncmp(v[i], "http://", 7) != 0) {
 				rc = sw_errf(e, SW_EFORMAT, "%s: vCenter url must be https://...", where);
+				wrk__cfg_list_free(v, n);
+				return rc;
+			}
+			if (url_has_userinfo(v[i])) {
+				/* Not echoed: it may hold a password. */
+				rc = sw_errf(e, SW_EFORMAT, "%s: a vCenter url must not carry a user name "
+				    "or password (use user and password_file)", where);
 				wrk__cfg_list_free(v, n);
 				return rc;
 			}

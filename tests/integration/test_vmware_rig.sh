@@ -74,6 +74,12 @@ out=$("$vmwctl" --url "$VCSIM_URL" --user snap --password-file "$tmp/pwlink" \
     --thumbprint "$VCSIM_THUMBPRINT" about 2>&1)
 check "a symlinked password file is refused, saying so" bash -c '[[ "$1" == *"symbolic link"* ]]' _ "$out"
 
+ui_url=${VCSIM_URL/https:\/\//https://snap:pw-SECRET@}
+out=$("$vmwctl" --url "$ui_url" --user snap --password-file "$tmp/pw" \
+    --thumbprint "$VCSIM_THUMBPRINT" about 2>&1)
+check "a URL carrying user:password is refused, without echoing it" \
+    bash -c '[[ "$1" == *"carries a user name or password"* && "$1" != *SECRET* ]]' _ "$out"
+
 # --- TLS and login -----------------------------------------------------------
 check "about with pinned thumbprint" bash -c '"$@" about | grep -q "^api-type: VirtualCenter"' _ "${V[@]}"
 # A thumbprint one byte off (its first byte changed, never to the same value).

@@ -221,6 +221,17 @@ test_errors(void **state)
 	char *const badjobs[] = { "SNAPWORKER_WORKER_JOBS=0", NULL };
 
 	(void)state;
+	/* A vCenter URL with credentials in it is refused, and not echoed. */
+	{
+		struct wrk_config *cfg = NULL;
+		struct sw_err e;
+		const char *p = write_file("ui.conf", "[vcenter vc1]\nurl = https://admin:pw-SECRET@vc/sdk\n"
+		    "user = u\n", 0644);
+
+		assert_true(wrk_config_load(p, noenv, &cfg, &e) < 0);
+		assert_non_null(strstr(e.msg, "must not carry a user name or password"));
+		assert_null(strstr(e.msg, "SECRET"));
+	}
 	expect_error("[worker]\njobs = 2\nbogus = 1\n", noenv, "bad.conf:3: unknown key 'bogus'");
 	expect_error("[nosuch]\n", noenv, "bad.conf:1: unknown section [nosuch]");
 	expect_error("jobs = 1\n", noenv, "outside of any section");
