@@ -68,6 +68,13 @@ int
 wrk_config_load(const char *path, char *const *envp, struct wrk_config **ret,
     struct sw_err *e)
 {
+	return wrk_config_load_flags(path, envp, 0, ret, e);
+}
+
+int
+wrk_config_load_flags(const char *path, char *const *envp, unsigned flags,
+    struct wrk_config **ret, struct sw_err *e)
+{
 	struct wrk_config *cfg;
 	struct wrk__cfg_entries es = { NULL, 0, 0 };
 	char *extract_dir = NULL;
@@ -78,6 +85,7 @@ wrk_config_load(const char *path, char *const *envp, struct wrk_config **ret,
 	cfg = calloc(1, sizeof(*cfg));
 	if (cfg == NULL)
 		return sw_errf(e, -ENOMEM, "out of memory");
+	cfg->load_flags = flags;
 	cfg->path = strdup(path != NULL ? path : WRK_CONFIG_DEFAULT);
 	if (cfg->path == NULL) {
 		rc = sw_errf(e, -ENOMEM, "out of memory");
@@ -122,7 +130,8 @@ wrk_config_load(const char *path, char *const *envp, struct wrk_config **ret,
 	for (i = 0; i < cfg->nvcenters; i++) {
 		const struct wrk_vcenter *vc = &cfg->vcenters[i];
 		const char *missing = vc->nurls == 0 ? "url" : vc->user == NULL ? "user" :
-		    vc->password == NULL ? "password_file" : NULL;
+		    vc->password == NULL && !(cfg->load_flags & WRK_CFG_BROKER_ONLY) ?
+		    "password_file" : NULL;
 
 		if (missing != NULL) {
 			rc = sw_errf(e, SW_EFORMAT, "%s: [vcenter %s] needs %s", cfg->path, vc->name,

@@ -111,6 +111,8 @@ struct wrk_config {
 	unsigned sweep_interval_s;  /* the daemon sweeps at start, then this often (1h); 0: never */
 	unsigned journal_stale_s;   /* a journal untouched this long is a dead attempt's (300 s) */
 
+	unsigned load_flags;        /* WRK_CFG_* given to wrk_config_load_flags() */
+
 	/* [retry]: the delays before attempts 2, 3, ...; attempts in all = nretry_delays + 1 */
 	unsigned retry_delays_s[WRK_RETRY_MAX];
 	size_t nretry_delays;       /* default 4: 10s 1m 5m 10m */
@@ -123,6 +125,14 @@ struct wrk_config {
  */
 int wrk_config_load(const char *path, char *const *envp, struct wrk_config **ret,
     struct sw_err *e);
+/*
+ * The same with flags: WRK_CFG_BROKER_ONLY leaves the vCenter password files
+ * unread (their passwords NULL), for tools that only talk to the broker
+ * (snapctl) and may run where the vCenter secrets cannot be read.
+ */
+#define WRK_CFG_BROKER_ONLY 1u
+int wrk_config_load_flags(const char *path, char *const *envp, unsigned flags,
+    struct wrk_config **ret, struct sw_err *e);
 void wrk_config_free(struct wrk_config *cfg);
 
 

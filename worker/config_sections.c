@@ -407,6 +407,9 @@ interpret_vcenter(struct wrk_config *cfg, const struct wrk__cfg_entry *x, const 
 		return wrk__cfg_set_str(&vc->user, x->value, e);
 	if (strcmp(x->key, "password_file") == 0) {
 		char *pw = NULL;
+
+		if (cfg->load_flags & WRK_CFG_BROKER_ONLY)
+			return 0;
 		rc = sw_secret_read(x->value, &pw, e);
 		if (rc < 0)
 			return sw_errctx(e, "%s", where);

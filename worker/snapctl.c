@@ -157,7 +157,8 @@ target_load(const struct opts *o, struct target *t)
 	(void)copy_to(t->zones[0], sizeof(t->zones[0]), "default");
 	t->nzones = 1;
 	if (o->config != NULL) {
-		if (wrk_config_load(o->config, NULL, &cfg, &e) < 0) {
+		/* Only the broker part matters here: vCenter secrets are not read. */
+		if (wrk_config_load_flags(o->config, NULL, WRK_CFG_BROKER_ONLY, &cfg, &e) < 0) {
 			fprintf(stderr, "snapctl: %s\n", e.msg);
 			return -1;
 		}
@@ -198,6 +199,10 @@ target_load(const struct opts *o, struct target *t)
 	if (o->url != NULL || t->urls == NULL) {
 		char **v;
 		size_t n;
+
+		if (o->url == NULL)
+			fprintf(stderr, "snapctl: no -c FILE or --amqp-url: using the local broker, "
+			    "amqp://snapworker@127.0.0.1:5672/%%2f\n");
 
 		if (wrk_amqp_url_list_parse(o->url ? o->url : "amqp://snapworker@127.0.0.1:5672/%2f",
 		    &v, &n, &e) < 0) {
@@ -740,6 +745,11 @@ cmd_status(const struct opts *o)
 	int rc = 0;
 
 	if (target_load(o, &t) < 0) {
+		target_free(&t);
+		return EXIT_ERROR;
+	}
+	/* Nothing is printed before the broker has answered. */
+	if (connect_target(&t, &c) < 0) {
 		target_free(&t);
 		return EXIT_ERROR;
 	}

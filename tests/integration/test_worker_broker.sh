@@ -192,6 +192,17 @@ check "dlq show of a command not there: exit 1, says so" \
 "${DLQ[@]}" frobnicate >/dev/null 2>"$tmp/bad.err"
 check "an unknown dlq action is named" bash -c "[ $? -eq 2 ] && grep -q \"'frobnicate'\" '$tmp/bad.err'"
 
+# --- snapctl reads only the broker part of a configuration; status says nothing before the broker answers
+sed "s|^\[download\]|[vcenter vc9]\nurl = https://vc.example/sdk\nuser = u\npassword_file = /nonexistent/vc.secret\n[download]|" \
+    "$conf" >"$tmp/c_vc.conf"
+check "snapctl -c works without read access to a vCenter secret it never uses" bash -c \
+    "'$CTL' -c '$tmp/c_vc.conf' --password-file '$PW_FILE' status | grep -q '^$Q '"
+sed "s|^url = .*|url = amqp://snapworker@127.0.0.1:1/|" "$conf" >"$tmp/c_down.conf"
+"$CTL" -c "$tmp/c_down.conf" --password-file "$PW_FILE" status >"$tmp/st_down.out" 2>"$tmp/st_down.err"
+rc=$?
+check "snapctl status with the broker down: exit 2, an error, no table" \
+    bash -c "[ $rc -eq 2 ] && [ ! -s '$tmp/st_down.out' ] && grep -q 'cannot connect' '$tmp/st_down.err'"
+
 # --- check means what run means -------------------------------------------------------
 bad_conf() { cp "$conf" "$1"; printf '%s\n' "${@:2}" >>"$1"; }
 bad_conf "$tmp/c_metrics.conf" "[metrics]" "listen = localhost:9464"
