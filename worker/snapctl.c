@@ -576,6 +576,90 @@ validate(const char *body, size_t len, uint64_t *ret_deadline_s)
 	return 0;
 }
 
+/* A progress bar on a terminal (stderr), from the command's progress events. */
+struct bar {
+	int on;
+	int shown;                  /* a bar line is on the screen */
+	uint64_t t0_ms, b0;         /* the first progress event: time, bytes */
+};
+
+static void
+human_bytes(double b, char *out, size_t outsz)
+{
+	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	size_t u = 0;
+
+	while (b >= 1024 && u + 1 < sizeof(unit) / sizeof(unit[0])) {
+		b /= 1024;
+		u++;
+	}
+	(void)snprintf(out, outsz, u == 0 ? "%.0f %s" : "%.1f %s", b, unit[u]);
+}
+
+/*
+ * st: the event's status (0 progress, 1 succeeded, 2 failed, 3 retrying).
+ * Progress redraws the line: bar, percent, bytes, rate since the first
+ * progress event, ETA from the percent; anything else ends the line.
+ */
+static void
+progress_bar(struct bar *b, const char *body, size_t len, int st)
+{
+	struct json_tokener *tok;
+	struct json_object *root = NULL, *pr, *v;
+	uint64_t now = sw_mono_ms(), bytes = 0;
+	int pct = -1, i, fill;
+	char line[160], done[32], rate[32], eta[32];
+	double secs;
+
+	if (st != 0) {
+		if (b->shown)
+			fputc('\n', stderr);
+		b->shown = 0;
+		b->t0_ms = 0;
+		return;
+	}
+	if ((tok = json_tokener_new_ex(16)) == NULL)
+		return;
+	root = json_tokener_parse_ex(tok, body, (int)len);
+	json_tokener_free(tok);
+	if (root != NULL && json_object_object_get_ex(root, "progress", &pr)) {
+		if (json_object_object_get_ex(pr, "percent", &v))
+			pct = json_object_get_int(v);
+		if (json_object_object_get_ex(pr, "bytes", &v))
+			bytes = (uint64_t)json_object_get_int64(v);
+	}
+	json_object_put(root);
+	if (pct < 0 || pct > 100)
+		return;
+	if (b->t0_ms == 0) {
+		b->t0_ms = now;
+		b->b0 = bytes;
+	}
+	secs = (double)(now - b->t0_ms) / 1000.0;
+	human_bytes((double)bytes, done, sizeof(done));
+	if (secs >= 1 && bytes > b->b0) {
+		human_bytes((double)(bytes - b->b0) / secs, rate, sizeof(rate));
+		(void)snprintf(rate + strlen(rate), sizeof(rate) - strlen(rate), "/s");
+	} else {
+		(void)snprintf(rate, sizeof(rate), "-");
+	}
+	if (secs >= 1 && pct > 0 && pct < 100) {
+		unsigned left = (unsigned)(secs * (100 - pct) / pct);
+
+		(void)snprintf(eta, sizeof(eta), "ETA %u:%02u:%02u", left / 3600, left / 60 % 60,
+		    left % 60);
+	} else {
+		(void)snprintf(eta, sizeof(eta), "ETA -");
+	}
+	fill = pct * 30 / 100;
+	for (i = 0; i < 30; i++)
+		line[i] = i < fill ? '#' : '.';
+	line[30] = '\0';
+	fprintf(stderr, "\r[%s] %3d%%  %s  %s  %s\033[K", line, pct, done, rate, eta);
+	fflush(stderr);
+	b->shown = 1;
+}
+
 static int
 cmd_submit(const struct opts *o, const char *input)
 {
@@ -590,6 +674,7 @@ cmd_submit(const struct opts *o, const char *input)
 	uint64_t seq = 0, deadline;
 	int rc = EXIT_ERROR, attempt;
 	uint64_t pub_end, cmd_deadline_s = 0;
+	struct bar bar;
 
 	memset(&t, 0, sizeof(t));
 	if (read_input(input, &body, &len) < 0)
@@ -688,13 +773,15 @@ cmd_submit(const struct opts *o, const char *input)
 	 * in the queue and its retries' delays.  A wait never lasts forever.
 	 */
 	deadline = sw_mono_ms() + (o->timeout_s ? o->timeout_s : cmd_deadline_s + 3600) * 1000;
+	memset(&bar, 0, sizeof(bar));
+	bar.on = !o->quiet && isatty(STDERR_FILENO);
 	for (;;) {
 		char eid[128];
 		int st;
 
 		if (sw_mono_ms() >= deadline) {
 			fprintf(stderr, "snapctl: no final event within %llu s\n",
-			    (unsigned long long)o->timeout_s);
+			    (unsigned long long)(o->timeout_s ? o->timeout_s : cmd_deadline_s + 3600));
 			rc = EXIT_TIMEOUT;
 			goto out;
 		}
@@ -717,8 +804,13 @@ cmd_submit(const struct opts *o, const char *input)
 			wrk_amqp_msg_clear(&ev.msg);
 			continue;
 		}
-		printf("%s\n", ev.msg.body);
-		(void)fflush(stdout);
+		if (bar.on)
+			progress_bar(&bar, ev.msg.body, ev.msg.len, st);
+		/* On a terminal the bar stands for the progress lines. */
+		if (!(bar.on && st == 0 && isatty(STDOUT_FILENO))) {
+			printf("%s\n", ev.msg.body);
+			(void)fflush(stdout);
+		}
 		wrk_amqp_msg_clear(&ev.msg);
 		if (st == 1 || st == 2) {
 			rc = st == 1 ? 0 : EXIT_FAILED;

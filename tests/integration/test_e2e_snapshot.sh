@@ -53,6 +53,18 @@ check "meta: numDisks=1, disk1 name and size" bash -c "grep -qx 'numDisks=1' '$S
     grep -qx 'disk1.name=$id-disk0.vmdk' '$STORE/$dir/$id.ova.meta' &&
     grep -qx 'disk1.size=$VCSIM_SEED_BYTES' '$STORE/$dir/$id.ova.meta'"
 check "no .ova written (snapshots are OVF + VMDK)" [ ! -e "$STORE/$dir/$id.ova" ]
+
+# --- on a terminal, submit --wait draws a progress bar (script gives it a pty) -----------
+pid_=$(uuid)
+cmd_snapshot "$pid_" "$disk1" 2 21 >"$tmp/pb.json"
+inject "nfc_rate=4194304"
+script -qec "'$CTL' -c '$conf' --password-file '$PW_FILE' submit --wait --timeout 120 '$tmp/pb.json' >'$tmp/pb.out'" \
+    /dev/null >"$tmp/pb.tty" 2>&1
+inject "clear=1"
+check "on a terminal: a bar with percent, bytes, rate and ETA" \
+    grep -qaE '\[#*\.*\] +[0-9]+%  [0-9.]+ [KMG]?i?B  [0-9.]+ [KMG]?i?B/s  ETA [0-9]+:[0-9]{2}:[0-9]{2}' "$tmp/pb.tty"
+check "stdout not a terminal: the progress events still go there, and the final one" \
+    bash -c "grep -q '\"status\":\"progress\"' '$tmp/pb.out' && grep -q '\"status\":\"succeeded\"' '$tmp/pb.out'"
 check "ovastore verify accepts the object" "$OVASTORE" -C "$STORE" verify "$dir/$id"
 check "the OVF is well-formed XML" xmllint --noout "$STORE/$dir/$id.ovf"
 check "qemu-img reads the disk" bash -c "qemu-img info '$STORE/$dir/$id-disk0.vmdk' >/dev/null"
