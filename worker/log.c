@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,8 +23,27 @@ static struct {
 	enum wrk_log_format fmt;
 	char worker[129];
 	char *file;
+	int journal;            /* stderr is journald's stream: lines carry "<N>" priorities */
 	pthread_mutex_t lock;   /* serialises reopen against writers */
-} lg = { WRK_LOG_JSON, "", NULL, PTHREAD_MUTEX_INITIALIZER };
+} lg = { WRK_LOG_JSON, "", NULL, 0, PTHREAD_MUTEX_INITIALIZER };
+
+/*
+ * Whether stderr is the stream systemd connected to the journal: systemd
+ * sets JOURNAL_STREAM to "DEVICE:INODE" of it (sd_journal_stream_fd(3)); a
+ * log_file or a shell redirection replaces stderr and no longer matches.
+ */
+static int
+stderr_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (js == NULL || sscanf(js, "%llu:%llu", &dev, &ino) != 2 ||
+	    fstat(STDERR_FILENO, &st) < 0)
+		return 0;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 static void
 copy_trunc(char *dst, size_t dstsz, const char *src)
@@ -220,14 +240,22 @@ wrk_log_format(char *buf, size_t bufsz, enum wrk_log_format fmt, int level,
 static void
 log_sink(int level, const char *msg, void *ud)
 {
-	char line[LOG_LINE_MAX];
-	size_t n;
+	/* syslog priorities (sd-daemon(3) prefixes): err 3, warning 4, info 6, debug 7. */
+	static const char prio[] = { '3', '4', '6', '7' };
+	char line[LOG_LINE_MAX + 3];
+	size_t n, off = 0;
 
 	(void)ud;
-	n = wrk_log_format(line, sizeof(line), lg.fmt, level, lg.worker,
+	if (lg.journal) {
+		line[0] = '<';
+		line[1] = level >= 0 && level <= SW_LOG_DEBUG ? prio[level] : '6';
+		line[2] = '>';
+		off = 3;
+	}
+	n = wrk_log_format(line + off, LOG_LINE_MAX, lg.fmt, level, lg.worker,
 	    tl_cmd_id[0] ? tl_cmd_id : NULL, tl_cmd_type[0] ? tl_cmd_type : NULL, msg);
 	/* One write per line keeps lines of concurrent threads whole. */
-	(void)sw_write_all(STDERR_FILENO, line, n);
+	(void)sw_write_all(STDERR_FILENO, line, off + n);
 }
 
 static int
@@ -294,6 +322,7 @@ wrk_log_init(const char *format, const char *level, const char *worker, const ch
 	else
 		return sw_errf(e, -EINVAL, "unknown log format '%s'", format);
 	copy_trunc(lg.worker, sizeof(lg.worker), worker);
+	lg.journal = stderr_is_journal();
 	sw_log_set_level(lv);
 	sw_log_set_sink(log_sink, NULL);
 	return 0;

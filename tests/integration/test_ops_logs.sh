@@ -135,4 +135,15 @@ SNAPWORKER_WORKER_LOG_LEVEL=warn "$SW" run-once -c "$once" "$tmp/bad.json" >/dev
 check "log_level = warn: no info line" [ ! -s "$tmp/once-warn-ok.log" ]
 check "log_level = warn: the failure is still logged" grep -q '"level":"warn".*failed' "$tmp/once-warn-bad.log"
 
+# --- under systemd: stderr is the journal stream (JOURNAL_STREAM names it): syslog priorities
+: >"$tmp/journal.log"
+js=$(stat -c '%d:%i' "$tmp/journal.log")
+JOURNAL_STREAM=$js "$SW" run-once -c "$once" "$tmp/d.json" >/dev/null 2>>"$tmp/journal.log"
+JOURNAL_STREAM=$js "$SW" run-once -c "$once" "$tmp/bad.json" >/dev/null 2>>"$tmp/journal.log"
+check "to the journal: every line starts with its priority, <6> for info, <4> for warnings" bash -c \
+    "! grep -qv '^<[3467]>{' '$tmp/journal.log' && grep -q '^<6>{.*\"level\":\"info\"' '$tmp/journal.log' &&
+        grep -q '^<4>{.*\"level\":\"warn\"' '$tmp/journal.log'"
+JOURNAL_STREAM=1:1 "$SW" run-once -c "$once" "$tmp/d.json" >/dev/null 2>"$tmp/notjournal.log"
+check "a JOURNAL_STREAM that is not stderr (a redirection): no prefix" grep -q '^{' "$tmp/notjournal.log"
+
 e2e_done
