@@ -387,6 +387,104 @@ test_long_line(void **state)
 	free(conf);
 }
 
+/* ------------------------------------------------- documented examples */
+
+/* The text of path (under the source tree) between begin and end; NULL: whole file. */
+static char *
+doc_slice(const char *path, const char *begin, const char *end)
+{
+	char full[512], *buf, *a, *b;
+	FILE *f;
+	long n;
+
+	(void)snprintf(full, sizeof(full), "%s/%s", SW_SRCDIR, path);
+	f = fopen(full, "r");
+	if (f == NULL)
+		fail_msg("%s: %s", full, strerror(errno));
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	rewind(f);
+	buf = calloc(1, (size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	if (begin == NULL)
+		return buf;
+	a = strstr(buf, begin);
+	if (a == NULL)
+		fail_msg("%s: no '%s'", path, begin);
+	a += strlen(begin);
+	b = strstr(a, end);
+	if (b == NULL)
+		fail_msg("%s: no '%s' after '%s'", path, end, begin);
+	*b = '\0';
+	memmove(buf, a, strlen(a) + 1);
+	return buf;
+}
+
+/*
+ * Loads an example as an operator would after installing it: password_file
+ * lines point at real secret files (the examples name /etc/... paths that do
+ * not exist here), troff's "\-" is "-"; nothing else is touched.
+ */
+static void
+load_example(const char *what, const char *text)
+{
+	const char *secret = write_file("example.secret", "pw\n", 0600);
+	char *out = calloc(1, strlen(text) * 2 + 4096), *o = out;
+	const char *line = text;
+	struct wrk_config *cfg = NULL;
+	struct sw_err e;
+
+	assert_non_null(out);
+	while (*line != '\0') {
+		const char *eol = strchr(line, '\n');
+		size_t len = eol != NULL ? (size_t)(eol - line) : strlen(line);
+
+		if (strncmp(line, "password_file", 13) == 0) {
+			o += sprintf(o, "password_file = %s\n", secret);
+		} else {
+			size_t i;
+
+			for (i = 0; i < len; i++) {
+				if (line[i] == '\\' && i + 1 < len && line[i + 1] == '-')
+					continue;
+				*o++ = line[i];
+			}
+			*o++ = '\n';
+		}
+		line += len + (eol != NULL);
+	}
+	*o = '\0';
+	sw_err_clear(&e);
+	if (wrk_config_load(write_file("example.conf", out, 0644), noenv, &cfg, &e) < 0)
+		fail_msg("%s does not load: %s", what, e.msg);
+	assert_true(cfg->nvcenters >= 1 || strstr(what, "vcenter") == NULL);
+	wrk_config_free(cfg);
+	free(out);
+}
+
+/* Every configuration example the project documents loads as it is written. */
+static void
+test_doc_examples(void **state)
+{
+	char *t;
+
+	(void)state;
+	t = doc_slice("README.md", "```ini\n", "```");
+	load_example("README.md's example", t);
+	free(t);
+	t = doc_slice("man/snapworker.conf.5", ".SH EXAMPLE\n.nf\n", ".fi");
+	load_example("snapworker.conf(5)'s EXAMPLE", t);
+	free(t);
+	t = doc_slice("systemd/snapworker.conf", NULL, NULL);
+	load_example("systemd/snapworker.conf", t);
+	free(t);
+	t = doc_slice("docker/snapworker.conf", NULL, NULL);
+	load_example("docker/snapworker.conf", t);
+	free(t);
+}
+
 int
 main(void)
 {
@@ -397,6 +495,7 @@ main(void)
 		cmocka_unit_test(test_env_override),
 		cmocka_unit_test(test_retry_and_locks),
 		cmocka_unit_test(test_secret_mode),
+		cmocka_unit_test(test_doc_examples),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_allow_host_bits),
 		cmocka_unit_test(test_long_line),
