@@ -106,6 +106,8 @@ job_main(void *arg)
 void
 wrk__slot_drop_conn(struct slot *s)
 {
+	if (s->c != NULL)
+		wrk_metrics_broker_conn(-1);
 	wrk_amqp_close(s->c);
 	s->c = NULL;
 	s->consuming = 0;
@@ -244,6 +246,8 @@ slot_connect(struct slot *s, struct sw_err *e)
 	rc = wrk_amqp_connect(&o, &s->c, e);
 	if (rc < 0)
 		return rc;
+	/* Counted while s->c is set: wrk__slot_drop_conn uncounts it. */
+	wrk_metrics_broker_conn(1);
 	if ((rc = wrk_amqp_declare(s->c, &s->d->topo, e)) < 0 ||
 	    (rc = wrk_amqp_confirm_select(s->c, e)) < 0 ||
 	    (rc = wrk_amqp_qos(s->c, 1, e)) < 0) {

@@ -16,6 +16,7 @@
 #include <libxml/parser.h>
 
 #include "common/version.h"
+#include "common/buf.h"
 #include "common/io.h"
 #include "common/log.h"
 #include "common/num.h"
@@ -38,6 +39,8 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: snapworker [-v] run [-c FILE]            run the worker daemon\n"
 	    "       snapworker [-v] check [-c FILE]          check config, broker, stores, vCenters\n"
+	    "       snapworker health [-c FILE]              ask the running worker's /health (the\n"
+	    "                                                [metrics] listen address): exit 0 iff healthy\n"
 	    "       snapworker [-v] run-once [-c FILE] COMMAND.json|-\n"
 	    "                                                run one command without a broker; events\n"
 	    "                                                as JSON lines on stdout; exit 0 iff it succeeded\n"
@@ -445,6 +448,78 @@ cmd_check(const char *cfgpath, int text)
 	return bad ? 1 : 0;
 }
 
+/* --------------------------------------------------------------- health */
+
+static size_t
+health_body(char *p, size_t size, size_t n, void *ud)
+{
+	struct sw_buf *b = ud;
+
+	return sw_buf_add(b, p, size * n) == 0 ? size * n : 0;
+}
+
+/*
+ * The running worker's own view of its health (GET /health on the [metrics]
+ * listen address; a wildcard address is asked on loopback): what a container
+ * health check runs.  Quick and without side effects: no login anywhere.
+ */
+static int
+cmd_health(const char *cfgpath)
+{
+	struct wrk_config *cfg = NULL;
+	struct sw_buf b = SW_BUF_INIT(65536);
+	char url[128], host[64];
+	const char *l, *colon;
+	long status = 0;
+	CURL *h;
+	CURLcode cr;
+	int rc = 1;
+
+	if (load_config(cfgpath, 0, &cfg) < 0)
+		return 2;
+	if (cfg->metrics_listen == NULL) {
+		fprintf(stderr, "snapworker: health: no [metrics] listen in %s: no endpoint to ask\n",
+		    cfg->path);
+		wrk_config_free(cfg);
+		return 2;
+	}
+	l = cfg->metrics_listen;
+	colon = strrchr(l, ':');
+	if (colon == NULL || (size_t)(colon - l) >= sizeof(host)) {
+		wrk_config_free(cfg);
+		return 2;
+	}
+	(void)snprintf(host, sizeof(host), "%.*s", (int)(colon - l), l);
+	if (host[0] == '\0' || strcmp(host, "0.0.0.0") == 0)
+		(void)snprintf(host, sizeof(host), "127.0.0.1");
+	else if (strcmp(host, "[::]") == 0)
+		(void)snprintf(host, sizeof(host), "[::1]");
+	(void)snprintf(url, sizeof(url), "http://%s:%s/health", host, colon + 1);
+	if ((h = curl_easy_init()) == NULL) {
+		wrk_config_free(cfg);
+		return 1;
+	}
+	(void)curl_easy_setopt(h, CURLOPT_URL, url);
+	(void)curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
+	(void)curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	(void)curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http");
+	(void)curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, health_body);
+	(void)curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+	cr = curl_easy_perform(h);
+	if (cr == CURLE_OK)
+		(void)curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	if (cr != CURLE_OK)
+		fprintf(stderr, "snapworker: health: %s: %s (is the worker running?)\n", url,
+		    curl_easy_strerror(cr));
+	else
+		printf("%s", b.ptr != NULL ? b.ptr : "");
+	rc = cr == CURLE_OK && status == 200 ? 0 : 1;
+	curl_easy_cleanup(h);
+	sw_buf_free(&b);
+	wrk_config_free(cfg);
+	return rc;
+}
+
 /* ---------------------------------------------------------------- sweep */
 
 static atomic_int sweep_cancel;
@@ -665,8 +740,11 @@ main(int argc, char **argv)
 		return cmd_run(cfgpath, text);
 	if (strcmp(sub, "check") == 0 && optind == argc)
 		return cmd_check(cfgpath, text);
+	if (strcmp(sub, "health") == 0 && optind == argc)
+		return cmd_health(cfgpath);
 	if (strcmp(sub, "run-once") == 0 && optind + 1 == argc)
 		return cmd_run_once(cfgpath, argv[optind], text);
+	fprintf(stderr, "snapworker: unknown command or arguments: '%s'\n", sub);
 	usage(stderr);
 	return 2;
 }

@@ -40,6 +40,7 @@ static struct {
 	int64_t in_flight;
 	unsigned slots;
 	uint64_t reconnects;
+	int64_t broker_conns;       /* job slots connected to the broker now */
 	uint64_t vc_logins;
 	time_t started;
 	struct {
@@ -140,6 +141,16 @@ wrk_metrics_broker_reconnect(void)
 {
 	pthread_mutex_lock(&m.mu);
 	m.reconnects++;
+	pthread_mutex_unlock(&m.mu);
+}
+
+void
+wrk_metrics_broker_conn(int delta)
+{
+	pthread_mutex_lock(&m.mu);
+	m.broker_conns += delta;
+	if (m.broker_conns < 0)
+		m.broker_conns = 0;
 	pthread_mutex_unlock(&m.mu);
 }
 
@@ -257,6 +268,9 @@ render_locked(struct sw_buf *b)
 		    "# HELP snapworker_broker_reconnects_total Broker connections re-opened after a loss.\n"
 		    "# TYPE snapworker_broker_reconnects_total counter\n"
 		    "snapworker_broker_reconnects_total %llu\n"
+		    "# HELP snapworker_broker_connections Job slots connected to the broker now.\n"
+		    "# TYPE snapworker_broker_connections gauge\n"
+		    "snapworker_broker_connections %lld\n"
 		    "# HELP snapworker_vcenter_logins_total vCenter logins (new sessions).\n"
 		    "# TYPE snapworker_vcenter_logins_total counter\n"
 		    "snapworker_vcenter_logins_total %llu\n"
@@ -264,7 +278,8 @@ render_locked(struct sw_buf *b)
 		    "# TYPE snapworker_start_time_seconds gauge\n"
 		    "snapworker_start_time_seconds %lld\n",
 		    (unsigned long long)m.bytes, (long long)m.in_flight, m.slots,
-		    (unsigned long long)m.reconnects, (unsigned long long)m.vc_logins,
+		    (unsigned long long)m.reconnects, (long long)m.broker_conns,
+		    (unsigned long long)m.vc_logins,
 		    (long long)m.started);
 	if (rc == 0 && m.nstores > 0)
 		rc = sw_buf_addstr(b,
@@ -279,6 +294,50 @@ render_locked(struct sw_buf *b)
 			rc = sw_buf_addf(b, "\"} %d\n", m.stores[i].healthy);
 	}
 	return rc;
+}
+
+/* A JSON string's content: quote, backslash and control characters escaped. */
+static int
+add_json(struct sw_buf *b, const char *v)
+{
+	int rc = 0;
+
+	for (; *v != '\0' && rc == 0; v++) {
+		unsigned char c = (unsigned char)*v;
+
+		if (c == '"' || c == '\\')
+			rc = sw_buf_addf(b, "\\%c", c);
+		else if (c < 0x20)
+			rc = sw_buf_addf(b, "\\u%04x", c);
+		else
+			rc = sw_buf_add(b, v, 1);
+	}
+	return rc;
+}
+
+int
+wrk_metrics_health(struct sw_buf *b)
+{
+	size_t i, sick = 0;
+	int healthy, rc;
+
+	pthread_mutex_lock(&m.mu);
+	for (i = 0; i < m.nstores; i++)
+		sick += !m.stores[i].healthy;
+	healthy = m.slots > 0 && m.broker_conns >= (int64_t)m.slots && sick == 0;
+	rc = sw_buf_addf(b, "{\"healthy\":%s,\"broker_connections\":%lld,\"job_slots\":%u,"
+	    "\"stores\":[", healthy ? "true" : "false", (long long)m.broker_conns, m.slots);
+	for (i = 0; i < m.nstores && rc == 0; i++) {
+		rc = sw_buf_addf(b, "%s{\"store\":\"", i ? "," : "");
+		if (rc == 0)
+			rc = add_json(b, m.stores[i].url);
+		if (rc == 0)
+			rc = sw_buf_addf(b, "\",\"healthy\":%s}", m.stores[i].healthy ? "true" : "false");
+	}
+	if (rc == 0)
+		rc = sw_buf_addstr(b, "]}\n");
+	pthread_mutex_unlock(&m.mu);
+	return rc < 0 ? rc : healthy;
 }
 
 int
@@ -401,8 +460,26 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 	*upload_data_size = 0;
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
+	if (strcmp(url, "/health") == 0) {
+		int h = wrk_metrics_health(&b);
+
+		if (h < 0 || (body = sw_buf_steal(&b, &len)) == NULL) {
+			sw_buf_free(&b);
+			return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "health unavailable\n");
+		}
+		r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+		if (r == NULL) {
+			free(body);
+			return MHD_NO;
+		}
+		(void)MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+		res = MHD_queue_response(conn, h ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, r);
+		MHD_destroy_response(r);
+		return res;
+	}
 	if (strcmp(url, "/metrics") != 0)
-		return reply(conn, MHD_HTTP_NOT_FOUND, "not found: the metrics are at /metrics\n");
+		return reply(conn, MHD_HTTP_NOT_FOUND, "not found: the metrics are at /metrics, "
+		    "the health at /health\n");
 	if (wrk_metrics_render(&b, &e) < 0 || (body = sw_buf_steal(&b, &len)) == NULL) {
 		sw_buf_free(&b);
 		return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "metrics unavailable\n");

@@ -62,6 +62,15 @@ void wrk_metrics_job_start(void);
 void wrk_metrics_job_end(void);
 void wrk_metrics_set_slots(unsigned n);
 void wrk_metrics_broker_reconnect(void);
+/* A job slot's broker connection opened (+1) or closed (-1). */
+void wrk_metrics_broker_conn(int delta);
+/*
+ * The worker's health as /health serves it: healthy while every job slot is
+ * connected to the broker and every store's probe succeeds (vCenter is not
+ * part of it: storage commands work without one).  Appends a JSON object to
+ * b and returns 1 (healthy), 0 (not) or a negative code.
+ */
+int wrk_metrics_health(struct sw_buf *b);
 void wrk_metrics_vcenter_login(void);
 
 /* The health of a configured store (its URL); a URL beyond the first STORES_MAX is dropped. */

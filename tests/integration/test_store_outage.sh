@@ -99,6 +99,11 @@ start_worker "$conf" "$tmp/w.log" w1
 check "worker consumes" wait_consumers "$Q" 1
 check "the store is healthy at start" wait_grep 10 "store $URL ($tmp/mnt) is healthy" "$tmp/w.log"
 check "the metric says healthy" healthy_metric 1
+health_code() { curl -s -o "$tmp/health.json" -w '%{http_code}' "http://127.0.0.1:$MPORT/health"; }
+check "GET /health: 200, healthy, the store listed" bash -c \
+    "[ \"\$(curl -s -o '$tmp/h0.json' -w '%{http_code}' 'http://127.0.0.1:$MPORT/health')\" = 200 ] &&
+        grep -q '\"healthy\":true,\"broker_connections\":1,\"job_slots\":1' '$tmp/h0.json'"
+check "snapworker health: exit 0 while healthy" "$SW" health -c "$conf"
 
 # --- the mount goes away ----------------------------------------------------------
 t_down=$(now_ms)
@@ -107,6 +112,11 @@ check "the worker logs the store sick, with the reason" \
     wait_grep 15 "store $URL ($tmp/mnt) is sick: .*not a mount point" "$tmp/w.log"
 t_noticed=$(now_ms)
 check "the metric says unhealthy during the outage" healthy_metric 0
+check "GET /health: 503 during the outage, naming the sick store" bash -c \
+    "[ \"\$(curl -s -o '$tmp/h1.json' -w '%{http_code}' 'http://127.0.0.1:$MPORT/health')\" = 503 ] &&
+        grep -q '\"healthy\":false' '$tmp/h1.json' && grep -q '\"store\":\"$URL\",\"healthy\":false' '$tmp/h1.json'"
+"$SW" health -c "$conf" >/dev/null 2>&1
+check "snapworker health: exit 1 during the outage" [ $? -eq 1 ]
 check "the worker cancelled its consumer" wait_consumers "$Q" 0
 SNAPWORKER_STORE_REQUIRE_MOUNT=true "$SW" check -c "$conf" >"$tmp/check.out" 2>&1
 rc=$?
