@@ -60,10 +60,13 @@ wrk__store_open(struct wrk__cmd *c, const char *url, struct ova_store **ret_stor
 
 	ws = url != NULL && c->job->cfg != NULL ? wrk_config_store(c->job->cfg, url) : NULL;
 	if (ws == NULL) {
-		/* The URL is the publisher's and may be long: only its length is worth saying. */
+		/*
+		 * The URL is the publisher's: checked by the parser (printable
+		 * ASCII, no user or password), said as it is, cut if long.
+		 */
 		return wrk__fail_as(c, sw_errf(e, SW_ENOTFOUND,
-		    "store.url: no store configured for this URL (%zu bytes)",
-		    url != NULL ? strlen(url) : 0), PROTO_ERR_UNKNOWN_STORE, 0);
+		    "store.url: no store configured for %.300s%s", url != NULL ? url : "(none)",
+		    url != NULL && strlen(url) > 300 ? "..." : ""), PROTO_ERR_UNKNOWN_STORE, 0);
 	}
 	r = ova_store_open(ws->mount, ret_store, e);
 	if (r < 0) {
