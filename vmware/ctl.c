@@ -254,6 +254,9 @@ do_export(struct vmw_conn *c, const struct vmw_moref *vm, const struct opts *o,
 		return sw_errf(e, -EINVAL, "export needs --out DIR and a plain --name");
 	memset(&x, 0, sizeof(x));
 	x.progress = o->progress;
+	/* An output directory that does not exist yet is made (its parent must exist). */
+	if (mkdir(o->out, 0755) < 0 && errno != EEXIST)
+		return sw_errno(e, errno, "cannot make output directory %s", o->out);
 	x.dirfd = open(o->out, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (x.dirfd < 0)
 		return sw_errno(e, errno, "cannot open output directory %s", o->out);

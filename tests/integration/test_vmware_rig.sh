@@ -146,8 +146,8 @@ check "task fault: TaskInProgress reported with its message" \
 "${V[@]}" import --ovf "$tmp/out1/bk1.ovf" --name imported-bk1 --like "$VCSIM_VM" >"$tmp/imp" 2>&1
 cat "$tmp/imp"
 check "import: a new VM with a disk" grep -q '^disk0: ' "$tmp/imp"
-mkdir -p "$tmp/out3"
 "${V[@]}" power-off --vm imported-bk1 >/dev/null 2>&1
+# --out names a directory that does not exist yet: export makes it.
 "${V[@]}" export --vm imported-bk1 --out "$tmp/out3" --name rt >"$tmp/rt" 2>&1
 cat "$tmp/rt"
 sha=$(sed -n 's/^disk0: .* sha256=\(.*\)/\1/p' "$tmp/rt")
