@@ -94,7 +94,7 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-.PHONY: all deps build test test-unit test-integration test-open asan valgrind fuzz bench demo \
+.PHONY: all deps build test test-unit test-integration test-open asan asan-hostile valgrind fuzz bench demo \
         clean install check-deps
 .DEFAULT_GOAL := all
 
@@ -126,6 +126,16 @@ asan:
 	$(MAKE) BUILD=build/asan SANITIZER=address,undefined all
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    ./tests/run.sh --build build/asan unit
+
+# The hostile-input suites through a running worker, the broker and the simulator
+# (tests/integration/test_hostile_*.sh) with every program built under ASan+UBSan
+# (build/asan); the unit suites (tests/unit/test_hostile_*.c) run in `make asan`.
+asan-hostile:
+	$(MAKE) BUILD=build/asan SANITIZER=address,undefined all
+	$(MAKE) rig
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    VCSIM_BIN=$(CURDIR)/build/bin/snapworker-vcsim \
+	    ./tests/run.sh --build build/asan --filter hostile integration
 
 valgrind: all
 	./tests/run.sh --build $(BUILD) --valgrind unit

@@ -142,25 +142,20 @@ out:
 	return r;
 }
 
+/*
+ * Reads a legacy archive open on fd (named ova in messages) into in: every
+ * member, the OVF (parsed) and the disks, the members the OVF references.
+ */
 static int
-inspect_legacy(struct ova__obj *o, struct ova_info *in, struct sw_err *e)
+legacy_read(int fd, const char *ova, struct ova_info *in, struct sw_err *e)
 {
-	char ova[SW_NAME_MAX + 1];
 	const struct ova_tar_member *m;
 	unsigned char *ovfbuf = NULL;
-	struct stat st;
+	const char *b;
 	size_t i;
 	ssize_t n;
-	int fd = -1, r;
+	int r;
 
-	if ((r = ova__fname(o, ".ova", ova, sizeof(ova), e)) < 0)
-		return r;
-	if ((fd = ova__open(o->dirfd, ova, O_RDONLY, 0, e)) < 0)
-		return fd;
-	if (fstat(fd, &st) < 0) {
-		r = sw_errno(e, errno, "stat '%s'", ova);
-		goto out;
-	}
 	if ((r = ova_tar_index_fd(fd, &in->tar, e)) < 0) {
 		sw_errctx(e, "'%s'", ova);
 		goto out;
@@ -200,13 +195,13 @@ inspect_legacy(struct ova__obj *o, struct ova_info *in, struct sw_err *e)
 		sw_errctx(e, "'%s' member '%s'", ova, m->name);
 		goto out;
 	}
-	{
-		const char *b = strrchr(m->name, '/');
-
-		in->ovf_name = strdup(b ? b + 1 : m->name);
-	}
-	if (in->ovf_name == NULL) {
+	b = strrchr(m->name, '/');
+	if ((in->ovf_name = strdup(b ? b + 1 : m->name)) == NULL) {
 		r = sw_errf(e, -ENOMEM, "out of memory");
+		goto out;
+	}
+	if (ova_ovf_find_file(in->ovf, in->ovf_name) >= 0) {
+		r = sw_errf(e, SW_EFORMAT, "'%s': the OVF '%s' references itself", ova, in->ovf_name);
 		goto out;
 	}
 	in->ovf_size = m->size;
@@ -214,20 +209,40 @@ inspect_legacy(struct ova__obj *o, struct ova_info *in, struct sw_err *e)
 	/* Disks: the members the OVF references, in archive order. */
 	for (i = 0; i < in->tar->n; i++) {
 		const struct ova_tar_member *t = &in->tar->members[i];
-		const char *b = strrchr(t->name, '/');
 
+		b = strrchr(t->name, '/');
 		b = b ? b + 1 : t->name;
 		if (ova_ovf_find_file(in->ovf, b) < 0)
 			continue;
 		if ((r = info_add_disk(in, b, t->size, t->offset, NULL, e)) < 0)
 			goto out;
 	}
-	if ((r = info_add_file(in, o, ova, (uint64_t)st.st_size, NULL, e)) < 0)
-		goto out;
+	r = 0;
 out:
 	free(ovfbuf);
-	if (fd >= 0)
-		(void)close(fd);
+	return r;
+}
+
+static int
+inspect_legacy(struct ova__obj *o, struct ova_info *in, struct sw_err *e)
+{
+	char ova[SW_NAME_MAX + 1];
+	struct stat st;
+	int fd = -1, r;
+
+	if ((r = ova__fname(o, ".ova", ova, sizeof(ova), e)) < 0)
+		return r;
+	if ((fd = ova__open(o->dirfd, ova, O_RDONLY, 0, e)) < 0)
+		return fd;
+	if (fstat(fd, &st) < 0) {
+		r = sw_errno(e, errno, "stat '%s'", ova);
+		goto out;
+	}
+	if ((r = legacy_read(fd, ova, in, e)) < 0)
+		goto out;
+	r = info_add_file(in, o, ova, (uint64_t)st.st_size, NULL, e);
+out:
+	(void)close(fd);
 	return r;
 }
 
@@ -297,67 +312,103 @@ out:
 }
 
 int
-ova_verify(struct ova_store *s, const char *obj, unsigned flags, struct sw_err *e)
+ova__info_check(const struct ova_info *in, struct sw_err *e)
 {
-	struct ova_info *in = NULL;
-	struct ova__obj o;
-	size_t i;
-	int r;
+	size_t i, k;
 
-	if ((r = ova_inspect(s, obj, &in, e)) < 0)
-		return r;
-	if ((r = ova__obj_open(s, obj, 0, &o, e)) < 0)
-		goto out;
 	/* The OVF references exactly the disks, with matching sizes where it states them. */
 	for (i = 0; i < in->ovf->nfiles; i++) {
 		const struct ova_ovf_file *f = &in->ovf->files[i];
-		size_t k;
 
 		for (k = 0; k < in->ndisks; k++)
 			if (strcmp(in->disks[k].name, f->href) == 0)
 				break;
-		if (k == in->ndisks) {
-			r = sw_errf(e, SW_EFORMAT, "'%s': OVF references '%s', which the object lacks",
+		if (k == in->ndisks)
+			return sw_errf(e, SW_EFORMAT, "'%s': OVF references '%s', which the object lacks",
 			    in->install_path, f->href);
-			goto out;
-		}
-		if (f->has_size && f->size != in->disks[k].size) {
-			r = sw_errf(e, SW_EFORMAT, "'%s': '%s' has %llu bytes, the OVF says %llu",
+		if (f->has_size && f->size != in->disks[k].size)
+			return sw_errf(e, SW_EFORMAT, "'%s': '%s' has %llu bytes, the OVF says %llu",
 			    in->install_path, f->href, (unsigned long long)in->disks[k].size,
 			    (unsigned long long)f->size);
-			goto out;
-		}
 	}
 	if (in->format == OVA_FMT_OVF) {
 		for (i = 0; i < in->ndisks; i++) {
 			const struct ova_meta_disk *md = &in->meta->disks[i];
-			char sha[OVA_SHA256_HEX];
 
-			if (ova_ovf_find_file(in->ovf, md->name) < 0) {
-				r = sw_errf(e, SW_EFORMAT, "'%s': disk '%s' is not referenced by the OVF",
+			if (ova_ovf_find_file(in->ovf, md->name) < 0)
+				return sw_errf(e, SW_EFORMAT, "'%s': disk '%s' is not referenced by the OVF",
 				    in->install_path, md->name);
-				goto out;
-			}
-			if (in->disks[i].size != md->size) {
-				r = sw_errf(e, SW_EFORMAT, "'%s': '%s' has %llu bytes, the meta says %llu",
-				    in->install_path, md->name,
-				    (unsigned long long)in->disks[i].size,
+			if (in->disks[i].size != md->size)
+				return sw_errf(e, SW_EFORMAT, "'%s': '%s' has %llu bytes, the meta says %llu",
+				    in->install_path, md->name, (unsigned long long)in->disks[i].size,
 				    (unsigned long long)md->size);
-				goto out;
-			}
-			if (md->sha256[0] == '\0' || (flags & OVA_VERIFY_NO_DIGEST))
-				continue;
-			if ((r = ova__hash_file(o.dirfd, md->name, sha, e)) < 0)
-				goto out;
-			if (strcmp(sha, md->sha256) != 0) {
-				r = sw_errf(e, SW_ECHECKSUM, "'%s': sha256 of '%s' does not match the meta",
-				    in->install_path, md->name);
-				goto out;
-			}
 		}
 	} else if (in->ndisks == 0) {
-		r = sw_errf(e, SW_EFORMAT, "'%s': the OVF references no member", in->install_path);
+		return sw_errf(e, SW_EFORMAT, "'%s': the OVF references no member", in->install_path);
+	}
+	return 0;
+}
+
+int
+ova_legacy_check_fd(int fd, const char *what, struct sw_err *e)
+{
+	struct ova_info *in;
+	int r;
+
+	if ((in = calloc(1, sizeof(*in))) == NULL || (in->install_path = strdup(what)) == NULL) {
+		ova_info_free(in);
+		return sw_errf(e, -ENOMEM, "out of memory");
+	}
+	in->format = OVA_FMT_OVA;
+	if ((r = legacy_read(fd, what, in, e)) == 0 && (r = ova__info_check(in, e)) == 0)
+		r = ova__mf_check_archive(fd, in->tar, what, e);
+	ova_info_free(in);
+	return r;
+}
+
+int
+ova_verify(struct ova_store *s, const char *obj, unsigned flags, struct sw_err *e)
+{
+	struct ova_info *in = NULL;
+	struct ova__obj o;
+	char ova[SW_NAME_MAX + 1];
+	size_t i;
+	int fd, r;
+
+	o.dirfd = -1;
+	if ((r = ova_inspect(s, obj, &in, e)) < 0)
+		return r;
+	if ((r = ova__obj_open(s, obj, 0, &o, e)) < 0)
 		goto out;
+	if ((r = ova__info_check(in, e)) < 0)
+		goto out;
+	if (flags & OVA_VERIFY_NO_DIGEST)
+		goto out;
+	if (in->format == OVA_FMT_OVA) {
+		/* The manifest, as an unpack of the same archive would check it. */
+		if ((r = ova__fname(&o, ".ova", ova, sizeof(ova), e)) < 0)
+			goto out;
+		if ((fd = ova__open(o.dirfd, ova, O_RDONLY, 0, e)) < 0) {
+			r = fd;
+			goto out;
+		}
+		r = ova_legacy_check_fd(fd, in->install_path, e);
+		(void)close(fd);
+		goto out;
+	}
+	for (i = 0; i < in->ndisks; i++) {
+		const struct ova_meta_disk *md = &in->meta->disks[i];
+		char sha[OVA_SHA256_HEX];
+
+		if (md->sha256[0] == '\0')
+			continue;
+		if ((r = ova__hash_file(o.dirfd, md->name, sha, e)) < 0)
+			goto out;
+		if (strcmp(sha, md->sha256) != 0) {
+			r = sw_errf(e, SW_ECHECKSUM, "'%s': sha256 of '%s' does not match the meta",
+			    in->install_path, md->name);
+			goto out;
+		}
 	}
 	r = 0;
 out:

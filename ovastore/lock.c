@@ -53,6 +53,31 @@ still_linked(int dirfd, const char *name, int fd)
 	return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_nlink > 0;
 }
 
+/*
+ * A lock file is a regular file the workers made: anything else under that
+ * name (a symbolic link, a FIFO, a device, a directory) was planted, and a
+ * lock taken on it, or beside it, would not exclude anybody.  With fd < 0
+ * the name is checked (absent is fine), else the open descriptor.
+ */
+static int
+check_regular(int dirfd, const char *name, int fd, struct sw_err *e)
+{
+	struct stat st;
+	int r = fd >= 0 ? fstat(fd, &st) : fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW);
+
+	if (r < 0) {
+		if (fd < 0 && errno == ENOENT)
+			return 0;
+		return sw_errno(e, errno, "lock file %s/%s", OVA_LOCK_DIR, name);
+	}
+	if (!S_ISREG(st.st_mode))
+		return sw_errf(e, SW_EPATH, "lock file %s/%s is %s, not a regular file: the store is "
+		    "not safe to write", OVA_LOCK_DIR, name,
+		    S_ISLNK(st.st_mode) ? "a symbolic link" : S_ISDIR(st.st_mode) ? "a directory" :
+		    S_ISFIFO(st.st_mode) ? "a FIFO" : "a special file");
+	return 0;
+}
+
 int
 ova_lock_acquire(struct ova_lock *l, const char *mount, const char *id,
     atomic_int *cancel, uint64_t deadline_ms, ova_lock_wait_fn on_wait, void *ud,
@@ -74,13 +99,28 @@ ova_lock_acquire(struct ova_lock *l, const char *mount, const char *id,
 	if (l->dirfd < 0) {
 		r = l->dirfd;
 		l->dirfd = -1;
+		if (r == SW_EPATH)
+			sw_errctx(e, "command lock: the store is not safe to write");
 		return r;
 	}
 	for (;;) {
-		int fd = openat(l->dirfd, l->name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+		int fd;
 
+		if ((r = check_regular(l->dirfd, l->name, -1, e)) < 0)
+			break;
+		/* O_NONBLOCK: a FIFO created in the check's shadow cannot hang the open. */
+		fd = openat(l->dirfd, l->name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK,
+		    0644);
 		if (fd < 0) {
-			r = sw_errno(e, errno, "lock file %s/%s", OVA_LOCK_DIR, l->name);
+			if (errno == ELOOP)
+				r = sw_errf(e, SW_EPATH, "lock file %s/%s is a symbolic link: the store is "
+				    "not safe to write", OVA_LOCK_DIR, l->name);
+			else
+				r = sw_errno(e, errno, "lock file %s/%s", OVA_LOCK_DIR, l->name);
+			break;
+		}
+		if ((r = check_regular(l->dirfd, l->name, fd, e)) < 0) {
+			close(fd);
 			break;
 		}
 		r = try_lock(fd);
@@ -130,11 +170,16 @@ ova_lock_try(struct ova_lock *l, const char *mount, const char *id, struct sw_er
 int
 ova_lock_reap(int dirfd, const char *name)
 {
-	int fd = openat(dirfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC), r = 0;
+	int fd, r = 0;
 
+	/* Only a lock file of ours is reaped; anything planted is left for the operator. */
+	if (check_regular(dirfd, name, -1, NULL) < 0)
+		return 0;
+	fd = openat(dirfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return 0;
-	if (try_lock(fd) == 0 && still_linked(dirfd, name, fd) && unlinkat(dirfd, name, 0) == 0)
+	if (check_regular(dirfd, name, fd, NULL) == 0 && try_lock(fd) == 0 &&
+	    still_linked(dirfd, name, fd) && unlinkat(dirfd, name, 0) == 0)
 		r = 1;
 	close(fd);
 	return r;

@@ -15,7 +15,8 @@
  * The holder unlinks the file before it unlocks; a waiter that then gets the
  * lock on the unlinked inode notices (the path names another inode or none)
  * and tries again, so at most one attempt ever holds the live file.  The
- * lock file is opened without following symbolic links.
+ * lock file is opened without following symbolic links and must be a
+ * regular file.
  *
  * Errors and conventions as in ovastore.h.  Nothing here logs.
  */
@@ -42,9 +43,13 @@ typedef void (*ova_lock_wait_fn)(void *ud);
  * Takes the lock of command id under store mount.  Waits while another
  * attempt holds it, polling until *cancel becomes non-zero (-ECANCELED) or
  * the monotonic clock passes deadline_ms (-ETIMEDOUT; 0: no deadline).
- * Returns 0 when taken at once, 1 after waiting, another negative code when
- * the lock directory cannot be used (e.g. a read-only or missing mount: the
- * caller may then run unlocked and let the command report the store error).
+ * Returns 0 when taken at once, 1 after waiting, SW_EPATH when something
+ * planted on the share stands where the lock lives (.snapworker or
+ * .snapworker/running a symbolic link or not a directory, the lock file a
+ * symbolic link, a FIFO, a device or a directory): the store is not safe to
+ * write and the command must not run; another negative code when the lock
+ * directory cannot be used (e.g. a read-only or missing mount: the caller
+ * may then run unlocked and let the command report the store error).
  */
 int ova_lock_acquire(struct ova_lock *l, const char *mount, const char *id,
     atomic_int *cancel, uint64_t deadline_ms, ova_lock_wait_fn on_wait, void *ud,

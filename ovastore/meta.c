@@ -86,15 +86,17 @@ need_key(const struct ova_meta *m, const char *key, const struct ova_meta_kv **r
 	return 0;
 }
 
+/* member: the name of a file of the object (not ova.filename, which is NAME.ova). */
 static int
-check_name_kv(const struct ova_meta_kv *kv, struct sw_err *e)
+check_name_kv(const struct ova_meta_kv *kv, int member, struct sw_err *e)
 {
 	struct sw_err pe;
 
 	sw_err_clear(&pe);
-	if (sw_name_check(kv->value, &pe) < 0 || ova__name_reserved(kv->value))
+	if (sw_name_check(kv->value, &pe) < 0 ||
+	    (member ? ova__member_reserved(kv->value) : ova__name_reserved(kv->value)))
 		return sw_errf(e, SW_EFORMAT, "meta line %u: key '%s': unsafe file name (%s)",
-		    kv->line, kv->key, pe.code ? pe.msg : "reserved suffix");
+		    kv->line, kv->key, pe.code ? pe.msg : OVA__RESERVED_WHY);
 	return 0;
 }
 
@@ -114,13 +116,13 @@ validate(struct ova_meta *mt, struct sw_err *e)
 		    kv->line, kv->value);
 	mt->version = kv->value;
 	if ((kv = find_kv(mt, "ova.filename")) != NULL) {
-		if ((r = check_name_kv(kv, e)) < 0)
+		if ((r = check_name_kv(kv, 0, e)) < 0)
 			return r;
 		mt->ova_filename = kv->value;
 	}
 	if ((r = need_key(mt, "ovf", &kv, e)) < 0)
 		return r;
-	if ((r = check_name_kv(kv, e)) < 0)
+	if ((r = check_name_kv(kv, 1, e)) < 0)
 		return r;
 	mt->ovf = kv->value;
 	if ((r = need_key(mt, "numDisks", &kv, e)) < 0)
@@ -139,7 +141,7 @@ validate(struct ova_meta *mt, struct sw_err *e)
 		(void)snprintf(key, sizeof(key), "disk%zu.name", i + 1);
 		if ((r = need_key(mt, key, &kv, e)) < 0)
 			return r;
-		if ((r = check_name_kv(kv, e)) < 0)
+		if ((r = check_name_kv(kv, 1, e)) < 0)
 			return r;
 		d->name = kv->value;
 		if (strcmp(d->name, mt->ovf) == 0)

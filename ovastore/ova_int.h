@@ -124,8 +124,19 @@ int ova__writer_file_sha256(struct ova_writer *w, const char *name, char *out,
 /* sha256 (hex) of a whole regular file in dirfd. */
 int ova__hash_file(int dirfd, const char *file, char *out, struct sw_err *e);
 
-/* Whether a base name is one we never accept as a data file of an object. */
+/*
+ * Whether a base name is one we never accept as a data file of an object:
+ * NAME.part, NAME.meta, template.properties, .snapworker.
+ */
 int ova__name_reserved(const char *name);
+/*
+ * Whether a base name is one no file of an object (a disk, an OVF) may
+ * have: a reserved name, or NAME.ova (a legacy object's archive).
+ */
+int ova__member_reserved(const char *name);
+/* Why a reserved name is refused, for messages. */
+#define OVA__RESERVED_WHY \
+	"a name the store reserves (.meta, .part, .ova, template.properties, .snapworker)"
 
 /*
  * Copies len bytes from infd at inoff to outfd at its current offset (or,
@@ -135,6 +146,40 @@ int ova__name_reserved(const char *name);
  */
 int ova__copy_data(int infd, uint64_t inoff, uint64_t len, int outfd, int sparse,
     struct sw_hash *hash, const char *what, struct sw_err *e);
+
+/* ------------------------------------------------------------ manifest */
+
+/* One line of an OVF manifest: "ALG(name)= hex" (hex in lower case). */
+struct ova__mf_entry {
+	char alg[8];
+	char name[OVA_TAR_MAX_NAME + 1];
+	char hex[130];
+	unsigned line;                   /* 1-based */
+};
+
+/*
+ * The next entry of manifest text (NUL-terminated) from *pos, which it
+ * advances; *line counts lines (start at 0).  1: an entry; 0: the end;
+ * SW_EFORMAT for a malformed line.
+ */
+int ova__mf_next(const char *text, size_t *pos, unsigned *line, struct ova__mf_entry *ent,
+    struct sw_err *e);
+/* 1 for SHA1, 256 for SHA256, SW_EUNSUPPORTED for any other digest. */
+int ova__mf_alg(const struct ova__mf_entry *ent, struct sw_err *e);
+/*
+ * Checks the manifest member of the archive on fd (indexed as t; what names
+ * it in messages), if it has one: every line against the data of the member
+ * it names.  SW_ECHECKSUM on a mismatch.
+ */
+int ova__mf_check_archive(int fd, const struct ova_tar_index *t, const char *what,
+    struct sw_err *e);
+
+/*
+ * The checks of an inspected object that read no data: its OVF references
+ * exactly its disks (sizes where it states them), and a new-format object's
+ * meta agrees with the OVF and the files' sizes.  SW_EFORMAT.
+ */
+int ova__info_check(const struct ova_info *in, struct sw_err *e);
 
 /* "<id><suffix>" of a state record; SW_EFORMAT when id is not a safe command id. */
 int ova__state_file(enum ova_state_kind kind, const char *id, char *out, size_t outsz,

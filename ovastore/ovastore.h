@@ -73,8 +73,10 @@ int ova_store_fd(const struct ova_store *s);
 
 /*
  * Splits an install path into DIR and NAME after validation (relative, no
- * "..", no control characters, trailing ".ova" stripped, NAME not empty and
- * not ending in ".meta"/".part").  dir gets "" for an object at the root.
+ * "..", no control characters, trailing ".ova" stripped, NAME not empty,
+ * not ending in ".meta"/".part" and not a name the layout gives other files
+ * (template.properties, .snapworker), no component of DIR the workers'
+ * records (.snapworker)).  dir gets "" for an object at the root.
  */
 int ova_object_split(const char *install_path, char *dir, size_t dirsz,
     char *name, size_t namesz, struct sw_err *e);
@@ -259,9 +261,18 @@ int ova_detect(struct ova_store *s, const char *obj, enum ova_format *ret_format
 /*
  * Deep check: sizes match the meta, the OVF parses and references exactly
  * the object's disks (sizes where the OVF states them), recorded sha256
- * digests match, a legacy archive reads to its end.  SW_EFORMAT/SW_ECHECKSUM.
+ * digests match, a legacy archive reads to its end and matches its
+ * manifest (.mf member) as an unpack of it would.  SW_EFORMAT/SW_ECHECKSUM.
+ * OVA_VERIFY_NO_DIGEST skips what reads data (digests, the manifest).
  */
 int ova_verify(struct ova_store *s, const char *obj, unsigned flags, struct sw_err *e);
+
+/*
+ * The same deep check of a legacy archive open on fd (what names it in
+ * messages): for a file that is to be exposed or copied as it is, checked
+ * through the very descriptor it is read from.
+ */
+int ova_legacy_check_fd(int fd, const char *what, struct sw_err *e);
 
 /* ---------------------------------------------------------------- delete */
 

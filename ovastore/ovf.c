@@ -153,9 +153,9 @@ add_file(struct ova_ovf *o, xmlNode *n, struct sw_err *e)
 	if (f->id == NULL || f->href == NULL)
 		return sw_errf(e, SW_EFORMAT, "OVF line %d: File without ovf:id or ovf:href",
 		    n->line);
-	if (sw_name_check(f->href, &pe) < 0 || ova__name_reserved(f->href))
+	if (sw_name_check(f->href, &pe) < 0 || ova__member_reserved(f->href))
 		return sw_errf(e, SW_EFORMAT, "OVF line %d: File href is not a plain file name: %s",
-		    n->line, pe.code ? pe.msg : "reserved suffix");
+		    n->line, pe.code ? pe.msg : OVA__RESERVED_WHY);
 	if ((size = get_attr(n, "size", o->version)) != NULL) {
 		int r = sw_parse_u64(size, 0, (uint64_t)INT64_MAX, &f->size);
 
@@ -293,6 +293,26 @@ walk(struct ova_ovf *o, xmlNode *env, struct sw_err *e)
 	return 0;
 }
 
+/* Marks a parse that met a document type declaration (the context's _private). */
+static char dtd_seen;
+
+/*
+ * SAX hook for the start of a DTD in any encoding (the byte scan below sees
+ * only ASCII-compatible ones): the parse stops before a declaration in it
+ * is read.
+ */
+static void
+dtd_refuse(void *ud, const xmlChar *name, const xmlChar *external_id, const xmlChar *system_id)
+{
+	xmlParserCtxtPtr ctx = ud;
+
+	(void)name;
+	(void)external_id;
+	(void)system_id;
+	ctx->_private = &dtd_seen;
+	xmlStopParser(ctx);
+}
+
 int
 ova_ovf_parse(const void *buf, size_t len, struct ova_ovf **ret_ovf, struct sw_err *e)
 {
@@ -320,8 +340,15 @@ ova_ovf_parse(const void *buf, size_t len, struct ova_ovf **ret_ovf, struct sw_e
 	xmlInitParser();
 	if ((ctx = xmlNewParserCtxt()) == NULL)
 		return sw_errf(e, -ENOMEM, "out of memory");
+	ctx->sax->internalSubset = dtd_refuse;
+	ctx->sax->externalSubset = dtd_refuse;
+	ctx->_private = NULL;
 	doc = xmlCtxtReadMemory(ctx, buf, (int)len, "ovf.xml", NULL,
 	    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA);
+	if (ctx->_private == &dtd_seen) {
+		r = sw_errf(e, SW_EFORMAT, "OVF: document type declarations are not accepted");
+		goto out;
+	}
 	if (doc == NULL) {
 		const xmlError *xe = xmlCtxtGetLastError(ctx);
 

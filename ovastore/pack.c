@@ -257,6 +257,10 @@ ova_pack_fd(struct ova_store *s, const char *obj, int fd, unsigned flags, uint64
 	/* Inspecting first validates the meta, the OVF or the archive before a byte is written. */
 	if ((r = ova_inspect(s, obj, &in, e)) < 0)
 		return r;
+	o.dirfd = -1;
+	/* An OVA whose OVF references a disk it lacks would not import anywhere. */
+	if ((r = ova__info_check(in, e)) < 0)
+		goto out;
 	if ((r = ova__obj_open(s, obj, 0, &o, e)) < 0)
 		goto out;
 	if (in->format == OVA_FMT_OVF)

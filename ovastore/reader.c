@@ -246,6 +246,9 @@ ova_copy(struct ova_store *src, const char *obj, struct ova_store *dst, const ch
 		dstobj = obj;
 	if ((r = ova_inspect(src, obj, &in, e)) < 0)
 		return r;
+	/* An object whose OVF references a file it lacks is not copied as if it were whole. */
+	if ((r = ova__info_check(in, e)) < 0)
+		goto out;
 	if ((r = ova__obj_open(src, obj, 0, &so, e)) < 0 ||
 	    (r = ova__obj_open(dst, dstobj, 1, &dobj, e)) < 0)
 		goto out;
@@ -287,6 +290,23 @@ ova_copy(struct ova_store *src, const char *obj, struct ova_store *dst, const ch
 		}
 		if ((r = copy_one(&so, &dobj, name, &cf[i], &size, sha, e)) < 0)
 			goto fail;
+		if (in->format == OVA_FMT_OVA) {
+			/*
+			 * A legacy archive is copied as it is: the copy must match
+			 * its manifest as a download of it would (read back from
+			 * the temporary, so what is checked is what is committed).
+			 */
+			int tfd = ova__open(dobj.dirfd, cf[i].tmp, O_RDONLY, 0, e);
+
+			if (tfd < 0) {
+				r = tfd;
+				goto fail;
+			}
+			r = ova_legacy_check_fd(tfd, in->install_path, e);
+			(void)close(tfd);
+			if (r < 0)
+				goto fail;
+		}
 		if (in->format == OVA_FMT_OVF && i < in->ndisks) {
 			const struct ova_meta_disk *md = &in->meta->disks[i];
 

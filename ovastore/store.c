@@ -11,12 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/buf.h"
 #include "common/path.h"
 #include "ovastore/ova_int.h"
+#include "ovastore/tprops.h"
 
 /* NAME plus the longest suffix we append ("-disk63.vmdk.part") must stay a valid name. */
 #define OBJ_NAME_MAX (SW_NAME_MAX - 24)
@@ -93,8 +95,24 @@ ova__ends_with(const char *s, const char *suffix)
 int
 ova__name_reserved(const char *name)
 {
-	/* Our temporaries and commit records: never data files of an object. */
-	return ova__ends_with(name, ".part") || ova__ends_with(name, ".meta");
+	/*
+	 * Our temporaries and commit records, and the names the layout gives
+	 * files that are not an object's (a template directory's record, the
+	 * workers' own directory): never data files of an object, whatever an
+	 * OVF, a meta or an archive says.  Compared without case, for shares
+	 * that fold it.
+	 */
+	return ova__ends_with(name, ".part") || ova__ends_with(name, ".meta") ||
+	    strcasecmp(name, OVA_TPROPS_NAME) == 0 || strcasecmp(name, OVA_STATE_DIR) == 0;
+}
+
+int
+ova__member_reserved(const char *name)
+{
+	size_t n = strlen(name);
+
+	/* NAME.ova is a legacy object of its own: a member of that name would forge one. */
+	return ova__name_reserved(name) || (n >= 4 && strcasecmp(name + n - 4, ".ova") == 0);
 }
 
 int
@@ -102,6 +120,7 @@ ova_object_split(const char *install_path, char *dir, size_t dirsz, char *name, 
     struct sw_err *e)
 {
 	char tmp[SW_PATH_MAX], d[SW_PATH_MAX], b[SW_NAME_MAX + 1];
+	const char *p, *slash;
 	size_t len;
 	int r;
 
@@ -119,7 +138,15 @@ ova_object_split(const char *install_path, char *dir, size_t dirsz, char *name, 
 		return sw_errf(e, SW_EPATH, "object '%s': name longer than %d bytes", install_path,
 		    OBJ_NAME_MAX);
 	if (ova__name_reserved(b))
-		return sw_errf(e, SW_EPATH, "object '%s': name ends in .meta or .part", install_path);
+		return sw_errf(e, SW_EPATH, "object '%s': " OVA__RESERVED_WHY, install_path);
+	/* The workers' records are not objects: no object operation looks in there. */
+	for (p = d; *p != '\0'; p = slash != NULL ? slash + 1 : p + strlen(p)) {
+		slash = strchr(p, '/');
+		if ((slash != NULL ? (size_t)(slash - p) : strlen(p)) == sizeof(OVA_STATE_DIR) - 1 &&
+		    strncasecmp(p, OVA_STATE_DIR, sizeof(OVA_STATE_DIR) - 1) == 0)
+			return sw_errf(e, SW_EPATH, "object '%s': inside the workers' records ("
+			    OVA_STATE_DIR ")", install_path);
+	}
 	if (strlen(d) >= dirsz || strlen(b) >= namesz)
 		return sw_errf(e, SW_EPATH, "object '%s': path too long", install_path);
 	memcpy(dir, d, strlen(d) + 1);

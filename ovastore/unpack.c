@@ -177,75 +177,40 @@ finish_hash(struct sw_hash *h, char *out, size_t outsz, struct sw_err *e)
 static int
 mf_verify(struct unpack *u, struct ova_writer *w, struct sw_err *e)
 {
-	const char *p = sw_buf_str(&u->mf), *nl;
+	const char *text = sw_buf_str(&u->mf), *have;
+	struct ova__mf_entry ent;
+	size_t pos = 0, i;
 	unsigned line = 0;
-	int r;
+	int r, alg;
 
-	for (; *p != '\0'; p = nl ? nl + 1 : p + strlen(p)) {
-		char l[512], alg[8], name[OVA_TAR_MAX_NAME + 1], hex[130];
-		const char *lp, *rp, *eq, *v;
-		size_t n, i;
+	while ((r = ova__mf_next(text, &pos, &line, &ent, e)) == 1) {
 		struct mdigest *d = NULL;
-		const char *have;
 
-		nl = strchr(p, '\n');
-		n = nl ? (size_t)(nl - p) : strlen(p);
-		line++;
-		while (n > 0 && (p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t'))
-			n--;
-		if (n == 0)
-			continue;
-		if (n >= sizeof(l))
-			return sw_errf(e, SW_EFORMAT, "manifest line %u: too long", line);
-		memcpy(l, p, n);
-		l[n] = '\0';
-		lp = strchr(l, '(');
-		rp = strrchr(l, ')');
-		eq = rp ? strchr(rp, '=') : NULL;
-		if (lp == NULL || rp == NULL || eq == NULL || rp < lp)
-			return sw_errf(e, SW_EFORMAT, "manifest line %u: not 'ALG(name)= digest'", line);
-		n = (size_t)(lp - l);
-		while (n > 0 && l[n - 1] == ' ')
-			n--;
-		if (n == 0 || n >= sizeof(alg) || (size_t)(rp - lp - 1) >= sizeof(name) || rp == lp + 1)
-			return sw_errf(e, SW_EFORMAT, "manifest line %u: malformed", line);
-		memcpy(alg, l, n);
-		alg[n] = '\0';
-		memcpy(name, lp + 1, (size_t)(rp - lp - 1));
-		name[rp - lp - 1] = '\0';
-		for (v = eq + 1; *v == ' ' || *v == '\t'; v++)
-			;
-		if (strlen(v) >= sizeof(hex))
-			return sw_errf(e, SW_EFORMAT, "manifest line %u: digest too long", line);
-		for (i = 0; v[i] != '\0'; i++)
-			hex[i] = (char)(v[i] >= 'A' && v[i] <= 'F' ? v[i] + 32 : v[i]);
-		hex[i] = '\0';
 		for (i = 0; i < u->ndig; i++)
-			if (strcmp(u->dig[i].name, name) == 0)
+			if (strcmp(u->dig[i].name, ent.name) == 0)
 				d = &u->dig[i];
 		if (d == NULL)
-			return sw_errf(e, SW_EFORMAT, "manifest line %u: '%s' is not in the OVA", line,
-			    name);
-		if (strcmp(alg, "SHA1") == 0) {
+			return sw_errf(e, SW_EFORMAT, "manifest line %u: '%s' is not in the OVA",
+			    ent.line, ent.name);
+		if ((alg = ova__mf_alg(&ent, e)) < 0)
+			return alg;
+		if (alg == 1) {
 			have = d->sha1;
-		} else if (strcmp(alg, "SHA256") == 0) {
+		} else {
 			if (d->sha256[0] == '\0' && d->stored &&
-			    (r = ova__writer_file_sha256(w, name, d->sha256, e)) < 0)
+			    (r = ova__writer_file_sha256(w, ent.name, d->sha256, e)) < 0)
 				return r;
 			have = d->sha256;
-		} else {
-			return sw_errf(e, SW_EUNSUPPORTED, "manifest line %u: digest '%s' not supported",
-			    line, alg);
 		}
 		if (have[0] == '\0')
 			return sw_errf(e, SW_EFORMAT,
 			    "manifest line %u: the manifest comes after '%s' (OVF 1.x wants it second)",
-			    line, name);
-		if (strcmp(have, hex) != 0)
+			    ent.line, ent.name);
+		if (strcmp(have, ent.hex) != 0)
 			return sw_errf(e, SW_ECHECKSUM, "'%s' does not match its %s in the manifest",
-			    name, alg);
+			    ent.name, ent.alg);
 	}
-	return 0;
+	return r;
 }
 
 int
@@ -356,6 +321,10 @@ ova_unpack(struct ova_store *s, const char *obj, struct sw_source *src, unsigned
 				sw_errctx(e, "OVA member '%s'", base);
 				goto out;
 			}
+			if (ova_ovf_find_file(ovf, base) >= 0) {
+				r = sw_errf(e, SW_EFORMAT, "OVA: the OVF '%s' references itself", base);
+				goto out;
+			}
 			if ((r = ova_writer_begin(s, obj, wflags, &w, e)) < 0 ||
 			    (r = ova_writer_ovf(w, base, ovfbuf.ptr, ovfbuf.len, e)) < 0)
 				goto out;
@@ -381,6 +350,11 @@ ova_unpack(struct ova_store *s, const char *obj, struct sw_source *src, unsigned
 			    ovf->files[i].href);
 			goto out;
 		}
+	}
+	/* What the writer would refuse as a caller's mistake is the archive's fault here. */
+	if (w->ndisks == 0) {
+		r = sw_errf(e, SW_EFORMAT, "OVA: the OVF references no disk");
+		goto out;
 	}
 	if (u.have_mf && (r = mf_verify(&u, w, e)) < 0)
 		goto out;

@@ -100,8 +100,8 @@ check_new_name(struct ova_writer *w, const char *name, struct sw_err *e)
 
 	if ((r = sw_name_check(name, e)) < 0)
 		return r;
-	if (ova__name_reserved(name))
-		return sw_errf(e, SW_EPATH, "file name '%s' ends in .meta or .part", name);
+	if (ova__member_reserved(name))
+		return sw_errf(e, SW_EPATH, "file name '%s': " OVA__RESERVED_WHY, name);
 	if ((r = ova__fname(&w->o, ".ova", ova, sizeof(ova), e)) < 0)
 		return r;
 	if (strcmp(name, ova) == 0 || strcmp(name, w->meta_name) == 0)

@@ -29,6 +29,8 @@ static const char *const errcode_names[PROTO_ERR_COUNT] = {
 	[PROTO_ERR_TIMEOUT] = "TIMEOUT",
 	[PROTO_ERR_CANCELLED] = "CANCELLED",
 	[PROTO_ERR_INTERNAL] = "INTERNAL",
+	[PROTO_ERR_DOWNLOAD_UNREACHABLE] = "DOWNLOAD_UNREACHABLE",
+	[PROTO_ERR_DOWNLOAD_AUTH] = "DOWNLOAD_AUTH",
 };
 
 static const char *const status_names[PROTO_STATUS_COUNT] = {
@@ -144,6 +146,7 @@ map_store(int code, bool *retry)
 {
 	switch (code) {
 	case SW_EFORMAT:
+	case SW_ETOOBIG:
 	case SW_EUNSUPPORTED:
 		return PROTO_ERR_INVALID_COMMAND;
 	case SW_ENET:
@@ -169,12 +172,14 @@ map_download(int code, bool *retry)
 {
 	switch (code) {
 	case SW_ENET:
+		*retry = true;
+		return PROTO_ERR_DOWNLOAD_UNREACHABLE;
 	case SW_EREMOTE:
 	case SW_EBUSY:
 		*retry = true;
 		return PROTO_ERR_NOT_FOUND;
 	case SW_EAUTH:
-		return PROTO_ERR_NOT_FOUND;
+		return PROTO_ERR_DOWNLOAD_AUTH;
 	case SW_EFORMAT:
 	case SW_ETOOBIG:
 	case SW_EUNSUPPORTED:
@@ -182,7 +187,7 @@ map_download(int code, bool *retry)
 	default:
 		if (is_conn_errno(code)) {
 			*retry = true;
-			return PROTO_ERR_NOT_FOUND;
+			return PROTO_ERR_DOWNLOAD_UNREACHABLE;
 		}
 		if (code < 0 && code > -4096)
 			return PROTO_ERR_STORE_IO;

@@ -240,6 +240,9 @@ enum proto_errcode {
 	PROTO_ERR_TIMEOUT,
 	PROTO_ERR_CANCELLED,
 	PROTO_ERR_INTERNAL,
+	/* Additions to version 1 (docs/protocol.md): */
+	PROTO_ERR_DOWNLOAD_UNREACHABLE,
+	PROTO_ERR_DOWNLOAD_AUTH,
 	PROTO_ERR_COUNT
 };
 
@@ -277,14 +280,18 @@ enum proto_errctx {
  *                                     VCENTER_FAULT        no
  *   SW_EBUSY                          VCENTER_FAULT        yes
  * STORE:
- *   SW_EFORMAT, SW_EUNSUPPORTED       INVALID_COMMAND      no  (the named object is not valid)
+ *   SW_EFORMAT, SW_ETOOBIG, SW_EUNSUPPORTED
+ *                                     INVALID_COMMAND      no  (the named object is not valid)
  *   -EIO, -ESTALE, -EAGAIN, -EINTR, -EBUSY, SW_ENET, SW_EBUSY
  *                                     STORE_IO             yes
  *   any other -errno, SW_EEXIST       STORE_IO             no
- * DOWNLOAD (PROTOCOL.md has no code of its own for a failed download):
- *   SW_ENET, SW_EREMOTE, SW_EBUSY and the connection errnos above
+ * DOWNLOAD:
+ *   SW_ENET (host not resolvable, connection refused or lost) and the
+ *   connection errnos above           DOWNLOAD_UNREACHABLE yes
+ *   SW_EAUTH (TLS verification, HTTP 401/403/407)
+ *                                     DOWNLOAD_AUTH        no
+ *   SW_EREMOTE, SW_EBUSY (HTTP 5xx, 408, 429)
  *                                     NOT_FOUND            yes
- *   SW_EAUTH                          NOT_FOUND            no
  *   SW_EFORMAT, SW_ETOOBIG, SW_EUNSUPPORTED
  *                                     INVALID_COMMAND      no  (not an .ova, or over max_size)
  *   any other -errno                  STORE_IO             no  (writing what was downloaded)

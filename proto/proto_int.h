@@ -28,7 +28,9 @@ int proto__fail(struct proto__err *pe, int code, const char *field, const char *
  * the value.  0 or SW_ETOOBIG / SW_EFORMAT / -ENOMEM with field "body" (or
  * the path of the object with a duplicate key).  When only the duplicate-key
  * check failed, *ret_salvage (if not NULL) receives the tree json-c built
- * (the last of each duplicate kept), so the caller can still read an id.
+ * (the last of each duplicate kept), so the caller can still read an id;
+ * not when the top-level "id" itself is duplicated (field "id": there is no
+ * id to answer for), and without "type" when that is (field "type").
  */
 int proto__json_parse(const void *body, size_t len, json_object **ret, json_object **ret_salvage,
     struct proto__err *pe);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/io.h"
 #include "proto/proto.h"
 
 /* Seconds of 9999-12-31T23:59:59Z + 1: ISO 8601 years have four digits here. */
@@ -31,11 +32,63 @@ proto__fail(struct proto__err *pe, int code, const char *field, const char *fmt,
 	return code;
 }
 
-/* What the lexical pass learnt: the key count of every object, in document order. */
+/*
+ * What the lexical pass learnt: the key count of every object, in document
+ * order, and how often the top-level object names "id" and "type" (however
+ * escaped): json-c keeps the last of duplicates, and a reader that answers
+ * for the last id would be guessing.
+ */
 struct lex {
 	uint32_t *counts;
 	size_t n, cap;
+	unsigned top_id, top_type;
 };
+
+/* Whether the JSON string whose text starts at p[i] (after the quote) decodes to want (ASCII). */
+static bool
+key_is(const char *p, size_t len, size_t i, const char *want)
+{
+	size_t k = 0;
+
+	while (i < len && p[i] != '"') {
+		unsigned ch;
+
+		if (p[i] == '\\') {
+			if (i + 1 >= len)
+				return false;
+			switch (p[i + 1]) {
+			case 'u': {
+				size_t j;
+
+				if (i + 6 > len)
+					return false;
+				ch = 0;
+				for (j = 2; j < 6; j++) {
+					int h = sw_hexval((unsigned char)p[i + j]);
+
+					if (h < 0)
+						return false;
+					ch = ch << 4 | (unsigned)h;
+				}
+				i += 6;
+				break;
+			}
+			case '"': case '\\': case '/':
+				ch = (unsigned char)p[i + 1];
+				i += 2;
+				break;
+			default:
+				return false;   /* \b \f \n \r \t: never in the keys asked about */
+			}
+		} else {
+			ch = (unsigned char)p[i++];
+		}
+		if (want[k] == '\0' || (unsigned char)want[k] != ch)
+			return false;
+		k++;
+	}
+	return want[k] == '\0';
+}
 
 static int
 lex_new_object(struct lex *lx, struct proto__err *pe)
@@ -91,8 +144,13 @@ lex_check(const char *p, size_t len, struct lex *lx, struct proto__err *pe)
 		switch (c) {
 		case '"':
 			in_str = true;
-			if (expect_key && depth > 0 && stack[depth - 1] != SIZE_MAX)
+			if (expect_key && depth > 0 && stack[depth - 1] != SIZE_MAX) {
 				lx->counts[stack[depth - 1]]++;
+				if (depth == 1 && key_is(p, len, i + 1, "id"))
+					lx->top_id++;
+				if (depth == 1 && key_is(p, len, i + 1, "type"))
+					lx->top_type++;
+			}
 			expect_key = false;
 			break;
 		case '{':
@@ -191,7 +249,7 @@ proto__json_parse(const void *body, size_t len, json_object **ret, json_object *
 	struct json_tokener *tok;
 	json_object *root = NULL;
 	enum json_tokener_error jerr;
-	struct lex lx = { NULL, 0, 0 };
+	struct lex lx = { NULL, 0, 0, 0, 0 };
 	char path[sizeof(pe->field)];
 	size_t end, bad, next = 0;
 	int r;
@@ -248,6 +306,18 @@ proto__json_parse(const void *body, size_t len, json_object **ret, json_object *
 	}
 	path[0] = '\0';
 	if ((r = check_dups(root, &lx, &next, path, sizeof(path), pe)) < 0) {
+		/*
+		 * Two ids: which one the publisher meant is a guess, so there
+		 * is no id to answer for.  Two types: the answer has no type.
+		 */
+		if (lx.top_id > 1) {
+			r = proto__fail(pe, SW_EFORMAT, "id", "given more than once");
+			goto out;
+		}
+		if (lx.top_type > 1) {
+			r = proto__fail(pe, SW_EFORMAT, "type", "given more than once");
+			json_object_object_del(root, "type");
+		}
 		if (ret_salvage != NULL) {
 			*ret_salvage = root;
 			root = NULL;

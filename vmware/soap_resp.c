@@ -355,6 +355,26 @@ parse_fault(xmlNode *fault, struct vmw_fault *f, struct sw_err *e)
 	    f->message[0] != '\0' ? f->message : "(no message)");
 }
 
+/* Marks a parse that met a document type declaration (the context's _private). */
+static char dtd_seen;
+
+/*
+ * SAX hook for the start of a DTD, in whatever encoding the document came:
+ * the parse stops before a single declaration in it is read, so no entity
+ * is ever declared, let alone substituted.
+ */
+static void
+dtd_refuse(void *ud, const xmlChar *name, const xmlChar *external_id, const xmlChar *system_id)
+{
+	xmlParserCtxt *ctx = ud;
+
+	(void)name;
+	(void)external_id;
+	(void)system_id;
+	ctx->_private = &dtd_seen;
+	xmlStopParser(ctx);
+}
+
 int
 vmw__parse(const char *body, size_t len, struct vmw__resp *ret, struct vmw_fault *fault,
     struct sw_err *e)
@@ -363,7 +383,7 @@ vmw__parse(const char *body, size_t len, struct vmw__resp *ret, struct vmw_fault
 	xmlDoc *doc;
 	xmlNode *root, *b, *first;
 	struct vmw_fault f;
-	int r;
+	int r, dtd;
 
 	(void)vmw__global_init();
 	if (len == 0)
@@ -373,14 +393,27 @@ vmw__parse(const char *body, size_t len, struct vmw__resp *ret, struct vmw_fault
 	/*
 	 * SOAP forbids a DTD; refusing it outright rules out entity tricks
 	 * (billion laughs, external entities) whatever libxml2's defaults are.
+	 * The byte scan is a fast path for UTF-8 only: the SAX hook and the
+	 * check after the parse refuse a DTD in every other encoding (UTF-16,
+	 * UTF-32, EBCDIC, UTF-7 ...) too.
 	 */
 	if (memmem(body, len, "<!DOCTYPE", 9) != NULL || memmem(body, len, "<!ENTITY", 8) != NULL)
 		return sw_errf(e, SW_EFORMAT, "SOAP response carries a DTD");
 	ctx = xmlNewParserCtxt();
 	if (ctx == NULL)
 		return sw_errf(e, -ENOMEM, "out of memory parsing SOAP response");
+	ctx->sax->internalSubset = dtd_refuse;
+	ctx->sax->externalSubset = dtd_refuse;
+	ctx->_private = NULL;
 	doc = xmlCtxtReadMemory(ctx, body, (int)len, NULL, NULL,
 	    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA);
+	dtd = ctx->_private == &dtd_seen ||
+	    (doc != NULL && (doc->intSubset != NULL || doc->extSubset != NULL));
+	if (dtd) {
+		xmlFreeDoc(doc);
+		xmlFreeParserCtxt(ctx);
+		return sw_errf(e, SW_EFORMAT, "SOAP response carries a DTD");
+	}
 	if (doc == NULL) {
 		const xmlError *xe = xmlCtxtGetLastError(ctx);
 		char msg[160] = "";

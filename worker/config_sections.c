@@ -385,7 +385,8 @@ interpret_vcenter(struct wrk_config *cfg, const struct wrk__cfg_entry *x, const 
 		if (rc < 0)
 			return rc;
 		for (i = 0; i < n; i++) {
-			if (strncmp(v[i], "https://", 8) != 0 && strncmp(v[i], "http://", 7) != 0) {
+			/* The password goes to this URL: never in clear, not even on a test rig. */
+			if (strncasecmp(v[i], "https://", 8) != 0 || v[i][8] == '\0') {
 				rc = sw_errf(e, SW_EFORMAT, "%s: vCenter url must be https://...", where);
 				wrk__cfg_list_free(v, n);
 				return rc;

@@ -274,9 +274,17 @@ run_parsed(const struct wrk_dispatch *d, struct proto_command *cmd,
 			sw_err_classify(&e, rc, rc == -ECANCELED ? PROTO_ERR_CANCELLED :
 			    PROTO_ERR_TIMEOUT, true);
 			goto failed;
+		} else if (rc == SW_EPATH) {
+			/*
+			 * Something planted where the lock lives: running without
+			 * it would let a second attempt write beside this one.
+			 */
+			out->elapsed_ms = sw_mono_ms() - t0;
+			sw_err_classify(&e, rc, PROTO_ERR_STORE_IO, false);
+			goto failed;
 		} else if (rc < 0) {
 			/* The command meets the same store trouble and reports it. */
-			log_debug("running without the command lock: %s", e.msg);
+			log_warnx("running without the command lock: %s", e.msg);
 			sw_err_clear(&e);
 		}
 	}

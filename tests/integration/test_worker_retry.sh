@@ -95,7 +95,7 @@ check "refused source: the command fails in the end (exit 1)" [ $rc = 1 ]
 check "two retrying events, then one failed event" \
     bash -c "[ $(events "$tmp/a.out" retrying) = 2 ] && [ $(events "$tmp/a.out" failed) = 1 ]"
 check "retrying events carry the error, the attempt and the delay" evtrue "$tmp/a.out" \
-    "[(x['retry']['attempt'], x['retry']['max_attempts'], x['retry']['delay_s'], x['error']['code']) for x in evs if x['status']=='retrying'] == [(1,3,2,'NOT_FOUND'),(2,3,3,'NOT_FOUND')]"
+    "[(x['retry']['attempt'], x['retry']['max_attempts'], x['retry']['delay_s'], x['error']['code']) for x in evs if x['status']=='retrying'] == [(1,3,2,'DOWNLOAD_UNREACHABLE'),(2,3,3,'DOWNLOAD_UNREACHABLE')]"
 check "the final event says retryable" evtrue "$tmp/a.out" \
     "e['status']=='failed' and e['error']['retryable'] is True"
 check "the attempts were spread over the delays (${ms} ms >= 5000)" [ "$ms" -ge 5000 ]

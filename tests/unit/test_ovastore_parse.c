@@ -160,7 +160,16 @@ test_meta_rejects(void **state)
 	meta_bad(GOOD_HEAD "disk1.name=a\\n.vmdk\ndisk1.size=1\n", SW_EFORMAT, "disk1.name", NULL);
 	meta_bad(GOOD_HEAD "disk1.name=a\\u0000.vmdk\ndisk1.size=1\n", SW_EFORMAT, "line 4", NULL);
 	meta_bad(GOOD_HEAD "disk1.name=x.ova.meta\ndisk1.size=1\n", SW_EFORMAT, "disk1.name",
-	    "reserved suffix");
+	    "reserves");
+	/* Names the layout gives other files (issue 14: a disk named template.properties). */
+	meta_bad(GOOD_HEAD "disk1.name=template.properties\ndisk1.size=1\n", SW_EFORMAT,
+	    "disk1.name", "reserves");
+	meta_bad(GOOD_HEAD "disk1.name=Template.Properties\ndisk1.size=1\n", SW_EFORMAT,
+	    "disk1.name", "reserves");
+	meta_bad(GOOD_HEAD "disk1.name=.snapworker\ndisk1.size=1\n", SW_EFORMAT, "disk1.name",
+	    "reserves");
+	meta_bad("version=1.0\novf=template.properties\nnumDisks=1\ndisk1.name=a.vmdk\n"
+	    "disk1.size=1\n", SW_EFORMAT, "'ovf'", "reserves");
 	meta_bad("version=1.0\novf=/etc/passwd\nnumDisks=1\ndisk1.name=a.vmdk\ndisk1.size=1\n",
 	    SW_EFORMAT, "line 2", "'ovf'");
 	meta_bad(GOOD_HEAD "disk1.name=a.ovf\ndisk1.size=1\n", SW_EFORMAT, "disk1.name", NULL);

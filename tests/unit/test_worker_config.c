@@ -245,6 +245,11 @@ test_errors(void **state)
 	expect_error("[amqp]\nurl = amqp://u@a/ amqp://v@b/\n", noenv, "bad.conf:2: url");
 	expect_error("[store]\nnfs://x/y = relative\n", noenv, "absolute");
 	expect_error("[vcenter vc1]\nurl = https://a/sdk\nuser = u\n", noenv, "needs password_file");
+	/* The password never goes to a URL in clear (issue 14: http:// passed). */
+	expect_error("[vcenter vc1]\nurl = http://a/sdk\n", noenv, "vCenter url must be https://");
+	expect_error("[vcenter vc1]\nurl = https://a/sdk http://b/sdk\n", noenv,
+	    "vCenter url must be https://");
+	expect_error("[vcenter vc1]\nurl = https://\n", noenv, "vCenter url must be https://");
 	expect_error("[download]\nallow = 10.0.0.0/33\n", noenv, "bad network");
 	expect_error("[sweep]\nmax_age = soon\n", noenv, "bad.conf:2: max_age must be a duration");
 	expect_error("[sweep]\ninterval = 31d\n", noenv, "interval must be");

@@ -434,6 +434,8 @@ fetch_map_result(struct wrk_fetch *f)
 			    "download: connection to %s refused: %s address, not in [download] allow",
 			    f->refused_addr, wrk_fetch_addr_class_name(f->refused_class));
 		return fetch_fail(f, SW_ENET, "download: %s", detail);
+	case CURLE_COULDNT_RESOLVE_HOST:
+		return fetch_fail(f, SW_ENET, "download: host name not resolvable: %s", detail);
 	case CURLE_UNSUPPORTED_PROTOCOL:
 		return fetch_fail(f, SW_EPATH, "download: only http and https are allowed (%s)",
 		    detail);
@@ -452,7 +454,7 @@ fetch_map_result(struct wrk_fetch *f)
 	case CURLE_SSL_CERTPROBLEM:
 	case CURLE_SSL_ISSUER_ERROR:
 	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-		return fetch_fail(f, SW_EAUTH, "download: TLS: %s", detail);
+		return fetch_fail(f, SW_EAUTH, "download: TLS certificate not trusted: %s", detail);
 	case CURLE_HTTP_RETURNED_ERROR:
 		curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &status);
 		if (status == 401 || status == 403 || status == 407)

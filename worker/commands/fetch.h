@@ -24,7 +24,8 @@
  * Error codes: SW_EPATH (address refused by the policy, scheme not allowed),
  * SW_ETOOBIG (over max_size), SW_ENOTFOUND (HTTP 404/410), SW_EAUTH (HTTP
  * 401/403, TLS verification), SW_EREMOTE (other HTTP errors), SW_ENET
- * (connection), -ETIMEDOUT, -ECANCELED, SW_ECHECKSUM.
+ * (host name not resolvable, connection refused or lost), -ETIMEDOUT,
+ * -ECANCELED, SW_ECHECKSUM.
  */
 #ifndef WRK_FETCH_H
 #define WRK_FETCH_H

@@ -6,10 +6,12 @@
  */
 #include "worker/commands/cmd_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/fs.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,10 +196,89 @@ tmp_name(char *out, size_t outsz, const char *base, struct sw_err *e)
 }
 
 /*
+ * How many names in the extract area are links to the inode st describes
+ * (earlier extracts of the same archive); -1 when the area cannot be read.
+ */
+static long
+extract_links(int xfd, const struct stat *st)
+{
+	struct dirent *de;
+	struct stat xst;
+	long n = 0;
+	DIR *d;
+	int fd = openat(xfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
+			continue;
+		if (fstatat(xfd, de->d_name, &xst, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(xst.st_mode) && xst.st_ino == st->st_ino && xst.st_dev == st->st_dev)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Copies size bytes of in (from offset 0) to out: the very file that was checked. */
+static int
+copy_whole(int in, int out, uint64_t size, struct sw_err *e)
+{
+	static const size_t chunk = 1 << 20;
+	char *buf = NULL;
+	uint64_t off = 0;
+	ssize_t n;
+	int r = 0;
+
+	while (off < size) {
+		loff_t ioff = (loff_t)off;
+
+		n = copy_file_range(in, &ioff, out, NULL, size - off < chunk ? size - off : chunk, 0);
+		if (n > 0) {
+			off += (uint64_t)n;
+			continue;
+		}
+		if (n == 0)
+			return sw_errf(e, SW_EFORMAT, "the archive shrank while it was copied");
+		if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+			return sw_errno(e, errno, "extract area: copy");
+		break;
+	}
+	if (off < size && (buf = malloc(chunk)) == NULL)
+		return sw_errf(e, -ENOMEM, "out of memory");
+	while (off < size) {
+		size_t want = size - off < chunk ? (size_t)(size - off) : chunk;
+
+		n = sw_pread_full(in, buf, want, (off_t)off);
+		if (n < 0 || (size_t)n != want) {
+			r = n < 0 ? sw_errno(e, (int)-n, "read of the archive") :
+			    sw_errf(e, SW_EFORMAT, "the archive shrank while it was copied");
+			break;
+		}
+		if ((r = sw_write_all(out, buf, want)) < 0) {
+			r = sw_errno(e, -r, "extract area: write");
+			break;
+		}
+		off += want;
+	}
+	free(buf);
+	return r;
+}
+
+/*
  * A legacy NAME.ova is already what the user downloads: expose that file
- * instead of writing a second copy.  A hard link costs nothing; across file
- * systems a reflink (FICLONE) may still share the blocks; only when neither
- * works is it copied (ovastore's pack copies a legacy archive as is).
+ * instead of writing a second copy, once it has passed the checks a
+ * download of it would (the OVF and its references, the manifest's
+ * digests), through the descriptor it is exposed from.  A hard link costs
+ * nothing, but only a file whose every other name is an earlier extract of
+ * it is linked: another link may lie outside the store, and the extract
+ * area would then serve a file that the store does not own.  Otherwise, and
+ * across file systems, a reflink (FICLONE) may still share the blocks; only
+ * when neither works is it copied.
  */
 static int
 expose_legacy(struct wrk__cmd *c, struct ova_store *s, const struct ova_info *info, int xfd,
@@ -206,6 +287,7 @@ expose_legacy(struct wrk__cmd *c, struct ova_store *s, const struct ova_info *in
 	char rel[SW_PATH_MAX], file[SW_NAME_MAX + 1], tmp[SW_NAME_MAX + 1];
 	struct ova_atomic a;
 	struct stat st, lst;
+	long links;
 	int sfd = -1, dfd = -1, r;
 
 	if (snprintf(file, sizeof(file), "%s.ova", info->name) >= (int)sizeof(file))
@@ -221,12 +303,19 @@ expose_legacy(struct wrk__cmd *c, struct ova_store *s, const struct ova_info *in
 		r = sw_errno(e, errno, "%s", rel);
 		goto out;
 	}
+	if ((r = wrk__check_stop(c, e)) < 0 || (r = ova_legacy_check_fd(sfd, rel, e)) < 0)
+		goto out;
 	dfd = wrk__dir_open(s, info->dir, 0, e);
 	if (dfd < 0) {
 		r = dfd;
 		goto out;
 	}
-	if (linkat(dfd, file, xfd, out, 0) == 0) {
+	links = st.st_nlink > 1 ? extract_links(xfd, &st) : 0;
+	if (links < 0 || (uint64_t)links + 1 != (uint64_t)st.st_nlink) {
+		log_info("%s: %s has %ju links, %ld of them in the extract area: copied, not linked",
+		    c->cmd->id, rel, (uintmax_t)st.st_nlink, links);
+		errno = EMLINK;
+	} else if (linkat(dfd, file, xfd, out, 0) == 0) {
 		/*
 		 * linkat does not follow a symbolic link but would link one that
 		 * replaced the file since it was opened: make sure the new name is
@@ -258,16 +347,23 @@ expose_legacy(struct wrk__cmd *c, struct ova_store *s, const struct ova_info *in
 		sw_errctx(e, "extract area");
 		goto out;
 	}
-	/* Any failure of the reflink or its commit falls back to a copy. */
-	if (ioctl(a.fd, FICLONE, sfd) == 0 && ova_atomic_commit(&a, NULL) == 0) {
+	/* A file system without reflinks falls back to a copy. */
+	if (ioctl(a.fd, FICLONE, sfd) == 0) {
+		if ((r = ova_atomic_commit(&a, e)) < 0) {
+			sw_errctx(e, "extract area");
+			goto out;
+		}
 		log_debug("%s: extract: reflink of %s", c->cmd->id, rel);
 		*ret_size = (uint64_t)st.st_size;
-		r = 0;
 		goto out;
 	}
-	ova_atomic_abort(&a);
 	log_debug("%s: extract: copy of %s", c->cmd->id, rel);
-	r = ova_pack_at(s, info->install_path, xfd, out, 0, ret_size, e);
+	if ((r = copy_whole(sfd, a.fd, (uint64_t)st.st_size, e)) < 0 ||
+	    (r = ova_atomic_commit(&a, e)) < 0) {
+		ova_atomic_abort(&a);
+		goto out;
+	}
+	*ret_size = (uint64_t)st.st_size;
 out:
 	if (dfd >= 0)
 		close(dfd);
@@ -365,57 +461,99 @@ same_object(const struct ova_info *a, const struct ova_info *b, char *why, size_
 }
 
 /*
- * Copies DIR/template.properties when it describes the object, byte for
+ * DIR/template.properties is copied when it describes the object, byte for
  * byte and after the object's meta (so it never describes a template whose
- * copy is incomplete).  Adds it to the result when the destination has it.
+ * copy is incomplete).  Both files are read before the object is copied, so
+ * that one the command cannot use (a symbolic link, an unreadable file)
+ * fails it before anything is written.
  */
+struct tprops_plan {
+	char *buf;              /* the source's bytes to copy; NULL: nothing to copy */
+	size_t len;
+	int write;              /* the destination lacks them (or differs) */
+};
+
 static int
-copy_tprops(struct wrk__cmd *c, struct ova_store *src, struct ova_store *dst, const char *dir,
-    const char *name, struct sw_err *e)
+tprops_plan(struct ova_store *src, struct ova_store *dst, const char *dir, const char *name,
+    struct tprops_plan *p, struct sw_err *e)
 {
 	struct ova_tprops_file *props = NULL;
-	char *sbuf = NULL, *dbuf = NULL;
-	size_t slen = 0, dlen = 0;
+	char *dbuf = NULL;
+	size_t dlen = 0;
 	int sfd = -1, dfd = -1, r;
 
+	memset(p, 0, sizeof(*p));
 	sfd = wrk__dir_open(src, dir, 0, e);
 	if (sfd == SW_ENOTFOUND)
 		return 0;
 	if (sfd < 0)
 		return sfd;
-	r = ova_tprops_read_raw(sfd, &sbuf, &slen, e);
+	r = ova_tprops_read_raw(sfd, &p->buf, &p->len, e);
 	if (r == SW_ENOTFOUND) {
 		r = 0;
 		goto out;
 	}
-	if (r < 0)
+	if (r < 0) {
+		sw_errctx(e, "source store");
 		goto out;
-	r = ova_tprops_parse(sbuf, slen, &props, e);
-	if (r < 0 || props_names(props, name, NULL) != 1) {
+	}
+	if (ova_tprops_parse(p->buf, p->len, &props, e) < 0 || props_names(props, name, NULL) != 1) {
 		/* Not this object's record: the copy stands without it. */
+		free(p->buf);
+		p->buf = NULL;
 		r = 0;
 		goto out;
 	}
-	dfd = wrk__dir_open(dst, dir, 1, e);
+	dfd = wrk__dir_open(dst, dir, 0, e);
+	if (dfd == SW_ENOTFOUND) {
+		p->write = 1;
+		r = 0;
+		goto out;
+	}
 	if (dfd < 0) {
 		r = dfd;
 		goto out;
 	}
 	r = ova_tprops_read_raw(dfd, &dbuf, &dlen, e);
-	if (r == 0 && dlen == slen && memcmp(dbuf, sbuf, slen) == 0)
+	if (r == 0 && dlen == p->len && memcmp(dbuf, p->buf, p->len) == 0) {
 		r = 0;
-	else if (r == 0 || r == SW_ENOTFOUND || r == SW_EFORMAT || r == SW_ETOOBIG)
-		r = ova_tprops_write_raw(dfd, sbuf, slen, e);
-	if (r == 0)
-		r = add_tprops_file(c, dir, slen);
+	} else if (r == 0 || r == SW_ENOTFOUND || r == SW_EFORMAT || r == SW_ETOOBIG) {
+		p->write = 1;
+		r = 0;
+	} else {
+		sw_errctx(e, "destination store");
+	}
 out:
+	if (r < 0) {
+		free(p->buf);
+		p->buf = NULL;
+	}
 	if (sfd >= 0)
 		close(sfd);
 	if (dfd >= 0)
 		close(dfd);
 	ova_tprops_free(props);
-	free(sbuf);
 	free(dbuf);
+	return r;
+}
+
+/* Writes what tprops_plan() found to copy; adds it to the result when the destination has it. */
+static int
+tprops_apply(struct wrk__cmd *c, struct ova_store *dst, const char *dir,
+    const struct tprops_plan *p, struct sw_err *e)
+{
+	int dfd, r = 0;
+
+	if (p->buf == NULL)
+		return 0;
+	if (p->write) {
+		if ((dfd = wrk__dir_open(dst, dir, 1, e)) < 0)
+			return dfd;
+		r = ova_tprops_write_raw(dfd, p->buf, p->len, e);
+		close(dfd);
+	}
+	if (r == 0)
+		r = add_tprops_file(c, dir, p->len);
 	return r;
 }
 
@@ -427,10 +565,12 @@ wrk__cmd_copy_template(struct wrk__cmd *c, struct sw_err *e)
 	struct ova_store *src = NULL, *dst = NULL;
 	struct ova_info *sinfo = NULL, *dinfo = NULL;
 	struct ova_result *res = NULL;
+	struct tprops_plan tp;
 	struct sw_err e2;
 	enum ova_format dfmt = OVA_FMT_ABSENT;
-	int r;
+	int r, fresh = 0;
 
+	memset(&tp, 0, sizeof(tp));
 	r = wrk__split(obj, dir, sizeof(dir), name, sizeof(name), e);
 	if (r < 0)
 		return wrk__fail(c, r, PROTO_CTX_STORE);
@@ -448,6 +588,8 @@ wrk__cmd_copy_template(struct wrk__cmd *c, struct sw_err *e)
 		goto out;
 	}
 	r = ova_detect(dst, obj, &dfmt, e);
+	if (r == 0)
+		r = tprops_plan(src, dst, dir, name, &tp, e);
 	if (r < 0) {
 		wrk__fail(c, r, PROTO_CTX_STORE);
 		goto out;
@@ -489,14 +631,14 @@ wrk__cmd_copy_template(struct wrk__cmd *c, struct sw_err *e)
 		if (r == 0)
 			r = ova_copy(src, obj, dst, NULL, &res, e);
 		if (r == 0)
+			fresh = 1;
+		if (r == 0)
 			r = ova_inspect(dst, obj, &dinfo, e);
 		if (r < 0) {
 			wrk__fail(c, r, PROTO_CTX_STORE);
 			goto out;
 		}
 		if (!same_object(sinfo, dinfo, why, sizeof(why))) {
-			/* Never leave a copy that does not match behind a commit record. */
-			ova_delete(dst, obj, NULL, &e2);
 			r = wrk__fail_as(c, sw_errf(e, -EIO, "copy does not match the source: %s", why),
 			    PROTO_ERR_STORE_IO, 1);
 			goto out;
@@ -507,12 +649,16 @@ wrk__cmd_copy_template(struct wrk__cmd *c, struct sw_err *e)
 	if (r == 0)
 		r = wrk__result_add_files(c, dinfo->files, dinfo->nfiles);
 	if (r == 0)
-		r = copy_tprops(c, src, dst, dir, name, e);
+		r = tprops_apply(c, dst, dir, &tp, e);
 	if (r == 0)
 		r = wrk__result_fill_digests(c, dst, SMALL_FILE_MAX, e);
 	if (r < 0)
 		wrk__fail(c, r, PROTO_CTX_STORE);
 out:
+	/* A copy this attempt made is never left behind a failure (nor behind a commit record). */
+	if (r < 0 && fresh)
+		(void)ova_delete(dst, obj, NULL, &e2);
+	free(tp.buf);
 	ova_result_free(res);
 	ova_info_free(sinfo);
 	ova_info_free(dinfo);

@@ -97,9 +97,16 @@ copy_object(struct wrk__cmd *c, struct ova_store *s, const char *src, const char
 	p.c = c;
 	p.last_pct = -1;
 	r = ova_inspect(s, src, &info, e);
+	/*
+	 * A legacy archive is trusted no more than a download: its manifest is
+	 * checked (a read of the whole archive) before a byte of it is copied.
+	 * The writer checks a new-format source's OVF against its disks.
+	 */
+	if (r == 0 && info->format == OVA_FMT_OVA)
+		r = ova_verify(s, src, 0, e);
 	if (r < 0) {
 		sw_errctx(e, "args.snapshot_path");
-		return r;
+		goto out;
 	}
 	p.total = info->physical_size;
 	if ((buf = malloc(COPY_CHUNK)) == NULL) {
