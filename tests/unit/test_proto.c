@@ -413,9 +413,11 @@ test_limits(void **state)
 		b = variant("[ds1] i-2-3-VM/ROOT-3.vmdk", disk);
 		assert_int_equal(try_parse(b, msg, sizeof(msg)), 0);
 		free(b);
-		memmove(disk + 7, disk + 6, strlen(disk + 6) + 1);
-		disk[6] = 'd';
-		b = variant("[ds1] i-2-3-VM/ROOT-3.vmdk", disk);
+		/* One byte more: "[ds1] d" + the rest (a copy, not an
+		 * overlapping move, which valgrind 3.19 misreports). */
+		char longer[1100];
+		snprintf(longer, sizeof(longer), "[ds1] d%s", disk + 6);
+		b = variant("[ds1] i-2-3-VM/ROOT-3.vmdk", longer);
 		assert_int_equal(try_parse(b, msg, sizeof(msg)), SW_EFORMAT);
 		assert_string_equal(msg, "args.disk: longer than 1024 bytes");
 		free(b);
