@@ -76,6 +76,21 @@ wait_running() { # K N seconds: node K sees N running nodes
 	for i in $(seq $(($3 * 2))); do [ "$(running_seen_from "$1")" = "$2" ] && return 0; sleep 0.5; done
 	return 1
 }
+# wait_members K PREFIX SECONDS: node K lists every quorum queue of PREFIX with its 3
+# members online.  A node in running_nodes may not have restarted its queue members yet;
+# killing another node before they are back would take the majority of each queue (two
+# faults at once, which a 3-member quorum queue is not built to survive).
+members_online() {
+	ctl "$1" list_queues name type online --formatter json 2>/dev/null | python3 -c '
+import json, sys
+qs = [q for q in json.load(sys.stdin) if q["name"].startswith(sys.argv[1] + ".") and q["type"] == "quorum"]
+sys.exit(0 if qs and all(len(q["online"]) == 3 for q in qs) else 1)' "$2"
+}
+wait_members() {
+	local i
+	for i in $(seq $(($3 * 2))); do members_online "$1" "$2" && return 0; sleep 0.5; done
+	return 1
+}
 
 # --- topology: every queue that must outlive a node is a quorum queue -------------
 "$CTL" -c "$conf" --password-file "$PW_FILE" declare >"$tmp/declare.out" 2>&1
@@ -176,6 +191,8 @@ t_rev=$(now_ms)
 check "node $K revived" [ $? -eq 0 ]
 check "and rejoined: 3 running nodes" wait_running "$K2" 3 90
 echo "# node $K back in the cluster $(( ($(now_ms) - t_rev) / 1000 )) s after the revive"
+check "and its queue members are online again (every quorum queue has 3)" wait_members "$K2" "$prefix" 90
+echo "# node $K's queue members online $(( ($(now_ms) - t_rev) / 1000 )) s after the revive"
 id2=$(uuid)
 cmd_snapshot "$id2" "$disk1" 7 2 >"$tmp/s2.json"
 "$CTL" -c "$conf" --password-file "$PW_FILE" submit --wait --timeout 120 "$tmp/s2.json" \
