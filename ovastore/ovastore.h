@@ -39,6 +39,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/io.h"
+#include "common/path.h"
 
 /* Bounds on everything a meta file, an OVF or an archive may claim. */
 #define OVA_MAX_DISKS        64            /* numDisks, disks in an OVF, disks of a writer */
@@ -250,6 +251,36 @@ struct ova_info {
 int ova_inspect(struct ova_store *s, const char *obj, struct ova_info **ret_info,
     struct sw_err *e);
 void ova_info_free(struct ova_info *info);
+
+/* ------------------------------------------------------------------ list */
+
+enum ova_entry_state {
+	OVA_ENTRY_COMMITTED = 0,           /* new format: NAME.ova.meta and its files */
+	OVA_ENTRY_LEGACY,                  /* NAME.ova (no meta) */
+	OVA_ENTRY_BROKEN,                  /* a meta or .ova that does not inspect (error says why) */
+	OVA_ENTRY_DEBRIS,                  /* a .part file or a .ovf/.vmdk/.mf no object owns */
+};
+const char *ova_entry_state_name(enum ova_entry_state st);
+
+struct ova_entry {
+	char path[SW_PATH_MAX];            /* object "DIR/NAME", or the debris file, from the root */
+	enum ova_entry_state state;
+	enum ova_format format;            /* OVA_FMT_ABSENT for debris */
+	uint64_t physical_size;            /* the object's files, or the debris file's size */
+	uint64_t virtual_size;             /* from the OVF; 0 when unknown */
+	size_t ndisks;
+	char error[256];                   /* OVA_ENTRY_BROKEN: why */
+};
+
+/* Called once per entry; a negative return stops the walk and is returned. */
+typedef int (*ova_list_fn)(const struct ova_entry *ent, void *arg);
+
+/*
+ * Walks directory dir ("" or NULL: the whole store) beneath the root without
+ * following symbolic links and skipping .snapworker; per directory, objects
+ * come first (sorted by name), then debris, then subdirectories.
+ */
+int ova_list(struct ova_store *s, const char *dir, ova_list_fn fn, void *arg, struct sw_err *e);
 
 /* Only the format (a cheap existence check); OVA_FMT_ABSENT is not an error. */
 int ova_detect(struct ova_store *s, const char *obj, enum ova_format *ret_format,
