@@ -48,6 +48,7 @@ passed=0
 failed=0
 skipped=0
 failed_names=()
+durations=()
 logdir=$(mktemp -d /tmp/swtest.XXXXXX)
 peers_dir=""
 
@@ -72,11 +73,12 @@ skip_allowed() {
 # run_one NAME CMD...: runs a test with a timeout and adds up what it printed.
 run_one() {
 	local name=$1; shift
-	local log="$logdir/$name.log" rc p f s line reason
+	local log="$logdir/$name.log" rc p f s line reason t0=$SECONDS
 	echo "=== $name"
 	PATH=$test_path timeout --kill-after=10 "$TEST_TIMEOUT" "$@" >"$log" 2>&1 </dev/null
 	rc=$?
 	cat "$log"
+	durations+=("$((SECONDS - t0)) $name")
 	[ $rc -eq 124 ] && echo "  !! $name timed out after ${TEST_TIMEOUT}s"
 	p=$(grep -E '^\[  PASSED  \] [0-9]+ test' "$log" | tail -1 | sed -E 's/.*\] ([0-9]+) test.*/\1/')
 	f=$(grep -E '^\[  FAILED  \] [0-9]+ test' "$log" | tail -1 | sed -E 's/.*\] ([0-9]+) test.*/\1/')
@@ -193,6 +195,11 @@ all) run_unit; run_integration ;;
 esac
 
 echo
+# The slowest programs, for the CI time budget.
+if [ ${#durations[@]} -gt 3 ]; then
+	echo "slowest: $(printf '%s\n' "${durations[@]}" | sort -rn | head -8 |
+	    awk '{printf "%s%s %d s", (NR > 1 ? ", " : ""), $2, $1}')"
+fi
 [ ${#failed_names[@]} -gt 0 ] && echo "failed: ${failed_names[*]}"
 echo "total: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
