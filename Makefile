@@ -153,7 +153,9 @@ demo: deps
 	./scripts/demo.sh --build $(BUILD)
 
 # Programs, man pages, systemd units (ExecStart pointed at $(PREFIX)/bin), the
-# sysusers entry and the sample configuration (never over an operator's /etc).
+# sysusers entry, the sample configuration (never over an operator's /etc) and
+# the protocol's JSON Schemas in $(PREFIX)/share/snapworker/schema (data that
+# validators load, so not under share/doc, which systems may leave out).
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	for b in $(ALL_BINS); do install -m 0755 $$b $(DESTDIR)$(PREFIX)/bin/; done
@@ -172,6 +174,9 @@ install: all
 	done
 	install -m 0644 systemd/snapworker.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/snapworker.conf
 	install -m 0644 systemd/snapworker.conf $(DESTDIR)$(PREFIX)/share/doc/snapworker/snapworker.conf.sample
+	install -d $(DESTDIR)$(PREFIX)/share/snapworker/schema
+	install -m 0644 docs/schema/*.schema.json docs/schema/README.md \
+	    $(DESTDIR)$(PREFIX)/share/snapworker/schema/
 
 clean:
 	rm -rf build

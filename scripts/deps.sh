@@ -7,11 +7,13 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 
-# Libraries, headers and peers; the packages of the commands come from tools.list.
+# Libraries, headers, peers and the python3 modules the tests import
+# (python3-jsonschema: tests/integration/proto_schema.py validates with it);
+# the packages of the commands come from tools.list.
 PKGS="build-essential clang libclang-rt-14-dev
 librabbitmq-dev libjson-c-dev libcurl4-openssl-dev libxml2-dev libssl-dev
 libcmocka-dev libarchive-dev libinih-dev libsystemd-dev libmicrohttpd-dev uuid-dev
-rabbitmq-server golang-github-vmware-govmomi-dev ca-certificates
+rabbitmq-server golang-github-vmware-govmomi-dev ca-certificates python3-jsonschema
 $("$here/tools.sh" packages | tr '\n' ' ')"
 
 # One dpkg-query for all: the packages not installed ("ii") are missing.

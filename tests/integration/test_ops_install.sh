@@ -33,6 +33,8 @@ for u in snapworker.service snapworker@.service; do
 done
 check "sysusers entry installed" [ -f "$root/lib/sysusers.d/snapworker.conf" ]
 check "sample configuration installed under share/doc" [ -f "$root/share/doc/snapworker/snapworker.conf.sample" ]
+check "the JSON Schemas installed under share/snapworker/schema" bash -c \
+    "cd '$here/docs/schema' && for f in *.schema.json README.md; do cmp -s \"\$f\" '$root/share/snapworker/schema/'\"\$f\" || exit 1; done"
 check "nothing installed outside DESTDIR" [ ! -e "$prefix" ]
 check "only PREFIX under DESTDIR" [ "$(ls -A "$dest")" = "$(echo "$prefix" | cut -d/ -f2)" ]
 

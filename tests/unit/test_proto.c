@@ -762,9 +762,25 @@ event_cases(struct proto_event *evs, const char **names, int *n)
 	ev->started_at = T0;
 	ev->finished_at = T0 + 1;
 	ev->result.install_path = "snapshots/2/13/x/x";
+
+	ev = &evs[(*n)++];
+	names[*n - 1] = "registertemplate-retrying";
+	memset(ev, 0, sizeof(*ev));
+	ev->id = "9c0d1e2f-3a4b-4c5d-a6e7-f8a9b0c1d2e3";
+	ev->type = PROTO_REGISTER_TEMPLATE;
+	ev->status = PROTO_STATUS_RETRYING;
+	ev->worker = "ssvm-2:4711";
+	ev->started_at = T0;
+	ev->finished_at = T0 + 30;
+	ev->error.code = PROTO_ERR_DOWNLOAD_UNREACHABLE;
+	ev->error.message = "download of http://mirror.example.org/t.ova: connection refused";
+	ev->error.retryable = true;
+	ev->retry.attempt = 2;
+	ev->retry.max_attempts = 5;
+	ev->retry.delay_s = 60;
 }
 
-#define NEVENTS 7
+#define NEVENTS 8
 
 static void
 test_golden_events(void **state)
@@ -993,6 +1009,42 @@ expect_event_parse_error(const char *body, int code, const char *msg)
 	assert_true(ev == (struct proto_event *)&ev);
 }
 
+/*
+ * Invalid events, each paired in a .err file with the parser's exact message
+ * ("message: FIELD: WHY"); tests/integration/test_proto_schema.sh checks that
+ * docs/schema/event.schema.json refuses each at the same field.
+ */
+static void
+test_invalid_event_fixtures(void **state)
+{
+	static char names[128][128];
+	struct proto_event *ev;
+	struct sw_err e;
+	char path[512], *body, *want;
+	size_t len;
+	int n, i, r;
+
+	(void)state;
+	n = list_dir(FIX "/events/invalid", ".json", names, 128);
+	assert_true(n >= 10);
+	for (i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), FIX "/events/invalid/%s.json", names[i]);
+		body = read_file(path, &len);
+		ev = (struct proto_event *)&ev;
+		sw_err_clear(&e);
+		r = proto_event_parse(body, len, &ev, &e);
+		if (r == 0)
+			fail_msg("events/invalid/%s: parsed", names[i]);
+		assert_true(ev == (struct proto_event *)&ev);
+		snprintf(path, sizeof(path), FIX "/events/invalid/%s.err", names[i]);
+		want = read_golden(path);
+		if (strncmp(want, "message: ", 9) != 0 || strcmp(want + 9, e.msg) != 0)
+			fail_msg("events/invalid/%s:\n got: message: %s\nwant: %s", names[i], e.msg, want);
+		free(want);
+		free(body);
+	}
+}
+
 static void
 test_event_parse_errors(void **state)
 {
@@ -1058,6 +1110,7 @@ main(void)
 		cmocka_unit_test(test_event_build_errors),
 		cmocka_unit_test(test_event_message_sanitized),
 		cmocka_unit_test(test_event_parse_errors),
+		cmocka_unit_test(test_invalid_event_fixtures),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
