@@ -7,7 +7,10 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 
-# Libraries, headers and peers; the packages of the commands come from tools.list.
+# Libraries, headers and peers; the packages of the commands come from tools.list
+# (among them the packaging tools: debhelper, dpkg-dev, fakeroot, lintian).  The
+# libraries' -dev packages are also the Build-Depends of debian/control, so
+# dpkg-buildpackage finds its build dependencies here.
 PKGS="build-essential clang libclang-rt-14-dev
 librabbitmq-dev libjson-c-dev libcurl4-openssl-dev libxml2-dev libssl-dev
 libcmocka-dev libarchive-dev libinih-dev libsystemd-dev libmicrohttpd-dev uuid-dev
