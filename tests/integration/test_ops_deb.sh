@@ -84,6 +84,7 @@ in_root() {
 	done
 	out=$(inroot snapworker --version 2>&1)
 	check "the installed snapworker runs (--version: $out)" bash -c "[[ '$out' =~ [0-9]+\.[0-9]+ ]]"
+	check "  and its version is the package's ($PKG_VERSION, debian/changelog)" bash -c "[[ '$out' == 'snapworker $PKG_VERSION '* ]]"
 	check "man finds snapworker(8) and snapworker.conf(5)" [ "$(inroot man -w snapworker.conf snapworker 2>/dev/null | tr '\n' ' ')" = \
 	    "/usr/share/man/man5/snapworker.conf.5.gz /usr/share/man/man8/snapworker.8.gz " ]
 	check "the package wrote no program but its four in /usr/bin" \
@@ -265,7 +266,8 @@ check "(and a library missing from Depends is noticed)" bash -c \
 
 # --- the installation in a clean root --------------------------------------------
 METRICS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export SW_RABBITMQ_ENV SW_VCSIM_ENV METRICS_PORT
+PKG_VERSION=$ver
+export SW_RABBITMQ_ENV SW_VCSIM_ENV METRICS_PORT PKG_VERSION
 mkdir -p "$tmp/ns"
 start=$(date +%s)
 unshare --mount --propagation private bash "$0" --in-root "$tmp" "$deb" >"$tmp/root.out" 2>&1
