@@ -5,8 +5,15 @@
 BUILD      ?= build
 CC         ?= cc
 PKG_CONFIG ?= pkg-config
+# Install locations (`make install`; debian/rules sets them for Debian).
 PREFIX     ?= /usr/local
 DESTDIR    ?=
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/snapworker
+SCHEMADIR  ?= $(PREFIX)/share/snapworker/schema
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR    ?= $(PREFIX)/lib/sysusers.d
 
 # Every third-party library comes through pkg-config.
 SW_PKGS := librabbitmq json-c libcurl libxml-2.0 openssl libarchive libsystemd \
@@ -94,11 +101,14 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-.PHONY: all deps build test test-unit test-integration test-open asan asan-hostile valgrind fuzz bench demo \
+.PHONY: all programs deps build test test-unit test-integration test-open asan asan-hostile valgrind fuzz bench demo \
         clean install check-deps
 .DEFAULT_GOAL := all
 
 all: $(ALL_LIBS) $(ALL_BINS) $(UNIT_TESTS)
+
+# The programs alone (no unit tests, so no cmocka): what install and packages need.
+programs: $(ALL_LIBS) $(ALL_BINS)
 
 # The one idempotent dependency step (quick when everything is present).
 deps:
@@ -152,31 +162,30 @@ demo: deps
 	$(MAKE) all rig
 	./scripts/demo.sh --build $(BUILD)
 
-# Programs, man pages, systemd units (ExecStart pointed at $(PREFIX)/bin), the
+# Programs, man pages, systemd units (ExecStart pointed at $(BINDIR)), the
 # sysusers entry, the sample configuration (never over an operator's /etc) and
-# the protocol's JSON Schemas in $(PREFIX)/share/snapworker/schema (data that
-# validators load, so not under share/doc, which systems may leave out).
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
-	for b in $(ALL_BINS); do install -m 0755 $$b $(DESTDIR)$(PREFIX)/bin/; done
+# the protocol's JSON Schemas (data that validators load, so not under the doc
+# directory, which systems may leave out), each under $(DESTDIR) at the
+# directory its variable names (see the top).
+install: programs
+	install -d $(DESTDIR)$(BINDIR)
+	for b in $(ALL_BINS); do install -m 0755 $$b $(DESTDIR)$(BINDIR)/ || exit 1; done
 	for s in 1 5 8; do \
-	    install -d $(DESTDIR)$(PREFIX)/share/man/man$$s; \
+	    install -d $(DESTDIR)$(MANDIR)/man$$s; \
 	    for m in man/*.$$s; do \
-	        [ ! -f "$$m" ] || install -m 0644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man$$s/ || exit 1; \
+	        [ ! -f "$$m" ] || install -m 0644 "$$m" $(DESTDIR)$(MANDIR)/man$$s/ || exit 1; \
 	    done; \
 	done
-	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/lib/sysusers.d \
-	    $(DESTDIR)$(PREFIX)/share/doc/snapworker
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR)
 	for u in systemd/*.service; do \
-	    sed 's#^ExecStart=/usr/local/bin/#ExecStart=$(PREFIX)/bin/#' "$$u" \
-	        >$(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename "$$u") && \
-	    chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename "$$u") || exit 1; \
+	    sed 's#^ExecStart=/usr/local/bin/#ExecStart=$(BINDIR)/#' "$$u" \
+	        >$(DESTDIR)$(SYSTEMDUNITDIR)/$$(basename "$$u") && \
+	    chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$(basename "$$u") || exit 1; \
 	done
-	install -m 0644 systemd/snapworker.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/snapworker.conf
-	install -m 0644 systemd/snapworker.conf $(DESTDIR)$(PREFIX)/share/doc/snapworker/snapworker.conf.sample
-	install -d $(DESTDIR)$(PREFIX)/share/snapworker/schema
-	install -m 0644 docs/schema/*.schema.json docs/schema/README.md \
-	    $(DESTDIR)$(PREFIX)/share/snapworker/schema/
+	install -m 0644 systemd/snapworker.sysusers $(DESTDIR)$(SYSUSERSDIR)/snapworker.conf
+	install -m 0644 systemd/snapworker.conf $(DESTDIR)$(DOCDIR)/snapworker.conf.sample
+	install -d $(DESTDIR)$(SCHEMADIR)
+	install -m 0644 docs/schema/*.schema.json docs/schema/README.md $(DESTDIR)$(SCHEMADIR)/
 
 clean:
 	rm -rf build

@@ -9,10 +9,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 # Libraries, headers, peers and the python3 modules the tests import
 # (python3-jsonschema: tests/integration/proto_schema.py validates with it);
-# the packages of the commands come from tools.list.
+# the packages of the commands come from tools.list (among them the packaging
+# tools: debhelper, dpkg-dev, fakeroot, lintian).  The libraries' -dev packages
+# are also the Build-Depends of debian/control, so dpkg-buildpackage finds its
+# build dependencies here.
 PKGS="build-essential clang libclang-rt-14-dev
 librabbitmq-dev libjson-c-dev libcurl4-openssl-dev libxml2-dev libssl-dev
-libcmocka-dev libarchive-dev libinih-dev libsystemd-dev libmicrohttpd-dev uuid-dev
+libcmocka-dev libarchive-dev libsystemd-dev libmicrohttpd-dev uuid-dev
 rabbitmq-server golang-github-vmware-govmomi-dev ca-certificates python3-jsonschema
 $("$here/tools.sh" packages | tr '\n' ' ')"
 

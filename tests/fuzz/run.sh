@@ -14,7 +14,7 @@ secs=${1:-20}
 [ $# -gt 0 ] && shift
 out=build/fuzz
 mkdir -p "$out"
-pkgs="librabbitmq json-c libcurl libxml-2.0 openssl libarchive inih libsystemd libmicrohttpd uuid"
+pkgs="librabbitmq json-c libcurl libxml-2.0 openssl libarchive libsystemd libmicrohttpd uuid"
 cflags="-g -O1 -std=c11 -D_GNU_SOURCE -I. $(pkg-config --cflags $pkgs)"
 libs="$(pkg-config --libs $pkgs) -lpthread -lm"
 san="-fsanitize=address,undefined -fno-sanitize-recover=all"

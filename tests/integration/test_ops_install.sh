@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Operations: `make install` with DESTDIR and PREFIX (programs, man pages,
 # systemd units pointed at PREFIX, sysusers entry, sample configuration,
-# nothing outside DESTDIR), the man pages (groff without warnings) and their
+# nothing outside DESTDIR) and with the directory variables debian/rules
+# sets, `make programs`, the man pages (groff without warnings) and their
 # agreement with each program's --help (every option and command the help
 # names is in the page).  Needs no broker.  Prints "N passed, N failed".
 set -u
@@ -37,6 +38,18 @@ check "the JSON Schemas installed under share/snapworker/schema" bash -c \
     "cd '$here/docs/schema' && for f in *.schema.json README.md; do cmp -s \"\$f\" '$root/share/snapworker/schema/'\"\$f\" || exit 1; done"
 check "nothing installed outside DESTDIR" [ ! -e "$prefix" ]
 check "only PREFIX under DESTDIR" [ "$(ls -A "$dest")" = "$(echo "$prefix" | cut -d/ -f2)" ]
+
+# The directory variables below PREFIX, as debian/rules sets them.
+dest2=$tmp/root2
+make -C "$here" -s install BUILD="$build" DESTDIR="$dest2" PREFIX=/usr SYSTEMDUNITDIR=/lib/systemd/system \
+    SYSUSERSDIR=/usr/lib/sysusers.d >"$tmp/install2.out" 2>&1
+check "make install with SYSTEMDUNITDIR and SYSUSERSDIR succeeds" [ $? -eq 0 ] || sed 's/^/  | /' "$tmp/install2.out"
+check "  the units go to SYSTEMDUNITDIR, ExecStart at PREFIX/bin" \
+    grep -q '^ExecStart=/usr/bin/snapworker run ' "$dest2/lib/systemd/system/snapworker.service"
+check "  the sysusers entry to SYSUSERSDIR" [ -f "$dest2/usr/lib/sysusers.d/snapworker.conf" ]
+check "  nothing at the defaults below PREFIX" [ ! -e "$dest2/usr/lib/systemd" ]
+check "make programs builds no unit test (make all does)" bash -c \
+    "! make -C '$here' -n programs BUILD='$tmp/nobuild' | grep -q tests/unit && make -C '$here' -n all BUILD='$tmp/nobuild' | grep -q tests/unit"
 
 # --- the man pages ---------------------------------------------------------------
 render() { groff -man -Tascii -P-cbou "$1" 2>/dev/null | col -b; }
