@@ -26,6 +26,7 @@ struct opts {
 	int root_given;
 	int json;
 	int no_digest;
+	int rule;                      /* delete: 0 the object, 'T' template, 'S' snapshot */
 	const char *pos[2];
 	int npos;
 };
@@ -364,13 +365,21 @@ run_commit(struct ova_store *s, struct opts *o, struct sw_err *e)
 	return 0;
 }
 
+/* Prints every removed path, one a line (relative to the root, as events list them). */
 static int
-run_rm(struct ova_store *s, struct opts *o, struct sw_err *e)
+run_delete(struct ova_store *s, struct opts *o, struct sw_err *e)
 {
 	struct ova_result *res = NULL;
 	size_t i;
+	int r;
 
-	if (ova_delete(s, o->pos[0], &res, e) < 0)
+	if (o->rule == 'T')
+		r = ova_delete_template(s, o->pos[0], &res, e);
+	else if (o->rule == 'S')
+		r = ova_delete_snapshot(s, o->pos[0], &res, e);
+	else
+		r = ova_delete(s, o->pos[0], &res, e);
+	if (r < 0)
 		return fail(e);
 	for (i = 0; i < res->nfiles; i++)
 		printf("%s\n", res->files[i].path);
@@ -397,7 +406,13 @@ static const struct cmd cmds[] = {
 	{ "commit", "commit [--no-digest] DIR/NAME",
 	  "write NAME.ova.meta for existing NAME.ovf + the disks its OVF references", 1,
 	  run_commit, 1, 1 },
-	{ "rm", "rm DIR/NAME", "delete either format; prints removed paths", 1, run_rm, 1, 1 },
+	{ "delete", "delete [--template|--snapshot] DIR/NAME",
+	  "delete either format and print every removed path: by default the files the meta\n"
+	  "lists (a broken meta is refused); --template every file of the template directory\n"
+	  "and the directory, --snapshot the files of DIR whose name holds NAME, as\n"
+	  "CloudStack's DeleteTemplate and DeleteSnapshot do (the worker's rules)", 1,
+	  run_delete, 1, 1 },
+	{ "rm", "rm [--template|--snapshot] DIR/NAME", "the same as delete", 1, run_delete, 1, 1 },
 };
 
 /*
@@ -624,6 +639,9 @@ main(int argc, char **argv)
 		} else if (c != NULL && strcmp(a, "--no-digest") == 0 &&
 		    (c->run == run_verify || c->run == run_commit || c->run == run_unpack)) {
 			o.no_digest = 1;
+		} else if (c != NULL && c->run == run_delete && o.rule == 0 &&
+		    (strcmp(a, "--template") == 0 || strcmp(a, "--snapshot") == 0)) {
+			o.rule = a[2] == 't' ? 'T' : 'S';
 		} else if (c != NULL && (a[0] != '-' || strcmp(a, "-") == 0)) {
 			if (o.npos >= c->npos) {
 				fprintf(stderr, "ovastore %s: too many arguments\n", c->name);

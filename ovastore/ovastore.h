@@ -307,13 +307,49 @@ int ova_legacy_check_fd(int fd, const char *what, struct sw_err *e);
 
 /* ---------------------------------------------------------------- delete */
 
+/* Files one delete removes at most (a directory with more is refused whole). */
+#define OVA_DELETE_MAX_FILES 4096
+
 /*
- * Deletes either format: the meta file first (so a half-deleted object reads
- * as absent), then the OVF and the disks it listed and their debris (.part),
- * or NAME.ova; then DIR if it is empty.  An absent object is success with an
- * empty list.  *ret_removed (may be NULL) lists what was removed.
+ * Deletes one object as its files say: the meta first (so a half-deleted
+ * object reads as absent), then the disks and the OVF it lists, a NAME.ova
+ * beside it (what CloudStack's own extract leaves), and its debris (.part);
+ * or a legacy NAME.ova; then DIR if it is empty.  A meta that cannot be
+ * read or parsed (a symbolic link, not a regular file, too large, bad
+ * syntax or values) is refused with nothing removed (SW_EPATH, SW_ETOOBIG,
+ * SW_EFORMAT): the object's files cannot be told from it, and
+ * ova_delete_template()/ova_delete_snapshot() remove them by name instead.
+ * An absent object is success with an empty list.  *ret_removed (may be
+ * NULL) lists what was removed.
  */
 int ova_delete(struct ova_store *s, const char *obj, struct ova_result **ret_removed,
+    struct sw_err *e);
+
+/*
+ * What CloudStack's own DeleteTemplate removes: every file of the object's
+ * directory DIR, which must be a template directory of the layout
+ * (template/tmpl/<account>/<template>, SW_EPATH otherwise), whatever the
+ * metas say: template.properties first, then every *.ova.meta, every *.ova,
+ * then the rest (OVFs, disks, manifests, temporaries) by name; then DIR.
+ * The meta is never read, so a broken or planted one cannot hide a file.
+ * Symbolic links, FIFOs and other non-directories are unlinked themselves
+ * (a link's target is never touched).  Refused before anything is removed:
+ * a subdirectory in DIR (SW_EPATH), more than OVA_DELETE_MAX_FILES files
+ * (SW_ETOOBIG).  An older release's crash journal (NAME~vcenter.part,
+ * ovastore/state.h) is kept, and DIR with it.  result->format is what the
+ * named object was (OVA_FMT_ABSENT when only leftovers were there); a
+ * missing DIR is success with an empty list.
+ */
+int ova_delete_template(struct ova_store *s, const char *obj, struct ova_result **ret_removed,
+    struct sw_err *e);
+
+/*
+ * What CloudStack's own DeleteSnapshot removes: the files of DIR whose name
+ * contains NAME (its glob *NAME* in DIR), in the order and with the
+ * safety of ova_delete_template(); DIR is removed when that leaves it
+ * empty.  DIR may not be the store root or a template directory (SW_EPATH).
+ */
+int ova_delete_snapshot(struct ova_store *s, const char *obj, struct ova_result **ret_removed,
     struct sw_err *e);
 
 /*

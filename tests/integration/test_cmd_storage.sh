@@ -149,6 +149,76 @@ check "delete again succeeds" run del2 DeleteTemplate $ID5 "{\"path\":\"$TDIR/$I
 check "delete again: no files" test "$(field del2 "len(e['result']['files'])")" = 0
 check "source untouched" "$ovastore" -C "$tmp/s1" verify "$TDIR/$ID1"
 
+# DeleteTemplate removes what CloudStack's own DeleteTemplate would: the whole template
+# directory, with what CloudStack left there (its extract's NAME.ova, members its
+# OVAProcessor untarred) and links planted there (removed themselves, never followed).
+echo secret >"$tmp/outside-secret"
+mkdir -p "$tmp/outside-dir" && echo inner >"$tmp/outside-dir/inner"
+cp "$tmp/www/deb.ova" "$tmp/s1/$TDIR/$ID1.ova"
+cp "$tmp/work/deb.mf" "$tmp/s1/$TDIR/deb.mf"
+ln -s "$tmp/outside-secret" "$tmp/s1/$TDIR/escape"
+ln -s "$tmp/outside-dir" "$tmp/s1/$TDIR/escape-dir"
+ID7=00000000-0000-4000-8000-000000000007
+check "delete with leftovers succeeds" run delx DeleteTemplate $ID7 "{\"path\":\"$TDIR/$ID1.ova\"}"
+want="$TDIR/template.properties $TDIR/$ID1.ova.meta $TDIR/$ID1.ova $TDIR/deb-disk0.vmdk"
+want="$want $TDIR/deb-disk1.vmdk $TDIR/deb.mf $TDIR/deb.ovf $TDIR/escape $TDIR/escape-dir"
+check "delete with leftovers: every removed file listed, in order" test \
+    "$(field delx "' '.join(f['path'] for f in e['result']['files'])")" = "$want"
+check "delete with leftovers: directory gone" test ! -e "$tmp/s1/$TDIR"
+check "delete with leftovers: link targets outside intact" \
+    bash -c "[ \"\$(cat '$tmp/outside-secret')\" = secret ] && [ -f '$tmp/outside-dir/inner' ]"
+
+# DeleteSnapshot: CloudStack's glob (*NAME* in the snapshot's directory), whatever
+# the meta says: a broken or symlinked meta no longer orphans the OVF and disks.
+SID=0a1b2c3d-0000-4000-8000-00000000000a
+SDIR=snapshots/2/13/$SID
+n=0
+for meta in 'numDisks=0' 'disk1.name=../x' 'bigline' 'symlink'; do
+	n=$((n + 1))
+	mkdir -p "$tmp/s1/$SDIR"
+	cp "$tmp/work/deb.ovf" "$tmp/s1/$SDIR/$SID.ovf"
+	cp "$tmp/work/deb-disk1.vmdk" "$tmp/s1/$SDIR/$SID-disk0.vmdk"
+	ln -s "$tmp/outside-secret" "$tmp/s1/$SDIR/$SID-disk1.vmdk"
+	case $meta in
+	bigline) python3 -c "import sys; sys.stdout.write('x=' + 'a' * (10 << 20) + '\\n')" \
+	    >"$tmp/s1/$SDIR/$SID.ova.meta" ;;
+	symlink) printf 'version=1.0\novf=%s.ovf\nnumDisks=1\ndisk1.name=%s-disk0.vmdk\ndisk1.size=70001\n' \
+	    "$SID" "$SID" >"$tmp/outside.ova.meta"
+		ln -s "$tmp/outside.ova.meta" "$tmp/s1/$SDIR/$SID.ova.meta" ;;
+	*) printf 'version=1.0\novf=%s.ovf\nnumDisks=1\n%s\n' "$SID" "$meta" >"$tmp/s1/$SDIR/$SID.ova.meta" ;;
+	esac
+	check "delete snapshot, meta $meta: succeeds" run dels$n DeleteSnapshot 00000000-0000-4000-8000-00000000010$n \
+	    "{\"path\":\"$SDIR/$SID\"}"
+	check "delete snapshot, meta $meta: every file listed" test \
+	    "$(field dels$n "' '.join(f['path'].rsplit('/',1)[1] for f in e['result']['files'])")" = \
+	    "$SID.ova.meta $SID-disk0.vmdk $SID-disk1.vmdk $SID.ovf"
+	check "delete snapshot, meta $meta: directory gone" test ! -e "$tmp/s1/$SDIR"
+done
+check "delete snapshot: link targets outside intact" \
+    bash -c "[ \"\$(cat '$tmp/outside-secret')\" = secret ] && [ -f '$tmp/outside.ova.meta' ]"
+
+# ovastore delete: the same rules by hand, printing every removed path.
+mkdir -p "$tmp/s2/template/tmpl/2/209"
+cp "$tmp/www/deb.ova" "$tmp/s2/template/tmpl/2/209/legacy.ova"
+tar -xf "$tmp/www/deb.ova" -C "$tmp/s2/template/tmpl/2/209"
+echo 'filename=legacy.ova' >"$tmp/s2/template/tmpl/2/209/template.properties"
+check "ovastore delete --template" test "$("$ovastore" -C "$tmp/s2" delete --template template/tmpl/2/209/legacy | tr '\n' ' ')" = \
+    "template/tmpl/2/209/template.properties template/tmpl/2/209/legacy.ova template/tmpl/2/209/deb-disk0.vmdk template/tmpl/2/209/deb-disk1.vmdk template/tmpl/2/209/deb.mf template/tmpl/2/209/deb.ovf "
+check "ovastore delete --template: directory gone" test ! -e "$tmp/s2/template/tmpl/2/209"
+mkdir -p "$tmp/s2/snapshots/2/13/z"
+printf 'numDisks=0\n' >"$tmp/s2/snapshots/2/13/z/z.ova.meta"
+echo x >"$tmp/s2/snapshots/2/13/z/z.ovf"
+if "$ovastore" -C "$tmp/s2" delete snapshots/2/13/z/z >/dev/null 2>"$tmp/rm.err"; then
+	bad "ovastore delete of a broken meta refused"
+else
+	ok "ovastore delete of a broken meta refused"
+fi
+check "ovastore delete of a broken meta: says nothing was removed" grep -q "nothing removed" "$tmp/rm.err"
+check "ovastore delete of a broken meta: files kept" test -f "$tmp/s2/snapshots/2/13/z/z.ovf"
+check "ovastore delete --snapshot of a broken meta" test \
+    "$("$ovastore" -C "$tmp/s2" delete --snapshot snapshots/2/13/z/z | tr '\n' ' ')" = \
+    "snapshots/2/13/z/z.ova.meta snapshots/2/13/z/z.ovf "
+
 # Unknown store; a vCenter command in this build.
 ID6=00000000-0000-4000-8000-000000000006
 run unk DeleteSnapshot $ID6 '{"path":"snapshots/1/2/x/x"}' nfs://nowhere/x

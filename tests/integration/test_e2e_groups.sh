@@ -116,11 +116,15 @@ submit "$conf" "$tmp/xl.json" "$tmp/xl.out"
 ova=$(evpy "$tmp/xl.out" "e['result']['download']['path']")
 check "[template/upgraded] ExtractTemplate of a legacy template (install path with .ova)" bash -c \
     "cmp -s '$tmp/extract/$ova' '$UP/$LEGT.ova'"
+# What CloudStack's OVAProcessor does to a downloaded template: untars it beside the .ova.
+tar -xf "$UP/$LEGT.ova" -C "$UP/${LEGT%/*}"
+members=$(tar -tf "$UP/$LEGT.ova" | LC_ALL=C sort | tr '\n' ' ')
 d=$(uuid)
 cmd_path "$d" DeleteTemplate "$LEGT" | sed "s|$STORE_URL|$UP_URL|" >"$tmp/dt.json"
 submit "$conf" "$tmp/dt.json" "$tmp/dt.out"
-check "[template/upgraded] DeleteTemplate of a legacy template: template.properties, then the .ova" evtrue "$tmp/dt.out" \
-    "[f['path'].rsplit('/',1)[1] for f in e['result']['files']]==['template.properties','legacy-tmpl-201.ova']"
+check "[template/upgraded] DeleteTemplate of a legacy template: template.properties, the .ova, then what OVAProcessor untarred" evtrue "$tmp/dt.out" \
+    "[f['path'].rsplit('/',1)[1] for f in e['result']['files']]==['template.properties','legacy-tmpl-201.ova']+'$members'.split()"
+check "[template/upgraded] DeleteTemplate removed the template directory" test ! -e "$UP/${LEGT%/*}"
 
 # ======================= volume, fresh store ========================================
 v=$(uuid)

@@ -441,13 +441,22 @@ test_delete_legacy_and_corrupt(void **state)
 	assert_string_equal(rm->files[0].path, "l/x.ova");
 	assert_int_equal(rm->format, OVA_FMT_OVA);
 	ova_result_free(rm);
-	/* A meta that does not parse: the object's default-named files go anyway. */
+	/*
+	 * A meta that does not parse: its files cannot be told from it, so
+	 * nothing goes (guessing default names would orphan the others);
+	 * CloudStack's snapshot rule removes them by name.
+	 */
 	put(f, "c/y.ova.meta", "version=1.0\nnumDisks=x\n", 23);
 	put(f, "c/y.ovf", "<x/>", 4);
 	put(f, "c/y-disk0.vmdk", "d", 1);
+	put(f, "c/y-vendor.vmdk", "d", 1);
 	put(f, "c/other.vmdk", "d", 1);
-	assert_int_equal(ova_delete(f->s, "c/y", &rm, &e), 0);
-	assert_int_equal(rm->nfiles, 3);
+	rm = NULL;
+	assert_int_equal(ova_delete(f->s, "c/y", &rm, &e), SW_EFORMAT);
+	assert_null(rm);
+	assert_int_equal(count_dir(f, "c"), 5);
+	assert_int_equal(ova_delete_snapshot(f->s, "c/y", &rm, &e), 0);
+	assert_int_equal(rm->nfiles, 4);
 	ova_result_free(rm);
 	assert_true(exists(f, "c/other.vmdk"));
 	assert_int_equal(count_dir(f, "c"), 1);

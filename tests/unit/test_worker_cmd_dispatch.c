@@ -261,6 +261,81 @@ test_delete_snapshot_legacy(void **state)
 	proto_command_free(c);
 }
 
+/*
+ * CloudStack's DeleteSnapshot glob (*NAME* in the snapshot's directory):
+ * with a broken or symlinked meta (issue 14 item 5) every file of the
+ * snapshot still goes and is listed; what CloudStack left beside it (its
+ * extract's NAME.ova, untarred members named after the snapshot) too; a
+ * link planted there is removed itself, its target outside kept.
+ */
+static void
+test_delete_snapshot_broken_meta(void **state)
+{
+	struct fx_env *x = *state;
+	struct proto_command *c = cmd_of("DeleteSnapshot", STORE0, "{\"path\":\"" SNAP "\"}");
+	static const uint64_t sizes[] = { 5000 };
+	static const char *const metas[] = {
+		"version=1.0\novf=x.ovf\nnumDisks=0\n",
+		"version=1.0\novf=x.ovf\nnumDisks=1\ndisk1.name=../x\ndisk1.size=5000\n",
+		NULL,   /* a 10 MB line */
+		"",     /* a link to a well-formed meta outside the store */
+	};
+	struct ova_store *s = NULL;
+	struct proto_event ev;
+	struct sw_err e;
+	char dir[1024], path[1024], outside[1024], secret[1024];
+	size_t i;
+	int code, retry;
+
+	assert_non_null(c);
+	assert_int_equal(ova_store_open(x->mount[0], &s, &e), 0);
+	snprintf(dir, sizeof(dir), "%s/snapshots/2/13/aa44054a-d099-4b9d-8fbf-211217381da0",
+	    x->mount[0]);
+	snprintf(outside, sizeof(outside), "%s/outside.ova.meta", x->root);
+	snprintf(secret, sizeof(secret), "%s/outside-secret", x->root);
+	assert_int_equal(fx_write_file(secret, "secret", 6), 0);
+	for (i = 0; i < sizeof(metas) / sizeof(metas[0]); i++) {
+		assert_int_equal(fx_make_new(s, SNAP, sizes, 1), 0);
+		snprintf(path, sizeof(path), "%s/aa44054a-d099-4b9d-8fbf-211217381da0.ova", dir);
+		assert_int_equal(fx_write_file(path, "tar", 3), 0);
+		snprintf(path, sizeof(path), "%s/aa44054a-d099-4b9d-8fbf-211217381da0-vendor.vmdk",
+		    dir);
+		assert_int_equal(symlink(secret, path), 0);
+		snprintf(path, sizeof(path), "%s/aa44054a-d099-4b9d-8fbf-211217381da0.ova.meta", dir);
+		if (metas[i] == NULL) {
+			size_t n = 10u << 20;
+			char *big = malloc(n);
+
+			assert_non_null(big);
+			memset(big, 'a', n);
+			memcpy(big, "x=", 2);
+			assert_int_equal(fx_write_file(path, big, n), 0);
+			free(big);
+		} else if (metas[i][0] == '\0') {
+			assert_int_equal(rename(path, outside), 0);
+			assert_int_equal(symlink(outside, path), 0);
+		} else {
+			assert_int_equal(fx_write_file(path, metas[i], strlen(metas[i])), 0);
+		}
+		assert_int_equal(fx_run(x, c, &ev, &code, &retry, &e), 0);
+		assert_int_equal(ev.result.format, PROTO_FORMAT_OVF);
+		assert_int_equal(ev.result.nfiles, 5);
+		assert_string_equal(ev.result.files[0].path, SNAP ".ova.meta");
+		assert_string_equal(ev.result.files[1].path, SNAP ".ova");
+		assert_string_equal(ev.result.files[2].path, SNAP "-disk0.vmdk");
+		assert_int_equal(ev.result.files[2].size, 5000);
+		assert_string_equal(ev.result.files[3].path, SNAP "-vendor.vmdk");
+		assert_string_equal(ev.result.files[4].path, SNAP ".ovf");
+		assert_int_equal(fx_event_builds(&ev, c, &e), 0);
+		wrk_cmd_result_clear(&ev);
+		assert_false(fx_exists(dir));
+		assert_int_equal(fx_size(secret), 6);
+	}
+	assert_true(fx_exists(outside));
+	ova_store_close(s);
+	proto_command_free(c);
+}
+
 static void
 test_invalid_path_refused_by_proto(void **state)
 {
@@ -280,6 +355,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_mount_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_snapshot_new, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_snapshot_legacy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_snapshot_broken_meta, setup, teardown),
 		cmocka_unit_test(test_invalid_path_refused_by_proto),
 	};
 

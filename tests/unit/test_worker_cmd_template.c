@@ -141,8 +141,9 @@ test_delete_template(void **state)
 	proto_command_free(c);
 }
 
+/* Another object in the template directory goes too: CloudStack removes the directory. */
 static void
-test_delete_template_keeps_other_record(void **state)
+test_delete_template_whole_directory(void **state)
 {
 	struct tfx *t = *state;
 	struct proto_command *c = cmd_of("DeleteTemplate", "{\"path\":\"" TOBJ "\"}");
@@ -157,13 +158,160 @@ test_delete_template_keeps_other_record(void **state)
 	assert_int_equal(fx_make_new(t->s0, TDIR "/newer", sizes, 1), 0);
 	put_tprops(t->x.mount[0], "newer");
 	assert_int_equal(fx_run(&t->x, c, &ev, &code, &retry, &e), 0);
-	assert_int_equal(ev.result.nfiles, 3);
-	assert_null(fx_result_file(&ev, "template.properties"));
-	snprintf(path, sizeof(path), "%s/" TDIR "/template.properties", t->x.mount[0]);
-	assert_true(fx_exists(path));
-	snprintf(path, sizeof(path), "%s/" TDIR "/newer.ova.meta", t->x.mount[0]);
-	assert_true(fx_exists(path));
+	assert_int_equal(ev.result.nfiles, 7);
+	assert_string_equal(ev.result.files[0].path, TDIR "/template.properties");
+	assert_string_equal(ev.result.files[1].path, TDIR "/" TNAME ".ova.meta");
+	assert_string_equal(ev.result.files[2].path, TDIR "/newer.ova.meta");
+	assert_non_null(fx_result_file(&ev, "/newer-disk0.vmdk"));
+	snprintf(path, sizeof(path), "%s/" TDIR, t->x.mount[0]);
+	assert_false(fx_exists(path));
 	wrk_cmd_result_clear(&ev);
+	proto_command_free(c);
+}
+
+/*
+ * What CloudStack leaves in a template directory goes with the template
+ * (issue 11 item 4): OVAProcessor's untarred members beside a legacy .ova,
+ * CloudStack's extract's NAME.ova beside a new-format object; links planted
+ * there are removed themselves, their targets outside the store kept.
+ */
+static void
+test_delete_template_leftovers(void **state)
+{
+	struct tfx *t = *state;
+	struct proto_command *c = cmd_of("DeleteTemplate", "{\"path\":\"" TOBJ ".ova\"}");
+	static const uint64_t sizes[] = { 30000 };
+	static const char *const want[] = {
+		TDIR "/template.properties", TDIR "/" TNAME ".ova", TDIR "/escape",
+		TDIR "/vendor-disk0.vmdk", TDIR "/vendor.mf", TDIR "/vendor.ovf",
+	};
+	struct proto_event ev;
+	struct sw_err e;
+	char dir[1024], path[1024], work[1024], outside[1024];
+	size_t i;
+	int code, retry;
+
+	assert_non_null(c);
+	snprintf(dir, sizeof(dir), "%s/" TDIR, t->x.mount[0]);
+	assert_int_equal(fx_run_argv((char *[]){ "mkdir", "-p", dir, NULL }), 0);
+	snprintf(path, sizeof(path), "%s/" TNAME ".ova", dir);
+	snprintf(work, sizeof(work), "%s/work-vendor", t->x.root);
+	assert_int_equal(fx_make_ova_tar(work, "vendor", sizes, 1, 1, 0, path), 0);
+	/* CloudStack's OVAProcessor untars the archive beside it. */
+	assert_int_equal(fx_run_argv((char *[]){ "tar", "-xf", path, "-C", dir, NULL }), 0);
+	put_tprops(t->x.mount[0], TNAME);
+	snprintf(outside, sizeof(outside), "%s/outside-secret", t->x.root);
+	assert_int_equal(fx_write_file(outside, "secret", 6), 0);
+	snprintf(path, sizeof(path), "%s/escape", dir);
+	assert_int_equal(symlink(outside, path), 0);
+
+	assert_int_equal(fx_run(&t->x, c, &ev, &code, &retry, &e), 0);
+	assert_int_equal(ev.result.format, PROTO_FORMAT_OVA);
+	assert_int_equal(ev.result.nfiles, sizeof(want) / sizeof(want[0]));
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		assert_string_equal(ev.result.files[i].path, want[i]);
+	assert_int_equal(fx_event_builds(&ev, c, &e), 0);
+	wrk_cmd_result_clear(&ev);
+	assert_false(fx_exists(dir));
+	assert_int_equal(fx_size(outside), 6);
+
+	/* A new-format template with CloudStack's extract beside it. */
+	assert_int_equal(fx_make_new(t->s0, TOBJ, sizes, 1), 0);
+	snprintf(path, sizeof(path), "%s/" TNAME ".ova", dir);
+	assert_int_equal(fx_write_file(path, "tar", 3), 0);
+	assert_int_equal(fx_run(&t->x, c, &ev, &code, &retry, &e), 0);
+	assert_int_equal(ev.result.format, PROTO_FORMAT_OVF);
+	assert_int_equal(ev.result.nfiles, 4);
+	assert_string_equal(ev.result.files[0].path, TOBJ ".ova.meta");
+	assert_string_equal(ev.result.files[1].path, TOBJ ".ova");
+	wrk_cmd_result_clear(&ev);
+	assert_false(fx_exists(dir));
+	proto_command_free(c);
+}
+
+/*
+ * Issue 14 item 5: a broken or symlinked meta must not turn a delete into
+ * a success that orphans the OVF and the disks: every file goes, found by
+ * the directory, not by the meta.
+ */
+static void
+test_delete_template_broken_meta(void **state)
+{
+	struct tfx *t = *state;
+	struct proto_command *c = cmd_of("DeleteTemplate", "{\"path\":\"" TOBJ "\"}");
+	static const uint64_t sizes[] = { 1000 };
+	static const char *const metas[] = {
+		"version=1.0\novf=" TNAME ".ovf\nnumDisks=0\n",
+		"version=1.0\novf=" TNAME ".ovf\nnumDisks=1\ndisk1.name=../x\ndisk1.size=1000\n",
+		NULL,   /* a 10 MB line */
+		"",     /* a link to a well-formed meta outside the store */
+	};
+	struct proto_event ev;
+	struct sw_err e;
+	char dir[1024], path[1024], outside[1024];
+	size_t i;
+	int code, retry;
+
+	assert_non_null(c);
+	snprintf(dir, sizeof(dir), "%s/" TDIR, t->x.mount[0]);
+	snprintf(outside, sizeof(outside), "%s/outside.ova.meta", t->x.root);
+	for (i = 0; i < sizeof(metas) / sizeof(metas[0]); i++) {
+		assert_int_equal(fx_make_new(t->s0, TOBJ, sizes, 1), 0);
+		/* A disk named as a vendor named it: no default name guesses it. */
+		snprintf(path, sizeof(path), "%s/appliance-disk1.vmdk", dir);
+		assert_int_equal(fx_write_file(path, "disk", 4), 0);
+		snprintf(path, sizeof(path), "%s/" TNAME ".ova.meta", dir);
+		if (metas[i] == NULL) {
+			size_t n = 10u << 20;
+			char *big = malloc(n);
+
+			assert_non_null(big);
+			memset(big, 'a', n);
+			memcpy(big, "x=", 2);
+			assert_int_equal(fx_write_file(path, big, n), 0);
+			free(big);
+		} else if (metas[i][0] == '\0') {
+			assert_int_equal(rename(path, outside), 0);
+			assert_int_equal(symlink(outside, path), 0);
+		} else {
+			assert_int_equal(fx_write_file(path, metas[i], strlen(metas[i])), 0);
+		}
+		assert_int_equal(fx_run(&t->x, c, &ev, &code, &retry, &e), 0);
+		assert_int_equal(ev.result.format, PROTO_FORMAT_OVF);
+		assert_int_equal(ev.result.nfiles, 4);
+		assert_string_equal(ev.result.files[0].path, TOBJ ".ova.meta");
+		assert_non_null(fx_result_file(&ev, "/appliance-disk1.vmdk"));
+		assert_non_null(fx_result_file(&ev, TNAME "-disk0.vmdk"));
+		assert_non_null(fx_result_file(&ev, TNAME ".ovf"));
+		wrk_cmd_result_clear(&ev);
+		assert_false(fx_exists(dir));
+	}
+	assert_true(fx_exists(outside));
+	proto_command_free(c);
+}
+
+/* A subdirectory (CloudStack's layout has none) is refused with nothing removed. */
+static void
+test_delete_template_subdir_refused(void **state)
+{
+	struct tfx *t = *state;
+	struct proto_command *c = cmd_of("DeleteTemplate", "{\"path\":\"" TOBJ "\"}");
+	static const uint64_t sizes[] = { 1000 };
+	struct proto_event ev;
+	struct sw_err e;
+	char path[1024];
+	int code, retry;
+
+	assert_non_null(c);
+	assert_int_equal(fx_make_new(t->s0, TOBJ, sizes, 1), 0);
+	snprintf(path, sizeof(path), "%s/" TDIR "/sub", t->x.mount[0]);
+	assert_int_equal(mkdir(path, 0755), 0);
+	assert_true(fx_run(&t->x, c, &ev, &code, &retry, &e) < 0);
+	assert_int_equal(code, PROTO_ERR_INVALID_COMMAND);
+	assert_int_equal(retry, 0);
+	assert_non_null(strstr(e.msg, "nothing removed"));
+	wrk_cmd_result_clear(&ev);
+	assert_int_equal(ova_verify(t->s0, TOBJ, 0, &e), 0);
 	proto_command_free(c);
 }
 
@@ -451,7 +599,10 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_delete_template, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_delete_template_keeps_other_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_template_whole_directory, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_template_leftovers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_template_broken_meta, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_template_subdir_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_template_legacy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_extract_new, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_extract_legacy_links, setup, teardown),

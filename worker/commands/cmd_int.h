@@ -92,14 +92,6 @@ int wrk__ovf_read(struct ova_store *s, const char *obj, const struct ova_info *i
 int wrk__dir_open(struct ova_store *s, const char *dir, int create, struct sw_err *e);
 
 /*
- * Deletes object obj in either format and the debris of an interrupted
- * write of it (store errors recorded with wrk__fail).  *ret_removed lists
- * what was removed (NULL when nothing was), *ret_fmt its format.
- */
-int wrk__object_delete(struct wrk__cmd *c, struct ova_store *s, const char *obj,
-    struct ova_result **ret_removed, enum ova_format *ret_fmt, struct sw_err *e);
-
-/*
  * The result of a template command, read back from the share: the object's
  * files (with digests of the small ones) and its template.properties of
  * psize bytes in dir.  A fresh result and a repeated answer are the same.

@@ -21,11 +21,17 @@
  *    redelivery finds its own output; download.path is that file name.
  *    Legacy objects are hard-linked (or reflinked, or copied when the
  *    extract area is on another file system); new-format objects are packed.
- *  - DeleteTemplate removes template.properties first (when it names the
- *    object or names nothing), so that CloudStack's template listing never
- *    sees a half-deleted template, then the object, then the empty directory.
- *    Its files list has template.properties first.  DeleteSnapshot and
- *    DeleteTemplate report format NONE and no sizes when nothing was there.
+ *  - DeleteTemplate removes what CloudStack's own DeleteTemplate would: every
+ *    file of the template directory (template/tmpl/<account>/<template>),
+ *    template.properties first so that CloudStack's template listing never
+ *    sees a half-deleted template, then the metas and archives, then the
+ *    rest, then the directory; DeleteSnapshot the files of the snapshot's
+ *    directory whose name holds its name (CloudStack's glob), metas first.
+ *    Neither reads a meta to find the files, so a broken or planted meta
+ *    cannot orphan them; links are unlinked, never followed; a
+ *    subdirectory is refused with nothing removed (ova_delete_template(),
+ *    ova_delete_snapshot()).  Both report format NONE and no sizes when
+ *    the named object was not there, and list every file removed.
  *  - CopyTemplate copies template.properties too, after the object's meta.
  *
  * Event result ownership: every string and array that wrk_cmd_run() puts in

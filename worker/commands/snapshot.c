@@ -5,8 +5,10 @@
 #include "worker/commands/cmd_int.h"
 
 /*
- * Either format.  A missing object is success with no files: a redelivered
- * delete succeeds again with files = [].
+ * CloudStack's DeleteSnapshot: the files of the snapshot's directory whose
+ * name holds its name (ovastore's ova_delete_snapshot), whatever the meta
+ * says.  A missing object is success with no files: a redelivered delete
+ * succeeds again with files = [].
  */
 int
 wrk__cmd_delete_snapshot(struct wrk__cmd *c, struct sw_err *e)
@@ -14,17 +16,18 @@ wrk__cmd_delete_snapshot(struct wrk__cmd *c, struct sw_err *e)
 	const char *obj = c->cmd->args.delete_snapshot.path;
 	struct ova_result *removed = NULL;
 	struct ova_store *s = NULL;
-	enum ova_format fmt = OVA_FMT_ABSENT;
 	int r;
 
 	r = wrk__store_open(c, c->cmd->store.url, &s, NULL, e);
 	if (r < 0)
 		return r;
-	r = wrk__object_delete(c, s, obj, &removed, &fmt, e);
-	if (r < 0)
+	r = ova_delete_snapshot(s, obj, &removed, e);
+	if (r < 0) {
+		r = wrk__fail(c, r, PROTO_CTX_STORE);
 		goto out;
-	r = wrk__result_set(c, obj, fmt, 0, 0, 0);
-	if (r == 0 && removed != NULL)
+	}
+	r = wrk__result_set(c, obj, removed->format, 0, 0, 0);
+	if (r == 0)
 		r = wrk__result_add_files(c, removed->files, removed->nfiles);
 out:
 	ova_result_free(removed);

@@ -98,72 +98,31 @@ rmdir_if_empty(struct ova_store *s, const char *dir)
 	close(pfd);
 }
 
+/*
+ * CloudStack's DeleteTemplate: the whole template directory (ovastore's
+ * ova_delete_template), template.properties first, whatever the metas say.
+ * A missing directory is success with no files.
+ */
 int
 wrk__cmd_delete_template(struct wrk__cmd *c, struct sw_err *e)
 {
 	const char *obj = c->cmd->args.delete_template.path;
-	char dir[SW_PATH_MAX], name[SW_NAME_MAX + 1];
 	struct ova_result *removed = NULL;
-	struct ova_tprops_file *props = NULL;
 	struct ova_store *s = NULL;
-	enum ova_format fmt = OVA_FMT_ABSENT;
-	uint64_t psize = 0;
-	int r, dfd = -1, had_props = 0;
+	int r;
 
-	r = wrk__split(obj, dir, sizeof(dir), name, sizeof(name), e);
-	if (r < 0)
-		return wrk__fail(c, r, PROTO_CTX_STORE);
 	r = wrk__store_open(c, c->cmd->store.url, &s, NULL, e);
 	if (r < 0)
 		return r;
-	dfd = wrk__dir_open(s, dir, 0, e);
-	if (dfd == SW_ENOTFOUND) {
-		/* Nothing there at all: deleted already. */
-		r = wrk__result_set(c, obj, OVA_FMT_ABSENT, 0, 0, 0);
+	r = ova_delete_template(s, obj, &removed, e);
+	if (r < 0) {
+		r = wrk__fail(c, r, PROTO_CTX_STORE);
 		goto out;
 	}
-	if (dfd < 0) {
-		r = wrk__fail(c, dfd, PROTO_CTX_STORE);
-		goto out;
-	}
-	/*
-	 * template.properties goes first so that CloudStack's listing never
-	 * sees a template whose files are half gone.  One that names another
-	 * object of the directory stays; an unreadable one is removed with the
-	 * template it describes.
-	 */
-	r = ova_tprops_read(dfd, &props, NULL, e);
-	if (r == 0 && props_names(props, name, NULL) != 0)
-		had_props = 1;
-	else if (r == SW_EFORMAT || r == SW_ETOOBIG || r == SW_EPATH)
-		had_props = 1;
-	else if (r < 0 && r != SW_ENOTFOUND) {
-		wrk__fail(c, r, PROTO_CTX_STORE);
-		goto out;
-	}
-	if (had_props) {
-		r = ova_tprops_remove(dfd, &psize, e);
-		if (r < 0) {
-			wrk__fail(c, r, PROTO_CTX_STORE);
-			goto out;
-		}
-		had_props = r;
-	}
-	r = wrk__object_delete(c, s, obj, &removed, &fmt, e);
-	if (r < 0)
-		goto out;
-	close(dfd);
-	dfd = -1;
-	rmdir_if_empty(s, dir);
-	r = wrk__result_set(c, obj, fmt, 0, 0, 0);
-	if (r == 0 && had_props)
-		r = add_tprops_file(c, dir, psize);
-	if (r == 0 && removed != NULL)
+	r = wrk__result_set(c, obj, removed->format, 0, 0, 0);
+	if (r == 0)
 		r = wrk__result_add_files(c, removed->files, removed->nfiles);
 out:
-	if (dfd >= 0)
-		close(dfd);
-	ova_tprops_free(props);
 	ova_result_free(removed);
 	ova_store_close(s);
 	return r;

@@ -247,26 +247,6 @@ wrk__result_fill_digests(struct wrk__cmd *c, struct ova_store *s, uint64_t max_s
 }
 
 int
-wrk__object_delete(struct wrk__cmd *c, struct ova_store *s, const char *obj,
-    struct ova_result **ret_removed, enum ova_format *ret_fmt, struct sw_err *e)
-{
-	struct ova_result *removed = NULL;
-	int r;
-
-	r = ova_delete(s, obj, &removed, e);
-	/* An interrupted write may have left .part files without a meta. */
-	if (r >= 0)
-		r = ova_debris_remove(s, obj, e);
-	if (r < 0) {
-		ova_result_free(removed);
-		return wrk__fail(c, r, PROTO_CTX_STORE);
-	}
-	*ret_fmt = removed != NULL ? removed->format : OVA_FMT_ABSENT;
-	*ret_removed = removed;
-	return 0;
-}
-
-int
 wrk__extract_dir_open(const struct wrk_store *ws, struct sw_err *e)
 {
 	char def[SW_PATH_MAX];
