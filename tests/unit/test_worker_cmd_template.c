@@ -208,7 +208,7 @@ test_extract_new(void **state)
 	assert_int_equal(fx_run(&t->x, c, &ev, &code, &retry, &e), 0);
 	assert_true(ev.result.has_download);
 	assert_string_equal(ev.result.download.path, TNAME "-" CMDID ".ova");
-	assert_string_equal(ev.result.install_path, TOBJ);
+	assert_string_equal(ev.result.install_path, TOBJ ".ova");
 	assert_int_equal(ev.result.format, PROTO_FORMAT_OVF);
 	assert_int_equal(ev.result.physical_size >= 270000, 1);
 	assert_int_equal(ev.result.virtual_size, 2 * 64ull * 1024 * 1024);
@@ -357,7 +357,7 @@ test_copy_new(void **state)
 	put_tprops(t->x.mount[0], TNAME);
 	assert_int_equal(fx_run(&t->x, c, &ev, &code, &retry, &e), 0);
 	assert_int_equal(ev.result.format, PROTO_FORMAT_OVF);
-	assert_string_equal(ev.result.install_path, TOBJ);
+	assert_string_equal(ev.result.install_path, TOBJ ".ova");
 	assert_int_equal(ev.result.nfiles, 5);
 	/* The record comes after the meta file. */
 	assert_string_equal(ev.result.files[4].path, TDIR "/template.properties");

@@ -112,10 +112,26 @@ wrk__result_set(struct wrk__cmd *c, const char *install_path, enum ova_format fm
     int has_sizes, uint64_t physical, uint64_t virtual_size)
 {
 	struct proto_result *res = &c->ev->result;
+	enum proto_type t = c->cmd->type;
 	char *p = NULL;
 
-	if (install_path != NULL && (p = strdup(install_path)) == NULL)
-		return -ENOMEM;
+	if (install_path != NULL) {
+		/*
+		 * CloudStack records a template's install path as .../NAME.ova (and
+		 * looks for <install path>.meta beside it), whatever the format:
+		 * the template commands answer in that form.  The parser takes
+		 * either form in commands.
+		 */
+		size_t n = strlen(install_path);
+		int ova = (t == PROTO_CREATE_TEMPLATE || t == PROTO_REGISTER_TEMPLATE ||
+		    t == PROTO_COPY_TEMPLATE || t == PROTO_EXTRACT_TEMPLATE ||
+		    t == PROTO_DELETE_TEMPLATE) && !(n >= 4 && strcmp(install_path + n - 4, ".ova") == 0);
+
+		if ((p = malloc(n + (ova ? 5 : 1))) == NULL)
+			return -ENOMEM;
+		memcpy(p, install_path, n);
+		memcpy(p + n, ova ? ".ova" : "", ova ? 5 : 1);
+	}
 	free((void *)res->install_path);
 	res->install_path = p;
 	res->format = proto_fmt(fmt);
@@ -123,6 +139,13 @@ wrk__result_set(struct wrk__cmd *c, const char *install_path, enum ova_format fm
 	res->physical_size = physical;
 	res->virtual_size = virtual_size;
 	return 0;
+}
+
+void
+wrk__id_name(const struct wrk__cmd *c, char *out, size_t outsz)
+{
+	if (sw_ascii_lower(out, outsz, c->cmd->id) < 0 && outsz > 0)
+		out[0] = '\0';
 }
 
 int
