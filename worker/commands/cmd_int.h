@@ -49,8 +49,9 @@ int wrk__store_open(struct wrk__cmd *c, const char *url, struct ova_store **ret_
 
 /*
  * Result building: every string is copied (see wrk_cmd_result_clear()).
- * The template commands' install_path gets ".ova" appended (CloudStack's
- * form of a template path, .../NAME.ova); other commands' is kept.
+ * An install_path in the template area (template/tmpl/...) gets ".ova"
+ * appended (CloudStack's form of a template path, .../NAME.ova); snapshot
+ * and volume paths are kept.
  */
 int wrk__result_set(struct wrk__cmd *c, const char *install_path, enum ova_format fmt,
     int has_sizes, uint64_t physical, uint64_t virtual_size);

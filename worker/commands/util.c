@@ -11,6 +11,7 @@
 
 #include "common/io.h"
 #include "common/path.h"
+#include "ovastore/layout.h"
 #include "worker/commands/commands.h"
 
 static int
@@ -112,20 +113,20 @@ wrk__result_set(struct wrk__cmd *c, const char *install_path, enum ova_format fm
     int has_sizes, uint64_t physical, uint64_t virtual_size)
 {
 	struct proto_result *res = &c->ev->result;
-	enum proto_type t = c->cmd->type;
 	char *p = NULL;
 
 	if (install_path != NULL) {
 		/*
 		 * CloudStack records a template's install path as .../NAME.ova (and
 		 * looks for <install path>.meta beside it), whatever the format:
-		 * the template commands answer in that form.  The parser takes
-		 * either form in commands.
+		 * an object in the template area is answered in that form, by
+		 * whichever command (snapshots and volumes keep theirs).  The
+		 * parser takes either form in commands.
 		 */
 		size_t n = strlen(install_path);
-		int ova = (t == PROTO_CREATE_TEMPLATE || t == PROTO_REGISTER_TEMPLATE ||
-		    t == PROTO_COPY_TEMPLATE || t == PROTO_EXTRACT_TEMPLATE ||
-		    t == PROTO_DELETE_TEMPLATE) && !(n >= 4 && strcmp(install_path + n - 4, ".ova") == 0);
+		int ova = strncmp(install_path, OVA_LAYOUT_TEMPLATES "/",
+		    sizeof(OVA_LAYOUT_TEMPLATES)) == 0 &&
+		    !(n >= 4 && strcmp(install_path + n - 4, ".ova") == 0);
 
 		if ((p = malloc(n + (ova ? 5 : 1))) == NULL)
 			return -ENOMEM;
