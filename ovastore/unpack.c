@@ -182,11 +182,14 @@ finish_hash(struct sw_hash *h, char *out, size_t outsz, struct sw_err *e)
 static int
 file_names(const char *obj, const struct ova_ovf *ovf, char ***ret_names, struct sw_err *e)
 {
-	const char *name = strrchr(obj, '/');
+	char dir[SW_PATH_MAX], name[SW_NAME_MAX + 1];
 	char **names;
 	size_t k;
+	int r;
 
-	name = name != NULL ? name + 1 : obj;
+	/* The object's NAME as the store names it (a trailing .ova dropped). */
+	if ((r = ova_object_split(obj, dir, sizeof(dir), name, sizeof(name), e)) < 0)
+		return r;
 	if ((names = calloc(ovf->nfiles + 1, sizeof(*names))) == NULL)
 		return sw_errf(e, -ENOMEM, "out of memory");
 	*ret_names = names;
