@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -62,6 +63,51 @@ sw_name_check(const char *name, struct sw_err *e)
 	if (name != NULL && strchr(name, '/') != NULL)
 		return sw_errf(e, SW_EPATH, "name '%s': contains '/'", name);
 	return sw_path_check_rel(name, e);
+}
+
+static int
+ends_ci(const char *s, size_t n, const char *suf)
+{
+	size_t k = strlen(suf);
+
+	return n >= k && strncasecmp(s + n - k, suf, k) == 0;
+}
+
+int
+sw_unique_name_check(const char *name, struct sw_err *e)
+{
+	size_t n, i;
+
+	if (name == NULL || name[0] == '\0')
+		return sw_errf(e, SW_EPATH, "empty name");
+	n = strnlen(name, SW_UNIQUE_NAME_MAX + 1);
+	if (n > SW_UNIQUE_NAME_MAX)
+		return sw_errf(e, SW_EPATH, "longer than %d bytes", SW_UNIQUE_NAME_MAX);
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)name[i];
+		int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+
+		if (i == 0 && !alnum)
+			return sw_errf(e, SW_EPATH, "must start with an ASCII letter or digit");
+		if (!alnum && c != '.' && c != '_' && c != '-')
+			return sw_errf(e, SW_EPATH, "byte %zu is not an ASCII letter, digit, '.', '_' "
+			    "or '-'", i);
+	}
+	if (ends_ci(name, n, ".ova") || ends_ci(name, n, ".meta") || ends_ci(name, n, ".part"))
+		return sw_errf(e, SW_EPATH, "must not end in .ova, .meta or .part");
+	return 0;
+}
+
+int
+sw_ascii_lower(char *out, size_t outsz, const char *s)
+{
+	size_t n = strlen(s), i;
+
+	if (n >= outsz)
+		return -ENAMETOOLONG;
+	for (i = 0; i <= n; i++)
+		out[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] - 'A' + 'a') : s[i];
+	return 0;
 }
 
 int

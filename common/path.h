@@ -28,6 +28,23 @@ int sw_path_check_rel(const char *rel, struct sw_err *e);
 int sw_name_check(const char *name, struct sw_err *e);
 
 /*
+ * A name an object on the share is named after and CloudStack keys on (a
+ * template's unique name): 1 to SW_UNIQUE_NAME_MAX bytes of ASCII letters,
+ * digits, '.', '_' and '-', starting with a letter or a digit (so never
+ * "." or "..", a hidden file or an option), not ending in ".ova", ".meta"
+ * or ".part" in any case (the suffixes of the object's own files and of our
+ * temporaries).  Case is kept: CloudStack compares unique names exactly.
+ * The bound leaves room for the longest file name derived from it
+ * ("<name>-disk<N>.vmdk", "<name>.ova.meta") within SW_NAME_MAX.
+ * Returns 0 or SW_EPATH with the reason in e (the name is never quoted).
+ */
+#define SW_UNIQUE_NAME_MAX 200
+int sw_unique_name_check(const char *name, struct sw_err *e);
+
+/* Copies s to out (outsz bytes) with ASCII upper-case letters lowered; -ENAMETOOLONG if it does not fit. */
+int sw_ascii_lower(char *out, size_t outsz, const char *s);
+
+/*
  * Splits rel at its last '/': "a/b/c" -> "a/b" + "c", "c" -> "" + "c".
  * Returns 0 or -ENAMETOOLONG.
  */

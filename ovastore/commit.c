@@ -183,7 +183,8 @@ ova_writer_commit(struct ova_writer *w, struct ova_result **ret_result, struct s
 		goto fail;
 	for (i = 0; i < w->nextra; i++)
 		if ((r = sw_props_add_entry(&mb, w->extra[i].key, w->extra[i].value)) < 0) {
-			r = sw_errf(e, r, "meta: too large");
+			r = r == SW_EFORMAT ? sw_errf(e, r, "meta: an extra key or its value "
+			    "is not well-formed UTF-8") : sw_errf(e, r, "meta: too large");
 			goto fail;
 		}
 	if ((mh = sw_hash_new("sha256")) == NULL || sw_hash_update(mh, mb.ptr, mb.len) < 0 ||

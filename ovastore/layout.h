@@ -10,8 +10,11 @@
  *   volumes/<account>/<volume>/<name>/<name>           an extracted volume
  *
  * <account>, <volume> and <template> are CloudStack's numeric ids (positive,
- * in decimal); <backup> and <name> are single safe file names (a UUID, in
- * practice: a command id or the snapshot's backup UUID).  The results are
+ * in decimal); <backup> and <name> are single safe file names (a lower-case
+ * UUID, in practice: the snapshot's backup UUID or a command id, or a
+ * template's unique name, see sw_unique_name_check()).  CloudStack records a
+ * template's install path with ".ova" appended (.../<name>.ova);
+ * ova_object_split() takes either form.  The results are
  * install paths for ova_inspect() and friends (objects) or directories
  * relative to the store root.
  *

@@ -1,11 +1,13 @@
 /*
  * The .ova.meta file: a Java properties file, the commit record of a
  * new-format object.  The reader (common/props.c) accepts everything
- * java.util.Properties accepts that can occur in practice (comments, three
- * separators, escapes, continuation lines, any key order) because
- * CloudStack's management server and older SSVMs write these files too;
- * this file checks the keys, and the writer emits exactly the keys and
- * order CloudStack writes.
+ * java.util.Properties.load accepts (comments, three separators, escapes,
+ * \uXXXX, continuation lines, any key order, ISO-8859-1 bytes) because
+ * CloudStack's management server and older SSVMs write these files too and
+ * CloudStack reads ours with Properties.load; a meta an earlier snapworker
+ * wrote in raw UTF-8 is still read as UTF-8 (sw_props_limits.legacy_utf8).
+ * This file checks the keys, and the writer emits exactly the keys and
+ * order CloudStack writes, escaped as Properties.store escapes them.
  */
 #include "ovastore/ovastore.h"
 
@@ -30,7 +32,7 @@
 static int
 parse_entries(struct ova_meta *mt, const void *buf, size_t len, struct sw_err *e)
 {
-	static const struct sw_props_limits lim = { "meta", OVA_META_MAX, OVA_META_MAX_KEYS };
+	static const struct sw_props_limits lim = { "meta", OVA_META_MAX, OVA_META_MAX_KEYS, 1 };
 	struct sw_props pp = { 0, NULL };
 	size_t i;
 	int r;
@@ -246,5 +248,8 @@ fail:
 	out->len = start; /* leave out as it was */
 	if (out->ptr != NULL)
 		out->ptr[start] = '\0';
+	if (r == SW_EFORMAT)
+		return sw_errf(e, r, "meta: a file name is not well-formed UTF-8 (a Java properties "
+		    "file carries Unicode text)");
 	return sw_errf(e, r, "meta: formatting failed");
 }

@@ -182,6 +182,15 @@ struct ova_ovf {
  */
 int ova_ovf_parse(const void *buf, size_t len, struct ova_ovf **ret_ovf, struct sw_err *e);
 
+/*
+ * The OVF in buf with the ovf:href of its References' File elements (in
+ * document order, as in struct ova_ovf's files) set to hrefs[0..n-1]; n must
+ * be the number of files.  *ret_buf (malloc'd, NUL-terminated) is the
+ * document serialised again in UTF-8.  Checks as ova_ovf_parse().
+ */
+int ova_ovf_rename_files(const void *buf, size_t len, const char *const *hrefs, size_t n,
+    char **ret_buf, size_t *ret_len, struct sw_err *e);
+
 /* Index in ovf->files of the file named href, or -1. */
 long ova_ovf_find_file(const struct ova_ovf *ovf, const char *href);
 
@@ -457,11 +466,19 @@ int ova_pack_at(struct ova_store *s, const char *obj, int dirfd, const char *rel
 
 /*
  * Reads an OVA (uncompressed tar, OVF first) from src and stores it as a
- * new-format object obj without an intermediate copy: the files keep their
- * member base names, the OVF-referenced members become the disks (archive
- * order), a .mf manifest (SHA1/SHA256 lines) is verified and not stored, a
- * .cert is ignored.  Any error (also a digest mismatch: SW_ECHECKSUM) leaves
- * nothing behind.
+ * new-format object obj without an intermediate copy.  The files are named
+ * after the object, as the writer names them, whatever the members are
+ * called: the OVF is NAME.ovf, the K-th file its References list (from 0)
+ * NAME-diskK.vmdk when its href ends in .vmdk, else NAME-fileK plus the
+ * href's extension (lower case, when it is 1..8 letters and digits); the
+ * OVF's ovf:href attributes are rewritten to match (the document is
+ * serialised again in UTF-8).  CloudStack finds a snapshot's OVF as
+ * NAME.ovf and deletes a snapshot's files by the glob *NAME*, and reads
+ * metas as ISO-8859-1: member names would defeat all three.  The
+ * OVF-referenced members become the disks (archive order), a .mf manifest
+ * (SHA1/SHA256 lines) is verified against the members as they were
+ * archived and not stored, a .cert is ignored.  Any error (also a digest
+ * mismatch: SW_ECHECKSUM) leaves nothing behind.
  */
 int ova_unpack(struct ova_store *s, const char *obj, struct sw_source *src, unsigned flags,
     struct ova_result **ret_result, struct sw_err *e);

@@ -313,14 +313,17 @@ dtd_refuse(void *ud, const xmlChar *name, const xmlChar *external_id, const xmlC
 	xmlStopParser(ctx);
 }
 
-int
-ova_ovf_parse(const void *buf, size_t len, struct ova_ovf **ret_ovf, struct sw_err *e)
+/*
+ * Reads buf into a document (*ret_doc, free with xmlFreeDoc) whose root is
+ * an OVF Envelope (*ret_root), with every check of ova_ovf_parse().
+ */
+static int
+read_doc(const void *buf, size_t len, xmlDocPtr *ret_doc, xmlNode **ret_root, struct sw_err *e)
 {
 	static const char doctype[] = "<!DOCTYPE";
 	xmlParserCtxtPtr ctx = NULL;
 	xmlDocPtr doc = NULL;
 	xmlNode *root;
-	struct ova_ovf *o = NULL;
 	const unsigned char *b = buf;
 	int r;
 
@@ -375,6 +378,26 @@ ova_ovf_parse(const void *buf, size_t len, struct ova_ovf **ret_ovf, struct sw_e
 	}
 	if ((r = check_depth(root, e)) < 0)
 		goto out;
+	*ret_doc = doc;
+	*ret_root = root;
+	doc = NULL;
+	r = 0;
+out:
+	xmlFreeDoc(doc);
+	xmlFreeParserCtxt(ctx);
+	return r;
+}
+
+int
+ova_ovf_parse(const void *buf, size_t len, struct ova_ovf **ret_ovf, struct sw_err *e)
+{
+	xmlDocPtr doc = NULL;
+	xmlNode *root = NULL;
+	struct ova_ovf *o = NULL;
+	int r;
+
+	if ((r = read_doc(buf, len, &doc, &root, e)) < 0)
+		return r;
 	if ((o = calloc(1, sizeof(*o))) == NULL) {
 		r = sw_errf(e, -ENOMEM, "out of memory");
 		goto out;
@@ -388,7 +411,76 @@ ova_ovf_parse(const void *buf, size_t len, struct ova_ovf **ret_ovf, struct sw_e
 out:
 	ova_ovf_free(o);
 	xmlFreeDoc(doc);
-	xmlFreeParserCtxt(ctx);
+	return r;
+}
+
+int
+ova_ovf_rename_files(const void *buf, size_t len, const char *const *hrefs, size_t n,
+    char **ret_buf, size_t *ret_len, struct sw_err *e)
+{
+	xmlDocPtr doc = NULL;
+	xmlNode *root = NULL, *sec, *f;
+	xmlChar *out = NULL;
+	size_t k = 0;
+	int version, outlen = 0, r;
+
+	if ((r = read_doc(buf, len, &doc, &root, e)) < 0)
+		return r;
+	version = ovf_ns_version(root);
+	for (sec = root->children; sec != NULL; sec = sec->next) {
+		if (!is_ovf_elem(sec, "References", version))
+			continue;
+		for (f = sec->children; f != NULL; f = f->next) {
+			xmlAttr *a;
+
+			if (!is_ovf_elem(f, "File", version))
+				continue;
+			if (k >= n) {
+				r = sw_errf(e, SW_EINTERNAL, "OVF: more files than names");
+				goto out;
+			}
+			/* The attribute get_attr() reads: ovf:href, else a bare href. */
+			a = xmlHasNsProp(f, (const xmlChar *)"href",
+			    (const xmlChar *)(version == 2 ? OVF_NS2 : OVF_NS1));
+			if (a == NULL)
+				a = xmlHasNsProp(f, (const xmlChar *)"href", NULL);
+			if (a == NULL) {
+				r = sw_errf(e, SW_EFORMAT, "OVF line %d: File without ovf:href", f->line);
+				goto out;
+			}
+			if ((a->ns != NULL ? xmlSetNsProp(f, a->ns, (const xmlChar *)"href",
+			    (const xmlChar *)hrefs[k]) : xmlSetProp(f, (const xmlChar *)"href",
+			    (const xmlChar *)hrefs[k])) == NULL) {
+				r = sw_errf(e, -ENOMEM, "out of memory");
+				goto out;
+			}
+			k++;
+		}
+	}
+	if (k != n) {
+		r = sw_errf(e, SW_EINTERNAL, "OVF: %zu files, %zu names", k, n);
+		goto out;
+	}
+	xmlDocDumpMemoryEnc(doc, &out, &outlen, "UTF-8");
+	if (out == NULL || outlen <= 0) {
+		r = sw_errf(e, -ENOMEM, "OVF: serialising failed");
+		goto out;
+	}
+	if ((size_t)outlen > OVA_OVF_MAX) {
+		r = sw_errf(e, SW_ETOOBIG, "OVF: larger than %d bytes once renamed", OVA_OVF_MAX);
+		goto out;
+	}
+	if ((*ret_buf = malloc((size_t)outlen + 1)) == NULL) {
+		r = sw_errf(e, -ENOMEM, "out of memory");
+		goto out;
+	}
+	memcpy(*ret_buf, out, (size_t)outlen);
+	(*ret_buf)[outlen] = '\0';
+	*ret_len = (size_t)outlen;
+	r = 0;
+out:
+	xmlFree(out);
+	xmlFreeDoc(doc);
 	return r;
 }
 

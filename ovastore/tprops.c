@@ -51,7 +51,7 @@ int
 ova_tprops_parse(const void *buf, size_t len, struct ova_tprops_file **ret_props,
     struct sw_err *e)
 {
-	static const struct sw_props_limits lim = { NULL, OVA_TPROPS_MAX, OVA_TPROPS_KEYS };
+	static const struct sw_props_limits lim = { NULL, OVA_TPROPS_MAX, OVA_TPROPS_KEYS, 1 };
 	struct ova_tprops_file *p;
 	int r;
 
@@ -68,17 +68,26 @@ ova_tprops_parse(const void *buf, size_t len, struct ova_tprops_file **ret_props
 
 /* ------------------------------------------------------------- writing */
 
-/* A value CloudStack's reader (ISO-8859-1 Properties.load) reads back as written. */
+/* Appends key=value escaped as Properties.store escapes it. */
 static int
-check_value(const char *what, const char *v, struct sw_err *e)
+add(struct sw_buf *out, const char *key, const char *value, struct sw_err *e)
 {
-	const unsigned char *c;
+	int r = sw_props_add_entry(out, key, value);
 
-	for (c = (const unsigned char *)v; *c != '\0'; c++)
-		if (*c < 0x20 || *c >= 0x7f || *c == '\\')
-			return sw_errf(e, SW_EFORMAT, "template.properties: %s has a byte that "
-			    "would need escaping", what);
+	if (r == SW_EFORMAT)
+		return sw_errf(e, r, "template.properties: %s is not well-formed UTF-8", key);
+	if (r < 0)
+		return sw_errf(e, r, "template.properties: %s", sw_strerror(r));
 	return 0;
+}
+
+static int
+add_u64(struct sw_buf *out, const char *key, uint64_t v, struct sw_err *e)
+{
+	char num[32];
+
+	(void)snprintf(num, sizeof(num), "%" PRIu64, v);
+	return add(out, key, num, e);
 }
 
 int
@@ -86,40 +95,34 @@ ova_tprops_format(const struct ova_tprops *p, struct sw_buf *out, struct sw_err 
 {
 	const char *desc = p->description != NULL ? p->description : "";
 	const char *sum = p->checksum != NULL ? p->checksum : "";
+	char file[SW_NAME_MAX + 8], id[32];
 	size_t before = out->len;
 	int r;
 
-	if (p->uniquename == NULL || sw_name_check(p->uniquename, NULL) < 0 ||
-	    check_value("uniquename", p->uniquename, NULL) < 0)
+	if (p->uniquename == NULL || sw_unique_name_check(p->uniquename, NULL) < 0)
 		return sw_errf(e, SW_EFORMAT, "template.properties: uniquename is not a file name");
 	if (p->id <= 0)
 		return sw_errf(e, SW_EFORMAT, "template.properties: id must be positive");
-	if ((r = check_value("description", desc, e)) < 0 ||
-	    (r = check_value("checksum", sum, e)) < 0)
-		return r;
-	if (desc[0] == ' ')
-		return sw_errf(e, SW_EFORMAT, "template.properties: description starts with a blank");
-	r = sw_buf_addf(out,
-	    "filename=%s.ova\n"
-	    "description=%s\n"
-	    "checksum=%s\n"
-	    "hvm=false\n"
-	    "size=%" PRIu64 "\n"
-	    "ova=%s\n"
-	    "id=%" PRId64 "\n"
-	    "public=%s\n"
-	    "ova.filename=%s.ova\n"
-	    "uniquename=%s\n"
-	    "ova.virtualsize=%" PRIu64 "\n"
-	    "virtualsize=%" PRIu64 "\n"
-	    "ova.size=%" PRIu64 "\n",
-	    p->uniquename, desc, sum, p->size, p->legacy ? "true" : "false", p->id,
-	    p->is_public ? "true" : "false", p->uniquename, p->uniquename, p->virtual_size,
-	    p->virtual_size, p->size);
-	if (r < 0) {
-		/* sw_buf_addf leaves the buffer as it was; say why. */
+	(void)snprintf(file, sizeof(file), "%s.ova", p->uniquename);
+	(void)snprintf(id, sizeof(id), "%" PRId64, p->id);
+	/* The keys and order of CloudStack's VMware template writer. */
+	if ((r = add(out, "filename", file, e)) < 0 ||
+	    (r = add(out, "description", desc, e)) < 0 ||
+	    (r = add(out, "checksum", sum, e)) < 0 ||
+	    (r = add(out, "hvm", "false", e)) < 0 ||
+	    (r = add_u64(out, "size", p->size, e)) < 0 ||
+	    (r = add(out, "ova", p->legacy ? "true" : "false", e)) < 0 ||
+	    (r = add(out, "id", id, e)) < 0 ||
+	    (r = add(out, "public", p->is_public ? "true" : "false", e)) < 0 ||
+	    (r = add(out, "ova.filename", file, e)) < 0 ||
+	    (r = add(out, "uniquename", p->uniquename, e)) < 0 ||
+	    (r = add_u64(out, "ova.virtualsize", p->virtual_size, e)) < 0 ||
+	    (r = add_u64(out, "virtualsize", p->virtual_size, e)) < 0 ||
+	    (r = add_u64(out, "ova.size", p->size, e)) < 0) {
 		out->len = before;
-		return sw_errf(e, r, "template.properties: %s", sw_strerror(r));
+		if (out->ptr != NULL)
+			out->ptr[before] = '\0';
+		return r;
 	}
 	return 0;
 }

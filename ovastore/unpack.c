@@ -32,6 +32,7 @@ struct mdigest {
 	char sha1[41];
 	char sha256[OVA_SHA256_HEX];
 	int stored;                /* written through the writer */
+	const char *wname;         /* the name the writer stores it under, or NULL */
 };
 
 struct unpack {
@@ -174,6 +175,68 @@ finish_hash(struct sw_hash *h, char *out, size_t outsz, struct sw_err *e)
 }
 
 /* Checks every line of the manifest: "SHA1(name)= hex" or "SHA256(name)= hex". */
+/*
+ * The names the object's files get (see ova_unpack in ovastore.h): names[k]
+ * for the k-th file of the OVF's References, from object obj.
+ */
+static int
+file_names(const char *obj, const struct ova_ovf *ovf, char ***ret_names, struct sw_err *e)
+{
+	char dir[SW_PATH_MAX], name[SW_NAME_MAX + 1];
+	char **names;
+	size_t k;
+	int r;
+
+	/* The object's NAME as the store names it (a trailing .ova dropped). */
+	if ((r = ova_object_split(obj, dir, sizeof(dir), name, sizeof(name), e)) < 0)
+		return r;
+	if ((names = calloc(ovf->nfiles + 1, sizeof(*names))) == NULL)
+		return sw_errf(e, -ENOMEM, "out of memory");
+	*ret_names = names;
+	for (k = 0; k < ovf->nfiles; k++) {
+		const char *href = ovf->files[k].href, *dot = strrchr(href, '.');
+		char ext[10] = "";
+		size_t i, n = dot != NULL ? strlen(dot + 1) : 0;
+		int ok = n >= 1 && n <= 8;
+		int len;
+
+		for (i = 0; ok && i < n; i++) {
+			char c = dot[1 + i];
+
+			if (c >= 'A' && c <= 'Z')
+				c = (char)(c - 'A' + 'a');
+			ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+			ext[1 + i] = c;
+		}
+		if (ok) {
+			ext[0] = '.';
+			ext[1 + n] = '\0';
+		} else {
+			ext[0] = '\0';
+		}
+		len = strcmp(ext, ".vmdk") == 0 ?
+		    asprintf(&names[k], "%s-disk%zu.vmdk", name, k) :
+		    asprintf(&names[k], "%s-file%zu%s", name, k, ext);
+		if (len < 0) {
+			names[k] = NULL;
+			return sw_errf(e, -ENOMEM, "out of memory");
+		}
+		if ((size_t)len > SW_NAME_MAX)
+			return sw_errf(e, SW_EPATH, "object name too long for its file names");
+	}
+	return 0;
+}
+
+static void
+names_free(char **names)
+{
+	size_t k;
+
+	for (k = 0; names != NULL && names[k] != NULL; k++)
+		free(names[k]);
+	free(names);
+}
+
 static int
 mf_verify(struct unpack *u, struct ova_writer *w, struct sw_err *e)
 {
@@ -198,7 +261,8 @@ mf_verify(struct unpack *u, struct ova_writer *w, struct sw_err *e)
 			have = d->sha1;
 		} else {
 			if (d->sha256[0] == '\0' && d->stored &&
-			    (r = ova__writer_file_sha256(w, ent.name, d->sha256, e)) < 0)
+			    (r = ova__writer_file_sha256(w, d->wname != NULL ? d->wname : ent.name,
+			    d->sha256, e)) < 0)
 				return r;
 			have = d->sha256;
 		}
@@ -223,7 +287,9 @@ ova_unpack(struct ova_store *s, const char *obj, struct sw_source *src, unsigned
 	struct ova_writer *w = NULL;
 	struct ova_ovf *ovf = NULL;
 	struct sw_buf ovfbuf = SW_BUF_INIT(OVA_OVF_MAX);
-	char base[OVA_TAR_MAX_NAME + 1];
+	char base[OVA_TAR_MAX_NAME + 1], **names = NULL, *newovf = NULL;
+	size_t newlen = 0;
+	long fk;
 	unsigned count = 0, wflags;
 	size_t i;
 	int r, ar;
@@ -295,11 +361,12 @@ ova_unpack(struct ova_store *s, const char *obj, struct sw_source *src, unsigned
 				goto out;
 			}
 			keep = &u.mf;
-		} else if (ova_ovf_find_file(ovf, base) >= 0) {
-			if ((r = ova_writer_disk(w, base, &sink, e)) < 0)
+		} else if ((fk = ova_ovf_find_file(ovf, base)) >= 0) {
+			if ((r = ova_writer_disk(w, names[fk], &sink, e)) < 0)
 				goto out;
 			sp = &sink;
 			d->stored = 1;
+			d->wname = names[fk];
 		} else {
 			log_debug("unpack %s: member '%s' is not referenced by the OVF; not stored",
 			    obj, base);
@@ -325,9 +392,18 @@ ova_unpack(struct ova_store *s, const char *obj, struct sw_source *src, unsigned
 				r = sw_errf(e, SW_EFORMAT, "OVA: the OVF '%s' references itself", base);
 				goto out;
 			}
-			if ((r = ova_writer_begin(s, obj, wflags, &w, e)) < 0 ||
-			    (r = ova_writer_ovf(w, base, ovfbuf.ptr, ovfbuf.len, e)) < 0)
+			/* Named after the object, the OVF's references rewritten to match. */
+			if ((r = file_names(obj, ovf, &names, e)) < 0 ||
+			    (r = ova_ovf_rename_files(ovfbuf.ptr, ovfbuf.len,
+			    (const char *const *)names, ovf->nfiles, &newovf, &newlen, e)) < 0) {
+				sw_errctx(e, "OVA member '%s'", base);
 				goto out;
+			}
+			if ((r = ova_writer_begin(s, obj, wflags, &w, e)) < 0 ||
+			    (r = ova_writer_ovf(w, NULL, newovf, newlen, e)) < 0)
+				goto out;
+			free(newovf);
+			newovf = NULL;
 			d->stored = 1;
 			sw_buf_free(&ovfbuf);
 		} else if (keep == &u.mf) {
@@ -366,6 +442,8 @@ out:
 	if (a != NULL)
 		archive_read_free(a);
 	ova_ovf_free(ovf);
+	names_free(names);
+	free(newovf);
 	sw_buf_free(&ovfbuf);
 	sw_buf_free(&u.mf);
 	free(u.dig);

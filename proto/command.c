@@ -269,6 +269,25 @@ get_filename(struct proto__err *pe, json_object *obj, const char *key, const cha
 	return dup_str(pe, field, s, dst);
 }
 
+/* CloudStack's unique name of a template (sw_unique_name_check()). */
+static int
+get_unique_name(struct proto__err *pe, json_object *obj, char **dst)
+{
+	struct sw_err e;
+	const char *s;
+	int r;
+
+	r = proto__get_str(pe, obj, "unique_name", "args.unique_name", PROTO_NAME_MAX, false, true,
+	    &s);
+	if (r < 0 || s == NULL)
+		return r;
+	sw_err_clear(&e);
+	if (sw_unique_name_check(s, &e) < 0)
+		return proto__fail(pe, SW_EFORMAT, "args.unique_name", "must be a unique name: %s",
+		    e.msg);
+	return dup_str(pe, "args.unique_name", s, dst);
+}
+
 static int
 get_store(struct proto__err *pe, json_object *obj, const char *key, const char *field,
     const char *url_field, struct proto_store *st)
@@ -436,8 +455,14 @@ args_create_snapshot(struct proto__err *pe, json_object *args, struct proto_comm
 		return r;
 	if (bu != NULL && !proto__is_uuid(bu))
 		return proto__fail(pe, SW_EFORMAT, "args.backup_uuid", "must be a UUID");
+	if (bu != NULL && strpbrk(bu, "ABCDEF") != NULL)
+		return proto__fail(pe, SW_EFORMAT, "args.backup_uuid", "must be in lower case "
+		    "(CloudStack matches snapshot files by their lower-cased names)");
 	/* The command id by default: a redelivery must land on the same object. */
-	return dup_str(pe, "args.backup_uuid", bu != NULL ? bu : cmd->id, &a->backup_uuid);
+	r = dup_str(pe, "args.backup_uuid", bu != NULL ? bu : cmd->id, &a->backup_uuid);
+	if (r == 0 && bu == NULL)
+		(void)sw_ascii_lower(a->backup_uuid, strlen(a->backup_uuid) + 1, a->backup_uuid);
+	return r;
 }
 
 static int
@@ -455,8 +480,7 @@ args_create_template(struct proto__err *pe, json_object *args, struct proto_comm
 
 	if ((r = get_id(pe, args, "account_id", "args.account_id", &a->account_id)) < 0 ||
 	    (r = get_id(pe, args, "template_id", "args.template_id", &a->template_id)) < 0 ||
-	    (r = get_filename(pe, args, "unique_name", "args.unique_name", false,
-	    &a->unique_name)) < 0)
+	    (r = get_unique_name(pe, args, &a->unique_name)) < 0)
 		return r;
 	has_snap = proto__member(args, "snapshot_path") != NULL;
 	has_vm = proto__member(args, "vm") != NULL;
@@ -491,7 +515,8 @@ args_register_template(struct proto__err *pe, json_object *args, struct proto_co
 	if ((r = check_url(pe, "args.url", url, true)) < 0 ||
 	    (r = dup_str(pe, "args.url", url, &a->url)) < 0 ||
 	    (r = get_checksum(pe, args, &a->checksum)) < 0 ||
-	    (r = get_id(pe, args, "account_id", "args.account_id", &a->account_id)) < 0)
+	    (r = get_id(pe, args, "account_id", "args.account_id", &a->account_id)) < 0 ||
+	    (r = get_unique_name(pe, args, &a->unique_name)) < 0)
 		return r;
 	return get_id(pe, args, "template_id", "args.template_id", &a->template_id);
 }
@@ -502,9 +527,16 @@ args_copy_template(struct proto__err *pe, json_object *args, struct proto_comman
 	struct proto_args_copy_template *a = &cmd->args.copy_template;
 	int r;
 
+	const char *base;
+
 	r = get_install_path(pe, args, "path", "args.path", &a->path);
-	if (r < 0)
+	if (r < 0 || (r = get_unique_name(pe, args, &a->unique_name)) < 0)
 		return r;
+	base = strrchr(a->path, '/');
+	base = base != NULL ? base + 1 : a->path;
+	if (a->unique_name != NULL && strcmp(base, a->unique_name) != 0)
+		return proto__fail(pe, SW_EFORMAT, "args.unique_name",
+		    "must be the name args.path ends in");
 	return get_store(pe, args, "dest_store", "args.dest_store", "args.dest_store.url",
 	    &a->dest_store);
 }
@@ -725,9 +757,11 @@ proto_command_free(struct proto_command *cmd)
 		break;
 	case PROTO_REGISTER_TEMPLATE:
 		free(cmd->args.register_template.url);
+		free(cmd->args.register_template.unique_name);
 		break;
 	case PROTO_COPY_TEMPLATE:
 		free(cmd->args.copy_template.path);
+		free(cmd->args.copy_template.unique_name);
 		free(cmd->args.copy_template.dest_store.url);
 		break;
 	case PROTO_DELETE_TEMPLATE:

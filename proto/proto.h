@@ -49,11 +49,17 @@
  *    a relative path as above ending in ".vmdk"; at most PROTO_PATH_MAX bytes.
  *  - `vm`: an object with exactly one of `uuid` (a UUID) or `name` (1..255
  *    bytes, no control characters).
- *  - `backup_uuid`: a UUID; when absent it is the command id, so a redelivered
- *    command writes to the same place (idempotency).
- *  - `unique_name`, CreateVolume's `name`: a file name (sw_name_check(), at
- *    most 255 bytes).  `datastore`: 1..255 bytes, no '[', ']', '/' or control
- *    characters.
+ *  - `backup_uuid`: a UUID in lower case (CloudStack lower-cases snapshot
+ *    file names before it matches them against the backup UUID, so an
+ *    upper-case one would name files it cannot find); when absent it is the
+ *    command id folded to lower case, so a redelivered command writes to the
+ *    same place (idempotency).
+ *  - `unique_name` (CreateTemplate, RegisterTemplate, CopyTemplate):
+ *    sw_unique_name_check() (ASCII letters, digits, '.', '_', '-', starting
+ *    with a letter or digit, at most 200 bytes, no .ova/.meta/.part suffix;
+ *    case kept).  CopyTemplate's must equal the name its `path` ends in.
+ *  - CreateVolume's `name`: a file name (sw_name_check(), at most 255 bytes).
+ *    `datastore`: 1..255 bytes, no '[', ']', '/' or control characters.
  *  - `checksum`: "sha256:<64 hex>" or "md5:<32 hex>"; a bare 64- or 32-digit
  *    hex string is also accepted (older CloudStack versions send a bare MD5)
  *    and typed by its length.  CloudStack's "{SHA-256}<hex>" form is not.
@@ -181,11 +187,13 @@ struct proto_args_register_template {
 	struct proto_checksum checksum;     /* alg NONE when absent */
 	int64_t account_id;
 	int64_t template_id;
+	char *unique_name;                  /* or NULL */
 };
 
 struct proto_args_copy_template {
 	char *path;
 	struct proto_store dest_store;
+	char *unique_name;                  /* or NULL; the name path ends in when set */
 };
 
 struct proto_args_create_volume {

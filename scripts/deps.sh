@@ -17,6 +17,7 @@ PKGS="build-essential clang libclang-rt-14-dev
 librabbitmq-dev libjson-c-dev libcurl4-openssl-dev libxml2-dev libssl-dev
 libcmocka-dev libarchive-dev libsystemd-dev libmicrohttpd-dev uuid-dev
 rabbitmq-server golang-github-vmware-govmomi-dev ca-certificates python3-jsonschema
+openjdk-17-jdk-headless
 $("$here/tools.sh" packages | tr '\n' ' ')"
 
 # One dpkg-query for all: the packages not installed ("ii") are missing.

@@ -87,14 +87,16 @@ reg_args="{\"url\":\"$url\",\"checksum\":\"sha256:$sum\",\"account_id\":2,\"temp
 # RegisterTemplate.
 check "register succeeds" run reg RegisterTemplate $ID1 "$reg_args"
 check "register event succeeded" test "$(field reg "e['status']")" = succeeded
-check "register install path" test "$(field reg "e['result']['install_path']")" = "$TDIR/$ID1"
+check "register install path (CloudStack's form, .ova)" test "$(field reg "e['result']['install_path']")" = "$TDIR/$ID1.ova"
 check "register format ovf" test "$(field reg "e['result']['format']")" = ovf
 check "register virtual size" test "$(field reg "e['result']['virtual_size']")" = $((9 * 1024 * 1024 * 1024))
 check "register lists 5 files" test "$(field reg "len(e['result']['files'])")" = 5
 check "meta on the share" test -f "$tmp/s1/$TDIR/$ID1.ova.meta"
 check "manifest not stored" test ! -e "$tmp/s1/$TDIR/deb.mf"
-check "disk0 identical" cmp -s "$tmp/work/deb-disk0.vmdk" "$tmp/s1/$TDIR/deb-disk0.vmdk"
-check "disk1 identical" cmp -s "$tmp/work/deb-disk1.vmdk" "$tmp/s1/$TDIR/deb-disk1.vmdk"
+# The files are named after the object, not after the archive's members.
+check "disk0 identical" cmp -s "$tmp/work/deb-disk0.vmdk" "$tmp/s1/$TDIR/$ID1-disk0.vmdk"
+check "disk1 identical" cmp -s "$tmp/work/deb-disk1.vmdk" "$tmp/s1/$TDIR/$ID1-disk1.vmdk"
+check "no member names on the share" test ! -e "$tmp/s1/$TDIR/deb-disk0.vmdk"
 check "ovastore verify" "$ovastore" -C "$tmp/s1" verify "$TDIR/$ID1"
 check "template.properties id" grep -qx "id=203" "$tmp/s1/$TDIR/template.properties"
 check "template.properties uniquename" grep -qx "uniquename=$ID1" "$tmp/s1/$TDIR/template.properties"
@@ -126,9 +128,9 @@ check "extract succeeds" run ext ExtractTemplate $ID3 "{\"path\":\"$TDIR/$ID1.ov
 out=$(field ext "e['result']['download']['path']")
 check "extract file exists" test -f "$tmp/extract/$out"
 check "extract size" test "$(stat -c %s "$tmp/extract/$out")" = "$(field ext "e['result']['download']['size']")"
-check "extract: OVF first" test "$(tar -tf "$tmp/extract/$out" | head -1)" = deb.ovf
+check "extract: OVF first" test "$(tar -tf "$tmp/extract/$out" | head -1)" = "$ID1.ovf"
 mkdir -p "$tmp/x" && tar -xf "$tmp/extract/$out" -C "$tmp/x"
-check "extract: disk0 identical" cmp -s "$tmp/work/deb-disk0.vmdk" "$tmp/x/deb-disk0.vmdk"
+check "extract: disk0 identical" cmp -s "$tmp/work/deb-disk0.vmdk" "$tmp/x/$ID1-disk0.vmdk"
 check "extract again succeeds" run ext2 ExtractTemplate $ID3 "{\"path\":\"$TDIR/$ID1.ova\"}"
 check "extract again: same file" test "$(field ext2 "e['result']['download']['path']")" = "$out"
 

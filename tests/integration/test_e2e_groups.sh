@@ -80,7 +80,7 @@ t=$(uuid)
 cmd_template_snap "$t" "$SNAPF" 301 >"$tmp/t.json"
 submit "$conf" "$tmp/t.json" "$tmp/t.out"
 check "[template/fresh] CreateTemplate from a new-format snapshot" evtrue "$tmp/t.out" \
-    "e['status']=='succeeded' and e['result']['install_path']=='template/tmpl/2/301/$t'"
+    "e['status']=='succeeded' and e['result']['install_path']=='template/tmpl/2/301/$t.ova'"
 check "[template/fresh] template.properties written last, ova=false" bash -c \
     "grep -qx 'ova=false' '$STORE/template/tmpl/2/301/template.properties' && grep -qx 'uniquename=$t' '$STORE/template/tmpl/2/301/template.properties'"
 check "[template/fresh] same disk bytes as the snapshot" evtrue "$tmp/t.out" \
@@ -93,7 +93,7 @@ check "[template/fresh] CreateTemplate from a live volume (vm + disk)" evtrue "$
 check "[template/fresh] no worker VM or VM snapshot left" rig_clean
 submit "$conf" "$tmp/t2.json" "$tmp/t2b.out"
 check "[template/fresh] redelivery answers the same template" evtrue "$tmp/t2b.out" \
-    "e['status']=='succeeded' and e['result']['install_path']=='template/tmpl/2/302/$t2'"
+    "e['status']=='succeeded' and e['result']['install_path']=='template/tmpl/2/302/$t2.ova'"
 x=$(uuid)
 cmd_path "$x" ExtractTemplate "$SNAPF" >"$tmp/xt.json"
 submit "$conf" "$tmp/xt.json" "$tmp/xt.out"

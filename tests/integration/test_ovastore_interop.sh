@@ -77,8 +77,10 @@ for fmt in gnu posix ustar oldgnu; do
 		awk '{ printf "SHA1(%s)= %s\n", $2, $1 }' >"$long.mf")
 	tar --format=$fmt -cf "$tmp/$fmt.ova" -C "$src" "$long.ovf" "$long.mf" "$long-disk0.vmdk"
 	check "unpack GNU tar --format=$fmt (with .mf)" "$OVS" -C "$S" unpack "$tmp/$fmt.ova" "template/tmpl/1/$fmt/t.ova"
+	# The files are named after the object (t), whatever the members are called.
 	check "unpacked $fmt verifies, disk identical" bash -c "'$OVS' -C '$S' verify template/tmpl/1/$fmt/t &&
-		cmp '$S/template/tmpl/1/$fmt/$long-disk0.vmdk' '$src/$long-disk0.vmdk' &&
+		cmp '$S/template/tmpl/1/$fmt/t-disk0.vmdk' '$src/$long-disk0.vmdk' &&
+		{ [ '$long' = t ] || [ ! -e '$S/template/tmpl/1/$fmt/$long-disk0.vmdk' ]; } && grep -q 'href=\"t-disk0.vmdk\"' '$S/template/tmpl/1/$fmt/t.ovf' &&
 		[ ! -e '$S/template/tmpl/1/$fmt/$long.mf' ]"
 	# The same archive as a legacy object: member read by its recorded offset.
 	mkdir -p "$S/legacy/$fmt"
@@ -146,10 +148,10 @@ got=$(tar -xOf "$tmp/big.ova" b-disk0.vmdk | openssl dgst -sha256 -r | cut -d' '
 check "unpack GNU tar's 9 GiB archive from a pipe" bash -c "tar --format=posix -cf - -C '$big' b.ovf b-disk0.vmdk |
 	'$OVS' -C '$S' unpack - big/c/c"
 # unpack computed the sha256 on the way (diskK.sha256); the tail is checked directly.
-check "9 GiB unpacked: size, recorded sha256, tail" bash -c "[ \$(stat -c %s '$S/big/c/b-disk0.vmdk') = $((9 * 1024 * 1024 * 1024)) ] &&
+check "9 GiB unpacked: size, recorded sha256, tail" bash -c "[ \$(stat -c %s '$S/big/c/c-disk0.vmdk') = $((9 * 1024 * 1024 * 1024)) ] &&
 	grep -qx 'disk1.sha256=$ref' '$S/big/c/c.ova.meta' &&
-	[ \"\$(tail -c 16 '$S/big/c/b-disk0.vmdk')\" = TAIL-OF-THE-DISK ]"
-alloc=$(du -k "$S/big/c/b-disk0.vmdk" | cut -f1)
+	[ \"\$(tail -c 16 '$S/big/c/c-disk0.vmdk')\" = TAIL-OF-THE-DISK ]"
+alloc=$(du -k "$S/big/c/c-disk0.vmdk" | cut -f1)
 [ "$alloc" -lt 102400 ] && ok "unpacked 9 GiB disk is sparse" || ko "unpacked disk allocates $alloc KiB"
 # The big OVA as a legacy object: inspect finds the member past 8 GiB boundaries.
 mv "$tmp/big.ova" "$S/big/legacy.ova"

@@ -179,7 +179,7 @@ if [ -n "$victim" ]; then
 	check "heartbeat: one intact object" bash -c "'$OVS' -C '$tmp/store' verify 'template/tmpl/2/302/$idh' &&
 		[ \$(ls '$tmp/store/template/tmpl/2/302' | grep -c '\.ova\.meta$') = 1 ] &&
 		! ls '$tmp/store/template/tmpl/2/302' | grep -q '\.part$' &&
-		cmp '$tmp/store/template/tmpl/2/302/t-disk0.vmdk' '$tmp/src/t/t/t-disk0.vmdk'"
+		cmp '$tmp/store/template/tmpl/2/302/$idh-disk0.vmdk' '$tmp/src/t/t/t-disk0.vmdk'"
 	check "heartbeat: no lock file left" bash -c "[ -z \"\$(ls -A '$tmp/store/.snapworker/running')\" ]"
 	id2=$(uuid)
 	delete_cmd "$id2" >"$tmp/c2.json"

@@ -300,10 +300,43 @@ test_time(void **state)
 	assert_string_equal(b, "2026-11-25T21:00:00Z");
 }
 
+static void
+test_unique_name(void **state)
+{
+	char big[SW_UNIQUE_NAME_MAX + 2], low[64];
+	struct sw_err e;
+
+	(void)state;
+	assert_int_equal(sw_unique_name_check("201-2-6c3a9f0e-7b1d", &e), 0);
+	assert_int_equal(sw_unique_name_check("Tmpl_1.x", &e), 0);
+	assert_int_equal(sw_unique_name_check("", &e), SW_EPATH);
+	assert_int_equal(sw_unique_name_check(NULL, &e), SW_EPATH);
+	assert_int_equal(sw_unique_name_check(".hidden", &e), SW_EPATH);
+	assert_non_null(strstr(e.msg, "must start with"));
+	assert_int_equal(sw_unique_name_check("-opt", &e), SW_EPATH);
+	assert_int_equal(sw_unique_name_check("a/b", &e), SW_EPATH);
+	assert_int_equal(sw_unique_name_check("a b", &e), SW_EPATH);
+	assert_int_equal(sw_unique_name_check("caf\xc3\xa9", &e), SW_EPATH);
+	assert_int_equal(sw_unique_name_check("x.OVA", &e), SW_EPATH);
+	assert_int_equal(sw_unique_name_check("x.meta", &e), SW_EPATH);
+	assert_int_equal(sw_unique_name_check("x.part", &e), SW_EPATH);
+	assert_int_equal(sw_unique_name_check("x.ova.y", &e), 0);
+	memset(big, 'a', sizeof(big));
+	big[SW_UNIQUE_NAME_MAX] = '\0';
+	assert_int_equal(sw_unique_name_check(big, &e), 0);
+	big[SW_UNIQUE_NAME_MAX] = 'a';
+	big[SW_UNIQUE_NAME_MAX + 1] = '\0';
+	assert_int_equal(sw_unique_name_check(big, &e), SW_EPATH);
+	assert_int_equal(sw_ascii_lower(low, sizeof(low), "7C9E6679-AbC\xc3\x89"), 0);
+	assert_string_equal(low, "7c9e6679-abc\xc3\x89");
+	assert_int_equal(sw_ascii_lower(low, 4, "abcd"), -ENAMETOOLONG);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_unique_name),
 		cmocka_unit_test(test_buf_cap),
 		cmocka_unit_test(test_buf_steal),
 		cmocka_unit_test(test_parse_u64),

@@ -244,7 +244,7 @@ test_meta_format(void **state)
 	    "numDisks=2\n"
 	    "disk1.name=u-disk0.vmdk\n"
 	    "disk1.size=68608\n"
-	    "disk2.name=\\ lead=ing\n"
+	    "disk2.name=\\ lead\\=ing\n"
 	    "disk2.size=0\n"
 	    "disk2.sha256=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n");
 	/* What we write, we read back identically. */

@@ -736,15 +736,21 @@ test_unpack_manifest(void **state)
 		fail_msg("unpack: %s", e.msg);
 	/* Member names kept; the manifest and certificate not stored. */
 	assert_int_equal(res->nfiles, 4);
-	assert_string_equal(res->files[0].path, "template/tmpl/1/200/centos-disk1.vmdk");
+	/* The files are named after the object, whatever the members were called. */
+	assert_string_equal(res->files[0].path, "template/tmpl/1/200/t-disk0.vmdk");
 	assert_string_equal(res->files[0].sha256, h0);
-	assert_string_equal(res->files[2].path, "template/tmpl/1/200/centos.ovf");
+	assert_string_equal(res->files[1].path, "template/tmpl/1/200/t-disk1.vmdk");
+	assert_string_equal(res->files[2].path, "template/tmpl/1/200/t.ovf");
 	assert_string_equal(res->files[3].path, "template/tmpl/1/200/t.ova.meta");
 	assert_int_equal(count_dir(f, "template/tmpl/1/200"), 4);
 	ova_result_free(res);
 	assert_int_equal(ova_inspect(f->s, "template/tmpl/1/200/t", &in, &e), 0);
-	assert_string_equal(in->meta->ovf, "centos.ovf");
-	assert_string_equal(in->meta->disks[1].name, "centos-disk2.vmdk");
+	assert_string_equal(in->meta->ovf, "t.ovf");
+	assert_string_equal(in->meta->disks[1].name, "t-disk1.vmdk");
+	/* The OVF stored references the new names, and only them. */
+	assert_int_equal(in->ovf->nfiles, 2);
+	assert_string_equal(in->ovf->files[0].href, "t-disk0.vmdk");
+	assert_string_equal(in->ovf->files[1].href, "t-disk1.vmdk");
 	ova_info_free(in);
 	assert_int_equal(ova_verify(f->s, "template/tmpl/1/200/t", 0, &e), 0);
 	free(ova);
@@ -836,10 +842,12 @@ test_unpack_fd_and_copy(void **state)
 	close(dfd);
 	snprintf(path, sizeof(path), "%s/x/u.ova", f->root);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	assert_int_equal(ova_unpack_fd(f->s, "b/v", fd, 0, &res, &e), 0);
+	/* The install path may carry .ova: the files are named after v, not v.ova. */
+	assert_int_equal(ova_unpack_fd(f->s, "b/v.ova", fd, 0, &res, &e), 0);
 	close(fd);
-	/* Member names are kept: u-disk0.vmdk under the object v. */
-	assert_string_equal(res->files[0].path, "b/u-disk0.vmdk");
+	/* Named after the object: u-disk0.vmdk becomes v-disk0.vmdk, u.ovf v.ovf. */
+	assert_string_equal(res->files[0].path, "b/v-disk0.vmdk");
+	assert_string_equal(res->files[2].path, "b/v.ovf");
 	assert_string_equal(res->files[3].path, "b/v.ova.meta");
 	ova_result_free(res);
 	assert_int_equal(ova_verify(f->s, "b/v", 0, &e), 0);

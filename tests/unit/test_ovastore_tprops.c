@@ -73,12 +73,33 @@ test_format_keys(void **state)
 	p.uniquename = "x";
 	p.id = 0;
 	assert_int_equal(ova_tprops_format(&p, &b, &e), SW_EFORMAT);
+	/* Unique names: the canonical rules of sw_unique_name_check(). */
 	p.id = 1;
-	p.description = "two\nlines";
+	p.uniquename = ".hidden";
 	assert_int_equal(ova_tprops_format(&p, &b, &e), SW_EFORMAT);
-	p.description = "caf\xc3\xa9";
+	p.uniquename = "x.OVA";
+	assert_int_equal(ova_tprops_format(&p, &b, &e), SW_EFORMAT);
+	p.uniquename = "a b";
+	assert_int_equal(ova_tprops_format(&p, &b, &e), SW_EFORMAT);
+	p.uniquename = "-x";
+	assert_int_equal(ova_tprops_format(&p, &b, &e), SW_EFORMAT);
+	p.uniquename = "caf\xc3\xa9";
+	assert_int_equal(ova_tprops_format(&p, &b, &e), SW_EFORMAT);
+	/* Not UTF-8: refused, the buffer unchanged. */
+	p.uniquename = "201-2-Tmpl_1.x";
+	p.description = "caf\xe9";
 	assert_int_equal(ova_tprops_format(&p, &b, &e), SW_EFORMAT);
 	assert_int_equal(b.len, 0);
+	/* Any other text is escaped as Properties.store escapes it. */
+	p.description = "two\nlines caf\xc3\xa9 #1 a=b";
+	assert_int_equal(ova_tprops_format(&p, &b, &e), 0);
+	assert_non_null(strstr(sw_buf_str(&b),
+	    "\ndescription=two\\nlines caf\\u00E9 \\#1 a\\=b\n"));
+	assert_non_null(strstr(sw_buf_str(&b), "\nuniquename=201-2-Tmpl_1.x\n"));
+	assert_int_equal(ova_tprops_parse(b.ptr, b.len, &pp, &e), 0);
+	assert_string_equal(ova_tprops_get(pp, "description"), "two\nlines caf\xc3\xa9 #1 a=b");
+	ova_tprops_free(pp);
+	sw_buf_reset(&b);
 	sw_buf_free(&b);
 }
 

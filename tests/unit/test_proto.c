@@ -154,10 +154,12 @@ dump_command(const struct proto_command *c)
 		dstr(&b, "args.checksum.hex", rt->checksum.hex);
 		dint(&b, "args.account_id", rt->account_id);
 		dint(&b, "args.template_id", rt->template_id);
+		dstr(&b, "args.unique_name", rt->unique_name);
 		break;
 	case PROTO_COPY_TEMPLATE:
 		dstr(&b, "args.path", c->args.copy_template.path);
 		dstr(&b, "args.dest_store.url", c->args.copy_template.dest_store.url);
+		dstr(&b, "args.unique_name", c->args.copy_template.unique_name);
 		break;
 	case PROTO_DELETE_TEMPLATE:
 		dstr(&b, "args.path", c->args.delete_template.path);

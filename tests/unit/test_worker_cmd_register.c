@@ -137,16 +137,18 @@ test_register_ok_and_again(void **state)
 	c = reg_cmd(t, "/file/good.ova", sum);
 	assert_non_null(c);
 	assert_int_equal(fx_run(&t->x, c, &ev, &code, &retry, &e), 0);
-	assert_string_equal(ev.result.install_path, TOBJ);
+	assert_string_equal(ev.result.install_path, TOBJ ".ova");
 	assert_int_equal(ev.result.format, PROTO_FORMAT_OVF);
 	assert_int_equal(ev.result.physical_size >= disk_sizes[0] + disk_sizes[1], 1);
 	assert_int_equal(ev.result.virtual_size, 2 * 64ull * 1024 * 1024);
 	/* Two disks, the OVF, the meta, template.properties; the .mf is not stored. */
 	assert_int_equal(ev.result.nfiles, 5);
-	pf = fx_result_file(&ev, "debian12-disk0.vmdk");
+	/* The files are named after the object, not after the archive's members. */
+	pf = fx_result_file(&ev, CMDID "-disk0.vmdk");
 	assert_non_null(pf);
 	assert_int_equal(pf->size, disk_sizes[0]);
-	assert_non_null(fx_result_file(&ev, "debian12.ovf"));
+	assert_non_null(fx_result_file(&ev, CMDID ".ovf"));
+	assert_null(fx_result_file(&ev, "debian12.ovf"));
 	assert_non_null(fx_result_file(&ev, CMDID ".ova.meta"));
 	assert_null(fx_result_file(&ev, ".mf"));
 	assert_string_equal(ev.result.files[4].path, TDIR "/template.properties");
@@ -184,7 +186,7 @@ test_register_ok_and_again(void **state)
 	assert_int_equal(fx_run(&t->x, c, &ev, &code, &retry, &e), 0);
 	assert_int_equal(t->h.hits, hits);
 	assert_int_equal(ev.result.nfiles, 5);
-	assert_string_equal(ev.result.install_path, TOBJ);
+	assert_string_equal(ev.result.install_path, TOBJ ".ova");
 	wrk_cmd_result_clear(&ev);
 	proto_command_free(c);
 
@@ -428,12 +430,67 @@ test_register_replaces_uncommitted(void **state)
 	assert_int_equal(fx_run(&t->x, c, &ev, &code, &retry, &e), 0);
 	assert_int_equal(ev.result.nfiles, 4);   /* one disk, OVF, meta, template.properties */
 	assert_int_equal(ova_verify(s, TOBJ, 0, &e), 0);
+	/* The stale disk (999 bytes) was replaced by the download's, of the same name. */
 	snprintf(path, sizeof(path), "%s/" TOBJ "-disk0.vmdk", t->x.mount[0]);
-	assert_false(fx_exists(path));   /* the stale disk is gone */
-	snprintf(path, sizeof(path), "%s/" TDIR "/debian12-disk0.vmdk", t->x.mount[0]);
 	assert_int_equal(fx_size(path), (long long)disk_sizes[0]);
+	snprintf(path, sizeof(path), "%s/" TDIR "/debian12-disk0.vmdk", t->x.mount[0]);
+	assert_false(fx_exists(path));
 	wrk_cmd_result_clear(&ev);
 	ova_store_close(s);
+	proto_command_free(c);
+}
+
+/* CloudStack's unique name names the object; without one, the command id in lower case. */
+static void
+test_register_unique_name(void **state)
+{
+	struct rfx *t = *state;
+	struct ova_tprops_file *props = NULL;
+	struct proto_command *c;
+	struct proto_event ev;
+	struct sw_err e;
+	char json[2048], url[512], path[512];
+	int code, retry, dfd;
+
+	test_httpd_url(&t->h, "/file/good.ova", url, sizeof(url));
+	snprintf(json, sizeof(json),
+	    "{\"version\":1,\"id\":\"C1D2E3F4-A5B6-4789-8ABC-DEF012345678\","
+	    "\"type\":\"RegisterTemplate\",\"store\":{\"url\":\"" STORE0 "\"},"
+	    "\"args\":{\"url\":\"%s\",\"account_id\":2,\"template_id\":203}}", url);
+	c = fx_cmd(json);
+	assert_non_null(c);
+	assert_int_equal(fx_run(&t->x, c, &ev, &code, &retry, &e), 0);
+	assert_string_equal(ev.result.install_path, TOBJ ".ova");
+	assert_non_null(fx_result_file(&ev, "/" CMDID ".ovf"));
+	wrk_cmd_result_clear(&ev);
+	proto_command_free(c);
+
+	snprintf(json, sizeof(json),
+	    "{\"version\":1,\"id\":\"" CMDID "\","
+	    "\"type\":\"RegisterTemplate\",\"store\":{\"url\":\"" STORE0 "\"},"
+	    "\"args\":{\"url\":\"%s\",\"account_id\":2,\"template_id\":204,"
+	    "\"unique_name\":\"204-2-Debian_12.x\"}}", url);
+	c = fx_cmd(json);
+	assert_non_null(c);
+	assert_int_equal(fx_run(&t->x, c, &ev, &code, &retry, &e), 0);
+	assert_string_equal(ev.result.install_path, "template/tmpl/2/204/204-2-Debian_12.x.ova");
+	assert_non_null(fx_result_file(&ev, "/204-2-Debian_12.x.ovf"));
+	assert_non_null(fx_result_file(&ev, "/204-2-Debian_12.x-disk1.vmdk"));
+	assert_non_null(fx_result_file(&ev, "/204-2-Debian_12.x.ova.meta"));
+	wrk_cmd_result_clear(&ev);
+	snprintf(path, sizeof(path), "%s/template/tmpl/2/204", t->x.mount[0]);
+	dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(dfd >= 0);
+	assert_int_equal(ova_tprops_read(dfd, &props, NULL, &e), 0);
+	close(dfd);
+	assert_string_equal(ova_tprops_get(props, "uniquename"), "204-2-Debian_12.x");
+	assert_string_equal(ova_tprops_get(props, "filename"), "204-2-Debian_12.x.ova");
+	assert_string_equal(ova_tprops_get(props, "id"), "204");
+	ova_tprops_free(props);
+	/* Redelivered: the same answer from the share. */
+	assert_int_equal(fx_run(&t->x, c, &ev, &code, &retry, &e), 0);
+	assert_string_equal(ev.result.install_path, "template/tmpl/2/204/204-2-Debian_12.x.ova");
+	wrk_cmd_result_clear(&ev);
 	proto_command_free(c);
 }
 
@@ -450,6 +507,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_register_schemes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_register_bad_sources, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_register_replaces_uncommitted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_register_unique_name, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

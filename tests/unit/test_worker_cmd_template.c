@@ -356,7 +356,7 @@ test_extract_new(void **state)
 	assert_int_equal(fx_run(&t->x, c, &ev, &code, &retry, &e), 0);
 	assert_true(ev.result.has_download);
 	assert_string_equal(ev.result.download.path, TNAME "-" CMDID ".ova");
-	assert_string_equal(ev.result.install_path, TOBJ);
+	assert_string_equal(ev.result.install_path, TOBJ ".ova");
 	assert_int_equal(ev.result.format, PROTO_FORMAT_OVF);
 	assert_int_equal(ev.result.physical_size >= 270000, 1);
 	assert_int_equal(ev.result.virtual_size, 2 * 64ull * 1024 * 1024);
@@ -505,7 +505,7 @@ test_copy_new(void **state)
 	put_tprops(t->x.mount[0], TNAME);
 	assert_int_equal(fx_run(&t->x, c, &ev, &code, &retry, &e), 0);
 	assert_int_equal(ev.result.format, PROTO_FORMAT_OVF);
-	assert_string_equal(ev.result.install_path, TOBJ);
+	assert_string_equal(ev.result.install_path, TOBJ ".ova");
 	assert_int_equal(ev.result.nfiles, 5);
 	/* The record comes after the meta file. */
 	assert_string_equal(ev.result.files[4].path, TDIR "/template.properties");
@@ -543,6 +543,48 @@ test_copy_new(void **state)
 	assert_non_null(strstr(e.msg, "different"));
 	snprintf(b, sizeof(b), "%s/" TDIR "/" TNAME "-disk0.vmdk", t->x.mount[1]);
 	assert_int_equal(fx_size(b), 1234);
+	proto_command_free(c);
+}
+
+/* CopyTemplate with unique_name writes a record at the destination when the source has none. */
+static void
+test_copy_unique_name(void **state)
+{
+	struct tfx *t = *state;
+	struct proto_command *c = cmd_of("CopyTemplate", "{\"path\":\"" TOBJ ".ova\","
+	    "\"unique_name\":\"" TNAME "\",\"dest_store\":{\"url\":\"" STORE1 "\"}}");
+	struct proto_command *bad = cmd_of("CopyTemplate", "{\"path\":\"other/2/" TNAME "\","
+	    "\"unique_name\":\"" TNAME "\",\"dest_store\":{\"url\":\"" STORE1 "\"}}");
+	static const uint64_t sizes[] = { 300000 };
+	struct ova_tprops_file *props = NULL;
+	struct proto_event ev;
+	struct sw_err e;
+	char path[1024];
+	int code, retry, dfd;
+
+	assert_non_null(c);
+	assert_non_null(bad);
+	assert_int_equal(fx_make_new(t->s0, TOBJ, sizes, 1), 0);
+	assert_int_equal(fx_run(&t->x, c, &ev, &code, &retry, &e), 0);
+	assert_string_equal(ev.result.install_path, TOBJ ".ova");
+	assert_int_equal(ev.result.nfiles, 4);
+	assert_string_equal(ev.result.files[3].path, TDIR "/template.properties");
+	wrk_cmd_result_clear(&ev);
+	snprintf(path, sizeof(path), "%s/" TDIR, t->x.mount[1]);
+	dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(dfd >= 0);
+	assert_int_equal(ova_tprops_read(dfd, &props, NULL, &e), 0);
+	close(dfd);
+	assert_string_equal(ova_tprops_get(props, "uniquename"), TNAME);
+	assert_string_equal(ova_tprops_get(props, "id"), "201");
+	assert_string_equal(ova_tprops_get(props, "ova.filename"), TNAME ".ova");
+	assert_string_equal(ova_tprops_get(props, "size"), ova_tprops_get(props, "ova.size"));
+	ova_tprops_free(props);
+	/* No template id in the path: refused before anything is copied. */
+	assert_true(fx_run(&t->x, bad, &ev, &code, &retry, &e) < 0);
+	assert_int_equal(code, PROTO_ERR_INVALID_COMMAND);
+	assert_non_null(strstr(e.msg, "not a template path"));
+	proto_command_free(bad);
 	proto_command_free(c);
 }
 
@@ -609,6 +651,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_extract_legacy_other_fs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_extract_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_new, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_unique_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_legacy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_errors, setup, teardown),
 	};

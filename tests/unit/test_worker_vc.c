@@ -161,7 +161,7 @@ test_template_from_new_snapshot(void **state)
 	    "{\"account_id\":2,\"template_id\":201,\"snapshot_path\":\"" SNAP ".ova\"}");
 	assert_non_null(c);
 	assert_int_equal(run_template(x, c, &ev, &code, &retry, &e), 0);
-	assert_string_equal(ev.result.install_path, "template/tmpl/2/201/" ID0);
+	assert_string_equal(ev.result.install_path, "template/tmpl/2/201/" ID0 ".ova");
 	assert_int_equal(ev.result.format, PROTO_FORMAT_OVF);
 	/* Two disks (their names kept), the OVF, the meta, template.properties. */
 	assert_int_equal(ev.result.nfiles, 5);
@@ -236,7 +236,7 @@ test_template_from_legacy_snapshot(void **state)
 	    "\"snapshot_path\":\"" LEGACY "\"}");
 	assert_non_null(c);
 	assert_int_equal(run_template(x, c, &ev, &code, &retry, &e), 0);
-	assert_string_equal(ev.result.install_path, "template/tmpl/3/301/tmpl-301");
+	assert_string_equal(ev.result.install_path, "template/tmpl/3/301/tmpl-301.ova");
 	assert_int_equal(ev.result.format, PROTO_FORMAT_OVF);
 	assert_int_equal(ev.result.nfiles, 5);
 	for (int k = 0; k < 2; k++) {

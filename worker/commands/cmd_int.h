@@ -47,7 +47,12 @@ int wrk__check_stop(const struct wrk__cmd *c, struct sw_err *e);
 int wrk__store_open(struct wrk__cmd *c, const char *url, struct ova_store **ret_store,
     const struct wrk_store **ret_ws, struct sw_err *e);
 
-/* Result building: every string is copied (see wrk_cmd_result_clear()). */
+/*
+ * Result building: every string is copied (see wrk_cmd_result_clear()).
+ * An install_path in the template area (template/tmpl/...) gets ".ova"
+ * appended (CloudStack's form of a template path, .../NAME.ova); snapshot
+ * and volume paths are kept.
+ */
 int wrk__result_set(struct wrk__cmd *c, const char *install_path, enum ova_format fmt,
     int has_sizes, uint64_t physical, uint64_t virtual_size);
 int wrk__result_add_file(struct wrk__cmd *c, const char *path, uint64_t size,
@@ -61,6 +66,13 @@ int wrk__result_add_files(struct wrk__cmd *c, const struct ova_file *files, size
 int wrk__result_fill_digests(struct wrk__cmd *c, struct ova_store *s, uint64_t max_size,
     struct sw_err *e);
 int wrk__result_download(struct wrk__cmd *c, const char *path, uint64_t size);
+
+/*
+ * The command id in lower case (out: at least PROTO_ID_MAX + 1 bytes), the
+ * name of an object a command without a name of its own writes: CloudStack
+ * matches file names lower-cased.
+ */
+void wrk__id_name(const struct wrk__cmd *c, char *out, size_t outsz);
 
 /* "DIR/NAME" -> DIR (""), NAME, after ovastore's validation. */
 int wrk__split(const char *obj, char *dir, size_t dirsz, char *name, size_t namesz,

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/num.h"
 #include "common/path.h"
 #include "ovastore/atomic.h"
 #include "ovastore/layout.h"
@@ -516,6 +517,48 @@ tprops_apply(struct wrk__cmd *c, struct ova_store *dst, const char *dir,
 	return r;
 }
 
+/*
+ * CopyTemplate with unique_name, when the source has no template.properties
+ * naming the object: the destination gets one written from the copy, so
+ * that CloudStack's template sync there knows the template by its unique
+ * name.  The template id is the directory's (template/tmpl/<account>/<id>).
+ */
+static int
+tprops_fresh(struct wrk__cmd *c, struct ova_store *dst, const char *dir, int64_t id,
+    const struct ova_info *info, struct sw_err *e)
+{
+	struct ova_tprops tp;
+	uint64_t psize = 0;
+	int dfd, r;
+
+	memset(&tp, 0, sizeof(tp));
+	tp.id = id;
+	tp.uniquename = c->cmd->args.copy_template.unique_name;
+	tp.size = info->physical_size;
+	tp.virtual_size = info->virtual_size != 0 ? info->virtual_size : info->physical_size;
+	tp.legacy = info->format == OVA_FMT_OVA;
+	if ((dfd = wrk__dir_open(dst, dir, 0, e)) < 0)
+		return dfd;
+	r = ova_tprops_write(dfd, &tp, &psize, e);
+	close(dfd);
+	if (r == 0)
+		r = add_tprops_file(c, dir, psize);
+	return r;
+}
+
+/* The template id of DIR = template/tmpl/<account>/<id>, or 0. */
+static int64_t
+template_dir_id(const char *dir)
+{
+	const char *base = strrchr(dir, '/');
+	int64_t id = 0;
+
+	if (strncmp(dir, OVA_LAYOUT_TEMPLATES "/", sizeof(OVA_LAYOUT_TEMPLATES)) != 0 ||
+	    base == NULL || sw_parse_i64(base + 1, 1, INT64_MAX, &id) < 0)
+		return 0;
+	return id;
+}
+
 int
 wrk__cmd_copy_template(struct wrk__cmd *c, struct sw_err *e)
 {
@@ -527,12 +570,18 @@ wrk__cmd_copy_template(struct wrk__cmd *c, struct sw_err *e)
 	struct tprops_plan tp;
 	struct sw_err e2;
 	enum ova_format dfmt = OVA_FMT_ABSENT;
+	int64_t tid = 0;
 	int r, fresh = 0;
 
 	memset(&tp, 0, sizeof(tp));
 	r = wrk__split(obj, dir, sizeof(dir), name, sizeof(name), e);
 	if (r < 0)
 		return wrk__fail(c, r, PROTO_CTX_STORE);
+	/* unique_name asks for a template.properties: the path must say the template id. */
+	if (c->cmd->args.copy_template.unique_name != NULL && (tid = template_dir_id(dir)) == 0)
+		return wrk__fail_as(c, sw_errf(e, SW_EFORMAT, "args.path: not a template path "
+		    OVA_LAYOUT_TEMPLATES "/<account>/<template>/<name>; unique_name needs one"),
+		    PROTO_ERR_INVALID_COMMAND, 0);
 	r = wrk__store_open(c, c->cmd->store.url, &src, NULL, e);
 	if (r < 0)
 		return r;
@@ -609,6 +658,8 @@ wrk__cmd_copy_template(struct wrk__cmd *c, struct sw_err *e)
 		r = wrk__result_add_files(c, dinfo->files, dinfo->nfiles);
 	if (r == 0)
 		r = tprops_apply(c, dst, dir, &tp, e);
+	if (r == 0 && tp.buf == NULL && tid > 0)
+		r = tprops_fresh(c, dst, dir, tid, dinfo, e);
 	if (r == 0)
 		r = wrk__result_fill_digests(c, dst, SMALL_FILE_MAX, e);
 	if (r < 0)
@@ -697,8 +748,9 @@ wrk__cmd_register_template(struct wrk__cmd *c, struct sw_err *e)
 {
 	const struct proto_args_register_template *a = &c->cmd->args.register_template;
 	const struct wrk_config *cfg = c->job->cfg;
-	const char *name = c->cmd->id, *other = NULL;
+	const char *name = a->unique_name, *other = NULL;
 	char dir[SW_PATH_MAX], obj[SW_PATH_MAX], hex[129], otherobj[SW_PATH_MAX];
+	char idname[PROTO_ID_MAX + 1];
 	struct wrk_fetch_opts fo;
 	struct wrk_fetch *f = NULL;
 	struct ova_tprops_file *props = NULL;
@@ -712,6 +764,13 @@ wrk__cmd_register_template(struct wrk__cmd *c, struct sw_err *e)
 	unsigned flags = 0;
 	int r, fr, dfd = -1;
 
+	/* CloudStack's unique name, else the command id in lower case. */
+	if (name == NULL) {
+		wrk__id_name(c, idname, sizeof(idname));
+		name = idname;
+	}
+	if (sw_unique_name_check(name, e) < 0)
+		return wrk__fail_as(c, SW_EPATH, PROTO_ERR_INVALID_COMMAND, 0);
 	if ((r = ova_layout_template_dir(a->account_id, a->template_id, dir, sizeof(dir), e)) < 0 ||
 	    (r = ova_layout_template(a->account_id, a->template_id, name, obj, sizeof(obj), e)) < 0)
 		return wrk__fail_as(c, r, PROTO_ERR_INTERNAL, 0);

@@ -1,7 +1,7 @@
 /*
  * CreateTemplate: a template in the new format under
  * template/tmpl/<account_id>/<template_id>/<NAME> (NAME: unique_name, else
- * the command id) plus template.properties, written after the object's meta
+ * the command id in lower case) plus template.properties, written after the object's meta
  * as the template's commit record (the convention RegisterTemplate uses).
  *
  *  - From snapshot_path (either format): every file is read where it is,
@@ -180,7 +180,8 @@ int
 wrk__cmd_create_template(struct wrk__cmd *c, struct sw_err *e)
 {
 	const struct proto_args_create_template *a = &c->cmd->args.create_template;
-	const char *name = a->unique_name != NULL ? a->unique_name : c->cmd->id;
+	char idname[PROTO_ID_MAX + 1];
+	const char *name = a->unique_name;
 	struct ova_store *s = NULL;
 	struct ova_result *res = NULL;
 	struct vmw_conn *conn = NULL;
@@ -191,7 +192,11 @@ wrk__cmd_create_template(struct wrk__cmd *c, struct sw_err *e)
 	uint64_t psize = 0;
 	int r, dfd = -1;
 
-	if (sw_name_check(name, e) < 0)
+	if (name == NULL) {
+		wrk__id_name(c, idname, sizeof(idname));
+		name = idname;
+	}
+	if (sw_unique_name_check(name, e) < 0)
 		return wrk__fail_as(c, SW_EPATH, PROTO_ERR_INVALID_COMMAND, 0);
 	if ((r = ova_layout_template_dir(a->account_id, a->template_id, dir, sizeof(dir), e)) < 0 ||
 	    (r = ova_layout_template(a->account_id, a->template_id, name, obj, sizeof(obj), e)) < 0)

@@ -11,6 +11,7 @@
 
 #include "common/io.h"
 #include "common/path.h"
+#include "ovastore/layout.h"
 #include "worker/commands/commands.h"
 
 static int
@@ -114,8 +115,24 @@ wrk__result_set(struct wrk__cmd *c, const char *install_path, enum ova_format fm
 	struct proto_result *res = &c->ev->result;
 	char *p = NULL;
 
-	if (install_path != NULL && (p = strdup(install_path)) == NULL)
-		return -ENOMEM;
+	if (install_path != NULL) {
+		/*
+		 * CloudStack records a template's install path as .../NAME.ova (and
+		 * looks for <install path>.meta beside it), whatever the format:
+		 * an object in the template area is answered in that form, by
+		 * whichever command (snapshots and volumes keep theirs).  The
+		 * parser takes either form in commands.
+		 */
+		size_t n = strlen(install_path);
+		int ova = strncmp(install_path, OVA_LAYOUT_TEMPLATES "/",
+		    sizeof(OVA_LAYOUT_TEMPLATES)) == 0 &&
+		    !(n >= 4 && strcmp(install_path + n - 4, ".ova") == 0);
+
+		if ((p = malloc(n + (ova ? 5 : 1))) == NULL)
+			return -ENOMEM;
+		memcpy(p, install_path, n);
+		memcpy(p + n, ova ? ".ova" : "", ova ? 5 : 1);
+	}
 	free((void *)res->install_path);
 	res->install_path = p;
 	res->format = proto_fmt(fmt);
@@ -123,6 +140,13 @@ wrk__result_set(struct wrk__cmd *c, const char *install_path, enum ova_format fm
 	res->physical_size = physical;
 	res->virtual_size = virtual_size;
 	return 0;
+}
+
+void
+wrk__id_name(const struct wrk__cmd *c, char *out, size_t outsz)
+{
+	if (sw_ascii_lower(out, outsz, c->cmd->id) < 0 && outsz > 0)
+		out[0] = '\0';
 }
 
 int

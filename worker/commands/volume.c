@@ -50,15 +50,17 @@ wrk__cmd_extract_volume(struct wrk__cmd *c, struct sw_err *e)
 	struct ova_info *info = NULL;
 	struct vmw_conn *conn = NULL;
 	enum ova_format fmt = OVA_FMT_ABSENT;
-	char obj[SW_PATH_MAX], out[SW_NAME_MAX + 1];
+	char obj[SW_PATH_MAX], out[SW_NAME_MAX + 1], idname[PROTO_ID_MAX + 1];
 	struct stat st;
 	uint64_t size = 0;
 	int r, xfd = -1;
 
-	if ((r = ova_layout_volume(a->account_id, a->volume_id, c->cmd->id, obj, sizeof(obj),
+	/* The command id in lower case names the volume: CloudStack matches lower-cased names. */
+	wrk__id_name(c, idname, sizeof(idname));
+	if ((r = ova_layout_volume(a->account_id, a->volume_id, idname, obj, sizeof(obj),
 	    e)) < 0)
 		return wrk__fail_as(c, r, PROTO_ERR_INTERNAL, 0);
-	if (snprintf(out, sizeof(out), "%s.ova", c->cmd->id) >= (int)sizeof(out))
+	if (snprintf(out, sizeof(out), "%s.ova", idname) >= (int)sizeof(out))
 		return wrk__fail_as(c, sw_errf(e, SW_EINTERNAL, "volume path too long"),
 		    PROTO_ERR_INTERNAL, 0);
 	r = wrk__store_open(c, c->cmd->store.url, &s, &ws, e);
