@@ -268,7 +268,8 @@ enum proto_errctx {
  *   -ENOSPC, -EDQUOT, -EFBIG          NO_SPACE             no
  *   SW_ECHECKSUM                      CHECKSUM_MISMATCH    no
  *   -ETIMEDOUT                        TIMEOUT              yes
- *   -ECANCELED                        CANCELLED            yes (e.g. worker shutdown)
+ *   -ECANCELED                        CANCELLED            yes (e.g. worker shutdown; the worker
+ *                                                            makes a cancel request's final)
  *   SW_EPATH                          INVALID_COMMAND      no
  *   -ENOMEM                           INTERNAL             yes
  *   SW_EINTERNAL, anything else       INTERNAL             no
