@@ -223,8 +223,23 @@ wrk__slot_control(struct slot *s, const struct wrk_amqp_msg *m)
 		return;
 	}
 	if (s->busy && strcmp(s->job_id, id) == 0) {
-		raise_cancel(s, "cancel request");
-		control_reply(s, m, id, PROTO_CANCEL_CANCELLING, NULL);
+		int done, final, succeeded;
+
+		pthread_mutex_lock(&s->mu);
+		done = s->done;
+		final = !s->out.cancelled &&
+		    (s->out.disp == WRK_DISP_ACK || s->out.disp == WRK_DISP_DEAD);
+		succeeded = s->out.succeeded;
+		pthread_mutex_unlock(&s->mu);
+		if (!done) {
+			raise_cancel(s, "cancel request");
+			control_reply(s, m, id, PROTO_CANCEL_CANCELLING, NULL);
+		} else if (final) {
+			/* Its outcome is decided, its answer about to go out: unaffected. */
+			control_reply(s, m, id, PROTO_CANCEL_FINISHED, succeeded ? "succeeded" :
+			    "failed");
+		}
+		/* Else it goes back to a queue, where its record stops it. */
 		return;
 	}
 	/* One slot answers for the commands this process finished (and does not run again). */
