@@ -16,7 +16,11 @@
 #   6. a cancel sent while the worker running the command is cut off from
 #      the broker (a TCP relay in between is stopped): on reconnecting the
 #      worker finds the record, stops and undoes; the command is answered
-#      once CANCELLED.
+#      once CANCELLED;
+#   7. the broker killed and restarted between the cancel of a queued command
+#      and the start of a worker: the record survives, the command is
+#      answered CANCELLED without running.
+# A private broker of this test's own (it is restarted), never the runner's.
 # Prints "N passed, N failed".
 # shellcheck disable=SC1091
 . "$(dirname "$0")/fault_lib.sh"
@@ -26,7 +30,7 @@ export SNAPWORKER_STORE_LOCK_SCOPE=shared
 export SNAPWORKER_RETRY_DELAYS="4s"
 export SNAPWORKER_DOWNLOAD_ALLOW=127.0.0.0/8
 e2e_start_vcsim -seed-mib 16 -task-delay 100ms -lease-timeout 300s
-e2e_broker
+SW_RABBITMQ_ENV="" e2e_broker # own_broker=$tmp/mq: started by e2e_broker, stopped by e2e_cleanup
 conf=$tmp/w.conf
 e2e_conf "$conf" 1
 disk1="[$VCSIM_DATASTORE] $VCSIM_VM/disk1.vmdk"
@@ -253,5 +257,26 @@ check "cut off: the command queue is empty" queue_drained
 check "no journal left on the store" no_journals
 kill -TERM "$w2"
 wait_exit 40 "$w2" >/dev/null
+kill -TERM "$relay" 2>/dev/null
+
+# --- 7. the record outlives a broker restart --------------------------------------------
+b=$(uuid)
+cmd_snapshot "$b" "$disk1" 8 1 >"$tmp/b.json"
+publish "$tmp/b.json"
+cancel --timeout 1s "$b" >"$tmp/b.cancel" 2>&1
+check "broker restart: cancel of a queued command recorded" bash -c "[ $? -eq 0 ] && grep -q 'cancel is recorded' '$tmp/b.cancel'"
+evlog_stop
+t0=$(date +%s)
+"$here/tests/rig/rabbitmq.sh" restart "$own_broker" >"$tmp/restart.log" 2>&1
+check "broker killed and restarted ($(($(date +%s) - t0)) s)" [ $? = 0 ]
+check "broker restart: the event log is bound again" evlog_start "$conf"
+check "broker restart: the cancel record is still there" \
+    bash -c "$RABBITMQCTL list_queues name 2>/dev/null | grep -qx '$prefix.cancel.$b'"
+e2e_worker "$conf" w3
+check "broker restart: a worker started afterwards answers it" wait_final "$b" 60
+check "broker restart: answered once, failed CANCELLED, not retryable" cancelled_once "$b"
+check "broker restart: it never started" grep -q "$b.*cancelled before it started" "$tmp/w3.log"
+check "broker restart: nothing of it on the share" bash -c "$(declare -f no_files_of); STORE='$STORE'; no_files_of '$b'"
+check "broker restart: vCenter clean" rig_settled
 
 e2e_done
