@@ -276,7 +276,8 @@ enum proto_errctx {
  *   -ENOSPC, -EDQUOT, -EFBIG          NO_SPACE             no
  *   SW_ECHECKSUM                      CHECKSUM_MISMATCH    no
  *   -ETIMEDOUT                        TIMEOUT              yes
- *   -ECANCELED                        CANCELLED            yes (e.g. worker shutdown)
+ *   -ECANCELED                        CANCELLED            yes (e.g. worker shutdown; the worker
+ *                                                            makes a cancel request's final)
  *   SW_EPATH                          INVALID_COMMAND      no
  *   -ENOMEM                           INTERNAL             yes
  *   SW_EINTERNAL, anything else       INTERNAL             no
@@ -334,6 +335,39 @@ int proto_command_parse(const void *body, size_t len, struct proto_command **ret
 
 /* Frees a command from proto_command_parse(); NULL is fine. */
 void proto_command_free(struct proto_command *cmd);
+
+/* ---------------------------------------------------------------- cancel */
+
+/*
+ * A cancel request (docs/protocol.md, "Cancel"), published to the control
+ * exchange: {"version": 1, "cancel": "<command id>"}, at most
+ * PROTO_CANCEL_BODY_MAX bytes, the same strict JSON as a command; members
+ * it does not know are ignored.  Returns 0 with id (lower case), or
+ * SW_EFORMAT / SW_ETOOBIG (err->code INVALID_COMMAND), SW_EUNSUPPORTED
+ * (UNSUPPORTED_VERSION), -ENOMEM; err may be NULL.
+ */
+#define PROTO_CANCEL_BODY_MAX 4096
+int proto_cancel_parse(const void *body, size_t len, char id[PROTO_UUID_LEN + 1],
+    struct proto_parse_error *err);
+/* The request for id (a UUID, written in lower case); *ret is malloc'd. */
+int proto_cancel_build(const char *id, char **ret, size_t *ret_len, struct sw_err *e);
+
+/* What a worker answers to a cancel request's reply_to. */
+enum proto_cancel_answer {
+	PROTO_CANCEL_CANCELLING = 0,  /* running here: it stops, its failed event CANCELLED follows */
+	PROTO_CANCEL_FINISHED,        /* it finished here already (outcome): unaffected */
+	PROTO_CANCEL_ANSWER_COUNT
+};
+const char *proto_cancel_answer_name(enum proto_cancel_answer a);
+/*
+ * {"version":1,"cancel":ID,"status":"cancelling"|"finished"[,"outcome":...]
+ * [,"worker":...]}; outcome ("succeeded" or "failed") is required for
+ * FINISHED; worker may be NULL.  *ret is malloc'd.
+ */
+int proto_cancel_answer_build(const char *id, enum proto_cancel_answer a, const char *outcome,
+    const char *worker, char **ret, size_t *ret_len, struct sw_err *e);
+/* Lower-cases the hex digits of a UUID in place (cancel records are named by it). */
+void proto_uuid_lower(char *id);
 
 /* ---------------------------------------------------------------- events */
 

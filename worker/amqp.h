@@ -81,8 +81,13 @@ struct wrk_topology {
 	const char *retry_exchange;
 	const unsigned *retry_delays_s;
 	size_t nretry_delays;
+	/* The control exchange (fanout, durable) cancel requests go to; NULL: none. */
+	const char *control;
 };
 int wrk_amqp_declare(struct wrk_amqp *c, const struct wrk_topology *t, struct sw_err *e);
+/* One durable exchange of kind type ("fanout", ...), idempotently. */
+int wrk_amqp_declare_exchange(struct wrk_amqp *c, const char *name, const char *type,
+    struct sw_err *e);
 
 /* The name of zone's command queue: "<exchange>.<zone>". */
 int wrk_amqp_queue_name(const struct wrk_topology *t, const char *zone, char *buf, size_t bufsz);
@@ -99,6 +104,23 @@ int wrk_amqp_cancel(struct wrk_amqp *c, const char *tag, struct sw_err *e);
 /* A server-named exclusive auto-delete queue (snapctl's reply queue). */
 int wrk_amqp_private_queue(struct wrk_amqp *c, char *ret_name, size_t namesz, struct sw_err *e);
 int wrk_amqp_bind(struct wrk_amqp *c, const char *queue, const char *exchange, const char *key,
+    struct sw_err *e);
+/*
+ * Cancel records (docs/protocol.md, "Cancel"): the durable quorum queue
+ * "<prefix>.<id>" (id in lower case) that says command id is cancelled,
+ * expiring ttl_s after it was last declared or used (x-expires).
+ */
+int wrk_amqp_cancel_record_name(const char *prefix, const char *id, char *buf, size_t bufsz);
+int wrk_amqp_cancel_record_declare(struct wrk_amqp *c, const char *name, unsigned ttl_s,
+    struct sw_err *e);
+/*
+ * Whether queue exists: 1 yes, 0 no, or a negative code (the connection is
+ * then dead).  A passive declaration on a side channel, so that the 404 of
+ * an absent queue closes only that channel, never the one that consumes.
+ */
+int wrk_amqp_exists(struct wrk_amqp *c, const char *queue, struct sw_err *e);
+/* basic.consume without acknowledgements (a worker's control queue). */
+int wrk_amqp_subscribe(struct wrk_amqp *c, const char *queue, char *ret_tag, size_t tagsz,
     struct sw_err *e);
 /* Passive declare: message and consumer counts (-ENOENT if the queue does not exist). */
 int wrk_amqp_queue_counts(struct wrk_amqp *c, const char *queue, uint32_t *ret_messages,

@@ -70,6 +70,22 @@ wrk_amqp_consume(struct wrk_amqp *c, const char *queue, int exclusive, char *ret
 }
 
 int
+wrk_amqp_subscribe(struct wrk_amqp *c, const char *queue, char *ret_tag, size_t tagsz,
+    struct sw_err *e)
+{
+	amqp_basic_consume_ok_t *ok;
+
+	ok = amqp_basic_consume(c->conn, CHAN, amqp_cstring_bytes(queue), amqp_empty_bytes, 0, 1,
+	    1, amqp_empty_table);
+	if (wrk__amqp_rpc_check(c, "basic.consume", e) < 0)
+		return sw_errctx(e, "consuming from %s", queue);
+	if (ok == NULL)
+		return sw_errf(e, SW_EINTERNAL, "basic.consume: no reply");
+	wrk__amqp_bytes_copy(ret_tag, tagsz, ok->consumer_tag);
+	return 0;
+}
+
+int
 wrk_amqp_cancel(struct wrk_amqp *c, const char *tag, struct sw_err *e)
 {
 	(void)amqp_basic_cancel(c->conn, CHAN, amqp_cstring_bytes(tag));

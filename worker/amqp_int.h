@@ -35,7 +35,11 @@ struct wrk_amqp {
 	int nacked;
 	unsigned heartbeat;
 	unsigned timeout_ms;
+	int side_open;          /* SIDE_CHAN is open (a 404 on it closes it; reopened when needed) */
 };
+
+/* A second channel for passive declarations whose 404 must not close CHAN. */
+#define SIDE_CHAN 2
 
 /*
  * Checks the last RPC; on failure the connection is marked dead (a closed

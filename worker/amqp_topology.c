@@ -159,6 +159,8 @@ wrk_amqp_declare(struct wrk_amqp *c, const struct wrk_topology *t, struct sw_err
 	if (t->retry_exchange != NULL && t->nretry_delays > 0 &&
 	    (rc = declare_exchange(c, t->retry_exchange, "direct", e)) < 0)
 		return rc;
+	if (t->control != NULL && (rc = declare_exchange(c, t->control, "fanout", e)) < 0)
+		return rc;
 	for (i = 0; i < t->nzones; i++) {
 		if (wrk_amqp_queue_name(t, t->zones[i], q, sizeof(q)) < 0)
 			return sw_errf(e, SW_ETOOBIG, "queue name too long");
@@ -202,4 +204,90 @@ wrk_amqp_queue_counts(struct wrk_amqp *c, const char *queue, uint32_t *ret_messa
 	*ret_messages = ok->message_count;
 	*ret_consumers = ok->consumer_count;
 	return 0;
+}
+
+int
+wrk_amqp_cancel_record_name(const char *prefix, const char *id, char *buf, size_t bufsz)
+{
+	size_t i, p = strlen(prefix);
+	int n = snprintf(buf, bufsz, "%s.%s", prefix, id);
+
+	if (n < 0 || (size_t)n >= bufsz)
+		return -ENAMETOOLONG;
+	/* Ids are UUIDs in either case; the record is named in lower case. */
+	for (i = p + 1; buf[i] != '\0'; i++)
+		if (buf[i] >= 'A' && buf[i] <= 'Z')
+			buf[i] = (char)(buf[i] - 'A' + 'a');
+	return 0;
+}
+
+int
+wrk_amqp_cancel_record_declare(struct wrk_amqp *c, const char *name, unsigned ttl_s,
+    struct sw_err *e)
+{
+	amqp_table_entry_t a[2];
+	amqp_table_t args;
+
+	arg_str(&a[0], "x-queue-type", "quorum");
+	arg_int(&a[1], "x-expires", (int64_t)ttl_s * 1000);
+	args.num_entries = 2;
+	args.entries = a;
+	(void)amqp_queue_declare(c->conn, CHAN, amqp_cstring_bytes(name), 0, 1, 0, 0, args);
+	if (wrk__amqp_rpc_check(c, "queue.declare", e) < 0)
+		return sw_errctx(e, "declaring cancel record %s", name);
+	return 0;
+}
+
+int
+wrk_amqp_exists(struct wrk_amqp *c, const char *queue, struct sw_err *e)
+{
+	amqp_rpc_reply_t r;
+
+	if (!c->ok)
+		return sw_errf(e, SW_ENET, "connection to broker is down");
+	if (!c->side_open) {
+		(void)amqp_channel_open(c->conn, SIDE_CHAN);
+		r = amqp_get_rpc_reply(c->conn);
+		if (r.reply_type != AMQP_RESPONSE_NORMAL)
+			return wrk__amqp_rpc_check(c, "channel.open (side channel)", e);
+		c->side_open = 1;
+	}
+	(void)amqp_queue_declare(c->conn, SIDE_CHAN, amqp_cstring_bytes(queue), 1, 0, 0, 0,
+	    amqp_empty_table);
+	r = amqp_get_rpc_reply(c->conn);
+	if (r.reply_type == AMQP_RESPONSE_NORMAL)
+		return 1;
+	if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&
+	    ((amqp_channel_close_t *)r.reply.decoded)->reply_code == 404) {
+		amqp_channel_close_ok_t ok = { 0 };
+
+		/* NOT_FOUND closed the side channel only: acknowledge, reopen next time. */
+		c->side_open = 0;
+		if (amqp_send_method(c->conn, SIDE_CHAN, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) !=
+		    AMQP_STATUS_OK) {
+			c->ok = 0;
+			return sw_errf(e, SW_ENET, "channel.close-ok: connection lost");
+		}
+		return 0;
+	}
+	if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+		amqp_channel_close_ok_t ok = { 0 };
+		amqp_channel_close_t *m = r.reply.decoded;
+
+		c->side_open = 0;
+		(void)amqp_send_method(c->conn, SIDE_CHAN, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
+		return sw_errf(e, SW_EREMOTE, "queue.declare (passive) %s: %u %.*s", queue,
+		    m->reply_code, (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+	}
+	/* Anything else (connection closed, timeout): the connection is gone. */
+	c->side_open = 0;
+	c->ok = 0;
+	return sw_errf(e, SW_ENET, "queue.declare (passive) %s: connection lost", queue);
+}
+
+int
+wrk_amqp_declare_exchange(struct wrk_amqp *c, const char *name, const char *type,
+    struct sw_err *e)
+{
+	return declare_exchange(c, name, type, e);
 }

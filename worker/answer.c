@@ -17,6 +17,7 @@
 #include "worker/config.h"
 #include "worker/log.h"
 #include "worker/metrics.h"
+#include "worker/running.h"
 
 /* Under connection.blocked a publish would stall the slot (and its heartbeats). */
 static int
@@ -147,6 +148,9 @@ wrk__slot_finish_job(struct slot *s)
 		log_warnx("poison message (delivery attempt %lld) after %llu ms: %s: %s",
 		    (long long)s->msg.delivery_count + 1, (unsigned long long)out.elapsed_ms,
 		    out.errcode, out.message);
+	else if (out.cancelled)
+		log_info("cancelled on request after %llu ms: %s", (unsigned long long)out.elapsed_ms,
+		    out.message);
 	else
 		log_warnx("failed after %llu ms: %s: %s%s", (unsigned long long)out.elapsed_ms,
 		    out.errcode, out.message,
@@ -223,6 +227,10 @@ wrk__slot_finish_job(struct slot *s)
 	if (rc < 0) {
 		log_warnx("%s", e.msg);
 		wrk__slot_drop_conn(s);
+	} else if (out.parsed && out.id[0] != '\0' &&
+	    (out.disp == WRK_DISP_ACK || out.disp == WRK_DISP_DEAD)) {
+		/* Answered for good: a cancel that comes now is told so. */
+		wrk_running_finished(s->d->running, out.id, out.succeeded ? "succeeded" : "failed");
 	}
 out:
 	wrk_log_set_cmd(NULL, NULL);

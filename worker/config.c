@@ -51,17 +51,23 @@ check_dups(struct wrk_config *cfg, const struct wrk__cfg_entries *es, struct sw_
  * "<exchange>.retry", so two fleets on one broker never share delay queues.
  */
 static int
-default_retry_exchange(struct wrk_config *cfg, struct sw_err *e)
+default_beside(struct wrk_config *cfg, const char *suffix, char **ret, struct sw_err *e)
 {
 	const char *x = cfg->amqp_exchange;
 	size_t n = strlen(x), sl = strlen(".commands");
 	char buf[512];
 
 	if (n > sl && strcmp(x + n - sl, ".commands") == 0)
-		(void)snprintf(buf, sizeof(buf), "%.*s.retry", (int)(n - sl), x);
-	else if (snprintf(buf, sizeof(buf), "%s.retry", x) >= (int)sizeof(buf))
+		(void)snprintf(buf, sizeof(buf), "%.*s.%s", (int)(n - sl), x, suffix);
+	else if (snprintf(buf, sizeof(buf), "%s.%s", x, suffix) >= (int)sizeof(buf))
 		return sw_errf(e, SW_ETOOBIG, "%s: exchange name too long", cfg->path);
-	return wrk__cfg_set_str(&cfg->amqp_retry_exchange, buf, e);
+	return wrk__cfg_set_str(ret, buf, e);
+}
+
+static int
+default_retry_exchange(struct wrk_config *cfg, struct sw_err *e)
+{
+	return default_beside(cfg, "retry", &cfg->amqp_retry_exchange, e);
 }
 
 int
@@ -127,6 +133,13 @@ wrk_config_load_flags(const char *path, char *const *envp, unsigned flags,
 	}
 	if (cfg->amqp_retry_exchange == NULL && (rc = default_retry_exchange(cfg, e)) < 0)
 		goto fail;
+	/* So too the control exchange and the cancel records (docs/protocol.md, "Cancel"). */
+	if (cfg->amqp_control == NULL &&
+	    (rc = default_beside(cfg, "control", &cfg->amqp_control, e)) < 0)
+		goto fail;
+	if (cfg->amqp_cancel_prefix == NULL &&
+	    (rc = default_beside(cfg, "cancel", &cfg->amqp_cancel_prefix, e)) < 0)
+		goto fail;
 	for (i = 0; i < cfg->nvcenters; i++) {
 		const struct wrk_vcenter *vc = &cfg->vcenters[i];
 		const char *missing = vc->nurls == 0 ? "url" : vc->user == NULL ? "user" :
@@ -180,6 +193,8 @@ wrk_config_free(struct wrk_config *cfg)
 	free(cfg->amqp_dlx);
 	free(cfg->amqp_dead_queue);
 	free(cfg->amqp_retry_exchange);
+	free(cfg->amqp_control);
+	free(cfg->amqp_cancel_prefix);
 	for (i = 0; i < cfg->nstores; i++) {
 		free(cfg->stores[i].url);
 		free(cfg->stores[i].mount);

@@ -74,6 +74,12 @@ struct wrk_config {
 	/* Default X.retry for an exchange X.commands (snapworker.retry); delay queues are
 	 * <retry_exchange>.<zone>.<delay>s. */
 	char *amqp_retry_exchange;
+	/* Cancel (docs/protocol.md, "Cancel"): the control exchange (default X.control for
+	 * X.commands), the prefix of the cancel records (default X.cancel) and their
+	 * lifetime (x-expires, default 3 days). */
+	char *amqp_control;
+	char *amqp_cancel_prefix;
+	unsigned cancel_ttl_s;
 
 	/* [store] */
 	struct wrk_store *stores;

@@ -188,9 +188,10 @@ interpret_amqp(struct wrk_config *cfg, const struct wrk__cfg_entry *x, const cha
     struct sw_err *e)
 {
 	char **names[] = { &cfg->amqp_exchange, &cfg->amqp_events, &cfg->amqp_dlx,
-	    &cfg->amqp_dead_queue, &cfg->amqp_retry_exchange };
+	    &cfg->amqp_dead_queue, &cfg->amqp_retry_exchange, &cfg->amqp_control,
+	    &cfg->amqp_cancel_prefix };
 	static const char *const keys[] = { "exchange", "events_exchange", "dead_letter_exchange",
-	    "dead_letter_queue", "retry_exchange" };
+	    "dead_letter_queue", "retry_exchange", "control_exchange", "cancel_prefix" };
 	size_t i;
 
 	if (strcmp(x->key, "url") == 0) {
@@ -222,6 +223,14 @@ interpret_amqp(struct wrk_config *cfg, const struct wrk__cfg_entry *x, const cha
 	if (strcmp(x->key, "heartbeat") == 0) {
 		if (parse_uint(x->value, 0, 600, &cfg->heartbeat) < 0)
 			return sw_errf(e, SW_EFORMAT, "%s: heartbeat must be 0-600 seconds", where);
+		return 0;
+	}
+	if (strcmp(x->key, "cancel_ttl") == 0) {
+		uint64_t v;
+		if (sw_parse_duration(x->value, 30ull * 86400, &v) < 0 || v < 60)
+			return sw_errf(e, SW_EFORMAT, "%s: cancel_ttl must be a duration of 1m to 30d",
+			    where);
+		cfg->cancel_ttl_s = (unsigned)v;
 		return 0;
 	}
 	if (strcmp(x->key, "delivery_limit") == 0) {
@@ -578,6 +587,7 @@ wrk__cfg_defaults(struct wrk_config *cfg, struct sw_err *e)
 	cfg->grace_s = 300;
 	cfg->heartbeat = 30;
 	cfg->delivery_limit = 5;
+	cfg->cancel_ttl_s = 3u * 86400u;
 	cfg->download_max_size = (uint64_t)1 << 40;
 	cfg->download_max_redirects = 5;
 	cfg->sweep_max_age_s = 6u * 3600u + 600u;

@@ -19,6 +19,7 @@
 
 #include "common/io.h"
 #include "common/log.h"
+#include "proto/proto.h"
 #include "worker/config.h"
 #include "worker/log.h"
 #include "worker/metrics.h"
@@ -43,6 +44,7 @@ wrk_daemon_topology(const struct wrk_config *cfg, struct wrk_topology *ret)
 	ret->retry_exchange = cfg->amqp_retry_exchange;
 	ret->retry_delays_s = cfg->retry_delays_s;
 	ret->nretry_delays = cfg->nretry_delays;
+	ret->control = cfg->amqp_control;
 }
 
 static void
@@ -112,6 +114,158 @@ wrk__slot_drop_conn(struct slot *s)
 	s->c = NULL;
 	s->consuming = 0;
 	s->ntags = 0;
+	s->ctl_tag[0] = '\0';
+}
+
+/* ------------------------------------------------------------- cancel */
+
+static void
+raise_cancel(struct slot *s, const char *why)
+{
+	if (atomic_exchange(&s->cancel, WRK_CANCEL_USER) != WRK_CANCEL_USER) {
+		wrk_log_set_cmd(s->job_id, NULL);
+		log_info("slot %u: %s: cancelling the running command", s->idx, why);
+		wrk_log_set_cmd(NULL, NULL);
+	}
+}
+
+/*
+ * Whether the cancel record of command id exists: 1 yes, 0 no, <0 the
+ * connection failed (dropped; the broker redelivers what it held).
+ */
+static int
+cancel_record_exists(struct slot *s, const char *id)
+{
+	char q[512];
+	struct sw_err e;
+	int rc;
+
+	if (id[0] == '\0' || s->c == NULL ||
+	    wrk_amqp_cancel_record_name(s->d->cfg->amqp_cancel_prefix, id, q, sizeof(q)) < 0)
+		return 0;
+	rc = wrk_amqp_exists(s->c, q, &e);
+	if (rc < 0) {
+		log_warnx("slot %u: checking cancel record %s: %s", s->idx, q, e.msg);
+		if (!wrk_amqp_ok(s->c))
+			wrk__slot_drop_conn(s);
+	}
+	return rc;
+}
+
+/* The command id of a delivery, lower case, or "" when it cannot be read. */
+static void
+peek_id(const struct wrk_amqp_msg *m, char *id, size_t idsz)
+{
+	struct proto_command *cmd = NULL;
+	struct proto_parse_error pe;
+
+	id[0] = '\0';
+	if (m->body == NULL || m->too_big)
+		return;
+	if (proto_command_parse(m->body, m->len, &cmd, &pe) == 0)
+		(void)snprintf(id, idsz, "%s", cmd->id);
+	else if (pe.has_id)
+		(void)snprintf(id, idsz, "%s", pe.id);
+	proto_command_free(cmd);
+	proto_uuid_lower(id);
+}
+
+static void
+control_reply(struct slot *s, const struct wrk_amqp_msg *m, const char *id,
+    enum proto_cancel_answer a, const char *outcome)
+{
+	struct wrk_amqp_pub p;
+	struct sw_err e;
+	char *body = NULL;
+	size_t len = 0;
+
+	if (m->reply_to[0] == '\0' || s->c == NULL)
+		return;
+	if (wrk_amqp_blocked(s->c)) {
+		log_warnx("slot %u: the broker blocks publishing: cancel of %s not answered", s->idx,
+		    id);
+		return;
+	}
+	if (proto_cancel_answer_build(id, a, outcome, s->d->cfg->name, &body, &len, &e) < 0) {
+		log_warnx("slot %u: %s", s->idx, e.msg);
+		return;
+	}
+	memset(&p, 0, sizeof(p));
+	p.exchange = "";
+	p.routing_key = m->reply_to;
+	p.correlation_id = m->correlation_id[0] ? m->correlation_id : NULL;
+	p.message_id = id;
+	p.body = body;
+	p.len = len;
+	/* Best effort, unconfirmed: the command's own final event is what counts. */
+	if (wrk_amqp_publish(s->c, &p, NULL, &e) < 0)
+		log_warnx("slot %u: answering the cancel of %s: %s", s->idx, id, e.msg);
+	free(body);
+}
+
+int
+wrk__slot_is_control(const struct slot *s, const struct wrk_amqp_msg *m)
+{
+	return s->ctl_tag[0] != '\0' && strcmp(m->consumer_tag, s->ctl_tag) == 0;
+}
+
+void
+wrk__slot_control(struct slot *s, const struct wrk_amqp_msg *m)
+{
+	struct proto_parse_error pe;
+	char id[PROTO_UUID_LEN + 1], outcome[16];
+
+	if (m->too_big || m->body == NULL ||
+	    proto_cancel_parse(m->body, m->len, id, &pe) < 0) {
+		if (s->idx == 0)
+			log_warnx("control message ignored: %s",
+			    m->too_big || m->body == NULL ? "body too big" : pe.message);
+		return;
+	}
+	if (s->busy && strcmp(s->job_id, id) == 0) {
+		int done, final, succeeded;
+
+		pthread_mutex_lock(&s->mu);
+		done = s->done;
+		final = !s->out.cancelled &&
+		    (s->out.disp == WRK_DISP_ACK || s->out.disp == WRK_DISP_DEAD);
+		succeeded = s->out.succeeded;
+		pthread_mutex_unlock(&s->mu);
+		if (!done) {
+			raise_cancel(s, "cancel request");
+			control_reply(s, m, id, PROTO_CANCEL_CANCELLING, NULL);
+		} else if (final) {
+			/* Its outcome is decided, its answer about to go out: unaffected. */
+			control_reply(s, m, id, PROTO_CANCEL_FINISHED, succeeded ? "succeeded" :
+			    "failed");
+		}
+		/* Else it goes back to a queue, where its record stops it. */
+		return;
+	}
+	/* One slot answers for the commands this process finished (and does not run again). */
+	if (s->idx == 0 && wrk_running_outcome(s->d->running, id, outcome, sizeof(outcome)) &&
+	    !wrk_running_has(s->d->running, id)) {
+		wrk_log_set_cmd(id, NULL);
+		log_info("cancel request for a command finished here (%s): unaffected", outcome);
+		wrk_log_set_cmd(NULL, NULL);
+		control_reply(s, m, id, PROTO_CANCEL_FINISHED, outcome);
+	}
+}
+
+/* The control queue: exclusive to this connection, bound to the control exchange. */
+static int
+control_setup(struct slot *s, struct sw_err *e)
+{
+	char q[WRK_AMQP_STR_MAX];
+	int rc;
+
+	if (s->d->cfg->amqp_control == NULL)
+		return 0;
+	if ((rc = wrk_amqp_private_queue(s->c, q, sizeof(q), e)) < 0 ||
+	    (rc = wrk_amqp_bind(s->c, q, s->d->cfg->amqp_control, "", e)) < 0 ||
+	    (rc = wrk_amqp_subscribe(s->c, q, s->ctl_tag, sizeof(s->ctl_tag), e)) < 0)
+		return rc;
+	return 0;
 }
 
 static void
@@ -145,7 +299,9 @@ wrk__slot_on_event(void *ud, struct wrk_amqp_ev *ev)
 {
 	struct slot *s = ud;
 
-	if (ev->kind == WRK_AMQP_EV_DELIVERY)
+	if (ev->kind == WRK_AMQP_EV_DELIVERY && wrk__slot_is_control(s, &ev->msg))
+		wrk__slot_control(s, &ev->msg);
+	else if (ev->kind == WRK_AMQP_EV_DELIVERY)
 		hold(s, &ev->msg);
 	else if (ev->kind == WRK_AMQP_EV_BLOCKED || ev->kind == WRK_AMQP_EV_UNBLOCKED)
 		log_block(s, ev->kind);
@@ -156,9 +312,25 @@ start_job(struct slot *s, struct wrk_amqp_msg *m)
 {
 	int rc;
 
+	char id[40];
+
+	/*
+	 * A command whose cancel record exists never starts: its job only undoes
+	 * an earlier attempt's work and answers CANCELLED.  The canceller declares
+	 * the record before it tells the running workers, so a cancel is either
+	 * seen here or arrives on the control queue once job_id is set.
+	 */
+	peek_id(m, id, sizeof(id));
+	rc = cancel_record_exists(s, id);
+	if (rc < 0) {
+		/* The connection is gone, and the delivery with it: the broker redelivers. */
+		wrk_amqp_msg_clear(m);
+		return rc;
+	}
 	s->msg = *m;
 	memset(m, 0, sizeof(*m));
-	s->cancel = 0;
+	(void)snprintf(s->job_id, sizeof(s->job_id), "%s", id);
+	s->cancel = rc == 1 ? WRK_CANCEL_USER : 0;
 	s->done = 0;
 	s->job_gen = s->gen;
 	/* The job publishes its deadline once parsed (see backstop()). */
@@ -250,7 +422,8 @@ slot_connect(struct slot *s, struct sw_err *e)
 	wrk_metrics_broker_conn(1);
 	if ((rc = wrk_amqp_declare(s->c, &s->d->topo, e)) < 0 ||
 	    (rc = wrk_amqp_confirm_select(s->c, e)) < 0 ||
-	    (rc = wrk_amqp_qos(s->c, 1, e)) < 0) {
+	    (rc = wrk_amqp_qos(s->c, 1, e)) < 0 ||
+	    (rc = control_setup(s, e)) < 0) {
 		wrk__slot_drop_conn(s);
 		return rc;
 	}
@@ -391,6 +564,11 @@ slot_main(void *arg)
 			else
 				atomic_fetch_add(&d->connected, 1);
 			attempt = 0;
+			/* A cancel sent while we were away reached only the record. */
+			if (s->busy && cancel_record_exists(s, s->job_id) == 1)
+				raise_cancel(s, "cancel record found after reconnecting");
+			if (s->c == NULL)
+				continue;
 		}
 		if (!s->consuming && !s->busy && !stopping && !sick) {
 			if (slot_consume(s, &e) < 0) {
@@ -422,7 +600,9 @@ slot_main(void *arg)
 		}
 		switch (ev.kind) {
 		case WRK_AMQP_EV_DELIVERY:
-			if (atomic_load(&d->stopping) || s->busy)
+			if (wrk__slot_is_control(s, &ev.msg))
+				wrk__slot_control(s, &ev.msg);
+			else if (atomic_load(&d->stopping) || s->busy)
 				hold(s, &ev.msg);
 			else if (!wrk_storehealth_all_healthy(d->health))
 				/* Sent before our cancel took effect: back to the queue, untouched. */
@@ -435,6 +615,13 @@ slot_main(void *arg)
 			check_job(s);
 			break;
 		case WRK_AMQP_EV_CANCEL:
+			if (s->ctl_tag[0] != '\0' && strcmp(ev.msg.consumer_tag, s->ctl_tag) == 0) {
+				/* Our control queue went away: a new connection makes a new one. */
+				log_warnx("slot %u: the broker cancelled the control consumer; "
+				    "reconnecting", s->idx);
+				wrk__slot_drop_conn(s);
+				break;
+			}
 			/* The queue was deleted or its leader moved: declare it again and resubscribe. */
 			log_warnx("slot %u: the broker cancelled consumer %s; resubscribing", s->idx,
 			    ev.msg.consumer_tag);

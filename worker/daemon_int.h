@@ -52,6 +52,10 @@ struct slot {
 	_Atomic uint64_t deadline_ms;   /* published by the job once parsed; 0: not yet */
 	unsigned job_gen;
 	struct wrk_amqp_msg msg;
+	char job_id[40];                /* the job's command id, lower case ("" unreadable) */
+
+	/* The control queue (cancel requests), consumed without acks; "" none yet. */
+	char ctl_tag[WRK_AMQP_STR_MAX];
 
 	/* Mailbox from the job thread, under mu. */
 	pthread_mutex_t mu;
@@ -84,6 +88,10 @@ struct daemon {
 void wrk__slot_drop_conn(struct slot *s);
 /* An event that arrives while the slot waits for something else (ud: the slot). */
 void wrk__slot_on_event(void *ud, struct wrk_amqp_ev *ev);
+/* Whether m came from the slot's control queue. */
+int wrk__slot_is_control(const struct slot *s, const struct wrk_amqp_msg *m);
+/* A cancel request from the control queue (daemon.c). */
+void wrk__slot_control(struct slot *s, const struct wrk_amqp_msg *m);
 /* Publishes what the finished job decided, then acks or nacks its delivery (answer.c). */
 void wrk__slot_finish_job(struct slot *s);
 

@@ -167,6 +167,22 @@ finish_failed(const struct wrk_dispatch *d, const struct proto_command *cmd,
 		e->kind = PROTO_ERR_INTERNAL;
 		e->retryable = false;
 	}
+	if (cancel != NULL && *cancel == WRK_CANCEL_USER) {
+		/*
+		 * Cancelled on request: whatever stopped the attempt (the cancel
+		 * flag, or a failure while it was being cancelled), the answer is
+		 * CANCELLED, final.  Its work was undone on the failure path.
+		 */
+		char msg[SW_ERR_MSG_MAX];
+
+		(void)snprintf(msg, sizeof(msg), "cancelled on request%s%s",
+		    strcmp(e->msg, "cancelled") != 0 && e->msg[0] ? ": " : "",
+		    strcmp(e->msg, "cancelled") != 0 ? e->msg : "");
+		copy_str(e->msg, sizeof(e->msg), msg);
+		e->kind = PROTO_ERR_CANCELLED;
+		e->retryable = false;
+		out->cancelled = 1;
+	}
 	out->retryable = e->retryable;
 	copy_str(out->errcode, sizeof(out->errcode), proto_errcode_name(e->kind));
 	copy_str(out->message, sizeof(out->message), e->msg[0] ? e->msg : "failed");
@@ -212,6 +228,60 @@ produced_bytes(const struct proto_event *ev)
 	return n;
 }
 
+/*
+ * A command whose cancel record existed before it started: it never runs.
+ * If an earlier attempt was interrupted (a crash, a lost connection), its
+ * vCenter work is undone first, under the command lock: the runner sees
+ * WRK_CANCEL_USER and only undoes (worker/job.h).  When another attempt
+ * still holds the lock (its worker is cut off from the broker), that
+ * attempt undoes its own work once it learns of the cancel; the answer
+ * does not wait longer than CANCEL_LOCK_WAIT_MS for it.
+ */
+#define CANCEL_LOCK_WAIT_MS 60000u
+
+static void
+run_cancelled(const struct wrk_dispatch *d, const struct proto_command *cmd,
+    struct wrk_job *job, int64_t started, uint64_t t0, struct wrk_outcome *out)
+{
+	struct ova_lock lock = OVA_LOCK_INIT;
+	const struct wrk_store *store;
+	static atomic_int never;
+	struct proto_event ev;
+	struct sw_err e, le;
+	int rc;
+
+	log_info("cancelled before it started: it does not run");
+	memset(&ev, 0, sizeof(ev));
+	sw_err_clear(&e);
+	store = d->cfg != NULL && cmd->store.url != NULL ? wrk_config_store(d->cfg, cmd->store.url) :
+	    NULL;
+	if (d->running != NULL && wrk_running_has(d->running, cmd->id)) {
+		log_info("another copy of this command runs here: it undoes its own work");
+	} else if (store != NULL) {
+		sw_err_clear(&le);
+		rc = ova_lock_acquire(&lock, store->mount, cmd->id, &never,
+		    sw_mono_ms() + CANCEL_LOCK_WAIT_MS, on_lock_wait, NULL, &le);
+		if (rc >= 0) {
+			job->lock_mount = store->mount;
+			rc = d->run(job, &ev, &e);
+			if (rc < 0 && e.code != -ECANCELED)
+				log_warnx("undoing an earlier attempt's work: %s (the sweeper retries)",
+				    e.msg);
+			if (d->clear != NULL)
+				d->clear(&ev);
+			ova_lock_release(&lock);
+		} else {
+			log_warnx("an earlier attempt still holds the command lock (%s): it undoes its "
+			    "own work", le.msg);
+		}
+	}
+	out->elapsed_ms = sw_mono_ms() - t0;
+	sw_err_clear(&e);
+	sw_err_classify(&e, sw_errf(&e, -ECANCELED, "before it started"),
+	    PROTO_ERR_CANCELLED, false);
+	finish_failed(d, cmd, job->cancel, started, &e, out);
+}
+
 static void
 run_parsed(const struct wrk_dispatch *d, struct proto_command *cmd,
     atomic_int *cancel, struct wrk_outcome *out)
@@ -244,8 +314,20 @@ run_parsed(const struct wrk_dispatch *d, struct proto_command *cmd,
 	memset(&ev, 0, sizeof(ev));
 	sw_err_clear(&e);
 
+	if (*job.cancel == WRK_CANCEL_USER) {
+		run_cancelled(d, cmd, &job, started, t0, out);
+		return;
+	}
 	if (d->running != NULL) {
 		rc = wrk_running_acquire(d->running, cmd->id, job.cancel);
+		if (rc < 0 && *job.cancel == WRK_CANCEL_USER) {
+			/* Cancelled while the other copy ran: that copy undoes its own work. */
+			sw_err_classify(&e, sw_errf(&e, -ECANCELED, "cancelled"), PROTO_ERR_CANCELLED,
+			    false);
+			out->elapsed_ms = sw_mono_ms() - t0;
+			finish_failed(d, cmd, cancel, started, &e, out);
+			return;
+		}
 		if (rc < 0) {
 			/* Shutdown while waiting for the other run: hand the command back. */
 			out->disp = WRK_DISP_REQUEUE;

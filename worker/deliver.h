@@ -11,6 +11,8 @@
  *                                     attempt number and the error), then ack
  *   failed, retryable, last attempt   failed event, dead-letter (with the error), ack
  *   cancelled by shutdown             no event, requeue
+ *   cancelled on request (before it   failed event CANCELLED (not retryable), ack; an
+ *     started, or while it ran)       earlier attempt's journal undone first
  *   failed, retryable STORE_IO, and   no event, requeue: the store's trouble, not the
  *     a fresh probe finds its store   command's; the attempt is not spent (the daemon
  *     (or dest_store) sick            stops consuming while a store is sick)
@@ -101,6 +103,7 @@ struct wrk_outcome {
 	uint64_t bytes_produced;        /* succeeded: the sizes of result.files (0 for deletes) */
 	unsigned attempt;               /* this attempt, 1-based */
 	unsigned retry_delay_s;         /* WRK_DISP_RETRY: when attempt + 1 starts */
+	int cancelled;                  /* answered CANCELLED on request (WRK_CANCEL_USER) */
 };
 
 /*

@@ -20,6 +20,14 @@ struct wrk_config;
 /* Why the daemon wants a job to stop (the value of *wrk_job.cancel). */
 #define WRK_CANCEL_SHUTDOWN 1   /* SIGTERM and the grace period is over: hand the command back */
 #define WRK_CANCEL_DEADLINE 2   /* the command's deadline passed and the job has not stopped */
+/*
+ * A cancel request for this command (docs/protocol.md, "Cancel"): stop at
+ * the next I/O boundary, undo through the failure path, answer a final
+ * failed event CANCELLED.  Set before the job starts when the command's
+ * cancel record exists: then wrk_cmd_run() only undoes what an earlier,
+ * interrupted attempt left (its crash journal) and fails with CANCELLED.
+ */
+#define WRK_CANCEL_USER     3
 
 struct wrk_job {
 	const struct proto_command *cmd;

@@ -1,18 +1,29 @@
 #include "worker/running.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <strings.h>
+
 #define RUNNING_MAX 4096   /* far above any jobs= value: a bound, not a tuning knob */
+
+struct finished {
+	char id[40];
+	char outcome[16];
+};
 
 struct wrk_running {
 	pthread_mutex_t lock;
 	pthread_cond_t changed;
 	char **ids;
 	size_t n, cap;
+	/* The last WRK_FINISHED_MAX commands answered here, oldest overwritten first. */
+	struct finished done[WRK_FINISHED_MAX];
+	size_t ndone, next;
 };
 
 struct wrk_running *
@@ -137,4 +148,42 @@ wrk_running_count(struct wrk_running *r)
 	n = r->n;
 	pthread_mutex_unlock(&r->lock);
 	return n;
+}
+
+void
+wrk_running_finished(struct wrk_running *r, const char *id, const char *outcome)
+{
+	struct finished *f;
+
+	if (r == NULL || id == NULL || id[0] == '\0' || strlen(id) >= sizeof(f->id))
+		return;
+	pthread_mutex_lock(&r->lock);
+	f = &r->done[r->next];
+	(void)snprintf(f->id, sizeof(f->id), "%s", id);
+	(void)snprintf(f->outcome, sizeof(f->outcome), "%s", outcome);
+	r->next = (r->next + 1) % WRK_FINISHED_MAX;
+	if (r->ndone < WRK_FINISHED_MAX)
+		r->ndone++;
+	pthread_mutex_unlock(&r->lock);
+}
+
+int
+wrk_running_outcome(struct wrk_running *r, const char *id, char *outcome, size_t outsz)
+{
+	size_t i, k;
+	int found = 0;
+
+	if (r == NULL)
+		return 0;
+	pthread_mutex_lock(&r->lock);
+	/* Newest first: a command answered twice shows its latest outcome. */
+	for (i = 0; i < r->ndone && !found; i++) {
+		k = (r->next + WRK_FINISHED_MAX - 1 - i) % WRK_FINISHED_MAX;
+		if (strcasecmp(r->done[k].id, id) == 0) {
+			(void)snprintf(outcome, outsz, "%s", r->done[k].outcome);
+			found = 1;
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+	return found;
 }

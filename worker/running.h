@@ -27,4 +27,14 @@ void wrk_running_release(struct wrk_running *r, const char *id);
 int wrk_running_has(struct wrk_running *r, const char *id);
 size_t wrk_running_count(struct wrk_running *r);
 
+/*
+ * The outcomes ("succeeded", "failed") of the last WRK_FINISHED_MAX commands
+ * answered by this process, to tell a cancel request that its command
+ * finished already.  A bounded memory, lost at restart.  outcome: 1 with
+ * the outcome when id (compared without case) is among them, else 0.
+ */
+#define WRK_FINISHED_MAX 1024
+void wrk_running_finished(struct wrk_running *r, const char *id, const char *outcome);
+int wrk_running_outcome(struct wrk_running *r, const char *id, char *outcome, size_t outsz);
+
 #endif

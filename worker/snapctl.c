@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -82,6 +83,9 @@ struct target {
 	char retry_exchange[128];
 	unsigned retry_delays_s[WRK_RETRY_MAX];
 	size_t nretry_delays;
+	char control[128];
+	char cancel_prefix[128];
+	unsigned cancel_ttl_s;
 };
 
 static void
@@ -95,6 +99,7 @@ usage(FILE *f)
 	    "       snapctl [-c FILE | --amqp-url URL] [--password-file FILE] declare\n"
 	    "       snapctl [...] events [--type T] [--status S] [--id ID] [--count N] [--timeout S]\n"
 	    "       snapctl [...] dlq list [--json] | show ID | replay ID|--all | purge ID|--all\n"
+	    "       snapctl [...] cancel [--timeout S] ID\n"
 	    "submit checks the command with the worker's parser (1 if invalid; --dry-run: only that;\n"
 	    "--no-validate publishes it as it is, to test a worker's handling of bad input),\n"
 	    "publishes it with publisher confirms; --wait prints events until the final one\n"
@@ -107,6 +112,11 @@ usage(FILE *f)
 	    "events follows the event exchange (JSON lines), filtered by type, status and id.\n"
 	    "dlq reads the dead-letter queue without taking from it; replay sends a command back to\n"
 	    "its zone for a fresh start, purge removes it.\n"
+	    "cancel records that command ID is cancelled (a queued one never starts, a delayed retry\n"
+	    "never resumes) and tells every worker; a running one stops, is undone and is answered\n"
+	    "with a failed event CANCELLED.  It waits --timeout (default 5s) for a worker's answer.\n"
+	    "Exit 0: cancelled (running: stopping now; else recorded), 1: it finished already\n"
+	    "(unaffected), 2: error.\n"
 	    "--amqp-url takes one URL or the nodes of a cluster, space- or comma-separated.\n"
     "The password: the config's password_file, --password-file or $SNAPCTL_PASSWORD.\n");
 }
@@ -147,6 +157,9 @@ target_load(const struct opts *o, struct target *t)
 	(void)copy_to(t->dlx, sizeof(t->dlx), "snapworker.dlx");
 	t->delivery_limit = 5;
 	(void)copy_to(t->retry_exchange, sizeof(t->retry_exchange), "snapworker.retry");
+	(void)copy_to(t->control, sizeof(t->control), "snapworker.control");
+	(void)copy_to(t->cancel_prefix, sizeof(t->cancel_prefix), "snapworker.cancel");
+	t->cancel_ttl_s = 3u * 86400u;
 	{
 		/* The configuration's defaults ([retry] delays). */
 		static const unsigned def[] = { 10, 60, 300, 600 };
@@ -182,12 +195,15 @@ target_load(const struct opts *o, struct target *t)
 		    copy_to(t->dead, sizeof(t->dead), cfg->amqp_dead_queue) < 0 ||
 		    copy_to(t->dlx, sizeof(t->dlx), cfg->amqp_dlx) < 0 ||
 		    copy_to(t->retry_exchange, sizeof(t->retry_exchange),
-		    cfg->amqp_retry_exchange) < 0) {
+		    cfg->amqp_retry_exchange) < 0 ||
+		    copy_to(t->control, sizeof(t->control), cfg->amqp_control) < 0 ||
+		    copy_to(t->cancel_prefix, sizeof(t->cancel_prefix), cfg->amqp_cancel_prefix) < 0) {
 			fprintf(stderr, "snapctl: broker object names too long\n");
 			wrk_config_free(cfg);
 			return -1;
 		}
 		t->delivery_limit = cfg->delivery_limit;
+		t->cancel_ttl_s = cfg->cancel_ttl_s;
 		memcpy(t->retry_delays_s, cfg->retry_delays_s, sizeof(t->retry_delays_s));
 		t->nretry_delays = cfg->nretry_delays;
 		t->nzones = 0;
@@ -909,6 +925,7 @@ cmd_declare(const struct opts *o)
 	topo.retry_exchange = t.retry_exchange;
 	topo.retry_delays_s = t.retry_delays_s;
 	topo.nretry_delays = t.nretry_delays;
+	topo.control = t.control;
 	if (connect_target(&t, &c) < 0)
 		goto out;
 	if (wrk_amqp_declare(c, &topo, &e) < 0) {
@@ -916,7 +933,8 @@ cmd_declare(const struct opts *o)
 		fprintf(stderr, "snapctl: declare: %s\n", e.msg);
 		goto out;
 	}
-	printf("exchanges: %s (direct), %s (topic), %s (fanout)\n", t.exchange, t.events, t.dlx);
+	printf("exchanges: %s (direct), %s (topic), %s (fanout), %s (fanout)\n", t.exchange,
+	    t.events, t.dlx, t.control);
 	for (i = 0; i < t.nzones; i++)
 		if (wrk_amqp_queue_name(&topo, t.zones[i], q, sizeof(q)) == 0)
 			printf("queue: %s (quorum, x-delivery-limit %u)\n", q, t.delivery_limit);
@@ -926,6 +944,143 @@ cmd_declare(const struct opts *o)
 		    t.retry_exchange, t.retry_delays_s[i], t.retry_delays_s[i], t.exchange);
 	rc = 0;
 out:
+	wrk_amqp_close(c);
+	target_free(&t);
+	return rc;
+}
+
+/* ------------------------------------------------------------- cancel */
+
+#define CANCEL_WAIT_S 5u
+
+struct cancel_answer {
+	char status[16];
+	char outcome[16];
+	char worker[128];
+};
+
+/* A worker's answer to our request for id; 0 when it is one. */
+static int
+cancel_answer_read(const struct wrk_amqp_msg *m, const char *id, struct cancel_answer *a)
+{
+	json_object *root, *v;
+	int rc = -1;
+
+	memset(a, 0, sizeof(*a));
+	if (m->body == NULL || (root = json_tokener_parse(m->body)) == NULL)
+		return -1;
+	if (json_object_is_type(root, json_type_object) &&
+	    json_object_object_get_ex(root, "cancel", &v) && json_object_is_type(v, json_type_string) &&
+	    strcasecmp(json_object_get_string(v), id) == 0 &&
+	    json_object_object_get_ex(root, "status", &v) && json_object_is_type(v, json_type_string)) {
+		(void)snprintf(a->status, sizeof(a->status), "%s", json_object_get_string(v));
+		if (json_object_object_get_ex(root, "outcome", &v) &&
+		    json_object_is_type(v, json_type_string))
+			(void)snprintf(a->outcome, sizeof(a->outcome), "%s", json_object_get_string(v));
+		if (json_object_object_get_ex(root, "worker", &v) &&
+		    json_object_is_type(v, json_type_string))
+			(void)snprintf(a->worker, sizeof(a->worker), "%s", json_object_get_string(v));
+		rc = 0;
+	}
+	json_object_put(root);
+	return rc;
+}
+
+/*
+ * Records the cancel (the command's cancel record, a durable quorum queue
+ * that expires after cancel_ttl), then tells every worker through the
+ * control exchange and waits for the answer of the one that runs it.
+ */
+static int
+cmd_cancel(const struct opts *o, const char *arg)
+{
+	struct target t;
+	struct wrk_amqp *c = NULL;
+	struct wrk_amqp_pub p;
+	struct wrk_amqp_ev ev;
+	struct cancel_answer a, finished;
+	struct sw_err e;
+	char id[PROTO_UUID_LEN + 1], record[512], reply[WRK_AMQP_STR_MAX], tag[WRK_AMQP_STR_MAX];
+	char *body = NULL;
+	size_t len = 0;
+	uint64_t seq = 0, end, now;
+	int rc = EXIT_ERROR, got_finished = 0;
+
+	memset(&finished, 0, sizeof(finished));
+	if (strlen(arg) != PROTO_UUID_LEN || proto_cancel_build(arg, &body, &len, &e) < 0) {
+		fprintf(stderr, "snapctl: cancel: '%s' is not a command id (a UUID)\n", arg);
+		return EXIT_ERROR;
+	}
+	(void)snprintf(id, sizeof(id), "%s", arg);
+	proto_uuid_lower(id);
+	if (target_load(o, &t) < 0)
+		goto out;
+	if (wrk_amqp_cancel_record_name(t.cancel_prefix, id, record, sizeof(record)) < 0) {
+		fprintf(stderr, "snapctl: cancel record name too long\n");
+		goto out;
+	}
+	if (connect_target(&t, &c) < 0)
+		goto out;
+	memset(&p, 0, sizeof(p));
+	if (wrk_amqp_cancel_record_declare(c, record, t.cancel_ttl_s, &e) < 0 ||
+	    wrk_amqp_declare_exchange(c, t.control, "fanout", &e) < 0 ||
+	    wrk_amqp_confirm_select(c, &e) < 0 ||
+	    wrk_amqp_private_queue(c, reply, sizeof(reply), &e) < 0 ||
+	    wrk_amqp_subscribe(c, reply, tag, sizeof(tag), &e) < 0) {
+		fprintf(stderr, "snapctl: cancel: %s\n", e.msg);
+		goto out;
+	}
+	/* The record first: a worker that has not seen the request checks it before it starts. */
+	p.exchange = t.control;
+	p.routing_key = "";
+	p.message_id = id;
+	p.correlation_id = id;
+	p.reply_to = reply;
+	p.body = body;
+	p.len = len;
+	if (wrk_amqp_publish(c, &p, &seq, &e) < 0 ||
+	    wrk_amqp_wait_confirm(c, seq, 30000, NULL, NULL, &e) < 0) {
+		fprintf(stderr, "snapctl: cancel: the record %s is in place, but telling the workers "
+		    "failed: %s\n", record, e.msg);
+		goto out;
+	}
+	end = sw_mono_ms() + (o->timeout_s ? o->timeout_s : CANCEL_WAIT_S) * 1000u;
+	while ((now = sw_mono_ms()) < end) {
+		if (wrk_amqp_wait(c, (int)(end - now), -1, &ev, &e) < 0) {
+			fprintf(stderr, "snapctl: cancel: %s\n", e.msg);
+			break;
+		}
+		if (ev.kind == WRK_AMQP_EV_DELIVERY && cancel_answer_read(&ev.msg, id, &a) == 0) {
+			if (strcmp(a.status, "cancelling") == 0) {
+				printf("%s: cancelling: it runs on %s and stops now; its failed event "
+				    "CANCELLED follows\n", id, a.worker[0] ? a.worker : "a worker");
+				wrk_amqp_msg_clear(&ev.msg);
+				rc = 0;
+				goto out;
+			}
+			if (strcmp(a.status, "finished") == 0 && !got_finished) {
+				/* Another worker may run it again (a redelivery): a moment more. */
+				finished = a;
+				got_finished = 1;
+				if (end > sw_mono_ms() + 1000)
+					end = sw_mono_ms() + 1000;
+			}
+		}
+		wrk_amqp_msg_clear(&ev.msg);
+	}
+	if (got_finished) {
+		printf("%s: finished already (%s) on %s: unaffected\n", id,
+		    finished.outcome[0] ? finished.outcome : "?",
+		    finished.worker[0] ? finished.worker : "a worker");
+		rc = EXIT_FAILED;
+		goto out;
+	}
+	printf("%s: no worker runs it; the cancel is recorded (%s, kept %u s): a command still queued "
+	    "or waiting for a retry is answered CANCELLED when it is reached, without running; a "
+	    "command that finished already is unaffected\n", id, record, t.cancel_ttl_s);
+	rc = 0;
+out:
+	free(body);
 	wrk_amqp_close(c);
 	target_free(&t);
 	return rc;
@@ -1261,6 +1416,8 @@ main(int argc, char **argv)
 		return cmd_status(&o);
 	if (sub != NULL && strcmp(sub, "declare") == 0 && optind == argc)
 		return cmd_declare(&o);
+	if (sub != NULL && strcmp(sub, "cancel") == 0 && optind + 1 == argc)
+		return cmd_cancel(&o, argv[optind]);
 	if (sub != NULL && strcmp(sub, "events") == 0 && optind == argc)
 		return cmd_events(&o);
 	if (sub != NULL && strcmp(sub, "dlq") == 0 && optind < argc) {

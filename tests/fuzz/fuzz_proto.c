@@ -1,6 +1,7 @@
 /*
- * libFuzzer target for proto/: arbitrary bytes as a command body and as an
- * event body.  A parsed event is built again and must parse back (building
+ * libFuzzer target for proto/: arbitrary bytes as a command body, as an
+ * event body and as a cancel request (whose id must come out a lower-case
+ * UUID that builds the same request again).  A parsed event is built again and must parse back (building
  * what the parser accepted must never fail), so the two directions are
  * checked against each other, not only for crashes.
  */
@@ -33,6 +34,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else if (err.message[0] == '\0' || err.field[0] == '\0' ||
 	    strncmp(err.message, err.field, strlen(err.field)) != 0) {
 		abort();
+	}
+	{
+		char id[PROTO_UUID_LEN + 1];
+
+		if (proto_cancel_parse(data, size, id, &err) == 0) {
+			if (strlen(id) != PROTO_UUID_LEN || strpbrk(id, "ABCDEF") != NULL ||
+			    proto_cancel_build(id, &json, &len, &e) != 0 ||
+			    proto_cancel_parse(json, len, id, &err) != 0)
+				abort();
+			free(json);
+			json = NULL;
+		} else if (err.message[0] == '\0' || id[0] != '\0') {
+			abort();
+		}
 	}
 	if (proto_event_parse(data, size, &ev, &e) == 0) {
 		if (proto_event_build(ev, &json, &len, &e) != 0)

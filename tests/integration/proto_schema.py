@@ -302,6 +302,34 @@ def test_meta(schemas, t):
             "missing: %s" % sorted(want - set(schemas.docs)))
 
 
+def test_cancel(schemas, t):
+    """cancel.schema.json: the request and the worker's answer ($defs/answer)."""
+    if "cancel.schema.json" not in schemas.docs:
+        t.check(False, "cancel.schema.json exists", "missing")
+        return
+    uid = "4b0a5c1e-8d9f-4c55-9a39-1f7b0d1c2e3f"
+    good = [{"version": 1, "cancel": uid}, {"version": 1, "cancel": uid.upper(), "why": "x"}]
+    bad = [({"version": 1}, "cancel"), ({"version": 2, "cancel": uid}, "version"),
+           ({"version": 1, "cancel": "nope"}, "cancel"), ({"version": 1, "cancel": 7}, "cancel")]
+    for inst in good:
+        err = schemas.first_error("cancel.schema.json", inst)
+        t.check(err is None, "cancel request %s accepted" % json.dumps(inst), err and err.message)
+    for inst, field in bad:
+        err = schemas.first_error("cancel.schema.json", inst)
+        t.check(err is not None and location(err) == field,
+                "cancel request %s refused at %s" % (json.dumps(inst), field),
+                err.message if err else "accepted")
+    ans = schemas._make({"$ref": "cancel.schema.json#/$defs/answer",
+                         "$id": "https://snapworker.invalid/schema/1/cancel-answer-ref.json"})
+    for inst, want in [({"version": 1, "cancel": uid, "status": "cancelling", "worker": "w1:4"}, True),
+                       ({"version": 1, "cancel": uid, "status": "finished", "outcome": "failed"}, True),
+                       ({"version": 1, "cancel": uid, "status": "finished"}, False),
+                       ({"version": 1, "cancel": uid, "status": "gone"}, False)]:
+        err = next(iter(ans.iter_errors(inst)), None)
+        t.check((err is None) == want, "cancel answer %s %s" % (json.dumps(inst),
+                "accepted" if want else "refused"), err.message if err else "accepted")
+
+
 def test_valid_commands(schemas, fdir, t):
     for path in sorted(glob.glob(os.path.join(fdir, "*.json"))):
         base = os.path.basename(path)
@@ -677,6 +705,7 @@ def run_tests(args):
     schemas = Schemas(sdir)
     if not broken:
         test_meta(schemas, t)
+        test_cancel(schemas, t)
     test_valid_commands(schemas, fdir, t)
     test_invalid_commands(schemas, fdir, t)
     test_events(schemas, fdir, t, gen)

@@ -99,7 +99,7 @@ check "a help word missing from a page is noticed" bash -c "$(declare -f consist
 conf_keys="worker:name worker:jobs worker:queues worker:grace worker:log_format worker:log_level
 worker:log_file amqp:url amqp:password_file amqp:cacert amqp:heartbeat amqp:delivery_limit
 amqp:exchange amqp:events_exchange amqp:dead_letter_exchange amqp:dead_letter_queue
-amqp:retry_exchange store:extract_dir store:lock_scope retry:delays vcenter_vc1:url vcenter_vc1:user vcenter_vc1:password_file vcenter_vc1:thumbprint
+amqp:retry_exchange amqp:control_exchange amqp:cancel_prefix amqp:cancel_ttl store:extract_dir store:lock_scope retry:delays vcenter_vc1:url vcenter_vc1:user vcenter_vc1:password_file vcenter_vc1:thumbprint
 vcenter_vc1:cacert vcenter_vc1:insecure download:allow download:max_size download:max_redirects
 metrics:listen sweep:max_age sweep:interval sweep:journal_stale"
 # parser_knows SECTION KEY: `snapworker check` does not call KEY unknown in [SECTION].

@@ -1095,6 +1095,93 @@ test_event_parse_errors(void **state)
 	    "body: not valid JSON: unexpected character at offset 4");
 }
 
+/* ------------------------------------------------------------- cancel */
+
+static void
+expect_cancel_error(const char *body, int code, enum proto_errcode pc, const char *msg)
+{
+	struct proto_parse_error pe;
+	char id[PROTO_UUID_LEN + 1];
+	int r = proto_cancel_parse(body, strlen(body), id, &pe);
+
+	if (r != code || pe.code != pc || strcmp(pe.message, msg) != 0)
+		fail_msg("cancel %s: got %d %d '%s', want %d %d '%s'", body, r, (int)pe.code,
+		    pe.message, code, (int)pc, msg);
+	assert_string_equal(id, "");
+}
+
+static void
+test_cancel_parse(void **state)
+{
+	struct proto_parse_error pe;
+	char id[PROTO_UUID_LEN + 1], big[PROTO_CANCEL_BODY_MAX + 64];
+	const char *ok = "{\"version\":1,\"cancel\":\"4B0A5C1E-8D9F-4C55-9A39-1F7B0D1C2E3F\","
+	    "\"reason\":\"operator\"}";
+	char *b = NULL;
+	size_t n = 0;
+	struct sw_err e;
+
+	(void)state;
+	/* Upper case is accepted and lowered (the record is named in lower case); others ignored. */
+	assert_int_equal(proto_cancel_parse(ok, strlen(ok), id, &pe), 0);
+	assert_string_equal(id, ID1);
+	expect_cancel_error("{\"version\":1}", SW_EFORMAT, PROTO_ERR_INVALID_COMMAND,
+	    "cancel: missing");
+	expect_cancel_error("{\"version\":2,\"cancel\":\"" ID1 "\"}", SW_EUNSUPPORTED,
+	    PROTO_ERR_UNSUPPORTED_VERSION, "version: unsupported version 2");
+	expect_cancel_error("{\"cancel\":\"" ID1 "\"}", SW_EFORMAT, PROTO_ERR_INVALID_COMMAND,
+	    "version: missing");
+	expect_cancel_error("{\"version\":1,\"cancel\":\"nope\"}", SW_EFORMAT,
+	    PROTO_ERR_INVALID_COMMAND, "cancel: must be a UUID");
+	expect_cancel_error("{\"version\":1,\"cancel\":\"" ID1 "x\"}", SW_EFORMAT,
+	    PROTO_ERR_INVALID_COMMAND, "cancel: longer than 36 bytes");
+	expect_cancel_error("{\"version\":1,\"cancel\":7}", SW_EFORMAT,
+	    PROTO_ERR_INVALID_COMMAND, "cancel: must be a string");
+	expect_cancel_error("[1]", SW_EFORMAT, PROTO_ERR_INVALID_COMMAND,
+	    "body: must be a JSON object");
+	/* Strict JSON as for commands: a duplicate member is refused. */
+	assert_int_equal(proto_cancel_parse("{\"version\":1,\"cancel\":\"" ID1 "\",\"cancel\":\""
+	    ID1 "\"}", 100, id, &pe) < 0, 1);
+	memset(big, ' ', sizeof(big));
+	memcpy(big, "{\"version\":1,\"cancel\":\"" ID1 "\"}", 61);
+	big[sizeof(big) - 1] = '\0';
+	expect_cancel_error(big, SW_ETOOBIG, PROTO_ERR_INVALID_COMMAND,
+	    "body: over the 4096-byte limit of a cancel request");
+	/* build and parse agree */
+	assert_int_equal(proto_cancel_build("4B0A5C1E-8D9F-4C55-9A39-1F7B0D1C2E3F", &b, &n, &e), 0);
+	assert_string_equal(b, "{\"version\":1,\"cancel\":\"" ID1 "\"}");
+	assert_int_equal(proto_cancel_parse(b, n, id, NULL), 0);
+	assert_string_equal(id, ID1);
+	free(b);
+	assert_true(proto_cancel_build("nope", &b, &n, &e) < 0);
+}
+
+static void
+test_cancel_answer(void **state)
+{
+	char *b = NULL;
+	size_t n = 0;
+	struct sw_err e;
+
+	(void)state;
+	assert_int_equal(proto_cancel_answer_build(ID1, PROTO_CANCEL_CANCELLING, NULL, "w1:42", &b,
+	    &n, &e), 0);
+	assert_string_equal(b, "{\"version\":1,\"cancel\":\"" ID1 "\",\"status\":\"cancelling\","
+	    "\"worker\":\"w1:42\"}");
+	assert_int_equal(n, strlen(b));
+	free(b);
+	assert_int_equal(proto_cancel_answer_build(ID1, PROTO_CANCEL_FINISHED, "succeeded", NULL,
+	    &b, &n, &e), 0);
+	assert_string_equal(b, "{\"version\":1,\"cancel\":\"" ID1 "\",\"status\":\"finished\","
+	    "\"outcome\":\"succeeded\"}");
+	free(b);
+	/* finished needs its outcome */
+	assert_true(proto_cancel_answer_build(ID1, PROTO_CANCEL_FINISHED, NULL, NULL, &b, &n,
+	    &e) < 0);
+	assert_true(proto_cancel_answer_build("x", PROTO_CANCEL_CANCELLING, NULL, NULL, &b, &n,
+	    &e) < 0);
+}
+
 int
 main(void)
 {
@@ -1113,6 +1200,8 @@ main(void)
 		cmocka_unit_test(test_event_message_sanitized),
 		cmocka_unit_test(test_event_parse_errors),
 		cmocka_unit_test(test_invalid_event_fixtures),
+		cmocka_unit_test(test_cancel_parse),
+		cmocka_unit_test(test_cancel_answer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

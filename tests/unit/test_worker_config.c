@@ -187,6 +187,10 @@ test_retry_and_locks(void **state)
 	p = write_file("rx.conf", "[amqp]\nexchange = t1.commands\n", 0644);
 	assert_int_equal(wrk_config_load(p, noenv, &cfg, &e), 0);
 	assert_string_equal(cfg->amqp_retry_exchange, "t1.retry");
+	/* So do the control exchange and the cancel records' prefix. */
+	assert_string_equal(cfg->amqp_control, "t1.control");
+	assert_string_equal(cfg->amqp_cancel_prefix, "t1.cancel");
+	assert_int_equal(cfg->cancel_ttl_s, 3 * 86400);
 	wrk_config_free(cfg);
 	cfg = NULL;
 	p = write_file("rx.conf", "[amqp]\nexchange = cmds\n", 0644);
@@ -197,6 +201,14 @@ test_retry_and_locks(void **state)
 	p = write_file("rx.conf", "[amqp]\nexchange = cmds\nretry_exchange = r\n", 0644);
 	assert_int_equal(wrk_config_load(p, noenv, &cfg, &e), 0);
 	assert_string_equal(cfg->amqp_retry_exchange, "r");
+	wrk_config_free(cfg);
+	cfg = NULL;
+	p = write_file("rx.conf", "[amqp]\ncontrol_exchange = c\ncancel_prefix = k\n"
+	    "cancel_ttl = 12h\n", 0644);
+	assert_int_equal(wrk_config_load(p, noenv, &cfg, &e), 0);
+	assert_string_equal(cfg->amqp_control, "c");
+	assert_string_equal(cfg->amqp_cancel_prefix, "k");
+	assert_int_equal(cfg->cancel_ttl_s, 12 * 3600);
 	wrk_config_free(cfg);
 }
 
@@ -234,6 +246,8 @@ test_errors(void **state)
 	}
 	expect_error("[worker]\njobs = 2\nbogus = 1\n", noenv, "bad.conf:3: unknown key 'bogus'");
 	expect_error("[nosuch]\n", noenv, "bad.conf:1: unknown section [nosuch]");
+	expect_error("[amqp]\ncancel_ttl = 10s\n", noenv, "cancel_ttl must be a duration of 1m to 30d");
+	expect_error("[amqp]\ncancel_ttl = 31d\n", noenv, "cancel_ttl must be");
 	expect_error("jobs = 1\n", noenv, "outside of any section");
 	expect_error("[worker]\njobs = 65\n", noenv, "jobs must be");
 	expect_error("[worker]\njobs = two\n", noenv, "bad.conf:2");

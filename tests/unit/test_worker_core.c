@@ -151,6 +151,52 @@ test_running_wait_cancel(void **state)
 	wrk_running_free(NULL);
 }
 
+/* The ring of finished commands a cancel request is answered from: bounded, newest first. */
+static void
+test_running_finished(void **state)
+{
+	struct wrk_running *r = wrk_running_new();
+	char out[16], id[40];
+	unsigned i;
+
+	(void)state;
+	assert_int_equal(wrk_running_outcome(r, "a", out, sizeof(out)), 0);
+	wrk_running_finished(r, "4b0a5c1e-8d9f-4c55-9a39-1f7b0d1c2e3f", "failed");
+	wrk_running_finished(r, "4b0a5c1e-8d9f-4c55-9a39-1f7b0d1c2e3f", "succeeded");
+	/* Ids compare without case; the latest outcome wins. */
+	assert_int_equal(wrk_running_outcome(r, "4B0A5C1E-8D9F-4C55-9A39-1F7B0D1C2E3F", out,
+	    sizeof(out)), 1);
+	assert_string_equal(out, "succeeded");
+	/* WRK_FINISHED_MAX newer ones push it out. */
+	for (i = 0; i < WRK_FINISHED_MAX; i++) {
+		snprintf(id, sizeof(id), "id-%u", i);
+		wrk_running_finished(r, id, "failed");
+	}
+	assert_int_equal(wrk_running_outcome(r, "4b0a5c1e-8d9f-4c55-9a39-1f7b0d1c2e3f", out,
+	    sizeof(out)), 0);
+	assert_int_equal(wrk_running_outcome(r, "id-0", out, sizeof(out)), 1);
+	assert_int_equal(wrk_running_outcome(r, "id-1023", out, sizeof(out)), 1);
+	/* Nothing overlong or empty is kept. */
+	wrk_running_finished(r, "", "failed");
+	wrk_running_finished(r, "0123456789012345678901234567890123456789x", "failed");
+	assert_int_equal(wrk_running_outcome(r, "id-0", out, sizeof(out)), 1);
+	wrk_running_free(r);
+}
+
+static void
+test_cancel_record_name(void **state)
+{
+	char b[64];
+
+	(void)state;
+	/* The id in lower case, the prefix as configured. */
+	assert_int_equal(wrk_amqp_cancel_record_name("Fleet.cancel",
+	    "4B0A5C1E-8D9F-4C55-9A39-1F7B0D1C2E3F", b, sizeof(b)), 0);
+	assert_string_equal(b, "Fleet.cancel.4b0a5c1e-8d9f-4c55-9a39-1f7b0d1c2e3f");
+	assert_int_equal(wrk_amqp_cancel_record_name("x", "4b0a5c1e-8d9f-4c55-9a39-1f7b0d1c2e3f",
+	    b, 20), -ENAMETOOLONG);
+}
+
 static void
 test_amqp_url(void **state)
 {
@@ -285,6 +331,8 @@ main(void)
 		cmocka_unit_test(test_log_thread_cmd),
 		cmocka_unit_test(test_running_exclusive),
 		cmocka_unit_test(test_running_wait_cancel),
+		cmocka_unit_test(test_running_finished),
+		cmocka_unit_test(test_cancel_record_name),
 		cmocka_unit_test(test_amqp_url),
 		cmocka_unit_test(test_amqp_url_list),
 		cmocka_unit_test(test_backoff),

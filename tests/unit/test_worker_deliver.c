@@ -30,6 +30,7 @@ static struct {
 	int progress_calls;
 	int runs;
 	int sleep_ms;
+	int raise_user_cancel;          /* a cancel request arrives while it runs */
 	atomic_int concurrent, max_concurrent;
 } fake;
 
@@ -53,6 +54,12 @@ fake_run(const struct wrk_job *job, struct proto_event *ev, struct sw_err *e)
 	if (fake.sleep_ms)
 		usleep((useconds_t)fake.sleep_ms * 1000);
 	__atomic_sub_fetch(&fake.concurrent, 1, __ATOMIC_SEQ_CST);
+	if (fake.raise_user_cancel)
+		*job->cancel = WRK_CANCEL_USER;
+	if (fake.raise_user_cancel == 2)
+		/* Some other failure met while it was being cancelled (a refused connection). */
+		return sw_err_classify(e, sw_errf(e, SW_ENET, "connection refused"),
+		    PROTO_ERR_VCENTER_UNREACHABLE, true);
 	/* As wrk_cmd_run() does, every error is classified where it is made. */
 	if (*job->cancel == WRK_CANCEL_DEADLINE)
 		return sw_err_classify(e, sw_errf(e, -ETIMEDOUT, "deadline passed"),
@@ -373,6 +380,66 @@ test_cancel(void **state)
 	wrk_outcome_clear(&o);
 }
 
+/* A cancel request: final CANCELLED, not retryable, never retried or dead-lettered. */
+static void
+test_cancel_request(void **state)
+{
+	static const unsigned delays[] = { 10, 60 };
+	struct wrk_outcome o;
+	struct proto_event *ev = NULL;
+	struct sw_err e;
+	atomic_int cancel = WRK_CANCEL_USER;
+
+	(void)state;
+	d.retry_delays_s = delays;
+	d.nretry_delays = 2;
+	/* Cancelled before it started: it never runs. */
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, 1, &cancel, &o);
+	assert_int_equal(fake.runs, 0);
+	assert_int_equal(o.disp, WRK_DISP_ACK);
+	assert_int_equal(o.cancelled, 1);
+	assert_int_equal(o.retryable, 0);
+	expect_event(&o, PROTO_STATUS_FAILED, "CANCELLED");
+	assert_int_equal(proto_event_parse(o.event, o.event_len, &ev, &e), 0);
+	assert_false(ev->error.retryable);
+	assert_string_equal(ev->error.message, "cancelled on request: before it started");
+	proto_event_free(ev);
+	assert_string_equal(o.routing_key, "deletesnapshot.failed");
+	wrk_outcome_clear(&o);
+	/* ... even on its last attempt (not dead-lettered). */
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 2, 3, &cancel, &o);
+	assert_int_equal(o.disp, WRK_DISP_ACK);
+	expect_event(&o, PROTO_STATUS_FAILED, "CANCELLED");
+	wrk_outcome_clear(&o);
+
+	/* Cancelled while it runs: stopped by the flag, final, not the retry queue. */
+	cancel = 0;
+	fake.raise_user_cancel = 1;
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, 1, &cancel, &o);
+	assert_int_equal(fake.runs, 1);
+	assert_int_equal(o.disp, WRK_DISP_ACK);
+	expect_event(&o, PROTO_STATUS_FAILED, "CANCELLED");
+	wrk_outcome_clear(&o);
+
+	/* A retryable failure met while being cancelled is reported as the cancel. */
+	cancel = 0;
+	fake.raise_user_cancel = 2;
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, 1, &cancel, &o);
+	assert_int_equal(fake.runs, 2);
+	assert_int_equal(o.disp, WRK_DISP_ACK);
+	assert_null(strstr(o.errcode, "VCENTER"));
+	assert_string_equal(o.message, "cancelled on request: connection refused");
+	expect_event(&o, PROTO_STATUS_FAILED, "CANCELLED");
+	wrk_outcome_clear(&o);
+
+	/* A command that succeeds before it sees the cancel stays succeeded. */
+	fake.raise_user_cancel = 0;
+	cancel = 0;
+	wrk_dispatch_run(&d, CMD, strlen(CMD), 0, 1, &cancel, &o);
+	assert_int_equal(o.succeeded, 1);
+	wrk_outcome_clear(&o);
+}
+
 /* The daemon's backstop: only past the deadline and its slack, never over a shutdown. */
 static void
 test_deadline_backstop(void **state)
@@ -465,6 +532,7 @@ main(void)
 		cmocka_unit_test_setup(test_store_sick_requeues, setup),
 		cmocka_unit_test_setup(test_poison, setup),
 		cmocka_unit_test_setup(test_cancel, setup),
+		cmocka_unit_test_setup(test_cancel_request, setup),
 		cmocka_unit_test_setup(test_deadline_backstop, setup),
 		cmocka_unit_test_setup(test_progress_rate, setup),
 		cmocka_unit_test_setup(test_same_id_not_parallel, setup),

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "worker/commands/commands.h"
+#include "worker/commands/vc.h"
 
 static int
 run_type(struct wrk__cmd *c, struct sw_err *e)
@@ -42,6 +43,14 @@ wrk_cmd_run(const struct wrk_job *job, struct proto_event *ev, struct sw_err *e)
 	c.cmd = job->cmd;
 	c.ev = ev;
 	c.e = e;
+	if (job->cancel != NULL && *job->cancel == WRK_CANCEL_USER) {
+		/* Cancelled before it started: only an earlier attempt's work is undone. */
+		r = wrk__vc_undo_cancelled(&c, e);
+		if (r < 0)
+			return r;
+		return sw_err_classify(e, sw_errf(e, -ECANCELED, "cancelled"), PROTO_ERR_CANCELLED,
+		    false);
+	}
 	r = wrk__check_stop(&c, e);
 	if (r < 0)
 		wrk__fail(&c, r, PROTO_CTX_STORE);

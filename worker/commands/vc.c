@@ -136,7 +136,7 @@ cleanup_deadline(const struct wrk__cmd *c)
 {
 	const struct wrk_job *j = c->job;
 	uint64_t now = sw_mono_ms();
-	int shutdown = j->cancel != NULL && *j->cancel &&
+	int shutdown = j->cancel != NULL && *j->cancel == WRK_CANCEL_SHUTDOWN &&
 	    (j->deadline_ms == 0 || now < j->deadline_ms);
 
 	return now + (shutdown ? SHUTDOWN_CLEANUP_MS : WRK_VC_CLEANUP_MS);
@@ -312,6 +312,56 @@ wrk__vc_recover(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
 	    ova_journal_remove(s, c->cmd->id, e);
 }
 
+int
+wrk__vc_undo_cancelled(struct wrk__cmd *c, struct sw_err *e)
+{
+	static atomic_int never;
+	struct wrk_job j2;
+	struct wrk__cmd c2;
+	struct ova_store *s = NULL;
+	struct vmw_conn *conn = NULL;
+	struct ova_journal j;
+	char why[160];
+	int r;
+
+	if (!c->cmd->has_vcenter || c->cmd->store.url == NULL)
+		return 0;
+	r = wrk__store_open(c, c->cmd->store.url, &s, NULL, e);
+	if (r < 0)
+		return r;
+	r = ova_journal_read(s, c->cmd->id, &j, e);
+	if (r == SW_ENOTFOUND) {
+		r = 0;
+		goto out;
+	}
+	if (r < 0)
+		goto out;
+	if (!lock_proves_dead(c, why, sizeof(why))) {
+		/* Perhaps an attempt at work elsewhere: it, or the sweeper, undoes it. */
+		log_info("%s: cancelled; an earlier attempt's journal is left to the sweeper (%s)",
+		    c->cmd->id, why);
+		r = 0;
+		goto out;
+	}
+	/* The cancel flag is raised: the undo runs with a deadline of its own, uncancelled. */
+	j2 = *c->job;
+	j2.cancel = &never;
+	j2.deadline_ms = sw_mono_ms() + WRK_VC_CLEANUP_MS;
+	c2 = *c;
+	c2.job = &j2;
+	r = wrk__vc_open(&c2, &conn, e);
+	if (r < 0)
+		goto out;
+	log_info("%s: cancelled; removing what an interrupted attempt left in vCenter", c->cmd->id);
+	snprintf(j.command, sizeof(j.command), "%s", c->cmd->id);
+	r = wrk_vc_journal_undo(conn, &j, e);
+	if (r == 0)
+		r = ova_journal_remove(s, c->cmd->id, e);
+	wrk__vc_close(&c2, conn, r >= 0);
+out:
+	ova_store_close(s);
+	return r;
+}
 
 /* ------------------------------------------------------------ the export */
 

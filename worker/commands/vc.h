@@ -71,6 +71,14 @@ int wrk__vc_recover(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store 
     const char *obj, struct sw_err *e);
 
 /*
+ * A command cancelled before it started (worker/job.h, WRK_CANCEL_USER):
+ * undoes what an interrupted earlier attempt of it left in vCenter, as its
+ * crash journal records, when the command lock proves that attempt dead;
+ * else leaves the journal to the sweeper.  0 when nothing is left to do.
+ */
+int wrk__vc_undo_cancelled(struct wrk__cmd *c, struct sw_err *e);
+
+/*
  * The export data path (see the top of this file) into the new-format
  * object obj of s, named after obj's NAME.  *ret_result lists its files.
  * Errors are reported on c (vCenter or store context as they happen).
