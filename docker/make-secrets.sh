@@ -7,7 +7,7 @@
 # definitions and vc.secret are also readable by their service's user.
 # Run once, as root, before `docker compose up`.
 #   docker/make-secrets.sh [DIR]     DIR: default docker/secrets (then give
-#                                    SNAPWORKER_SECRETS=DIR to docker compose)
+#                                    RIG_SECRETS=DIR to docker compose)
 set -eu
 dir=${1:-$(cd "$(dirname "$0")" && pwd)/secrets}
 mkdir -p "$dir"

@@ -160,6 +160,8 @@ def need(cond, what):
 need(all(v.get("network_mode") == "host" and not v.get("ports") for v in s.values()),
      "host: every service on the host's network, nothing published")
 mq, vc, w = s.get("rabbitmq", {}), s.get("vcsim", {}), s.get("worker", {})
+# docker-compose config resolves extra_hosts to a mapping; the file has a list.
+hosts = lambda h: dict(h) if isinstance(h, dict) else dict(x.split(":", 1) for x in h)
 e = mq.get("environment", {})
 need(e.get("RABBITMQ_NODE_IP_ADDRESS") == "127.0.0.1" and e.get("RABBITMQ_NODE_PORT") == "1001" and
      e.get("RABBITMQ_DIST_PORT") == "1002" and e.get("ERL_EPMD_ADDRESS") == "127.0.0.1" and e.get("ERL_EPMD_PORT") == "1003" and
@@ -170,7 +172,7 @@ need("-listen" in cmd and cmd[cmd.index("-listen") + 1] == "127.0.0.1:1004", "ho
 we = w.get("environment", {})
 need(we.get("SNAPWORKER_AMQP_URL") == "amqp://snapworker@rabbitmq:1001/%2f" and
      we.get("SNAPWORKER_VCENTER_VC1_URL") == "https://vcsim:1004/sdk" and we.get("METRICS_LOOPBACK_PORT") == "1005" and
-     sorted(w.get("extra_hosts", [])) == ["rabbitmq:127.0.0.1", "vcsim:127.0.0.1"],
+     hosts(w.get("extra_hosts", [])) == {"rabbitmq": "127.0.0.1", "vcsim": "127.0.0.1"},
      "host: the workers reach rabbitmq and vcsim by name at 127.0.0.1, metrics on RIG_METRICS_PORT")
 sys.exit(1 if fails else 0)
 EOF
@@ -365,8 +367,8 @@ RIG_AMQP_PORT=$(free_port) RIG_DIST_PORT=$(free_port) RIG_EPMD_PORT=$(free_port)
 RIG_VCSIM_PORT=$(free_port) RIG_METRICS_PORT=$(free_port)
 export RIG_AMQP_PORT RIG_DIST_PORT RIG_EPMD_PORT RIG_VCSIM_PORT RIG_METRICS_PORT
 export COMPOSE_PROJECT_NAME=$P COMPOSE_FILE="$D/docker-compose.yml:$D/docker-compose.host.yml"
-export SNAPWORKER_SECRETS=$tmp/secrets
-"$D/make-secrets.sh" "$SNAPWORKER_SECRETS" >/dev/null
+export RIG_SECRETS=$tmp/secrets
+"$D/make-secrets.sh" "$RIG_SECRETS" >/dev/null
 
 # wait_healthy N: N containers of the rig, every one healthy (bounded).
 wait_healthy() {
@@ -388,13 +390,18 @@ t_up=$(date +%s)
 # snapctl and the event log, from here, on the broker's loopback port.
 AMQP_PORT=$RIG_AMQP_PORT
 PW_FILE=$tmp/amqp.pw
-install -m 0600 "$SNAPWORKER_SECRETS/amqp.secret" "$PW_FILE"
+install -m 0600 "$RIG_SECRETS/amqp.secret" "$PW_FILE"
 prefix=snapworker
 sed -e "s#^url = amqp://.*#url = amqp://snapworker@127.0.0.1:$RIG_AMQP_PORT/%2f#" \
     -e "s#/run/secrets/[a-z_]*#$PW_FILE#" "$D/snapworker.conf" >"$tmp/ctl.conf"
 CONF=$tmp/ctl.conf
 check "two workers consume (2 x jobs = 4 consumers)" e2e_wait_consumers "$CONF" 4
 check "the event log listens" evlog_start "$CONF"
+if [ $fail -gt 0 ]; then # nothing below can work
+	"$CTL" -c "$CONF" --password-file "$PW_FILE" status 2>&1 | sed 's/^/  | /'
+	e2e_done
+	exit 1
+fi
 STORE=$("$DOCKER" volume inspect -f '{{.Mountpoint}}' "${P}_secondary")
 VCSTATE=$("$DOCKER" volume inspect -f '{{.Mountpoint}}' "${P}_vcsim-state")
 # shellcheck disable=SC1091
@@ -431,7 +438,7 @@ for i in 1 2 3 4 5 6; do
 	cmd_snapshot "${ids[-1]}" "[$VCSIM_DATASTORE] $VCSIM_VM/disk1.vmdk" 3 "$i" >"$tmp/p$i.json"
 	"$CTL" -c "$CONF" --password-file "$PW_FILE" submit "$tmp/p$i.json" >/dev/null 2>&1
 done
-for i in "${ids[@]}"; do wait_final "$i" 180; done
+for i in "${ids[@]}"; do wait_final "$i" 120 || break; done
 by=$(for i in "${ids[@]}"; do finals "$i" | tail -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["worker"])'; done 2>/dev/null | sort -u | tr '\n' ' ')
 check "six commands succeeded" bash -c "[ \$(for i in ${ids[*]}; do grep -F \"\\\"id\\\":\\\"\$i\\\"\" '$EVLOG' | grep -c '\"status\":\"succeeded\"'; done | grep -cx 1) = 6 ]"
 check "each of the three workers ran some ($by= $workers)" [ "$by" = "$workers" ]
@@ -444,7 +451,7 @@ k=$(uuid)
 cmd_snapshot "$k" "[$VCSIM_DATASTORE] $VCSIM_VM/disk1.vmdk" 4 1 >"$tmp/k.json"
 "$CTL" -c "$CONF" --password-file "$PW_FILE" submit "$tmp/k.json" >/dev/null 2>&1
 victim=""
-for _ in $(seq 300); do
+for _ in $(seq 200); do
 	victim=$(grep -F "\"id\":\"$k\"" "$EVLOG" | grep '"status":"progress"' |
 	    python3 -c 'import json,sys
 for l in sys.stdin:
@@ -472,6 +479,8 @@ dc down -v --rmi all -t 20 >"$tmp/down.log" 2>&1
 check "docker-compose down -v --rmi all" [ $? -eq 0 ] || sed 's/^/  | /' "$tmp/down.log"
 # A killed container that compose no longer counts.
 "$DOCKER" ps -aq --filter "label=com.docker.compose.project=$P" | xargs -r "$DOCKER" rm -f >/dev/null 2>&1
+# An image that a rebuild here untagged (a changed Dockerfile).
+"$DOCKER" image prune -f >/dev/null 2>&1
 check "no container, no volume of the rig left" bash -c \
     "[ -z \"\$('$DOCKER' ps -aq)\" ] && [ -z \"\$('$DOCKER' volume ls -q --filter name=$P)\" ]"
 check "no image left but the cached base" bash -c \
