@@ -23,7 +23,8 @@
 # then removes what it made: containers, volumes, the images it built, the
 # daemon.  Prints "N passed, N failed".
 # The first run on a machine debootstraps the base and builds every image
-# (about 13 minutes on 2 busy cores); later runs take about 2 minutes.
+# (6.5 minutes measured here, about 12 on 2 busy cores); later runs take
+# about 2 minutes.
 # test-timeout: 1800
 # shellcheck disable=SC1091
 . "$(dirname "$0")/fault_lib.sh"
