@@ -124,6 +124,12 @@ test-unit: all
 test-integration: all rig
 	./tests/run.sh --build $(BUILD) integration
 
+# The compose rig run for real on a Docker engine the test starts (root; the
+# first run on a machine debootstraps a base and builds the images: minutes).
+test-docker: deps
+	$(MAKE) all rig
+	SW_DOCKER_ENGINE=1 ./tests/run.sh --build $(BUILD) --filter test_ops_compose integration
+
 # Suites that show a known open defect (tests/integration/open/); not in `make test`.
 test-open: all rig
 	@rc=0; for t in $(wildcard tests/integration/open/*.sh); do \

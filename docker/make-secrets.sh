@@ -6,9 +6,12 @@
 # snapworker user; snapworker refuses secrets readable by others); the
 # definitions and vc.secret are also readable by their service's user.
 # Run once, as root, before `docker compose up`.
+#   docker/make-secrets.sh [DIR]     DIR: default docker/secrets (then give
+#                                    RIG_SECRETS=DIR to docker compose)
 set -eu
-dir=$(cd "$(dirname "$0")" && pwd)/secrets
+dir=${1:-$(cd "$(dirname "$0")" && pwd)/secrets}
 mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
 umask 077
 [ -s "$dir/amqp.secret" ] || openssl rand -hex 24 >"$dir/amqp.secret"
 [ -s "$dir/vc.secret" ] || openssl rand -hex 24 >"$dir/vc.secret"
@@ -33,7 +36,7 @@ JSON
 # Bind-mounted secrets keep the host's owner and mode (no swarm): give each to its reader.
 chown 10001:10001 "$dir/amqp.secret" "$dir/vc.secret"
 chmod 0600 "$dir/amqp.secret" "$dir/vc.secret"
-# The official rabbitmq image runs as uid 999; the simulator (uid 10002) reads vc.secret
+# The broker's image (docker/Dockerfile.rabbitmq) runs as uid 999; the simulator (uid 10002) reads vc.secret
 # through its own copy.
 cp "$dir/vc.secret" "$dir/vcsim.secret"
 chown 10002 "$dir/vcsim.secret"

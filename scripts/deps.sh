@@ -40,8 +40,9 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 echo "deps: installing:$missing"
-# Keep the packages from starting a system-wide broker on 0.0.0.0:5672:
-# tests and the demo start their own loopback-only node.
+# Keep the packages from starting system-wide services (a broker on 0.0.0.0:5672,
+# dockerd):
+# tests and the demo start their own loopback-only broker and their own dockerd.
 prc=/usr/sbin/policy-rc.d
 created_prc=0
 if [ ! -e "$prc" ]; then

@@ -23,7 +23,9 @@
 #   SKIP: optional tool NAME not installed
 # where NAME is marked "optional" in scripts/tools.list and is indeed missing.
 #
-# Each test program or script has TEST_TIMEOUT seconds (default 600).
+# Each test program or script has TEST_TIMEOUT seconds (default 600); a script
+# that needs longer says so in its first 40 lines, "# test-timeout: SECONDS"
+# (the larger of the two applies).
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here" || exit 2
@@ -74,12 +76,17 @@ skip_allowed() {
 run_one() {
 	local name=$1; shift
 	local log="$logdir/$name.log" rc p f s line reason t0=$SECONDS
+	local limit=$TEST_TIMEOUT own
 	echo "=== $name"
-	PATH=$test_path timeout --kill-after=10 "$TEST_TIMEOUT" "$@" >"$log" 2>&1 </dev/null
+	if [[ "$1" == *.sh ]]; then
+		own=$(sed -n '1,40s/^# test-timeout: \([0-9][0-9]*\)$/\1/p' "$1" | head -n 1)
+		[ -n "$own" ] && [ "$own" -gt "$limit" ] && limit=$own
+	fi
+	PATH=$test_path timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1 </dev/null
 	rc=$?
 	cat "$log"
 	durations+=("$((SECONDS - t0)) $name")
-	[ $rc -eq 124 ] && echo "  !! $name timed out after ${TEST_TIMEOUT}s"
+	[ $rc -eq 124 ] && echo "  !! $name timed out after ${limit}s"
 	p=$(grep -E '^\[  PASSED  \] [0-9]+ test' "$log" | tail -1 | sed -E 's/.*\] ([0-9]+) test.*/\1/')
 	f=$(grep -E '^\[  FAILED  \] [0-9]+ test' "$log" | tail -1 | sed -E 's/.*\] ([0-9]+) test.*/\1/')
 	if [ -z "$p$f" ]; then
