@@ -270,7 +270,19 @@ PKG_VERSION=$ver
 export SW_RABBITMQ_ENV SW_VCSIM_ENV METRICS_PORT PKG_VERSION
 mkdir -p "$tmp/ns"
 start=$(date +%s)
-unshare --mount --propagation private bash "$0" --in-root "$tmp" "$deb" >"$tmp/root.out" 2>&1
+# A namespace whose mounts are all private cannot be had where / is not a mount point
+# (a chroot: "cannot change root filesystem propagation"); there the namespace keeps the
+# propagation it inherits and $tmp/ns, bound onto itself and made private first in this
+# namespace, is where every mount of the clean root is made, so none propagates out.
+if unshare --mount --propagation private true 2>/dev/null; then
+	unshare --mount --propagation private bash "$0" --in-root "$tmp" "$deb" >"$tmp/root.out" 2>&1
+elif mount --bind "$tmp/ns" "$tmp/ns" && mount --make-private "$tmp/ns"; then
+	echo "  (/ is not a mount point here: the clean root's mounts live under a private $tmp/ns)"
+	unshare --mount --propagation unchanged bash "$0" --in-root "$tmp" "$deb" >"$tmp/root.out" 2>&1
+	umount "$tmp/ns"
+else
+	echo "FAIL - a private mount for the clean root" >"$tmp/root.out"
+fi
 echo "  (the clean-root part took $(($(date +%s) - start)) s)"
 cat "$tmp/root.out"
 pass=$((pass + $(grep -c '^ok ' "$tmp/root.out")))
