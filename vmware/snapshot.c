@@ -197,3 +197,72 @@ out:
 	vmw__disks_free(u.disks, u.ndisks);
 	return r;
 }
+
+/* ------------------------------------------------------------------ */
+/* A snapshot by its name                                               */
+
+struct find_ud {
+	const char *name;
+	struct vmw_moref found;
+	int n;
+};
+
+/*
+ * Walks what RetrieveProperties returned for snapshot.rootSnapshotList: every
+ * element with a <name> and a <snapshot> child is a VirtualMachineSnapshotTree
+ * (its children trees are in <childSnapshotList>, walked the same way).
+ */
+static void
+find_in_tree(xmlNode *n, struct find_ud *u, int depth)
+{
+	xmlNode *k, *nm;
+	struct vmw_moref m;
+
+	if (n == NULL || depth > 200)
+		return;
+	nm = vmw__x_child(n, "name");
+	if (nm != NULL && vmw__x_eq(nm, u->name) &&
+	    vmw__x_moref(vmw__x_child(n, "snapshot"), &m) == 0 && u->n++ == 0)
+		u->found = m;
+	for (k = n->children; k != NULL; k = k->next) {
+		xmlNode *g;
+
+		if (k->type != XML_ELEMENT_NODE)
+			continue;
+		for (g = k->children; g != NULL && g->type != XML_ELEMENT_NODE; g = g->next)
+			;
+		if (g != NULL)
+			find_in_tree(k, u, depth + 1);
+	}
+}
+
+static int
+find_cb(void *ud, const struct vmw_moref *obj, const char *name, xmlNode *val, struct sw_err *e)
+{
+	(void)obj;
+	(void)e;
+	if (strcmp(name, "snapshot.rootSnapshotList") == 0)
+		find_in_tree(val, ud, 0);
+	return 0;
+}
+
+int
+vmw_snapshot_find(struct vmw_conn *c, const struct vmw_moref *vm, const char *name,
+    struct vmw_moref *ret_snapshot, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e)
+{
+	static const char *const paths[] = { "snapshot.rootSnapshotList", NULL };
+	struct find_ud u;
+	int r;
+
+	if (c == NULL || vm == NULL || name == NULL || ret_snapshot == NULL)
+		return sw_errf(e, -EINVAL, "bad arguments");
+	memset(&u, 0, sizeof(u));
+	u.name = name;
+	r = vmw__props_get(c, vm, paths, find_cb, &u, deadline_ms, cancel, e);
+	if (r < 0)
+		return r;
+	if (u.n == 0)
+		return sw_errf(e, SW_ENOTFOUND, "no snapshot named '%s' on %s", name, vm->value);
+	*ret_snapshot = u.found;
+	return u.n;
+}

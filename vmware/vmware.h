@@ -192,6 +192,14 @@ int vmw_snapshot_create(struct vmw_conn *c, const struct vmw_moref *vm, const ch
     const char *description, int quiesce, struct vmw_moref *ret_snapshot,
     uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
 
+/*
+ * The snapshot of vm named `name` (from the VM's snapshot.rootSnapshotList):
+ * returns how many have that name (>= 1; ret_snapshot gets the first found),
+ * or SW_ENOTFOUND.
+ */
+int vmw_snapshot_find(struct vmw_conn *c, const struct vmw_moref *vm, const char *name,
+    struct vmw_moref *ret_snapshot, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
+
 /* RemoveSnapshot_Task(removeChildren=false, consolidate=true). */
 int vmw_snapshot_remove(struct vmw_conn *c, const struct vmw_moref *snapshot,
     uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);

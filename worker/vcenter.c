@@ -246,12 +246,40 @@ wrk_vc_journal_undo(struct vmw_conn *conn, const struct ova_journal *j, struct s
 		if (r < 0)
 			return r;
 	}
-	if (j->snapshot[0] == '\0')
-		return 0;
 	memset(&snap, 0, sizeof(snap));
-	snprintf(snap.type, sizeof(snap.type), "VirtualMachineSnapshot");
-	if (snprintf(snap.value, sizeof(snap.value), "%s", j->snapshot) >= (int)sizeof(snap.value))
-		return sw_errf(e, SW_EFORMAT, "journal: snapshot id too long");
+	if (j->snapshot[0] == '\0') {
+		struct vmw_moref vm;
+		char name[128];
+
+		/*
+		 * An attempt killed between CreateSnapshot_Task's end and its journal
+		 * write left a snapshot the journal does not name: found by the name
+		 * every attempt of the command gives it (snapworker-<id>) on the VM the
+		 * journal names.
+		 */
+		if (j->vm[0] == '\0' || j->command[0] == '\0')
+			return 0;
+		memset(&vm, 0, sizeof(vm));
+		snprintf(vm.type, sizeof(vm.type), "VirtualMachine");
+		if (snprintf(vm.value, sizeof(vm.value), "%s", j->vm) >= (int)sizeof(vm.value) ||
+		    snprintf(name, sizeof(name), "snapworker-%s", j->command) >= (int)sizeof(name))
+			return sw_errf(e, SW_EFORMAT, "journal: VM id or command too long");
+		r = vmw_snapshot_find(conn, &vm, name, &snap, sw_mono_ms() + WRK_VC_CLEANUP_MS, NULL,
+		    e);
+		if (r == SW_ENOTFOUND) {
+			sw_err_clear(e);
+			return 0;
+		}
+		if (r < 0)
+			return r;
+		log_info("%s: removing VM snapshot %s (%s) that an interrupted attempt took but "
+		    "had not recorded", j->command, snap.value, name);
+	} else {
+		snprintf(snap.type, sizeof(snap.type), "VirtualMachineSnapshot");
+		if (snprintf(snap.value, sizeof(snap.value), "%s", j->snapshot) >=
+		    (int)sizeof(snap.value))
+			return sw_errf(e, SW_EFORMAT, "journal: snapshot id too long");
+	}
 	r = wrk_vc_snapshot_remove(conn, &snap, sw_mono_ms() + WRK_VC_CLEANUP_MS, e);
 	if (r == SW_ENOTFOUND)
 		r = 0;
