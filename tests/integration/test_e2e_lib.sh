@@ -10,6 +10,7 @@ build=${SW_BUILD:-$here/build}
 SW=$build/bin/snapworker
 CTL=$build/bin/snapctl
 OVASTORE=$build/bin/ovastore
+VMWCTL=$build/bin/vmwctl
 rigbin=${VCSIM_BIN:-$build/bin/snapworker-vcsim}
 pass=0
 fail=0

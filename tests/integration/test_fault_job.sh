@@ -105,6 +105,20 @@ check "sweep: the command then succeeds with the seeded bytes" \
     evtrue "$tmp/f.out" "e['status']=='succeeded' and e['result']['files'][0]['sha256']=='$VCSIM_SEED_SHA256_0'"
 check "sweep: and cleaned up after itself" rig_settled
 check "sweep: no journal, no debris" bash -c "[ ! -e '$STORE/.snapworker/journal/$id.journal' ] && [ -z \"\$(find '$STORE' -name '*.part')\" ]"
+# An attempt killed between its snapshot task's end and its journal write: the journal
+# names the VM but no snapshot.  The undo finds snapworker-<id> on that VM by its name.
+id3=$(uuid)
+vmref=$(state | python3 -c "import json,sys; print([v['moref'] for v in json.load(sys.stdin)['vms'] if v['name']=='$VCSIM_VM'][0])")
+"$VMWCTL" --url "$VCSIM_URL" --user snap --password-file "$tmp/vc.secret" --thumbprint "$VCSIM_THUMBPRINT" \
+    snapshot-create --vm "$vmref" --name "snapworker-$id3" >"$tmp/snap3.out" 2>&1
+check "unjournaled snapshot: taken (vmwctl)" rigpy "any(v['snapshot_count']==1 for v in d['vms'] if v['name']=='$VCSIM_VM')"
+printf 'command=%s\ncredentials=vc1\nurl=%s\nvm=%s\nsnapshot=\nobject=snapshots/9/9/%s/%s\n' \
+    "$id3" "$VCSIM_URL" "$vmref" "$id3" "$id3" >"$STORE/.snapworker/journal/$id3.journal"
+touch -d '-10 minutes' "$STORE/.snapworker/journal/$id3.journal"
+"$SW" sweep -c "$conf" --older-than 5m --force >"$tmp/sweep3.out" 2>&1
+check "unjournaled snapshot: the sweep ran (exit 0)" [ $? = 0 ]
+check "unjournaled snapshot: found by its name and removed" rig_settled
+check "unjournaled snapshot: the journal is gone" no_journal "$id3"
 check "the volume is intact" volumes_intact
 
 e2e_done
