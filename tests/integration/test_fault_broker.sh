@@ -49,8 +49,17 @@ check "the command completes" done_once
 sleep 2 # a duplicate attempt would show by now
 # An attempt that finished while the broker was away could not send its answer; the
 # redelivery answers from the committed object: one answer sent in all.
+# When the first attempt's answer was lost, the redelivery (after the worker's reconnect
+# backoff) answers: waited for, bounded, then 2 s more for a duplicate to show.
 sent_once() {
-	local ok lost
+	local ok lost i
+	for i in $(seq 600); do
+		ok=$(grep -c "\"cmd_id\":\"$id\".*\"msg\":\"succeeded" "$tmp/w1.log")
+		lost=$(grep -c "\"cmd_id\":\"$id\".*result not sent" "$tmp/w1.log")
+		[ $((ok - lost)) -ge 1 ] && break
+		sleep 0.1
+	done
+	sleep 2
 	ok=$(grep -c "\"cmd_id\":\"$id\".*\"msg\":\"succeeded" "$tmp/w1.log")
 	lost=$(grep -c "\"cmd_id\":\"$id\".*result not sent" "$tmp/w1.log")
 	echo "# $ok succeeded attempt(s), $lost of them unsent"
