@@ -200,18 +200,24 @@ static int
 walk_names(struct walk *w, int dfd, const char *rel, const struct names *ns, int depth)
 {
 	unsigned char *own = NULL, *isdir = NULL;
+	uint64_t *size = NULL;
 	size_t i, l;
 	int r = 0;
 
-	if (ns->n > 0 && ((own = calloc(ns->n, 1)) == NULL || (isdir = calloc(ns->n, 1)) == NULL)) {
+	if (ns->n > 0 && ((own = calloc(ns->n, 1)) == NULL || (isdir = calloc(ns->n, 1)) == NULL ||
+	    (size = calloc(ns->n, sizeof(*size))) == NULL)) {
 		free(own);
+		free(isdir);
 		return sw_errf(w->e, -ENOMEM, "out of memory listing '%s'", rel);
 	}
+	/* One lstat per name: what is a directory, and the size a debris line reports. */
 	for (i = 0; i < ns->n; i++) {
 		struct stat st;
 
-		if (fstatat(dfd, ns->v[i], &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
-			isdir[i] = 1;
+		if (fstatat(dfd, ns->v[i], &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			isdir[i] = S_ISDIR(st.st_mode);
+			size[i] = (uint64_t)st.st_size;
+		}
 	}
 	/* Objects first: NAME.ova.meta (new format) and NAME.ova without a meta (legacy). */
 	for (i = 0; i < ns->n && r >= 0; i++) {
@@ -240,7 +246,6 @@ walk_names(struct walk *w, int dfd, const char *rel, const struct names *ns, int
 	for (i = 0; i < ns->n && r >= 0; i++) {
 		const char *n = ns->v[i];
 		struct ova_entry ent;
-		struct stat st;
 
 		if (isdir[i] || own[i])
 			continue;
@@ -252,8 +257,7 @@ walk_names(struct walk *w, int dfd, const char *rel, const struct names *ns, int
 			continue;
 		ent.state = OVA_ENTRY_DEBRIS;
 		ent.format = OVA_FMT_ABSENT;
-		if (fstatat(dfd, n, &st, AT_SYMLINK_NOFOLLOW) == 0)
-			ent.physical_size = (uint64_t)st.st_size;
+		ent.physical_size = size[i];
 		r = emit(w, &ent);
 	}
 	for (i = 0; i < ns->n && r >= 0; i++) {
@@ -273,6 +277,7 @@ walk_names(struct walk *w, int dfd, const char *rel, const struct names *ns, int
 	}
 	free(own);
 	free(isdir);
+	free(size);
 	return r;
 }
 
