@@ -128,7 +128,7 @@ test-integration: all rig
 # first run on a machine debootstraps a base and builds the images: minutes).
 test-docker: deps
 	$(MAKE) all rig
-	SW_DOCKER_ENGINE=1 ./tests/run.sh --build $(BUILD) --filter test_ops_compose integration
+	./tests/run.sh --build $(BUILD) --filter test_ops_compose integration
 
 # Suites that show a known open defect (tests/integration/open/); not in `make test`.
 test-open: all rig
