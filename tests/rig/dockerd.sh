@@ -7,17 +7,21 @@
 # iptables, no bridge: the rig runs with host networking.
 #
 # Where the engine cannot run as it is, it gets what it needs in a mount
-# namespace of its own (gone with the daemon; nothing is left mounted):
-# - / is not a mount point (a chroot, such as a fresh-machine check's):
-#   runc cannot make the containers' mounts private there ("cannot change root
-#   filesystem propagation"), so the daemon runs chrooted into a recursive
-#   bind of / that is a mount point, made under DIR/ns, itself bound onto
-#   itself and made private first so that none of these mounts propagates out;
-# - /sys/fs/cgroup has no cgroup hierarchy (a chroot whose /sys is a plain
-#   bind): the hierarchies of /proc/cgroups (cgroup v1) or cgroup2 are mounted
-#   there, in that namespace only.
+# namespace of its own, where every mount is private (nothing propagates out,
+# and all of it goes with the daemon):
+# - no cgroup hierarchy under /sys/fs/cgroup (a chroot whose /sys is a plain
+#   bind): the hierarchies of /proc/cgroups (cgroup v1), or cgroup2, are mounted;
+# - / is not a mount point (a chroot, such as a fresh-machine check's): a
+#   container's init can be set up (runc pivots into its root from any mount
+#   point), but `docker exec`, and so every HEALTHCHECK, enters a container by
+#   joining its mount namespace, which puts the process at that namespace's
+#   root: the machine's real /, not the chroot.  So the daemon's namespace gets
+#   the chroot's tree mounted on top of its real root (the chroot is left
+#   through "..", as root may, only inside this namespace; then the tree is
+#   moved onto / as switch_root does), and docker exec lands in the container.
 set -eu
 [ $# -ge 2 ] || { echo "usage: $0 DIR DATA_ROOT [DOCKERD_ARGS...]" >&2; exit 2; }
+self=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
 dir=$(cd "$1" && pwd)
 data=$2
 shift 2
@@ -29,35 +33,70 @@ args=(--config-file "$dir/daemon.json" --data-root "$data" --exec-root "$dir/run
 cgroups_mounted() { # ROOT
 	[ -e "$1/sys/fs/cgroup/cgroup.controllers" ] || [ -e "$1/sys/fs/cgroup/devices/devices.list" ]
 }
-
-if mountpoint -q / && cgroups_mounted ""; then
-	exec dockerd "${args[@]}"
-fi
-
-# --- the namespace: this script again, past this point, under unshare ---------------
-if [ -z "${SW_DOCKERD_NS:-}" ]; then
-	mkdir -p "$dir/ns"
-	mount --bind "$dir/ns" "$dir/ns"
-	mount --make-private "$dir/ns"
-	SW_DOCKERD_NS=$dir/ns exec unshare --mount --propagation unchanged "$0" "$dir" "$data" "$@"
-fi
-# Here: a mount namespace of our own, whose mounts under $SW_DOCKERD_NS stay in it.
-root=$SW_DOCKERD_NS/root
-mkdir -p "$root"
-mount --rbind / "$root"
-mount --make-rprivate "$root"
-if ! cgroups_mounted "$root"; then
-	mount -t tmpfs -o mode=755 cgroup "$root/sys/fs/cgroup"
+mount_cgroups() { # ROOT: the hierarchies, when none is mounted there
+	cgroups_mounted "$1" && return 0
+	mount -t tmpfs -o mode=755 cgroup "$1/sys/fs/cgroup"
 	if grep -q cgroup2 /proc/filesystems && ! awk 'NR > 1 && $2 != 0' /proc/cgroups | grep -q .; then
-		mount -t cgroup2 cgroup2 "$root/sys/fs/cgroup"
-	else
-		# One mount per v1 hierarchy, its controllers together (cpu,cpuacct where joined).
-		awk 'NR > 1 && $2 != 0 && $4 == 1 { h[$2] = h[$2] ? h[$2] "," $1 : $1 } END { for (i in h) print h[i] }' \
-		    /proc/cgroups | while read -r c; do
-			mkdir -p "$root/sys/fs/cgroup/$c"
-			mount -t cgroup -o "$c" cgroup "$root/sys/fs/cgroup/$c"
-		done
+		mount -t cgroup2 cgroup2 "$1/sys/fs/cgroup"
+		return
 	fi
-fi
-cd "$root"
-exec chroot "$root" /bin/sh -c 'cd / && exec dockerd "$@"' dockerd "${args[@]}"
+	# One mount per v1 hierarchy, its controllers together where the kernel joined them.
+	awk 'NR > 1 && $2 != 0 && $4 == 1 { h[$2] = h[$2] ? h[$2] "," $1 : $1 } END { for (i in h) print h[i] }' \
+	    /proc/cgroups | while read -r c; do
+		mkdir -p "$1/sys/fs/cgroup/$c"
+		mount -t cgroup -o "$c" cgroup "$1/sys/fs/cgroup/$c"
+	done
+}
+
+case "${SW_DOCKERD_STAGE:-}" in
+"")
+	if mountpoint -q / && cgroups_mounted ""; then
+		exec dockerd "${args[@]}"
+	fi
+	if mountpoint -q /; then
+		SW_DOCKERD_STAGE=cgroups exec unshare --mount --propagation private "$self" "$dir" "$data" "$@"
+	fi
+	mkdir -p "$dir/root"
+	SW_DOCKERD_STAGE=chroot exec unshare --mount --propagation unchanged "$self" "$dir" "$data" "$@"
+	;;
+cgroups | inroot)
+	mount_cgroups ""
+	exec dockerd "${args[@]}"
+	;;
+chroot)
+	# In the new namespace, still in the chroot.  python3 (the runner's): out of the
+	# chroot, every mount made private, the chroot's tree bound onto $dir/root and
+	# moved onto the namespace's real root, chroot into it; then this script again.
+	exec python3 - "$dir/root" "$self" "$dir" "$data" "$@" <<'EOF'
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+MS_MOVE, MS_BIND, MS_REC, MS_PRIVATE = 0x2000, 0x1000, 0x4000, 0x40000
+def mount(src, tgt, flags):
+    if libc.mount(src.encode() if src else None, tgt.encode(), None, flags, None) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), "mount %s %s" % (src, tgt))
+chroot_fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+# A chroot into a subdirectory leaves the working directory outside the new root, from
+# where ".." climbs to the namespace's real root.
+os.chdir("/")
+os.chroot(sys.argv[1])
+for _ in range(256):
+    os.chdir("..")
+os.chroot(".")
+# Nothing made from here on may reach the machine's namespace.
+mount(None, "/", MS_REC | MS_PRIVATE)
+top = os.readlink("/proc/self/fd/%d" % chroot_fd)   # the chroot's path from the real root
+if top == "/":
+    sys.exit("dockerd.sh: / is not a mount point, but no chroot was found")
+new = top + sys.argv[1]
+mount(top, new, MS_BIND | MS_REC)
+os.chdir(new)
+mount(".", "/", MS_MOVE)
+os.chroot(".")
+os.chdir("/")
+# This script again, in the new root, past this stage.
+os.environ["SW_DOCKERD_STAGE"] = "inroot"
+os.execv("/bin/bash", ["bash"] + sys.argv[2:])
+EOF
+	;;
+esac
