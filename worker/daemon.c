@@ -756,8 +756,15 @@ wrk_daemon_run(const struct wrk_config *cfg, wrk_runner_fn run,
 		goto out;
 	}
 	/* Zero cost when no limit is set: no connection, no hook in the jobs. */
-	if (wrk_config_limits_on(cfg) && (rc = wrk_limits_new(cfg, &limits, e)) < 0)
-		goto out;
+	if (wrk_config_limits_on(cfg)) {
+		if ((rc = wrk_limits_new(cfg, &limits, e)) < 0)
+			goto out;
+		log_info("concurrency limits: vcenter %u, host %u, datastore %u (0: unlimited), "
+		    "%zu named; a command at a limit waits %u s; tokens %s.*",
+		    cfg->limits[WRK_LIMIT_VCENTER], cfg->limits[WRK_LIMIT_HOST],
+		    cfg->limits[WRK_LIMIT_DATASTORE], cfg->nlimit_overrides, cfg->limit_wait_s,
+		    cfg->amqp_limit_prefix);
+	}
 	if (cfg->nstores > 0) {
 		struct wrk_storehealth_opts ho;
 
