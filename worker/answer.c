@@ -170,7 +170,8 @@ wrk__slot_finish_job(struct slot *s)
 		    s->disp.nretry_delays + 1, out.attempt + 1, out.retry_delay_s);
 	wrk_metrics_job_end();
 	wrk_metrics_command(out.type, out.succeeded ? WRK_METRICS_SUCCEEDED :
-	    !out.parsed ? WRK_METRICS_INVALID : out.disp == WRK_DISP_REQUEUE ? WRK_METRICS_REQUEUED :
+	    !out.parsed ? WRK_METRICS_INVALID :
+	    out.disp == WRK_DISP_REQUEUE || out.waiting ? WRK_METRICS_REQUEUED :
 	    WRK_METRICS_FAILED, out.elapsed_ms,
 	    out.bytes_produced);
 

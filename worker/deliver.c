@@ -164,7 +164,13 @@ limits_take(void *ud, struct wrk_limit_key *keys, size_t n, struct sw_err *e)
 		return 0;
 	lc->busy = r > 0 ? 1 : -1;
 	if (r > 0) {
+		char *p;
+
 		copy_str(lc->limit, sizeof(lc->limit), busy);
+		/* A name from vCenter goes into an event: no control character. */
+		for (p = lc->limit; *p != '\0'; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				*p = '?';
 		for (i = 0; i < n; i++)
 			if (strncmp(busy, wrk_limit_kind_name(keys[i].kind),
 			    strlen(wrk_limit_kind_name(keys[i].kind))) == 0)
@@ -176,6 +182,9 @@ limits_take(void *ud, struct wrk_limit_key *keys, size_t n, struct sw_err *e)
 	log_warnx("limits: %s", e->msg);
 	(void)snprintf(lc->limit, sizeof(lc->limit), "%s:%s", wrk_limit_kind_name(keys[0].kind),
 	    keys[0].name);
+	for (i = 0; lc->limit[i] != '\0'; i++)
+		if ((unsigned char)lc->limit[i] < 0x20 || lc->limit[i] == 0x7f)
+			lc->limit[i] = '?';
 	lc->kind = keys[0].kind;
 	return r;
 }

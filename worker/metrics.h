@@ -8,7 +8,8 @@
  *
  * What is counted:
  *   snapworker_commands_total{type,outcome}     finished deliveries; outcome is
- *       succeeded, failed, requeued (retryable, handed back) or invalid (never parsed);
+ *       succeeded, failed, requeued (retryable, handed back; or sent back to wait for a
+ *       concurrency token) or invalid (never parsed);
  *       type is a protocol type or "other" (the label set is bounded)
  *   snapworker_job_duration_seconds{type}       histogram of parsed commands' run time
  *   snapworker_bytes_transferred_total          bytes of the files that succeeded commands

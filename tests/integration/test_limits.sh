@@ -118,6 +118,8 @@ for l in sys.stdin:
 }
 check "each waiting event names the limit (datastore:$VCSIM_DATASTORE) and the delay" waiting_ok
 check "waiting spends no attempt: no retrying event" bash -c "! grep -qF '\"status\":\"retrying\"' '$EVLOG'"
+check "waiting spends no attempt: every start is attempt 1 (the log says 'started (attempt N)' for N > 1)" \
+    bash -c "! cat '$tmp'/w[123].log | grep -q 'started (attempt'"
 check "the log says which limit at info" bash -c "cat '$tmp'/w[123].log | grep -q 'waiting for a token of datastore:$VCSIM_DATASTORE'"
 check "every token was given back" bash -c "[ \"\$($RABBITMQCTL list_queues name 2>/dev/null | grep -c '^$prefix\.limit\.')\" = 0 ]"
 scrape() { curl -sf -m 20 "http://127.0.0.1:$MPORT/metrics"; }
