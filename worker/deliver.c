@@ -330,6 +330,9 @@ run_cancelled(const struct wrk_dispatch *d, const struct proto_command *cmd,
 	int rc;
 
 	log_info("cancelled before it started: it does not run");
+	/* It only undoes: no export, no token. */
+	job->limits_take = NULL;
+	job->limits_ud = NULL;
 	memset(&ev, 0, sizeof(ev));
 	sw_err_clear(&e);
 	store = d->cfg != NULL && cmd->store.url != NULL ? wrk_config_store(d->cfg, cmd->store.url) :

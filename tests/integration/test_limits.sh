@@ -14,7 +14,11 @@
 #      command waiting for that datastore starts, and every command, the
 #      killed one included, succeeds;
 #   3. a command waiting for a token is cancelled: it is answered once
-#      CANCELLED when it comes back, without ever exporting.
+#      CANCELLED when it comes back, without ever exporting;
+#   4. exports of one VM overlap (the limit lets 2 run): another command's
+#      snapshot removal consolidates the delta a worker VM was about to attach
+#      (CreateVM_Task fails FileNotFound, injected): the chain is read again
+#      and the command succeeds.
 # Prints "N passed, N failed".
 # test-timeout: 600
 # shellcheck disable=SC1091
@@ -236,5 +240,15 @@ check "it never exported (no progress event, nothing on the share)" bash -c \
 check "the worker says it was cancelled before it started" bash -c "cat '$tmp'/w[123].log | grep -q '$x.*cancelled before it started'"
 both_ok() { local id; for id in "${c[0]}" "${c[1]}"; do succeeded_once "$id" 120 || return 1; done; }
 check "the two holding the tokens succeed" both_ok
+check "vCenter clean" rig_settled
+
+# --- 4. the snapshot's chain changed under a command ---------------------------------------
+inject "clear=1"
+inject "fault=CreateVM_Task&fault_type=FileNotFound&fault_msg=File%20was%20not%20found&in_task=1"
+f=$(uuid)
+cmd_snapshot "$f" "$disk1" 7 31 >"$tmp/f.json"
+publish "$tmp/f.json"
+check "CreateVM_Task FileNotFound: the chain is read again and the command succeeds" succeeded_once "$f" 120
+check "the log says why" bash -c "cat '$tmp'/w[123].log | grep -q '$f.*disk chain changed under us'"
 check "vCenter clean" rig_settled
 e2e_done
