@@ -38,6 +38,7 @@ static const char *const status_names[PROTO_STATUS_COUNT] = {
 	[PROTO_STATUS_SUCCEEDED] = "succeeded",
 	[PROTO_STATUS_FAILED] = "failed",
 	[PROTO_STATUS_RETRYING] = "retrying",
+	[PROTO_STATUS_WAITING] = "waiting",
 };
 
 static const char *const format_names[] = {
@@ -453,6 +454,18 @@ proto_event_build(const struct proto_event *ev, char **ret_json, size_t *ret_len
 		if (p != NULL)
 			add(&b, root, "result", p);
 		break;
+	case PROTO_STATUS_WAITING:
+		if (ev->wait.delay_s > PROTO_RETRY_DELAY_MAX_S) {
+			bfail(&b, "wait.delay_s", "must be at most a day");
+			break;
+		}
+		p = json_object_new_object();
+		add(&b, root, "wait", p);
+		if (p != NULL) {
+			add_str(&b, p, "limit", "wait.limit", ev->wait.limit, PROTO_LIMIT_MAX, true);
+			add(&b, p, "delay_s", json_object_new_int((int)ev->wait.delay_s));
+		}
+		break;
 	default:
 		p = build_error(&b, &ev->error);
 		if (p != NULL)
@@ -637,7 +650,7 @@ parse_event(struct proto__err *pe, json_object *root, struct event_holder *h)
 		return r;
 	if (proto_status_from_name(s, &ev->status) < 0)
 		return proto__fail(pe, SW_EFORMAT, "status",
-		    "must be progress, succeeded, failed or retrying");
+		    "must be progress, succeeded, failed, retrying or waiting");
 	if ((r = proto__get_str(pe, root, "type", "type", 64, false, true, &s)) < 0)
 		return r;
 	if (s != NULL && (ev->type = proto_type_from_name(s)) == PROTO_TYPE_UNKNOWN)
@@ -662,6 +675,15 @@ parse_event(struct proto__err *pe, json_object *root, struct event_holder *h)
 		return 0;
 	case PROTO_STATUS_SUCCEEDED:
 		return parse_result(pe, root, h);
+	case PROTO_STATUS_WAITING:
+		if ((r = proto__get_obj(pe, root, "wait", "wait", true, &o)) < 0 ||
+		    (r = proto__get_str(pe, o, "limit", "wait.limit", PROTO_LIMIT_MAX, true, true,
+		    &ev->wait.limit)) < 0 ||
+		    (r = proto__get_int(pe, o, "delay_s", "wait.delay_s", 0,
+		    PROTO_RETRY_DELAY_MAX_S, "a number of seconds", true, &i, NULL)) < 0)
+			return r;
+		ev->wait.delay_s = (unsigned)i;
+		return 0;
 	default:
 		if ((r = proto__get_obj(pe, root, "error", "error", true, &o)) < 0 ||
 		    (r = proto__get_str(pe, o, "code", "error.code", 32, true, true, &s)) < 0)

@@ -93,6 +93,7 @@
 #define PROTO_MESSAGE_MAX  2048            /* error.message of an event (truncated on build) */
 #define PROTO_ATTEMPTS_MAX 100             /* retry.max_attempts of a retrying event */
 #define PROTO_RETRY_DELAY_MAX_S (24 * 3600) /* retry.delay_s */
+#define PROTO_LIMIT_MAX 300                /* wait.limit of a waiting event, bytes */
 
 /* ---------------------------------------------------------------- types */
 
@@ -376,10 +377,11 @@ enum proto_status {
 	PROTO_STATUS_SUCCEEDED,
 	PROTO_STATUS_FAILED,
 	PROTO_STATUS_RETRYING,   /* an attempt failed retryably; another is scheduled (additive in v1) */
+	PROTO_STATUS_WAITING,    /* sent back to wait for a concurrency limit (additive in v1) */
 	PROTO_STATUS_COUNT
 };
 
-/* "progress", "succeeded", "failed", "retrying"; NULL when out of range. */
+/* "progress", "succeeded", "failed", "retrying", "waiting"; NULL when out of range. */
 const char *proto_status_name(enum proto_status s);
 
 /* Returns 0 and *ret, or -EINVAL when s is no status name. */
@@ -429,7 +431,7 @@ struct proto_event_error {
 /*
  * One event.  Which parts are written depends on status: progress events
  * carry `progress`, succeeded events `result`, failed events `error`,
- * retrying events `error` and `retry`; `finished_at` (of the attempt) is
+ * retrying events `error` and `retry`, waiting events `wait`; `finished_at` (of the attempt) is
  * written for every status but progress.  All strings are
  * borrowed: proto_event_build() copies what it needs.
  */
@@ -451,6 +453,10 @@ struct proto_event {
 		unsigned max_attempts;    /* attempts in all before the dead-letter queue */
 		unsigned delay_s;         /* when the next attempt starts, from finished_at */
 	} retry;
+	struct {                          /* waiting only */
+		const char *limit;        /* "KIND:NAME", e.g. "datastore:ds1" (1..PROTO_LIMIT_MAX bytes) */
+		unsigned delay_s;         /* when the command is tried again, from finished_at */
+	} wait;
 };
 
 /*

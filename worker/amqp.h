@@ -119,6 +119,16 @@ int wrk_amqp_cancel_record_declare(struct wrk_amqp *c, const char *name, unsigne
  * an absent queue closes only that channel, never the one that consumes.
  */
 int wrk_amqp_exists(struct wrk_amqp *c, const char *queue, struct sw_err *e);
+/*
+ * A concurrency token (docs/architecture.md, "Concurrency limits"): declares
+ * queue exclusive to this connection on the side channel.  1: taken (the
+ * broker deletes it when this connection closes, however it ends); 0:
+ * another connection holds it (405 RESOURCE_LOCKED, only the side channel
+ * closed); negative: an error (SW_ENET: the connection is dead).
+ */
+int wrk_amqp_exclusive_take(struct wrk_amqp *c, const char *queue, struct sw_err *e);
+/* queue.delete on the side channel (a token given back). */
+int wrk_amqp_queue_delete(struct wrk_amqp *c, const char *queue, struct sw_err *e);
 /* basic.consume without acknowledgements (a worker's control queue). */
 int wrk_amqp_subscribe(struct wrk_amqp *c, const char *queue, char *ret_tag, size_t tagsz,
     struct sw_err *e);

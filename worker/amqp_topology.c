@@ -291,3 +291,87 @@ wrk_amqp_declare_exchange(struct wrk_amqp *c, const char *name, const char *type
 {
 	return declare_exchange(c, name, type, e);
 }
+
+/* Opens SIDE_CHAN when it is closed; 0 or a connection error. */
+static int
+side_open(struct wrk_amqp *c, struct sw_err *e)
+{
+	amqp_rpc_reply_t r;
+
+	if (!c->ok)
+		return sw_errf(e, SW_ENET, "connection to broker is down");
+	if (c->side_open)
+		return 0;
+	(void)amqp_channel_open(c->conn, SIDE_CHAN);
+	r = amqp_get_rpc_reply(c->conn);
+	if (r.reply_type != AMQP_RESPONSE_NORMAL)
+		return wrk__amqp_rpc_check(c, "channel.open (side channel)", e);
+	c->side_open = 1;
+	return 0;
+}
+
+int
+wrk_amqp_exclusive_take(struct wrk_amqp *c, const char *queue, struct sw_err *e)
+{
+	amqp_rpc_reply_t r;
+	int rc;
+
+	if ((rc = side_open(c, e)) < 0)
+		return rc;
+	/* Not durable, exclusive, not auto-delete: it lives exactly as long as this connection. */
+	(void)amqp_queue_declare(c->conn, SIDE_CHAN, amqp_cstring_bytes(queue), 0, 0, 1, 0,
+	    amqp_empty_table);
+	r = amqp_get_rpc_reply(c->conn);
+	if (r.reply_type == AMQP_RESPONSE_NORMAL)
+		return 1;
+	if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+		amqp_channel_close_ok_t ok = { 0 };
+		amqp_channel_close_t *m = r.reply.decoded;
+		unsigned code = m->reply_code;
+
+		/* RESOURCE_LOCKED (another connection holds it) closed the side channel only. */
+		c->side_open = 0;
+		if (amqp_send_method(c->conn, SIDE_CHAN, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) !=
+		    AMQP_STATUS_OK) {
+			c->ok = 0;
+			return sw_errf(e, SW_ENET, "channel.close-ok: connection lost");
+		}
+		if (code == 405)
+			return 0;
+		return sw_errf(e, SW_EREMOTE, "queue.declare (exclusive) %s: %u %.*s", queue, code,
+		    (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+	}
+	c->side_open = 0;
+	c->ok = 0;
+	return sw_errf(e, SW_ENET, "queue.declare (exclusive) %s: connection lost", queue);
+}
+
+int
+wrk_amqp_queue_delete(struct wrk_amqp *c, const char *queue, struct sw_err *e)
+{
+	amqp_rpc_reply_t r;
+	int rc;
+
+	if ((rc = side_open(c, e)) < 0)
+		return rc;
+	(void)amqp_queue_delete(c->conn, SIDE_CHAN, amqp_cstring_bytes(queue), 0, 0);
+	r = amqp_get_rpc_reply(c->conn);
+	if (r.reply_type == AMQP_RESPONSE_NORMAL)
+		return 0;
+	if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+		amqp_channel_close_ok_t ok = { 0 };
+		amqp_channel_close_t *m = r.reply.decoded;
+		unsigned code = m->reply_code;
+
+		c->side_open = 0;
+		if (amqp_send_method(c->conn, SIDE_CHAN, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) !=
+		    AMQP_STATUS_OK) {
+			c->ok = 0;
+			return sw_errf(e, SW_ENET, "channel.close-ok: connection lost");
+		}
+		return sw_errf(e, SW_EREMOTE, "queue.delete %s: %u", queue, code);
+	}
+	c->side_open = 0;
+	c->ok = 0;
+	return sw_errf(e, SW_ENET, "queue.delete %s: connection lost", queue);
+}

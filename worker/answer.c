@@ -103,7 +103,8 @@ republish(struct slot *s, const struct wrk_outcome *out, struct sw_err *e)
 			return sw_errf(e, SW_ETOOBIG, "retry routing key too long");
 		p.exchange = cfg->amqp_retry_exchange;
 		p.routing_key = key;
-		p.attempt = (int64_t)out->attempt + 1;
+		/* Waiting for a concurrency token spends no attempt. */
+		p.attempt = (int64_t)out->attempt + (out->waiting ? 0 : 1);
 	} else {
 		p.exchange = cfg->amqp_dlx;
 		p.routing_key = s->msg.routing_key;
@@ -112,6 +113,9 @@ republish(struct slot *s, const struct wrk_outcome *out, struct sw_err *e)
 	(void)snprintf(err, sizeof(err), "%s: %s", out->errcode[0] ? out->errcode : "INTERNAL",
 	    out->message);
 	p.error = err;
+	if (out->waiting)
+		/* The last attempt's error, if there was one, stays what it was. */
+		p.error = s->msg.error[0] ? s->msg.error : NULL;
 	p.message_id = s->msg.message_id[0] ? s->msg.message_id : NULL;
 	p.correlation_id = s->msg.correlation_id[0] ? s->msg.correlation_id : NULL;
 	p.reply_to = s->msg.reply_to[0] ? s->msg.reply_to : NULL;
@@ -144,6 +148,9 @@ wrk__slot_finish_job(struct slot *s)
 	    out.type);
 	if (out.succeeded)
 		log_info("succeeded in %llu ms", (unsigned long long)out.elapsed_ms);
+	else if (out.waiting)
+		log_info("waiting for a token of %s (at its limit): back in %u s, attempt %u unspent",
+		    out.limit, out.retry_delay_s, out.attempt);
 	else if (!out.parsed)
 		log_warnx("poison message (delivery attempt %lld) after %llu ms: %s: %s",
 		    (long long)s->msg.delivery_count + 1, (unsigned long long)out.elapsed_ms,
@@ -156,12 +163,15 @@ wrk__slot_finish_job(struct slot *s)
 		    out.errcode, out.message,
 		    out.disp == WRK_DISP_REQUEUE ? " (requeued)" :
 		    out.disp == WRK_DISP_DEAD ? " (dead-lettered)" : "");
-	if (out.disp == WRK_DISP_RETRY)
+	if (out.waiting)
+		wrk_metrics_limit_wait(out.limit_kind);
+	if (out.disp == WRK_DISP_RETRY && !out.waiting)
 		log_info("attempt %u of %zu failed; attempt %u in %u s", out.attempt,
 		    s->disp.nretry_delays + 1, out.attempt + 1, out.retry_delay_s);
 	wrk_metrics_job_end();
 	wrk_metrics_command(out.type, out.succeeded ? WRK_METRICS_SUCCEEDED :
-	    !out.parsed ? WRK_METRICS_INVALID : out.disp == WRK_DISP_REQUEUE ? WRK_METRICS_REQUEUED :
+	    !out.parsed ? WRK_METRICS_INVALID :
+	    out.disp == WRK_DISP_REQUEUE || out.waiting ? WRK_METRICS_REQUEUED :
 	    WRK_METRICS_FAILED, out.elapsed_ms,
 	    out.bytes_produced);
 

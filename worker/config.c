@@ -140,6 +140,10 @@ wrk_config_load_flags(const char *path, char *const *envp, unsigned flags,
 	if (cfg->amqp_cancel_prefix == NULL &&
 	    (rc = default_beside(cfg, "cancel", &cfg->amqp_cancel_prefix, e)) < 0)
 		goto fail;
+	/* And the concurrency tokens (docs/architecture.md, "Concurrency limits"). */
+	if (cfg->amqp_limit_prefix == NULL &&
+	    (rc = default_beside(cfg, "limit", &cfg->amqp_limit_prefix, e)) < 0)
+		goto fail;
 	for (i = 0; i < cfg->nvcenters; i++) {
 		const struct wrk_vcenter *vc = &cfg->vcenters[i];
 		const char *missing = vc->nurls == 0 ? "url" : vc->user == NULL ? "user" :
@@ -152,6 +156,8 @@ wrk_config_load_flags(const char *path, char *const *envp, unsigned flags,
 			goto fail;
 		}
 	}
+	cfg->ndelay_queues = wrk_config_delay_queues(cfg, cfg->delay_queues_s,
+	    sizeof(cfg->delay_queues_s) / sizeof(cfg->delay_queues_s[0]));
 	free(extract_dir);
 	wrk__cfg_entries_free(&es);
 	*ret = cfg;
@@ -195,6 +201,10 @@ wrk_config_free(struct wrk_config *cfg)
 	free(cfg->amqp_retry_exchange);
 	free(cfg->amqp_control);
 	free(cfg->amqp_cancel_prefix);
+	free(cfg->amqp_limit_prefix);
+	for (i = 0; i < cfg->nlimit_overrides; i++)
+		free(cfg->limit_overrides[i].name);
+	free(cfg->limit_overrides);
 	for (i = 0; i < cfg->nstores; i++) {
 		free(cfg->stores[i].url);
 		free(cfg->stores[i].mount);
@@ -266,4 +276,59 @@ wrk_vcenter_allows(const struct wrk_vcenter *vc, const char *url)
 		if (url_eq(vc->urls[i], url))
 			return 1;
 	return 0;
+}
+
+const char *
+wrk_limit_kind_name(int kind)
+{
+	static const char *const names[WRK_LIMIT_KINDS] = { "vcenter", "host", "datastore" };
+
+	return kind >= 0 && kind < WRK_LIMIT_KINDS ? names[kind] : NULL;
+}
+
+unsigned
+wrk_config_limit(const struct wrk_config *cfg, int kind, const char *name)
+{
+	size_t i;
+
+	if (cfg == NULL || kind < 0 || kind >= WRK_LIMIT_KINDS)
+		return 0;
+	for (i = 0; name != NULL && i < cfg->nlimit_overrides; i++)
+		if (cfg->limit_overrides[i].kind == kind &&
+		    strcmp(cfg->limit_overrides[i].name, name) == 0)
+			return cfg->limit_overrides[i].n;
+	return cfg->limits[kind];
+}
+
+int
+wrk_config_limits_on(const struct wrk_config *cfg)
+{
+	size_t i;
+
+	if (cfg == NULL)
+		return 0;
+	for (i = 0; i < WRK_LIMIT_KINDS; i++)
+		if (cfg->limits[i] != 0)
+			return 1;
+	for (i = 0; i < cfg->nlimit_overrides; i++)
+		if (cfg->limit_overrides[i].n != 0)
+			return 1;
+	return 0;
+}
+
+size_t
+wrk_config_delay_queues(const struct wrk_config *cfg, unsigned *out, size_t max)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < cfg->nretry_delays && n < max; i++)
+		out[n++] = cfg->retry_delays_s[i];
+	if (!wrk_config_limits_on(cfg))
+		return n;
+	for (i = 0; i < n; i++)
+		if (out[i] == cfg->limit_wait_s)
+			return n;
+	if (n < max)
+		out[n++] = cfg->limit_wait_s;
+	return n;
 }

@@ -29,6 +29,26 @@ struct wrk_store {
 	char *extract_dir;  /* where Extract* put .ova files: [store] extract_dir or <mount>/extract */
 };
 
+/*
+ * [limits]: fleet-wide concurrency limits (docs/architecture.md,
+ * "Concurrency limits") on the vCenter a command talks to, the ESXi host of
+ * its VM and the datastore of its disk.  0: unlimited.
+ */
+enum { WRK_LIMIT_VCENTER = 0, WRK_LIMIT_HOST, WRK_LIMIT_DATASTORE, WRK_LIMIT_KINDS };
+#define WRK_LIMIT_MAX        64     /* the largest limit: tokens tried per resource */
+#define WRK_LIMIT_NAME_MAX   128    /* a resource name in an override */
+#define WRK_LIMIT_OVERRIDES  64
+#define WRK_LIMIT_WAIT_MAX   3600u
+
+struct wrk_limit_override {
+	int kind;           /* WRK_LIMIT_* */
+	char *name;         /* vCenter host name, ESXi host (managed object id), datastore name */
+	unsigned n;         /* 0: unlimited */
+};
+
+/* "vcenter", "host", "datastore"; NULL out of range. */
+const char *wrk_limit_kind_name(int kind);
+
 /* [vcenter NAME]: a credential set, bound to the URLs it may be sent to. */
 struct wrk_vcenter {
 	char *name;
@@ -119,9 +139,19 @@ struct wrk_config {
 
 	unsigned load_flags;        /* WRK_CFG_* given to wrk_config_load_flags() */
 
+	/* [limits] */
+	unsigned limits[WRK_LIMIT_KINDS];       /* the defaults per kind; 0: unlimited */
+	struct wrk_limit_override *limit_overrides;
+	size_t nlimit_overrides;
+	unsigned limit_wait_s;      /* a waiting command comes back after this (default 10 s) */
+	char *amqp_limit_prefix;    /* [amqp] limit_prefix: token queue names (default X.limit) */
+
 	/* [retry]: the delays before attempts 2, 3, ...; attempts in all = nretry_delays + 1 */
 	unsigned retry_delays_s[WRK_RETRY_MAX];
 	size_t nretry_delays;       /* default 4: 10s 1m 5m 10m */
+	/* The delay queues to declare (wrk_config_delay_queues()), computed at load. */
+	unsigned delay_queues_s[WRK_RETRY_MAX + 1];
+	size_t ndelay_queues;
 };
 
 /*
@@ -145,6 +175,19 @@ void wrk_config_free(struct wrk_config *cfg);
 /* Lookups; NULL when absent. */
 const struct wrk_store *wrk_config_store(const struct wrk_config *cfg, const char *url);
 const struct wrk_vcenter *wrk_config_vcenter(const struct wrk_config *cfg, const char *name);
+
+/*
+ * The limit on resource name of kind (an override, else the kind's
+ * default); 0: unlimited.
+ */
+unsigned wrk_config_limit(const struct wrk_config *cfg, int kind, const char *name);
+/* 1 when any limit is set (then, and only then, tokens are taken). */
+int wrk_config_limits_on(const struct wrk_config *cfg);
+/*
+ * The delay queues to declare: the [retry] delays plus, when limits are
+ * on, the limit wait ([limits] wait) if it is not one of them.  Returns n.
+ */
+size_t wrk_config_delay_queues(const struct wrk_config *cfg, unsigned *out, size_t max);
 
 /* 1 if url is one of the URLs the credential set may be sent to. */
 int wrk_vcenter_allows(const struct wrk_vcenter *vc, const char *url);

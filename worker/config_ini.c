@@ -113,7 +113,7 @@ valid_section(const char *s)
 {
 	return strcmp(s, "worker") == 0 || strcmp(s, "amqp") == 0 || strcmp(s, "store") == 0 ||
 	    strcmp(s, "download") == 0 || strcmp(s, "metrics") == 0 || strcmp(s, "sweep") == 0 ||
-	    strcmp(s, "retry") == 0 || strncmp(s, "vcenter ", 8) == 0;
+	    strcmp(s, "retry") == 0 || strcmp(s, "limits") == 0 || strncmp(s, "vcenter ", 8) == 0;
 }
 
 int
@@ -303,7 +303,7 @@ int
 wrk__cfg_apply_env(struct wrk__cfg_entries *es, char *const *envp, struct sw_err *e)
 {
 	static const char *const fixed[] = { "worker", "amqp", "store", "download", "metrics", "sweep",
-	    "retry" };
+	    "retry", "limits" };
 	char sections[CFG_LIST_MAX + 5][CFG_NAME_MAX + 16];
 	size_t nsec = 0, i, j;
 	int rc;

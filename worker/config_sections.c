@@ -189,9 +189,10 @@ interpret_amqp(struct wrk_config *cfg, const struct wrk__cfg_entry *x, const cha
 {
 	char **names[] = { &cfg->amqp_exchange, &cfg->amqp_events, &cfg->amqp_dlx,
 	    &cfg->amqp_dead_queue, &cfg->amqp_retry_exchange, &cfg->amqp_control,
-	    &cfg->amqp_cancel_prefix };
+	    &cfg->amqp_cancel_prefix, &cfg->amqp_limit_prefix };
 	static const char *const keys[] = { "exchange", "events_exchange", "dead_letter_exchange",
-	    "dead_letter_queue", "retry_exchange", "control_exchange", "cancel_prefix" };
+	    "dead_letter_queue", "retry_exchange", "control_exchange", "cancel_prefix",
+	    "limit_prefix" };
 	size_t i;
 
 	if (strcmp(x->key, "url") == 0) {
@@ -578,6 +579,77 @@ interpret_retry(struct wrk_config *cfg, const struct wrk__cfg_entry *x, const ch
 	return rc;
 }
 
+/*
+ * [limits]: "vcenter", "host", "datastore" = N (the default of every
+ * resource of that kind), "KIND.NAME" = N (one resource: a vCenter host
+ * name, an ESXi host's managed object id, a datastore name), "wait" = a
+ * duration.  N from 0 (unlimited) to WRK_LIMIT_MAX.
+ */
+static int
+interpret_limits(struct wrk_config *cfg, const struct wrk__cfg_entry *x, const char *where,
+    struct sw_err *e)
+{
+	struct wrk_limit_override *o;
+	const char *dot, *name;
+	unsigned n = 0;
+	size_t i, klen;
+	int kind;
+
+	if (strcmp(x->key, "wait") == 0) {
+		uint64_t v;
+
+		if (sw_parse_duration(x->value, WRK_LIMIT_WAIT_MAX, &v) < 0 || v == 0)
+			return sw_errf(e, SW_EFORMAT, "%s: wait must be a duration from 1s to 1h",
+			    where);
+		cfg->limit_wait_s = (unsigned)v;
+		return 0;
+	}
+	dot = strchr(x->key, '.');
+	klen = dot != NULL ? (size_t)(dot - x->key) : strlen(x->key);
+	for (kind = 0; kind < WRK_LIMIT_KINDS; kind++)
+		if (strlen(wrk_limit_kind_name(kind)) == klen &&
+		    strncmp(x->key, wrk_limit_kind_name(kind), klen) == 0)
+			break;
+	if (kind == WRK_LIMIT_KINDS)
+		return sw_errf(e, SW_EFORMAT, "%s: unknown key '%s' in [limits] (vcenter, host, "
+		    "datastore, KIND.NAME or wait)", where, x->key);
+	if (parse_uint(x->value, 0, WRK_LIMIT_MAX, &n) < 0)
+		return sw_errf(e, SW_EFORMAT, "%s: %s must be 0 (unlimited) to %d", where, x->key,
+		    WRK_LIMIT_MAX);
+	if (dot == NULL) {
+		cfg->limits[kind] = n;
+		return 0;
+	}
+	name = dot + 1;
+	if (*name == '\0' || strlen(name) > WRK_LIMIT_NAME_MAX)
+		return sw_errf(e, SW_EFORMAT, "%s: %s: the name after '%s.' must be 1 to %d bytes",
+		    where, x->key, wrk_limit_kind_name(kind), WRK_LIMIT_NAME_MAX);
+	for (i = 0; name[i] != '\0'; i++)
+		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+			return sw_errf(e, SW_EFORMAT, "%s: %s: control character in the name", where,
+			    wrk_limit_kind_name(kind));
+	for (i = 0; i < cfg->nlimit_overrides; i++)
+		if (cfg->limit_overrides[i].kind == kind &&
+		    strcmp(cfg->limit_overrides[i].name, name) == 0) {
+			cfg->limit_overrides[i].n = n;
+			return 0;
+		}
+	if (cfg->nlimit_overrides >= WRK_LIMIT_OVERRIDES)
+		return sw_errf(e, SW_ETOOBIG, "%s: more than %d named limits", where,
+		    WRK_LIMIT_OVERRIDES);
+	o = realloc(cfg->limit_overrides, (cfg->nlimit_overrides + 1) * sizeof(*o));
+	if (o == NULL)
+		return sw_errf(e, -ENOMEM, "out of memory");
+	cfg->limit_overrides = o;
+	o = &o[cfg->nlimit_overrides];
+	o->kind = kind;
+	o->n = n;
+	if ((o->name = strdup(name)) == NULL)
+		return sw_errf(e, -ENOMEM, "out of memory");
+	cfg->nlimit_overrides++;
+	return 0;
+}
+
 int
 wrk__cfg_defaults(struct wrk_config *cfg, struct sw_err *e)
 {
@@ -600,6 +672,7 @@ wrk__cfg_defaults(struct wrk_config *cfg, struct sw_err *e)
 	cfg->retry_delays_s[2] = 300;
 	cfg->retry_delays_s[3] = 600;
 	cfg->nretry_delays = 4;
+	cfg->limit_wait_s = 10;
 	if (gethostname(host, sizeof(host)) < 0)
 		(void)snprintf(host, sizeof(host), "snapworker");
 	host[sizeof(host) - 1] = '\0';
@@ -641,5 +714,7 @@ wrk__cfg_interpret(struct wrk_config *cfg, const struct wrk__cfg_entry *x, char 
 		return interpret_sweep(cfg, x, where, e);
 	if (strcmp(x->section, "retry") == 0)
 		return interpret_retry(cfg, x, where, e);
+	if (strcmp(x->section, "limits") == 0)
+		return interpret_limits(cfg, x, where, e);
 	return sw_errf(e, SW_EFORMAT, "%s: unknown section [%s]", where, x->section);
 }

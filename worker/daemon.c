@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "proto/proto.h"
 #include "worker/config.h"
+#include "worker/limits.h"
 #include "worker/log.h"
 #include "worker/metrics.h"
 #include "worker/notify.h"
@@ -42,8 +43,9 @@ wrk_daemon_topology(const struct wrk_config *cfg, struct wrk_topology *ret)
 	ret->nzones = cfg->nqueues;
 	ret->delivery_limit = cfg->delivery_limit;
 	ret->retry_exchange = cfg->amqp_retry_exchange;
-	ret->retry_delays_s = cfg->retry_delays_s;
-	ret->nretry_delays = cfg->nretry_delays;
+	/* The [retry] delays, and [limits] wait when a limit is set. */
+	ret->retry_delays_s = cfg->delay_queues_s;
+	ret->nretry_delays = cfg->ndelay_queues;
 	ret->control = cfg->amqp_control;
 }
 
@@ -734,6 +736,7 @@ wrk_daemon_run(const struct wrk_config *cfg, wrk_runner_fn run,
 {
 	struct daemon d;
 	struct wrk_sweeper *sweeper = NULL;
+	struct wrk_limits *limits = NULL;
 	sigset_t set, old;
 	unsigned i, started = 0;
 	uint64_t grace_end = 0, hard_end = 0;
@@ -751,6 +754,16 @@ wrk_daemon_run(const struct wrk_config *cfg, wrk_runner_fn run,
 	if (d.running == NULL || d.slots == NULL) {
 		rc = sw_errf(e, -ENOMEM, "out of memory");
 		goto out;
+	}
+	/* Zero cost when no limit is set: no connection, no hook in the jobs. */
+	if (wrk_config_limits_on(cfg)) {
+		if ((rc = wrk_limits_new(cfg, &limits, e)) < 0)
+			goto out;
+		log_info("concurrency limits: vcenter %u, host %u, datastore %u (0: unlimited), "
+		    "%zu named; a command at a limit waits %u s; tokens %s.*",
+		    cfg->limits[WRK_LIMIT_VCENTER], cfg->limits[WRK_LIMIT_HOST],
+		    cfg->limits[WRK_LIMIT_DATASTORE], cfg->nlimit_overrides, cfg->limit_wait_s,
+		    cfg->amqp_limit_prefix);
 	}
 	if (cfg->nstores > 0) {
 		struct wrk_storehealth_opts ho;
@@ -794,6 +807,8 @@ wrk_daemon_run(const struct wrk_config *cfg, wrk_runner_fn run,
 		s->disp.on_progress = slot_progress;
 		s->disp.progress_ud = s;
 		s->disp.deadline = &s->deadline_ms;
+		s->disp.limits = limits;
+		s->disp.limit_wait_s = cfg->limit_wait_s;
 		if (d.health != NULL) {
 			s->disp.store_sick = daemon_store_sick;
 			s->disp.store_sick_ud = d.health;
@@ -871,6 +886,8 @@ wrk_daemon_run(const struct wrk_config *cfg, wrk_runner_fn run,
 	if (rc == 0)
 		log_info("stopped");
 out:
+	/* Closing its connection gives back any token still held. */
+	wrk_limits_free(limits);
 	wrk_storehealth_stop(d.health);
 	free(d.slots);
 	wrk_running_free(d.running);

@@ -11,6 +11,7 @@
 #include "ovastore/lock.h"
 #include "proto/proto.h"
 #include "worker/config.h"
+#include "worker/limits.h"
 #include "worker/log.h"
 #include "worker/running.h"
 
@@ -138,6 +139,84 @@ build_retrying(const struct wrk_dispatch *d, const struct proto_command *cmd, in
 	    sizeof(out->routing_key));
 }
 
+/* The job's tokens (worker/limits.h): what it holds, which limit made it wait. */
+struct limit_ctx {
+	const struct wrk_dispatch *d;
+	struct wrk_limits_hold hold;
+	int busy;                       /* 1: a limit is full; -1: the broker failed */
+	int kind;
+	char limit[320];
+};
+
+static int
+limits_take(void *ud, struct wrk_limit_key *keys, size_t n, struct sw_err *e)
+{
+	struct limit_ctx *lc = ud;
+	char busy[320];
+	size_t i;
+	int r;
+
+	n = wrk_limits_order(keys, n);
+	if (lc->hold.n > 0)
+		wrk_limits_release(lc->d->limits, &lc->hold);
+	r = wrk_limits_take(lc->d->limits, keys, n, &lc->hold, busy, sizeof(busy), e);
+	if (r == 0)
+		return 0;
+	lc->busy = r > 0 ? 1 : -1;
+	if (r > 0) {
+		char *p;
+
+		copy_str(lc->limit, sizeof(lc->limit), busy);
+		/* A name from vCenter goes into an event: no control character. */
+		for (p = lc->limit; *p != '\0'; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				*p = '?';
+		for (i = 0; i < n; i++)
+			if (strncmp(busy, wrk_limit_kind_name(keys[i].kind),
+			    strlen(wrk_limit_kind_name(keys[i].kind))) == 0)
+				break;
+		lc->kind = i < n ? keys[i].kind : WRK_LIMIT_DATASTORE;
+		return sw_errf(e, SW_EBUSY, "waiting for a token of %s (at its limit)", busy);
+	}
+	/* The tokens cannot be counted: waiting is safer for vCenter than running unbounded. */
+	log_warnx("limits: %s", e->msg);
+	(void)snprintf(lc->limit, sizeof(lc->limit), "%s:%s", wrk_limit_kind_name(keys[0].kind),
+	    keys[0].name);
+	for (i = 0; lc->limit[i] != '\0'; i++)
+		if ((unsigned char)lc->limit[i] < 0x20 || lc->limit[i] == 0x7f)
+			lc->limit[i] = '?';
+	lc->kind = keys[0].kind;
+	return r;
+}
+
+/* The waiting event of a command sent back for a token of limit. */
+static int
+build_waiting(const struct wrk_dispatch *d, const struct proto_command *cmd, int64_t started,
+    struct wrk_outcome *out)
+{
+	struct proto_event ev;
+	struct sw_err be;
+	int rc;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.id = cmd->id;
+	ev.type = cmd->type;
+	ev.status = PROTO_STATUS_WAITING;
+	ev.worker = d->worker;
+	ev.started_at = started;
+	ev.finished_at = time(NULL);
+	ev.wait.limit = out->limit;
+	ev.wait.delay_s = out->retry_delay_s;
+	sw_err_clear(&be);
+	rc = proto_event_build(&ev, &out->event, &out->event_len, &be);
+	if (rc < 0) {
+		log_warnx("cannot build the waiting event: %s", be.msg);
+		return rc;
+	}
+	return proto_routing_key(cmd->type, PROTO_STATUS_WAITING, out->routing_key,
+	    sizeof(out->routing_key));
+}
+
 /* Whether a fresh probe finds the command's store, or CopyTemplate's destination, sick. */
 static int
 store_is_sick(const struct wrk_dispatch *d, const struct proto_command *cmd)
@@ -251,6 +330,9 @@ run_cancelled(const struct wrk_dispatch *d, const struct proto_command *cmd,
 	int rc;
 
 	log_info("cancelled before it started: it does not run");
+	/* It only undoes: no export, no token. */
+	job->limits_take = NULL;
+	job->limits_ud = NULL;
 	memset(&ev, 0, sizeof(ev));
 	sw_err_clear(&e);
 	store = d->cfg != NULL && cmd->store.url != NULL ? wrk_config_store(d->cfg, cmd->store.url) :
@@ -290,6 +372,7 @@ run_parsed(const struct wrk_dispatch *d, struct proto_command *cmd,
 	const struct wrk_store *store;
 	static atomic_int never;
 	struct progress_ctx pc;
+	struct limit_ctx lc;
 	struct wrk_job job;
 	struct proto_event ev;
 	struct sw_err e;
@@ -311,6 +394,12 @@ run_parsed(const struct wrk_dispatch *d, struct proto_command *cmd,
 		atomic_store(d->deadline, job.deadline_ms);
 	job.progress = on_progress;
 	job.progress_ud = &pc;
+	memset(&lc, 0, sizeof(lc));
+	lc.d = d;
+	if (d->limits != NULL) {
+		job.limits_take = limits_take;
+		job.limits_ud = &lc;
+	}
 	memset(&ev, 0, sizeof(ev));
 	sw_err_clear(&e);
 
@@ -372,6 +461,30 @@ run_parsed(const struct wrk_dispatch *d, struct proto_command *cmd,
 	}
 	rc = d->run(&job, &ev, &e);
 	out->elapsed_ms = sw_mono_ms() - t0;
+	/* Every end of the job gives its tokens back (a crash: the broker does). */
+	wrk_limits_release(d->limits, &lc.hold);
+	if (rc < 0 && lc.busy != 0 && *job.cancel == 0) {
+		/* Not a failure: the command comes back later, the attempt unspent. */
+		ova_lock_release(&lock);
+		if (held)
+			wrk_running_release(d->running, cmd->id);
+		if (d->clear != NULL)
+			d->clear(&ev);
+		out->waiting = 1;
+		out->limit_kind = lc.kind;
+		copy_str(out->limit, sizeof(out->limit), lc.limit);
+		copy_str(out->errcode, sizeof(out->errcode), "WAITING");
+		copy_str(out->message, sizeof(out->message), e.msg);
+		out->disp = WRK_DISP_RETRY;
+		out->retry_delay_s = d->limit_wait_s ? d->limit_wait_s : 10;
+		if (build_waiting(d, cmd, started, out) < 0) {
+			free(out->event);
+			out->event = NULL;
+			out->waiting = 0;
+			out->disp = WRK_DISP_REQUEUE;
+		}
+		return;
+	}
 	if (rc >= 0) {
 		ev.id = cmd->id;
 		ev.type = cmd->type;

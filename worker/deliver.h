@@ -10,6 +10,9 @@
  *                                     queue of its attempt (republished with the next
  *                                     attempt number and the error), then ack
  *   failed, retryable, last attempt   failed event, dead-letter (with the error), ack
+ *   a resource at its concurrency     waiting event (which limit); the command goes to
+ *     limit (worker/limits.h)         the delay queue of [limits] wait with the SAME
+ *                                     attempt number, then ack: no attempt is spent
  *   cancelled by shutdown             no event, requeue
  *   cancelled on request (before it   failed event CANCELLED (not retryable), ack; an
  *     started, or while it ran)       earlier attempt's journal undone first
@@ -35,6 +38,7 @@
 #include "worker/job.h"
 
 struct wrk_config;
+struct wrk_limits;
 struct wrk_running;
 
 /* wrk_cmd_run() or a stand-in: the same contract (worker/job.h). */
@@ -76,6 +80,9 @@ struct wrk_dispatch {
 	 */
 	int (*store_sick)(void *ud, const char *url);
 	void *store_sick_ud;
+	/* Concurrency limits; NULL: none configured (jobs get no limits_take hook). */
+	struct wrk_limits *limits;
+	unsigned limit_wait_s;          /* a waiting command's delay ([limits] wait) */
 };
 
 /*
@@ -104,6 +111,10 @@ struct wrk_outcome {
 	unsigned attempt;               /* this attempt, 1-based */
 	unsigned retry_delay_s;         /* WRK_DISP_RETRY: when attempt + 1 starts */
 	int cancelled;                  /* answered CANCELLED on request (WRK_CANCEL_USER) */
+	/* WRK_DISP_RETRY without spending the attempt: waiting for a token of limit. */
+	int waiting;
+	int limit_kind;                 /* WRK_LIMIT_* of limit */
+	char limit[320];                /* "KIND:NAME" */
 };
 
 /*

@@ -9,6 +9,7 @@
 #define WRK_JOB_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -16,6 +17,7 @@
 struct proto_command;
 struct proto_event;
 struct wrk_config;
+struct wrk_limit_key;
 
 /* Why the daemon wants a job to stop (the value of *wrk_job.cancel). */
 #define WRK_CANCEL_SHUTDOWN 1   /* SIGTERM and the grace period is over: hand the command back */
@@ -49,6 +51,18 @@ struct wrk_job {
 	 * earlier attempt's journal.
 	 */
 	const char *lock_mount;
+	/*
+	 * Concurrency limits (worker/limits.h); NULL when none is configured:
+	 * then nothing is asked and nothing costs.  A command that exports
+	 * calls it once it knows the resources it will load (vCenter, ESXi
+	 * host, datastores), before it takes a VM snapshot.  0: the tokens are
+	 * held until the job ends (the daemon gives them back); 1: a resource
+	 * is at its limit: e says which, and the command must fail at once
+	 * with nothing done in vCenter (the daemon sends it back to wait,
+	 * without spending an attempt); negative: the same, after a broker error.
+	 */
+	int (*limits_take)(void *ud, struct wrk_limit_key *keys, size_t n, struct sw_err *e);
+	void *limits_ud;
 };
 
 /*

@@ -42,6 +42,8 @@ static struct {
 	uint64_t reconnects;
 	int64_t broker_conns;       /* job slots connected to the broker now */
 	uint64_t vc_logins;
+	int64_t limit_held[3];      /* WRK_LIMIT_VCENTER, _HOST, _DATASTORE */
+	uint64_t limit_waits[3];
 	time_t started;
 	struct {
 		char *url;
@@ -71,6 +73,8 @@ wrk_metrics_reset(void)
 	m.slots = 0;
 	m.reconnects = 0;
 	m.vc_logins = 0;
+	memset(m.limit_held, 0, sizeof(m.limit_held));
+	memset(m.limit_waits, 0, sizeof(m.limit_waits));
 	m.started = time(NULL);
 	for (i = 0; i < m.nstores; i++)
 		free(m.stores[i].url);
@@ -159,6 +163,28 @@ wrk_metrics_vcenter_login(void)
 {
 	pthread_mutex_lock(&m.mu);
 	m.vc_logins++;
+	pthread_mutex_unlock(&m.mu);
+}
+
+void
+wrk_metrics_limit_held(int kind, int delta)
+{
+	if (kind < 0 || kind >= 3)
+		return;
+	pthread_mutex_lock(&m.mu);
+	m.limit_held[kind] += delta;
+	if (m.limit_held[kind] < 0)
+		m.limit_held[kind] = 0;
+	pthread_mutex_unlock(&m.mu);
+}
+
+void
+wrk_metrics_limit_wait(int kind)
+{
+	if (kind < 0 || kind >= 3)
+		return;
+	pthread_mutex_lock(&m.mu);
+	m.limit_waits[kind]++;
 	pthread_mutex_unlock(&m.mu);
 }
 
@@ -281,6 +307,22 @@ render_locked(struct sw_buf *b)
 		    (unsigned long long)m.reconnects, (long long)m.broker_conns,
 		    (unsigned long long)m.vc_logins,
 		    (long long)m.started);
+	if (rc == 0)
+		rc = sw_buf_addf(b,
+		    "# HELP snapworker_limit_tokens_held Concurrency tokens this worker holds now.\n"
+		    "# TYPE snapworker_limit_tokens_held gauge\n"
+		    "snapworker_limit_tokens_held{kind=\"vcenter\"} %lld\n"
+		    "snapworker_limit_tokens_held{kind=\"host\"} %lld\n"
+		    "snapworker_limit_tokens_held{kind=\"datastore\"} %lld\n"
+		    "# HELP snapworker_limit_waits_total Commands sent back to wait for a concurrency "
+		    "token.\n"
+		    "# TYPE snapworker_limit_waits_total counter\n"
+		    "snapworker_limit_waits_total{kind=\"vcenter\"} %llu\n"
+		    "snapworker_limit_waits_total{kind=\"host\"} %llu\n"
+		    "snapworker_limit_waits_total{kind=\"datastore\"} %llu\n",
+		    (long long)m.limit_held[0], (long long)m.limit_held[1], (long long)m.limit_held[2],
+		    (unsigned long long)m.limit_waits[0], (unsigned long long)m.limit_waits[1],
+		    (unsigned long long)m.limit_waits[2]);
 	if (rc == 0 && m.nstores > 0)
 		rc = sw_buf_addstr(b,
 		    "# HELP snapworker_store_healthy 1 while the store's health probe succeeds, 0 while "

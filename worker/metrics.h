@@ -8,7 +8,8 @@
  *
  * What is counted:
  *   snapworker_commands_total{type,outcome}     finished deliveries; outcome is
- *       succeeded, failed, requeued (retryable, handed back) or invalid (never parsed);
+ *       succeeded, failed, requeued (retryable, handed back; or sent back to wait for a
+ *       concurrency token) or invalid (never parsed);
  *       type is a protocol type or "other" (the label set is bounded)
  *   snapworker_job_duration_seconds{type}       histogram of parsed commands' run time
  *   snapworker_bytes_transferred_total          bytes of the files that succeeded commands
@@ -22,6 +23,9 @@
  *   snapworker_store_healthy{store}             1 while the store's health probe succeeds,
  *       0 while it is sick (worker/storehealth.h); store is a configured store URL, so
  *       the label set is bounded by the configuration (at most WRK_METRICS_STORES_MAX)
+ *   snapworker_limit_tokens_held{kind}          concurrency tokens this worker holds now
+ *   snapworker_limit_waits_total{kind}          commands sent back to wait for a token;
+ *       kind is vcenter, host or datastore (worker/limits.h)
  */
 #ifndef WRK_METRICS_H
 #define WRK_METRICS_H
@@ -72,6 +76,9 @@ void wrk_metrics_broker_conn(int delta);
  */
 int wrk_metrics_health(struct sw_buf *b);
 void wrk_metrics_vcenter_login(void);
+/* Concurrency limits: tokens of kind (WRK_LIMIT_*) taken (+1) or given back (-1), a wait. */
+void wrk_metrics_limit_held(int kind, int delta);
+void wrk_metrics_limit_wait(int kind);
 
 /* The health of a configured store (its URL); a URL beyond the first STORES_MAX is dropped. */
 #define WRK_METRICS_STORES_MAX 64

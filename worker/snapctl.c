@@ -377,7 +377,8 @@ with_fresh_id(const char *body, size_t len, char *id_out, size_t idsz, size_t *r
 
 /*
  * The status of an event body: 0 progress, 1 succeeded, 2 failed, 3 retrying
- * (not final: another attempt is scheduled), -1 unknown; and its id.
+ * (not final: another attempt is scheduled), 4 waiting (not final: for a
+ * concurrency token), -1 unknown; and its id.
  */
 static int
 event_status(const char *body, size_t len, char *id, size_t idsz)
@@ -398,7 +399,8 @@ event_status(const char *body, size_t len, char *id, size_t idsz)
 		    json_object_is_type(v, json_type_string)) {
 			const char *s = json_object_get_string(v);
 			st = strcmp(s, "progress") == 0 ? 0 : strcmp(s, "succeeded") == 0 ? 1 :
-			    strcmp(s, "failed") == 0 ? 2 : strcmp(s, "retrying") == 0 ? 3 : -1;
+			    strcmp(s, "failed") == 0 ? 2 : strcmp(s, "retrying") == 0 ? 3 :
+			    strcmp(s, "waiting") == 0 ? 4 : -1;
 		}
 	}
 	json_object_put(root);
@@ -518,22 +520,23 @@ cmd_submit_count(struct wrk_amqp *c, const struct target *t, const struct opts *
 }
 
 /*
- * The private reply queue of a --wait, bound to the command type's progress
- * and retrying events; after a failover also to its final events, since the
+ * The private reply queue of a --wait, bound to the command type's progress,
+ * retrying and waiting events; after a failover also to its final events, since the
  * command's reply_to names the queue that died with its node.
  */
 static int
 reply_setup(struct wrk_amqp *c, const struct target *t, const char *type, int finals,
     char *replyq, size_t qsz, char *tag, size_t tagsz, struct sw_err *e)
 {
-	static const char *const watched[] = { "progress", "retrying", "succeeded", "failed" };
+	static const char *const watched[] = { "progress", "retrying", "waiting", "succeeded",
+	    "failed" };
 	char key[96];
 	size_t w;
 
 	if (wrk_amqp_private_queue(c, replyq, qsz, e) < 0)
 		return -1;
 	if (type[0] != '\0') {
-		for (w = 0; w < (finals ? 4u : 2u); w++) {
+		for (w = 0; w < (finals ? 5u : 3u); w++) {
 			(void)snprintf(key, sizeof(key), "%s.%s", type, watched[w]);
 			lower(key);
 			if (wrk_amqp_bind(c, replyq, t->events, key, e) < 0)
@@ -1286,9 +1289,9 @@ cmd_events(const struct opts *o)
 	}
 	if (o->ev_status != NULL && strcmp(o->ev_status, "progress") != 0 &&
 	    strcmp(o->ev_status, "retrying") != 0 && strcmp(o->ev_status, "succeeded") != 0 &&
-	    strcmp(o->ev_status, "failed") != 0) {
-		fprintf(stderr, "snapctl: events: --status is progress, retrying, succeeded or "
-		    "failed, not '%s'\n", o->ev_status);
+	    strcmp(o->ev_status, "failed") != 0 && strcmp(o->ev_status, "waiting") != 0) {
+		fprintf(stderr, "snapctl: events: --status is progress, retrying, waiting, succeeded "
+		    "or failed, not '%s'\n", o->ev_status);
 		goto out;
 	}
 	(void)snprintf(key, sizeof(key), "%s.%s", o->ev_type ? o->ev_type : "*",

@@ -376,7 +376,7 @@ def test_events(schemas, fdir, t, gen_dir):
         t.check(v[0] == "valid", "event %s accepted" % os.path.basename(path), show(v))
         if v[0] == "valid":
             statuses.add(strict_load(raw)["status"])
-    t.check(statuses == {"progress", "succeeded", "failed", "retrying"},
+    t.check(statuses == {"progress", "succeeded", "failed", "retrying", "waiting"},
             "the event fixtures cover every status", "covered: %s" % sorted(statuses))
     ipaths = sorted(glob.glob(os.path.join(evdir, "invalid", "*.json")))
     t.check(len(ipaths) >= 10, "at least 10 invalid event fixtures (%d)" % len(ipaths))

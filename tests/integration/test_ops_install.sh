@@ -101,7 +101,8 @@ worker:log_file amqp:url amqp:password_file amqp:cacert amqp:heartbeat amqp:deli
 amqp:exchange amqp:events_exchange amqp:dead_letter_exchange amqp:dead_letter_queue
 amqp:retry_exchange amqp:control_exchange amqp:cancel_prefix amqp:cancel_ttl store:extract_dir store:lock_scope retry:delays vcenter_vc1:url vcenter_vc1:user vcenter_vc1:password_file vcenter_vc1:thumbprint
 vcenter_vc1:cacert vcenter_vc1:insecure download:allow download:max_size download:max_redirects
-metrics:listen sweep:max_age sweep:interval sweep:journal_stale"
+metrics:listen sweep:max_age sweep:interval sweep:journal_stale amqp:limit_prefix
+limits:vcenter limits:host limits:datastore limits:wait"
 # parser_knows SECTION KEY: `snapworker check` does not call KEY unknown in [SECTION].
 parser_knows() {
 	printf '[amqp]\nurl = amqp://127.0.0.1:1/%%2f\n[%s]\n%s = 1\n' "${1/_/ }" "$2" >"$tmp/key.conf"
@@ -118,7 +119,7 @@ check "and refuses a key it does not know" bash -c "$(declare -f parser_knows); 
 # shellcheck disable=SC2086
 check "every config key is in snapworker.conf(5)" consistent config "$here/man/snapworker.conf.5" \
     $(printf '%s\n' $conf_keys | sed 's/.*://' | sort -u)
-check "and every section" consistent config "$here/man/snapworker.conf.5" '[worker]' '[amqp]' '[store]' '[vcenter NAME]' '[download]' '[metrics]' '[sweep]' '[retry]'
+check "and every section" consistent config "$here/man/snapworker.conf.5" '[worker]' '[amqp]' '[store]' '[vcenter NAME]' '[download]' '[metrics]' '[sweep]' '[retry]' '[limits]'
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -780,9 +780,21 @@ event_cases(struct proto_event *evs, const char **names, int *n)
 	ev->retry.attempt = 2;
 	ev->retry.max_attempts = 5;
 	ev->retry.delay_s = 60;
+
+	ev = &evs[(*n)++];
+	names[*n - 1] = "createsnapshot-waiting";
+	memset(ev, 0, sizeof(*ev));
+	ev->id = "1d2e3f4a-5b6c-4d7e-8f90-a1b2c3d4e5f6";
+	ev->type = PROTO_CREATE_SNAPSHOT;
+	ev->status = PROTO_STATUS_WAITING;
+	ev->worker = "ssvm-2:4711";
+	ev->started_at = T0;
+	ev->finished_at = T0 + 1;
+	ev->wait.limit = "datastore:datastore1 (2)";
+	ev->wait.delay_s = 10;
 }
 
-#define NEVENTS 8
+#define NEVENTS 9
 
 static void
 test_golden_events(void **state)
@@ -953,6 +965,58 @@ test_event_message_sanitized(void **state)
 	free(longmsg);
 }
 
+/* The waiting status (additive in version 1): which limit, when it comes back; no error. */
+static void
+test_event_waiting(void **state)
+{
+	struct proto_event ev, *back = NULL;
+	struct sw_err e;
+	char *json = NULL;
+	size_t len;
+	char rk[64], lim[PROTO_LIMIT_MAX + 2];
+
+	(void)state;
+	memset(&ev, 0, sizeof(ev));
+	ev.id = ID1;
+	ev.type = PROTO_CREATE_SNAPSHOT;
+	ev.status = PROTO_STATUS_WAITING;
+	ev.worker = "w:1";
+	ev.started_at = 1700000000;
+	ev.finished_at = 1700000001;
+	ev.wait.limit = "host:host-21";
+	ev.wait.delay_s = 5;
+	assert_int_equal(proto_event_build(&ev, &json, &len, &e), 0);
+	assert_non_null(strstr(json, "\"status\":\"waiting\""));
+	assert_non_null(strstr(json, "\"wait\":{\"limit\":\"host:host-21\",\"delay_s\":5}"));
+	assert_null(strstr(json, "\"error\""));
+	assert_int_equal(proto_event_parse(json, len, &back, &e), 0);
+	assert_int_equal(back->status, PROTO_STATUS_WAITING);
+	assert_string_equal(back->wait.limit, "host:host-21");
+	assert_int_equal(back->wait.delay_s, 5);
+	proto_event_free(back);
+	free(json);
+	assert_int_equal(proto_routing_key(PROTO_CREATE_SNAPSHOT, PROTO_STATUS_WAITING, rk,
+	    sizeof(rk)), 0);
+	assert_string_equal(rk, "createsnapshot.waiting");
+	assert_string_equal(proto_status_name(PROTO_STATUS_WAITING), "waiting");
+
+	/* The limit is required, bounded and without control characters. */
+	json = NULL;
+	ev.wait.limit = NULL;
+	assert_int_equal(proto_event_build(&ev, &json, &len, &e), SW_EFORMAT);
+	assert_null(json);
+	ev.wait.limit = "datastore:a\nb";
+	assert_int_equal(proto_event_build(&ev, &json, &len, &e), SW_EFORMAT);
+	memset(lim, 'x', sizeof(lim) - 1);
+	lim[sizeof(lim) - 1] = '\0';
+	ev.wait.limit = lim;
+	assert_int_equal(proto_event_build(&ev, &json, &len, &e), SW_EFORMAT);
+	ev.wait.limit = "datastore:ds1";
+	ev.wait.delay_s = PROTO_RETRY_DELAY_MAX_S + 1;
+	assert_int_equal(proto_event_build(&ev, &json, &len, &e), SW_EFORMAT);
+	assert_null(json);
+}
+
 /* The retrying status (additive in version 1): error plus the retry schedule. */
 static void
 test_event_retrying(void **state)
@@ -1053,7 +1117,7 @@ test_event_parse_errors(void **state)
 	(void)state;
 	expect_event_parse_error("{\"version\":2}", SW_EUNSUPPORTED, "version: unsupported version 2");
 	expect_event_parse_error("{\"version\":1,\"id\":\"" ID1 "\",\"status\":\"done\"}", SW_EFORMAT,
-	    "status: must be progress, succeeded, failed or retrying");
+	    "status: must be progress, succeeded, failed, retrying or waiting");
 	expect_event_parse_error("{\"version\":1,\"id\":\"" ID1 "\",\"status\":\"succeeded\"}",
 	    SW_EFORMAT, "type: missing");
 	expect_event_parse_error("{\"version\":1,\"id\":\"" ID1 "\",\"status\":\"failed\","
@@ -1196,6 +1260,7 @@ main(void)
 		cmocka_unit_test(test_golden_events),
 		cmocka_unit_test(test_event_parse_fields),
 		cmocka_unit_test(test_event_retrying),
+		cmocka_unit_test(test_event_waiting),
 		cmocka_unit_test(test_event_build_errors),
 		cmocka_unit_test(test_event_message_sanitized),
 		cmocka_unit_test(test_event_parse_errors),

@@ -406,6 +406,66 @@ test_long_line(void **state)
 	free(conf);
 }
 
+/* [limits]: defaults per kind, named overrides, the wait, and what is refused. */
+static void
+test_limits(void **state)
+{
+	struct wrk_config *cfg = NULL;
+	struct sw_err e;
+	char *const env[] = { "SNAPWORKER_LIMITS_HOST=3", NULL };
+	const char *p;
+
+	(void)state;
+	/* None set: unlimited, no token is ever asked for, no extra delay queue. */
+	p = write_file("nolimits.conf", "[retry]\ndelays = 10s 1m\n", 0644);
+	assert_int_equal(wrk_config_load(p, noenv, &cfg, &e), 0);
+	assert_false(wrk_config_limits_on(cfg));
+	assert_int_equal(wrk_config_limit(cfg, WRK_LIMIT_DATASTORE, "ds1"), 0);
+	assert_int_equal(cfg->limit_wait_s, 10);
+	assert_int_equal(cfg->ndelay_queues, 2);
+	assert_string_equal(cfg->amqp_limit_prefix, "snapworker.limit");
+	wrk_config_free(cfg);
+
+	p = write_file("limits.conf",
+	    "[amqp]\nexchange = fleet.commands\n"
+	    "[retry]\ndelays = 10s 1m\n"
+	    "[limits]\nvcenter = 8\ndatastore = 2\nwait = 5s\n"
+	    "datastore.datastore1 (2) = 1\nhost.host-21 = 0\nvcenter.vc.example.org:443 = 4\n", 0644);
+	assert_int_equal(wrk_config_load(p, env, &cfg, &e), 0);
+	assert_true(wrk_config_limits_on(cfg));
+	assert_string_equal(cfg->amqp_limit_prefix, "fleet.limit");
+	assert_int_equal(wrk_config_limit(cfg, WRK_LIMIT_VCENTER, "vc2.example.org"), 8);
+	assert_int_equal(wrk_config_limit(cfg, WRK_LIMIT_VCENTER, "vc.example.org:443"), 4);
+	assert_int_equal(wrk_config_limit(cfg, WRK_LIMIT_DATASTORE, "LocalDS_0"), 2);
+	/* A name with blanks and parentheses, as vSphere names datastores. */
+	assert_int_equal(wrk_config_limit(cfg, WRK_LIMIT_DATASTORE, "datastore1 (2)"), 1);
+	/* The environment sets a kind's default; a named 0 is unlimited despite it. */
+	assert_int_equal(wrk_config_limit(cfg, WRK_LIMIT_HOST, "host-9"), 3);
+	assert_int_equal(wrk_config_limit(cfg, WRK_LIMIT_HOST, "host-21"), 0);
+	assert_int_equal(cfg->limit_wait_s, 5);
+	/* The wait gets a delay queue of its own beside the retry delays. */
+	assert_int_equal(cfg->ndelay_queues, 3);
+	assert_int_equal(cfg->delay_queues_s[2], 5);
+	wrk_config_free(cfg);
+
+	/* A wait equal to a retry delay shares its queue. */
+	p = write_file("limits2.conf", "[retry]\ndelays = 10s 1m\n[limits]\nhost.h = 1\nwait = 1m\n",
+	    0644);
+	assert_int_equal(wrk_config_load(p, noenv, &cfg, &e), 0);
+	assert_true(wrk_config_limits_on(cfg));
+	assert_int_equal(cfg->ndelay_queues, 2);
+	wrk_config_free(cfg);
+
+	expect_error("[limits]\ndatastore = 65\n", noenv, "datastore must be 0 (unlimited) to 64");
+	expect_error("[limits]\ndatastore = -1\n", noenv, "datastore must be 0 (unlimited) to 64");
+	expect_error("[limits]\ndatastore = two\n", noenv, "datastore must be 0 (unlimited) to 64");
+	expect_error("[limits]\ncluster = 2\n", noenv, "unknown key 'cluster' in [limits]");
+	expect_error("[limits]\ndatastores = 2\n", noenv, "unknown key 'datastores' in [limits]");
+	expect_error("[limits]\ndatastore. = 2\n", noenv, "the name after 'datastore.' must be 1 to");
+	expect_error("[limits]\nwait = 0s\n", noenv, "wait must be a duration from 1s to 1h");
+	expect_error("[limits]\nwait = 2h\n", noenv, "wait must be a duration from 1s to 1h");
+}
+
 /* ------------------------------------------------- documented examples */
 
 /* The text of path (under the source tree) between begin and end; NULL: whole file. */
@@ -518,6 +578,7 @@ main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_allow_host_bits),
 		cmocka_unit_test(test_long_line),
+		cmocka_unit_test(test_limits),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -26,12 +26,14 @@
 #include "ovastore/mountinfo.h"
 #include "common/num.h"
 #include "common/path.h"
+#include "worker/limits.h"
 
 #define BUSY_FIRST_MS     500u      /* first wait after a TaskInProgress */
 #define SHUTDOWN_CLEANUP_MS 25000u  /* the daemon exits 30 s after cancelling a job */
 #define JOURNAL_STALE_S   300u      /* default; longer than any single vCenter task we wait for */
 #define JOURNAL_TOUCH_MS  10000u
 #define POOL_CHECK_MS     10000u    /* validating a pooled session */
+#define MAKE_WORKER_TRIES 3u        /* a snapshot's disk chain re-read after FileNotFound */
 
 int
 wrk__vc_fail(struct wrk__cmd *c, int code)
@@ -475,29 +477,124 @@ make_worker(struct wrk__cmd *c, struct vmw_conn *conn, const struct vmw_moref *v
 	struct vmw_vm_info *info = NULL;
 	struct vmw_disk *d = NULL;
 	struct vmw_worker_spec ws;
+	unsigned tries;
 	int r;
 
 	r = vmw_vm_info_get(conn, vm, &info, c->job->deadline_ms, c->job->cancel, e);
 	if (r < 0)
 		return r;
-	r = vmw_snapshot_disk(conn, vm, snap, disk, &d, c->job->deadline_ms, c->job->cancel, e);
-	if (r < 0) {
-		sw_errctx(e, "args.disk");
-		goto out;
+	for (tries = 1;; tries++) {
+		r = vmw_snapshot_disk(conn, vm, snap, disk, &d, c->job->deadline_ms, c->job->cancel,
+		    e);
+		if (r < 0) {
+			sw_errctx(e, "args.disk");
+			goto out;
+		}
+		memset(&ws, 0, sizeof(ws));
+		ws.name = c->cmd->id;
+		ws.tag = c->cmd->id;
+		ws.folder = &info->vm_folder;
+		ws.pool = &info->resource_pool;
+		ws.host = &info->host;
+		ws.disk = d;
+		/* Not cancellable either (see snapshot_create_retry): the VM would appear after we left. */
+		r = vmw_worker_vm_create(conn, &ws, ret_worker, c->job->deadline_ms, NULL, e);
+		/*
+		 * Another snapshot of the same VM removed meanwhile (another
+		 * command's cleanup) consolidates its delta into its parent: the
+		 * chain just read can name a file that is gone.  Read it again.
+		 */
+		if (r != SW_ENOTFOUND || tries >= MAKE_WORKER_TRIES ||
+		    strcmp(vmw_last_fault(conn)->type, "FileNotFound") != 0)
+			break;
+		log_info("%s: the snapshot's disk chain changed under us (a concurrent snapshot "
+		    "removal): reading it again", c->cmd->id);
+		vmw_disk_free(d);
+		d = NULL;
 	}
-	memset(&ws, 0, sizeof(ws));
-	ws.name = c->cmd->id;
-	ws.tag = c->cmd->id;
-	ws.folder = &info->vm_folder;
-	ws.pool = &info->resource_pool;
-	ws.host = &info->host;
-	ws.disk = d;
-	/* Not cancellable either (see snapshot_create_retry): the VM would appear after we left. */
-	r = vmw_worker_vm_create(conn, &ws, ret_worker, c->job->deadline_ms, NULL, e);
 out:
 	vmw_disk_free(d);
 	vmw_vm_info_free(info);
 	return r;
+}
+
+/* Appends the datastore of datastore path "[NAME] dir/file" to keys (no duplicate check). */
+static void
+key_datastore(struct wrk_limit_key *keys, size_t *n, const char *path)
+{
+	const char *b, *end;
+	size_t len;
+
+	if (path == NULL || *n >= WRK_LIMITS_KEYS_MAX)
+		return;
+	b = strchr(path, '[');
+	end = b != NULL ? strchr(b + 1, ']') : NULL;
+	if (end == NULL)
+		return;
+	b++;
+	while (b < end && *b == ' ')
+		b++;
+	while (end > b && end[-1] == ' ')
+		end--;
+	len = (size_t)(end - b);
+	if (len == 0 || len >= sizeof(keys[0].name))
+		return;
+	keys[*n].kind = WRK_LIMIT_DATASTORE;
+	memcpy(keys[*n].name, b, len);
+	keys[*n].name[len] = '\0';
+	(*n)++;
+}
+
+/*
+ * Concurrency limits (worker/limits.h): the command's vCenter (the host of
+ * its URL), the ESXi host its VM runs on and the datastores of the disk's
+ * chain.  Asked before anything is done in vCenter, so a command that must
+ * wait has nothing to undo.  0: tokens held (or no limit configured).
+ */
+static int
+take_limits(struct wrk__cmd *c, struct vmw_conn *conn, const struct vmw_moref *vmref,
+    const char *disk, struct sw_err *e)
+{
+	struct wrk_limit_key keys[WRK_LIMITS_KEYS_MAX];
+	struct vmw_vm_info *info = NULL;
+	const struct vmw_disk *d;
+	const char *u = c->cmd->vcenter.url, *h;
+	size_t n = 0, i, len;
+	int r;
+
+	if (c->job->limits_take == NULL)
+		return 0;
+	memset(keys, 0, sizeof(keys));
+	h = u != NULL ? strstr(u, "://") : NULL;
+	h = h != NULL ? h + 3 : u;
+	len = h != NULL ? strcspn(h, "/?#") : 0;
+	if (len > 0 && len < sizeof(keys[0].name)) {
+		keys[n].kind = WRK_LIMIT_VCENTER;
+		memcpy(keys[n].name, h, len);
+		n++;
+	}
+	r = vmw_vm_info_get(conn, vmref, &info, c->job->deadline_ms, c->job->cancel, e);
+	if (r < 0)
+		return wrk__vc_fail(c, r);
+	if (info->host.value[0] != '\0' && strlen(info->host.value) < sizeof(keys[0].name)) {
+		keys[n].kind = WRK_LIMIT_HOST;
+		(void)snprintf(keys[n].name, sizeof(keys[n].name), "%s", info->host.value);
+		n++;
+	}
+	d = vmw_vm_info_disk(info, disk);
+	if (d != NULL) {
+		key_datastore(keys, &n, d->file);
+		for (i = 0; i < d->nchain; i++)
+			key_datastore(keys, &n, d->chain[i]);
+	} else {
+		/* Not (or no longer) a disk of the VM: the export fails later; its datastore. */
+		key_datastore(keys, &n, disk);
+	}
+	vmw_vm_info_free(info);
+	r = c->job->limits_take(c->job->limits_ud, keys, n, e);
+	if (r != 0)
+		return wrk__fail_as(c, r < 0 ? r : SW_EBUSY, PROTO_ERR_VCENTER_FAULT, 1);
+	return 0;
 }
 
 int
@@ -534,6 +631,9 @@ wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm 
 	r = wrk__vc_find_vm(c, conn, vm, &vmref, e);
 	if (r < 0)
 		return wrk__vc_fail(c, r);
+	r = take_limits(c, conn, &vmref, disk, e);
+	if (r < 0)
+		return r;
 	/* begin removes an earlier attempt's debris (never a journal: that is not debris). */
 	r = ova_writer_begin(s, obj, 0, &x.w, e);
 	if (r < 0)
