@@ -85,11 +85,11 @@ for _ in range(256):
 os.chroot(".")
 # Nothing made from here on may reach the machine's namespace.
 mount(None, "/", MS_REC | MS_PRIVATE)
-top = os.readlink("/proc/self/fd/%d" % chroot_fd)   # the chroot's path from the real root
-if top == "/":
+chroot_path = os.readlink("/proc/self/fd/%d" % chroot_fd)   # the chroot's path from the real root
+if chroot_path == "/":
     sys.exit("dockerd.sh: / is not a mount point, but no chroot was found")
-new = top + sys.argv[1]
-mount(top, new, MS_BIND | MS_REC)
+new = chroot_path + sys.argv[1]
+mount(chroot_path, new, MS_BIND | MS_REC)
 os.chdir(new)
 mount(".", "/", MS_MOVE)
 os.chroot(".")
