@@ -267,7 +267,21 @@ struct vmw__xfer {
 	void *ud;
 	int failed;                 /* an error of ours (sink, source, lease) is in err */
 	struct sw_err err;
+	/*
+	 * Download blocks gathered for the sink: TLS hands over one record
+	 * (16 KiB) per callback, and a write() plus a digest update per record
+	 * cost more than the copy into this buffer.  VMW_XFER_BLOCK bytes,
+	 * allocated on first use, freed by vmw__xfer_free.
+	 */
+	unsigned char *blk;
+	size_t blk_len;
 };
+
+/* Size of the download block a sink gets (the last one of a file may be shorter). */
+#define VMW_XFER_BLOCK (1024u * 1024u)
+
+/* Frees what a transfer allocated (its block); x stays usable. */
+void vmw__xfer_free(struct vmw__xfer *x);
 
 /* The certificate an NFC transfer accepts: the deviceUrl's thumbprint when present. */
 int vmw__xfer_pin(struct vmw_conn *c, const struct vmw__lease_dev *d, struct vmw__pin *pin,

@@ -1179,6 +1179,8 @@ struct exp_ud {
 	int progress_calls;
 	char file[64];
 	char key[128];
+	int nwrites;            /* sink calls */
+	size_t min_write, max_write;
 };
 
 static int
@@ -1189,6 +1191,11 @@ exp_write(void *ud, const void *p, size_t n, struct sw_err *e)
 	(void)e;
 	sw_hash_update(u->h, p, n);
 	u->bytes += n;
+	if (u->nwrites == 0 || n < u->min_write)
+		u->min_write = n;
+	if (n > u->max_write)
+		u->max_write = n;
+	u->nwrites++;
 	return 0;
 }
 
@@ -1273,6 +1280,13 @@ test_export(void **state)
 	pattern_sha256(3000000, want);
 	assert_string_equal(got, want);
 	assert_int_equal(u.bytes, 3000000);
+	/*
+	 * The sink gets whole 1 MiB blocks (the last one shorter), not a
+	 * write per TLS record or HTTP chunk: 3000000 = 2 * 1 MiB + 902848.
+	 */
+	assert_int_equal(u.nwrites, 3);
+	assert_int_equal(u.max_write, 1048576);
+	assert_int_equal(u.min_write, 3000000 - 2 * 1048576);
 	/* Only the disk URL is fetched, not the nvram one. */
 	assert_int_equal(S.ngets, 1);
 	/* vCenter-proxied NFC URLs need the session cookie. */
