@@ -98,7 +98,7 @@ vmw__lease_wait(struct vmw_conn *c, const struct vmw_moref *lease, struct vmw__l
 {
 	static const char *const paths[] = { "state", "info", "error", NULL };
 	struct lease_ud u = { c, li };
-	uint64_t delay = 100;
+	uint64_t delay = VMW_POLL_FIRST_MS;
 	int r;
 
 	for (;;) {
@@ -115,7 +115,7 @@ vmw__lease_wait(struct vmw_conn *c, const struct vmw_moref *lease, struct vmw__l
 			return sw_errf(e, SW_EREMOTE, "NFC lease %s is %s", lease->value, li->state);
 		if ((r = vmw__sleep(delay, deadline_ms, cancel, e)) < 0)
 			return sw_errctx(e, "waiting for NFC lease %s", lease->value), r;
-		delay = delay * 2 > 1000 ? 1000 : delay * 2;
+		delay = vmw__poll_next(delay);
 	}
 }
 

@@ -148,6 +148,16 @@ int vmw__curl_error(struct vmw_conn *c, CURLcode cc, const char *what, const cha
 int vmw__check_stop(uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
 /* Sleeps ms, waking early for cancel and deadline; returns vmw__check_stop(). */
 int vmw__sleep(uint64_t ms, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
+/*
+ * Polls of a task or lease state: the first after VMW_POLL_FIRST_MS, each
+ * next one 1.5 times later, at most VMW_POLL_MAX_MS apart.  A step that ends
+ * is seen within half its time (within VMW_POLL_MAX_MS once long), where a
+ * doubling from 100 ms added up to its whole time; the early polls are cheap
+ * RetrievePropertiesEx calls.
+ */
+#define VMW_POLL_FIRST_MS 25u
+#define VMW_POLL_MAX_MS   1000u
+uint64_t vmw__poll_next(uint64_t delay);
 
 /* Response tree helpers; names are local names in any namespace. */
 xmlNode *vmw__x_child(xmlNode *n, const char *name);

@@ -27,6 +27,7 @@
 #include "common/err.h"
 #include "common/io.h"
 #include "vmware/vmware.h"
+#include "vmware/vmw_int.h"
 
 #define FIX SW_SRCDIR "/tests/fixtures/vmware/"
 #define MAXREQ 64
@@ -748,6 +749,41 @@ test_task_wait(void **state)
 	assert_int_equal(vmw_snapshot_remove(c, &snap, dl(), NULL, &e), SW_EBUSY);
 	assert_script_done();
 	vmw_conn_free(c);
+}
+
+/*
+ * A task seen running three times, then done: the polls come 25, 37 and 56 ms
+ * apart (a doubling from 100 ms waited 700 ms), and the interval grows by
+ * half each time up to 1 s.
+ */
+static void
+test_task_wait_poll(void **state)
+{
+	static const struct step s[] = {
+		{ "RetrievePropertiesEx", "task_running.xml", 200 },
+		{ "RetrievePropertiesEx", "task_running.xml", 200 },
+		{ "RetrievePropertiesEx", "task_running.xml", 200 },
+		{ "RetrievePropertiesEx", "task_success_snapshot7.xml", 200 },
+	};
+	struct vmw_conn *c = LOGGED_IN(s);
+	struct vmw_moref task = { "Task", "task-7" }, res;
+	struct sw_err e;
+	uint64_t t0, d = 0;
+	int i;
+
+	(void)state;
+	t0 = sw_mono_ms();
+	assert_int_equal(vmw_task_wait(c, &task, &res, dl(), NULL, &e), 0);
+	assert_true(sw_mono_ms() - t0 < 400);
+	assert_string_equal(res.value, "snapshot-9");
+	assert_script_done();
+	vmw_conn_free(c);
+	assert_int_equal(vmw__poll_next(0), 25);
+	assert_int_equal(vmw__poll_next(25), 37);
+	assert_int_equal(vmw__poll_next(37), 55);
+	for (i = 0; i < 20; i++)
+		d = vmw__poll_next(d);
+	assert_int_equal(d, 1000);
 }
 
 static atomic_int cancel_flag;
@@ -1516,6 +1552,7 @@ main(void)
 		cmocka_unit_test(test_find_not_found),
 		cmocka_unit_test(test_fault_mapping),
 		cmocka_unit_test(test_task_wait),
+		cmocka_unit_test(test_task_wait_poll),
 		cmocka_unit_test(test_task_deadline_cancel),
 		cmocka_unit_test(test_continuation),
 		cmocka_unit_test(test_hostile_responses),
