@@ -41,7 +41,7 @@ trap cleanup EXIT
 . "$tmp/broker/rabbitmq.env"
 beam=$(cat "$tmp/broker/rabbitmq.pid")
 ncpu=$(nproc)
-hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
+hz=100 # USER_HZ: the unit of /proc/PID/stat times on Linux
 # The block device under the broker's data (its stat file), if any.
 dev=$(df -P "$tmp" | awk 'NR == 2 { print $1 }')
 dev=$(basename "$dev")
