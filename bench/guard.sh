@@ -8,9 +8,10 @@
 # A goal is checked when it starts with a comparison and a number:
 #     <= 1.10x   >= 2x   < 60 s   <= 32 MiB   >= 800 cmd/s   <= 1.001 (legacy 2.0)
 # (also the signs ≤ and ≥).  A goal whose number ends in "x" holds the ratio
-# column; any other holds the figure column, and the unit after the number,
-# when the goal names one, must be the first word after the figure's number
-# (a figure in other units is not compared).  The first number of the cell
+# column; a goal with a unit holds the figure column, whose first word after
+# its number must be that unit (a figure in other units is not compared); a
+# goal without either holds the figure when the figure is a bare number
+# ("1.0000"), else the ratio column ("<= 1.15" of "12.3 s" and ratio "1.12").  The first number of the cell
 # counts: "1.05x (1.02-1.11)" is 1.05, the median.  Upper bounds fail above
 # goal * (1 + slack), lower bounds below goal * (1 - slack).  A row whose goal
 # is checked but whose cell has no number (n/a, FAILED) fails as well: a
@@ -39,6 +40,12 @@ function firstnum(s) {
 	isratio = (gunit ~ /^x/)
 	sub(/^[ \t]+/, "", gunit); split(gunit, gw, /[ \t(]+/); gunit = gw[1]
 	cell = isratio ? ratio : fig
+	# A goal without a unit holds a figure without one ("1.0000"); a figure with a
+	# unit ("12.3 s") has its ratio held ("<= 1.15" of a ratio printed as "1.12").
+	if (!isratio && gunit == "" && firstnum(fig) != "") {
+		fu = rest; sub(/^[ \t]+/, "", fu)
+		if (fu ~ /^[A-Za-z%]/) cell = ratio
+	}
 	checked++
 	v = firstnum(cell)
 	if (v == "") {

@@ -38,6 +38,8 @@ verdict "figure with a unit, over" 1 "| rss | 40.1 MiB | disk | 0.0391x | <= 32 
 verdict "figure in other units is not compared" 0 "| rss | 1.2 GiB | disk | 1.17x | <= 32 MiB |"
 verdict "figure without a unit" 0 "| bytes | 1.0000 | legacy | 0.50x | <= 1.001 (legacy 2.0) |"
 verdict "figure without a unit, over" 1 "| bytes | 2.0000 | legacy | 1.00x | <= 1.001 (legacy 2.0) |"
+verdict "unitless goal of a figure in seconds holds the ratio" 0 "| reg | 12.3 s (83 MiB/s) | curl -o 11 s | 1.12 | ≤ 1.15 |"
+verdict "unitless goal of a figure in seconds holds the ratio, over" 1 "| reg | 12.3 s | curl -o 8 s | 1.54 | <= 1.10 (cat does no fsync) |"
 verdict "strict bound in seconds" 1 "| fault | 75.0 s | 1 s | 75x | < 60 s |"
 verdict "the sign ≤" 1 "| a | 2 s | 1 s | 1.5 | ≤ 1.15 |"
 verdict "the sign ≥ on a rate" 1 "| w | 500 cmd/s | | | ≥ 800 cmd/s |"
