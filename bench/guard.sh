@@ -43,7 +43,7 @@ function firstnum(s) {
 	# A goal without a unit holds a figure without one ("1.0000"); a figure with a
 	# unit ("12.3 s") has its ratio held ("<= 1.15" of a ratio printed as "1.12").
 	if (!isratio && gunit == "" && firstnum(fig) != "") {
-		fu = rest; sub(/^[ \t]+/, "", fu)
+		fu = rest; sub(/^[ \t]+/, "", fu); sub(/^\([^)]*\)[ \t]*/, "", fu)
 		if (fu ~ /^[A-Za-z%]/) cell = ratio
 	}
 	checked++
@@ -54,7 +54,8 @@ function firstnum(s) {
 		next
 	}
 	if (!isratio && gunit != "") {
-		fu = rest; sub(/^[ \t]+/, "", fu); split(fu, fw, /[ \t(,]+/)
+		# The unit follows the number, or the spread after it: "138 (99-291) cmd/s".
+		fu = rest; sub(/^[ \t]+/, "", fu); sub(/^\([^)]*\)[ \t]*/, "", fu); split(fu, fw, /[ \t(,;]+/)
 		if (fw[1] != gunit) { checked--; next }
 	}
 	v += 0
