@@ -81,6 +81,7 @@ struct ova__wfile {
 	char tmp[SW_NAME_MAX + 1];       /* temporary name in DIR */
 	int fd;
 	uint64_t size;
+	uint64_t wb_start;               /* writeback started for [0, wb_start) */
 	struct sw_hash *hash;            /* NULL when off or finished */
 	char sha256[OVA_SHA256_HEX];
 	int renamed;                     /* the final name exists and is ours */

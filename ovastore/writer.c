@@ -24,6 +24,8 @@
 #define ZERO_CHUNK 65536
 /* Blocks at least this large are hashed on the helper thread while they are written. */
 #define HASH_ASYNC_MIN (128 * 1024)
+/* Writeback of a data file is started every this many bytes (see wfile_writeback). */
+#define WB_WINDOW (8u * 1024u * 1024u)
 
 /*
  * A helper thread that digests a block while the caller's thread writes the
@@ -288,6 +290,23 @@ wfile_put(struct ova__wfile *f, const unsigned char *c, size_t n, struct sw_err 
 	return 0;
 }
 
+/*
+ * Starts the kernel's writeback of what was written since the last call,
+ * every WB_WINDOW bytes, without waiting for it.  The commit fsyncs every
+ * file anyway: started early, the disk (or the NFS server) works while the
+ * stream goes on, the fsync finds little left to do, and dirty pages do not
+ * pile up to the size of the file.  Errors are left to that fsync.
+ */
+static void
+wfile_writeback(struct ova__wfile *f)
+{
+	if (f->size < f->wb_start + WB_WINDOW)
+		return;
+	(void)sync_file_range(f->fd, (off64_t)f->wb_start, (off64_t)(f->size - f->wb_start),
+	    SYNC_FILE_RANGE_WRITE);
+	f->wb_start = f->size;
+}
+
 static int
 wfile_write(struct ova__wfile *f, const void *p, size_t n, struct sw_err *e)
 {
@@ -311,6 +330,8 @@ wfile_write(struct ova__wfile *f, const void *p, size_t n, struct sw_err *e)
 		r = sw_errf(e, SW_EINTERNAL, "sha256 failed");
 	if (r < 0)
 		w->failed = 1;
+	else
+		wfile_writeback(f);
 	return r;
 }
 

@@ -98,7 +98,7 @@ vmw__lease_wait(struct vmw_conn *c, const struct vmw_moref *lease, struct vmw__l
 {
 	static const char *const paths[] = { "state", "info", "error", NULL };
 	struct lease_ud u = { c, li };
-	uint64_t delay = 100;
+	uint64_t delay = VMW_POLL_FIRST_MS;
 	int r;
 
 	for (;;) {
@@ -115,7 +115,7 @@ vmw__lease_wait(struct vmw_conn *c, const struct vmw_moref *lease, struct vmw__l
 			return sw_errf(e, SW_EREMOTE, "NFC lease %s is %s", lease->value, li->state);
 		if ((r = vmw__sleep(delay, deadline_ms, cancel, e)) < 0)
 			return sw_errctx(e, "waiting for NFC lease %s", lease->value), r;
-		delay = delay * 2 > 1000 ? 1000 : delay * 2;
+		delay = vmw__poll_next(delay);
 	}
 }
 
@@ -274,17 +274,66 @@ xfer_info_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
 	return vmw__xfer_tick(x, 0) < 0 ? 1 : 0;
 }
 
+void
+vmw__xfer_free(struct vmw__xfer *x)
+{
+	free(x->blk);
+	x->blk = NULL;
+	x->blk_len = 0;
+}
+
+/* Hands the gathered block to the sink; 0 or -1 (x->err set). */
+static int
+xfer_flush(struct vmw__xfer *x)
+{
+	size_t n = x->blk_len;
+
+	x->blk_len = 0;
+	if (n == 0)
+		return 0;
+	if (x->sink.write(x->sink.ud, x->blk, n, &x->err) < 0) {
+		x->failed = 1;
+		return -1;
+	}
+	x->bytes += n;
+	return 0;
+}
+
 static size_t
 xfer_write_cb(char *p, size_t size, size_t n, void *ud)
 {
 	struct vmw__xfer *x = ud;
-	size_t len = size * n;
+	size_t len = size * n, left = len, k;
 
-	if (x->sink.write(x->sink.ud, p, len, &x->err) < 0) {
-		x->failed = 1;
-		return 0;
+	if (x->blk == NULL) {
+		/* Without a block (out of memory), every piece goes to the sink as it comes. */
+		if (x->sink.write(x->sink.ud, p, len, &x->err) < 0) {
+			x->failed = 1;
+			return 0;
+		}
+		x->bytes += len;
+		return len;
 	}
-	x->bytes += len;
+	while (left > 0) {
+		/* A full block's worth arriving at an empty block goes straight through. */
+		if (x->blk_len == 0 && left >= VMW_XFER_BLOCK) {
+			if (x->sink.write(x->sink.ud, p, left, &x->err) < 0) {
+				x->failed = 1;
+				return 0;
+			}
+			x->bytes += left;
+			break;
+		}
+		k = VMW_XFER_BLOCK - x->blk_len;
+		if (k > left)
+			k = left;
+		memcpy(x->blk + x->blk_len, p, k);
+		x->blk_len += k;
+		p += k;
+		left -= k;
+		if (x->blk_len == VMW_XFER_BLOCK && xfer_flush(x) < 0)
+			return 0;
+	}
 	return len;
 }
 
@@ -320,7 +369,10 @@ vmw__xfer_run(struct vmw__xfer *x, const char *url, const char *method, uint64_t
 
 	x->bytes = 0;
 	x->failed = 0;
+	x->blk_len = 0;
 	sw_err_clear(&x->err);
+	if (x->src.read == NULL && x->blk == NULL)
+		x->blk = malloc(VMW_XFER_BLOCK);
 	if ((r = vmw__curl_prepare(c, h, x->pin.active ? &x->pin : NULL, x->deadline_ms,
 	    x->cancel, e)) < 0)
 		return r;
@@ -358,6 +410,10 @@ vmw__xfer_run(struct vmw__xfer *x, const char *url, const char *method, uint64_t
 		return sw_errf(e, SW_EINTERNAL, "curl setup: %s", curl_easy_strerror(cc));
 	}
 	cc = curl_easy_perform(h);
+	/* The tail of a complete download; a failed one's is dropped. */
+	if (cc == CURLE_OK && !x->failed)
+		(void)xfer_flush(x);
+	x->blk_len = 0;
 	(void)curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 	/* Back to a plain GET without our headers (no curl_easy_reset: it drops the cookie engine). */
 	(void)curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);

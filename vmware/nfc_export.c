@@ -223,6 +223,7 @@ out:
 		vmw__lease_abort(c, &lease, e != NULL ? e->msg : "error");
 	vmw__resp_free(&resp);
 	vmw_export_result_free(res);
+	vmw__xfer_free(&x);
 	free(li);
 	return r;
 }

@@ -5,10 +5,12 @@
 #include "vmware/vmw_int.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "common/io.h"
+#include "common/log.h"
 
 /* A fault inside a response (missingSet, task error): record it like a SOAP fault. */
 int
@@ -256,7 +258,8 @@ vmw_task_wait(struct vmw_conn *c, const struct vmw_moref *task, struct vmw_moref
 	static const char *const paths[] = { "info", NULL };
 	struct task_state ts;
 	struct task_ud ud = { c, &ts };
-	uint64_t delay = 100;
+	uint64_t delay = VMW_POLL_FIRST_MS, t0 = sw_mono_ms();
+	unsigned polls = 0;
 	int r;
 
 	for (;;) {
@@ -264,6 +267,7 @@ vmw_task_wait(struct vmw_conn *c, const struct vmw_moref *task, struct vmw_moref
 		r = vmw__props_get(c, task, paths, task_cb, &ud, deadline_ms, cancel, e);
 		if (r < 0)
 			return r;
+		polls++;
 		if (ts.error_rc < 0)
 			return ts.error_rc;
 		if (strcmp(ts.state, "success") == 0)
@@ -271,12 +275,13 @@ vmw_task_wait(struct vmw_conn *c, const struct vmw_moref *task, struct vmw_moref
 		if (strcmp(ts.state, "queued") != 0 && strcmp(ts.state, "running") != 0)
 			return sw_errf(e, SW_EFORMAT, "task %s in unknown state '%s'", task->value,
 			    ts.state);
-		/* Real tasks run for seconds to hours: back off to a 2 s poll. */
 		if ((r = vmw__sleep(delay, deadline_ms, cancel, e)) < 0)
 			return sw_errctx(e, "waiting for %s (%s, %d%%)", ts.name, task->value,
 			    ts.progress), r;
-		delay = delay * 2 > 2000 ? 2000 : delay * 2;
+		delay = vmw__poll_next(delay);
 	}
+	log_debug("vmw: task %s (%s) done in %" PRIu64 " ms, %u polls", task->value, ts.name,
+	    sw_mono_ms() - t0, polls);
 	if (ret_result != NULL) {
 		if (ts.have_result)
 			*ret_result = ts.result;

@@ -177,6 +177,16 @@ vmw__sleep(uint64_t ms, uint64_t deadline_ms, atomic_int *cancel, struct sw_err 
 	}
 }
 
+uint64_t
+vmw__poll_next(uint64_t delay)
+{
+	uint64_t next = delay + delay / 2;
+
+	if (next < VMW_POLL_FIRST_MS)
+		next = VMW_POLL_FIRST_MS;
+	return next > VMW_POLL_MAX_MS ? VMW_POLL_MAX_MS : next;
+}
+
 static int
 xferinfo_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {

@@ -148,6 +148,16 @@ int vmw__curl_error(struct vmw_conn *c, CURLcode cc, const char *what, const cha
 int vmw__check_stop(uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
 /* Sleeps ms, waking early for cancel and deadline; returns vmw__check_stop(). */
 int vmw__sleep(uint64_t ms, uint64_t deadline_ms, atomic_int *cancel, struct sw_err *e);
+/*
+ * Polls of a task or lease state: the first after VMW_POLL_FIRST_MS, each
+ * next one 1.5 times later, at most VMW_POLL_MAX_MS apart.  A step that ends
+ * is seen within half its time (within VMW_POLL_MAX_MS once long), where a
+ * doubling from 100 ms added up to its whole time; the early polls are cheap
+ * RetrievePropertiesEx calls.
+ */
+#define VMW_POLL_FIRST_MS 25u
+#define VMW_POLL_MAX_MS   1000u
+uint64_t vmw__poll_next(uint64_t delay);
 
 /* Response tree helpers; names are local names in any namespace. */
 xmlNode *vmw__x_child(xmlNode *n, const char *name);
@@ -267,7 +277,21 @@ struct vmw__xfer {
 	void *ud;
 	int failed;                 /* an error of ours (sink, source, lease) is in err */
 	struct sw_err err;
+	/*
+	 * Download blocks gathered for the sink: TLS hands over one record
+	 * (16 KiB) per callback, and a write() plus a digest update per record
+	 * cost more than the copy into this buffer.  VMW_XFER_BLOCK bytes,
+	 * allocated on first use, freed by vmw__xfer_free.
+	 */
+	unsigned char *blk;
+	size_t blk_len;
 };
+
+/* Size of the download block a sink gets (the last one of a file may be shorter). */
+#define VMW_XFER_BLOCK (1024u * 1024u)
+
+/* Frees what a transfer allocated (its block); x stays usable. */
+void vmw__xfer_free(struct vmw__xfer *x);
 
 /* The certificate an NFC transfer accepts: the deviceUrl's thumbprint when present. */
 int vmw__xfer_pin(struct vmw_conn *c, const struct vmw__lease_dev *d, struct vmw__pin *pin,

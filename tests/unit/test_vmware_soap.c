@@ -27,6 +27,7 @@
 #include "common/err.h"
 #include "common/io.h"
 #include "vmware/vmware.h"
+#include "vmware/vmw_int.h"
 
 #define FIX SW_SRCDIR "/tests/fixtures/vmware/"
 #define MAXREQ 64
@@ -750,6 +751,41 @@ test_task_wait(void **state)
 	vmw_conn_free(c);
 }
 
+/*
+ * A task seen running three times, then done: the polls come 25, 37 and 56 ms
+ * apart (a doubling from 100 ms waited 700 ms), and the interval grows by
+ * half each time up to 1 s.
+ */
+static void
+test_task_wait_poll(void **state)
+{
+	static const struct step s[] = {
+		{ "RetrievePropertiesEx", "task_running.xml", 200 },
+		{ "RetrievePropertiesEx", "task_running.xml", 200 },
+		{ "RetrievePropertiesEx", "task_running.xml", 200 },
+		{ "RetrievePropertiesEx", "task_success_snapshot7.xml", 200 },
+	};
+	struct vmw_conn *c = LOGGED_IN(s);
+	struct vmw_moref task = { "Task", "task-7" }, res;
+	struct sw_err e;
+	uint64_t t0, d = 0;
+	int i;
+
+	(void)state;
+	t0 = sw_mono_ms();
+	assert_int_equal(vmw_task_wait(c, &task, &res, dl(), NULL, &e), 0);
+	assert_true(sw_mono_ms() - t0 < 400);
+	assert_string_equal(res.value, "snapshot-9");
+	assert_script_done();
+	vmw_conn_free(c);
+	assert_int_equal(vmw__poll_next(0), 25);
+	assert_int_equal(vmw__poll_next(25), 37);
+	assert_int_equal(vmw__poll_next(37), 55);
+	for (i = 0; i < 20; i++)
+		d = vmw__poll_next(d);
+	assert_int_equal(d, 1000);
+}
+
 static atomic_int cancel_flag;
 
 static void *
@@ -1179,6 +1215,8 @@ struct exp_ud {
 	int progress_calls;
 	char file[64];
 	char key[128];
+	int nwrites;            /* sink calls */
+	size_t min_write, max_write;
 };
 
 static int
@@ -1189,6 +1227,11 @@ exp_write(void *ud, const void *p, size_t n, struct sw_err *e)
 	(void)e;
 	sw_hash_update(u->h, p, n);
 	u->bytes += n;
+	if (u->nwrites == 0 || n < u->min_write)
+		u->min_write = n;
+	if (n > u->max_write)
+		u->max_write = n;
+	u->nwrites++;
 	return 0;
 }
 
@@ -1273,6 +1316,13 @@ test_export(void **state)
 	pattern_sha256(3000000, want);
 	assert_string_equal(got, want);
 	assert_int_equal(u.bytes, 3000000);
+	/*
+	 * The sink gets whole 1 MiB blocks (the last one shorter), not a
+	 * write per TLS record or HTTP chunk: 3000000 = 2 * 1 MiB + 902848.
+	 */
+	assert_int_equal(u.nwrites, 3);
+	assert_int_equal(u.max_write, 1048576);
+	assert_int_equal(u.min_write, 3000000 - 2 * 1048576);
 	/* Only the disk URL is fetched, not the nvram one. */
 	assert_int_equal(S.ngets, 1);
 	/* vCenter-proxied NFC URLs need the session cookie. */
@@ -1502,6 +1552,7 @@ main(void)
 		cmocka_unit_test(test_find_not_found),
 		cmocka_unit_test(test_fault_mapping),
 		cmocka_unit_test(test_task_wait),
+		cmocka_unit_test(test_task_wait_poll),
 		cmocka_unit_test(test_task_deadline_cancel),
 		cmocka_unit_test(test_continuation),
 		cmocka_unit_test(test_hostile_responses),

@@ -356,6 +356,33 @@ test_vcenter_credentials_checked_first(void **state)
 	x->cfg.nvcenters = 0;
 }
 
+/* The per-phase line a CreateSnapshot logs: the vCenter steps summed apart from the stream. */
+static void
+test_phases_fmt(void **state)
+{
+	struct wrk__phases p = { .find = 2, .snapshot = 120, .worker_vm = 300, .lease = 45,
+	    .stream = 2048, .descriptor = 10, .cleanup = 250, .commit = 30,
+	    .bytes = 1073741824 };
+	char buf[320], small[24];
+	int n;
+
+	(void)state;
+	assert_int_equal(wrk__phases_vcenter(&p), 727);
+	n = wrk__phases_fmt(&p, buf, sizeof(buf));
+	assert_true(n > 0 && (size_t)n < sizeof(buf));
+	assert_string_equal(buf, "phases: vcenter 727 ms (find 2, snapshot 120, worker_vm 300, "
+	    "lease 45, descriptor 10, cleanup 250), stream 2048 ms (1073741824 bytes, 500.0 "
+	    "MiB/s), commit 30 ms");
+	/* A stream too short to time: no rate, no division by zero. */
+	p.stream = 0;
+	(void)wrk__phases_fmt(&p, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "stream 0 ms (1073741824 bytes, 0.0 MiB/s)"));
+	/* Cut to the buffer, terminated. */
+	n = wrk__phases_fmt(&p, small, sizeof(small));
+	assert_true((size_t)n >= sizeof(small));
+	assert_int_equal(strlen(small), sizeof(small) - 1);
+}
+
 int
 main(void)
 {
@@ -366,6 +393,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_template_unknown_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vcenter_credentials_checked_first, setup,
 		    teardown),
+		cmocka_unit_test(test_phases_fmt),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

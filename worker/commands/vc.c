@@ -365,6 +365,27 @@ out:
 	return r;
 }
 
+/* ------------------------------------------------------------- phases */
+
+uint64_t
+wrk__phases_vcenter(const struct wrk__phases *p)
+{
+	return p->find + p->snapshot + p->worker_vm + p->lease + p->descriptor + p->cleanup;
+}
+
+int
+wrk__phases_fmt(const struct wrk__phases *p, char *buf, size_t bufsz)
+{
+	double mibs = p->stream > 0 ? (double)p->bytes / 1048576.0 * 1000.0 / (double)p->stream : 0;
+
+	return snprintf(buf, bufsz, "phases: vcenter %" PRIu64 " ms (find %" PRIu64
+	    ", snapshot %" PRIu64 ", worker_vm %" PRIu64 ", lease %" PRIu64 ", descriptor %"
+	    PRIu64 ", cleanup %" PRIu64 "), stream %" PRIu64 " ms (%" PRIu64 " bytes, %.1f "
+	    "MiB/s), commit %" PRIu64 " ms", wrk__phases_vcenter(p), p->find, p->snapshot,
+	    p->worker_vm, p->lease, p->descriptor, p->cleanup, p->stream, p->bytes, mibs,
+	    p->commit);
+}
+
 /* ------------------------------------------------------------ the export */
 
 struct backup_x;
@@ -384,6 +405,8 @@ struct backup_x {
 	struct bx_disk disks[VMW_MAX_DISKS];
 	int store_failed;       /* the failure was the share's, not vCenter's */
 	uint64_t disk_bytes;
+	uint64_t first_byte_ms; /* first disk's sink opened (the lease is ready) */
+	uint64_t last_byte_ms;  /* last disk's sink closed */
 };
 
 static int
@@ -408,6 +431,8 @@ bx_sink_open(void *ud, const struct vmw_nfc_disk *d, struct sw_sink *ret_sink, s
 		return sw_errf(e, SW_ETOOBIG, "disk index %d", d->index);
 	bd = &x->disks[d->index];
 	bd->x = x;
+	if (x->first_byte_ms == 0)
+		x->first_byte_ms = sw_mono_ms();
 	/* NULL: NAME-diskK.vmdk, the name the OVF of CreateDescriptor references. */
 	r = ova_writer_disk(x->w, NULL, &bd->inner, e);
 	if (r < 0) {
@@ -439,6 +464,7 @@ bx_sink_close(void *ud, const struct vmw_nfc_disk *d, int status, uint64_t bytes
 	struct backup_x *x = ud;
 
 	(void)d; (void)e;
+	x->last_byte_ms = sw_mono_ms();
 	/* A failed disk's .part is the writer's to remove (abort). */
 	if (status == 0)
 		x->disk_bytes += bytes;
@@ -608,14 +634,17 @@ wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm 
 	struct vmw_moref vmref, snap, worker;
 	struct sw_err ce;
 	struct ova_journal j;
-	char dir[SW_PATH_MAX], name[SW_NAME_MAX + 1], sname[128], desc[256];
-	uint64_t cdl;
+	struct wrk__phases ph;
+	char dir[SW_PATH_MAX], name[SW_NAME_MAX + 1], sname[128], desc[256], phs[320];
+	uint64_t cdl, t, t_export = 0;
 	unsigned tries = 0;
 	int r, have_snap = 0, have_worker = 0, journal = 0, cleanup_ok = 1;
 	int store_ctx = 0, maybe_worker = 0;
 
 	memset(&x, 0, sizeof(x));
+	memset(&ph, 0, sizeof(ph));
 	x.c = c;
+	t = sw_mono_ms();
 	r = wrk__split(obj, dir, sizeof(dir), name, sizeof(name), e);
 	if (r < 0)
 		return wrk__fail(c, r, PROTO_CTX_STORE);
@@ -631,6 +660,7 @@ wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm 
 	r = wrk__vc_find_vm(c, conn, vm, &vmref, e);
 	if (r < 0)
 		return wrk__vc_fail(c, r);
+	ph.find = sw_mono_ms() - t;
 	r = take_limits(c, conn, &vmref, disk, e);
 	if (r < 0)
 		return r;
@@ -649,6 +679,7 @@ wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm 
 	x.journal = 1;
 	x.touched_ms = sw_mono_ms();
 
+	t = sw_mono_ms();
 	snprintf(sname, sizeof(sname), "snapworker-%s", c->cmd->id);
 	snprintf(desc, sizeof(desc), "snapworker %s %s", proto_type_name(c->cmd->type), c->cmd->id);
 	r = snapshot_create_retry(conn, &vmref, sname, desc, &snap, c->job->deadline_ms,
@@ -667,6 +698,8 @@ wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm 
 		store_ctx = 1;
 		goto out;
 	}
+	ph.snapshot = sw_mono_ms() - t;
+	t = sw_mono_ms();
 	r = make_worker(c, conn, &vmref, &snap, disk, &worker, e);
 	if (r < 0) {
 		/* A CreateVM_Task cut off by the deadline may still make the VM. */
@@ -675,6 +708,7 @@ wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm 
 	}
 	have_worker = 1;
 	wrk__vc_progress(c, 0, 0);
+	ph.worker_vm = sw_mono_ms() - t;
 
 	memset(&eo, 0, sizeof(eo));
 	eo.name = name;
@@ -684,6 +718,7 @@ wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm 
 	eo.lease_open = bx_lease_open;
 	eo.ud = &x;
 	x.j = &j;
+	t_export = sw_mono_ms();
 	r = vmw_export_vm(conn, &worker, &eo, &res, c->job->deadline_ms, c->job->cancel, e);
 	if (r < 0) {
 		store_ctx = x.store_failed;
@@ -694,8 +729,15 @@ wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm 
 		store_ctx = 1;
 		goto out;
 	}
+	if (x.first_byte_ms != 0 && x.last_byte_ms >= x.first_byte_ms) {
+		ph.lease = x.first_byte_ms - t_export;
+		ph.stream = x.last_byte_ms - x.first_byte_ms;
+		ph.descriptor = sw_mono_ms() - x.last_byte_ms;
+	}
+	ph.bytes = x.disk_bytes;
 out:
 	/* Cleanup in every path, with a deadline of its own, not cancellable. */
+	t = sw_mono_ms();
 	cdl = cleanup_deadline(c);
 	if (have_worker) {
 		sw_err_clear(&ce);
@@ -736,11 +778,18 @@ out:
 		(void)ova_journal_remove(s, c->cmd->id, NULL);
 	else if (journal)
 		ova_journal_touch(s, c->cmd->id, 1);
+	ph.cleanup = sw_mono_ms() - t;
 	if (r == 0) {
 		/* Only now, with vCenter clean: a committed object is never redone. */
+		t = sw_mono_ms();
 		r = ova_writer_commit(x.w, ret_result, e);
 		if (r < 0)
 			store_ctx = 1;
+		ph.commit = sw_mono_ms() - t;
+		if (r == 0) {
+			(void)wrk__phases_fmt(&ph, phs, sizeof(phs));
+			log_info("%s: %s", c->cmd->id, phs);
+		}
 	}
 	if (r < 0 && c->e->kind == 0)
 		wrk__fail(c, r, store_ctx ? PROTO_CTX_STORE : PROTO_CTX_VCENTER);

@@ -87,4 +87,26 @@ int wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto
     const char *disk, struct ova_store *s, const char *obj, struct ova_result **ret_result,
     struct sw_err *e);
 
+/*
+ * Where a backup's time went, in milliseconds: the vCenter steps (finding
+ * the VM, the VM snapshot, the worker VM, the export lease until it is
+ * ready, the OVF descriptor and lease completion, the cleanup) and the
+ * stream (first disk byte to last, every disk), then the commit on the
+ * share.  wrk__vc_backup logs them (info) when it succeeds.
+ */
+struct wrk__phases {
+	uint64_t find, snapshot, worker_vm, lease, stream, descriptor, cleanup, commit;
+	uint64_t bytes;        /* disk bytes streamed */
+};
+
+/* The fixed cost: the sum of the vCenter steps. */
+uint64_t wrk__phases_vcenter(const struct wrk__phases *p);
+
+/*
+ * "phases: vcenter V ms (find F, snapshot S, worker_vm W, lease L,
+ * descriptor D, cleanup C), stream T ms (B bytes, R MiB/s), commit K ms",
+ * cut to bufsz; returns what snprintf returns.
+ */
+int wrk__phases_fmt(const struct wrk__phases *p, char *buf, size_t bufsz);
+
 #endif
