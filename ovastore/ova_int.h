@@ -153,6 +153,16 @@ int ova__member_reserved(const char *name);
 int ova__copy_data(int infd, uint64_t inoff, uint64_t len, int outfd, int sparse,
     struct sw_hash *hash, const char *what, struct sw_err *e);
 
+/*
+ * Copies the first len bytes of infd into outfd (a new, empty regular file
+ * at offset 0) for ova_copy: a reflink (FICLONE) where the file system
+ * shares blocks (*ret_cloned 1: nothing read, hash untouched), else
+ * copy_file_range (sendfile, read/write as fallbacks) while a helper thread
+ * feeds hash (may be NULL) from infd.
+ */
+int ova__copy_file(int infd, uint64_t len, int outfd, struct sw_hash *hash, int *ret_cloned,
+    const char *what, struct sw_err *e);
+
 /* ------------------------------------------------------------ manifest */
 
 /* One line of an OVF manifest: "ALG(name)= hex" (hex in lower case). */

@@ -8,13 +8,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/hashpipe.h"
 #include "common/path.h"
 #include "ovastore/ova_int.h"
 #include "ovastore/tar_int.h"
@@ -24,16 +28,23 @@
 
 static const unsigned char zero_blocks[1024];
 
-/* Plain read/pwrite-less copy through a buffer, hashing on the way. */
+/*
+ * Plain read/write copy through a buffer, hashing on the way (on the
+ * hashing pipeline's thread when there is one, so the digest does not hold
+ * the copy up).
+ */
 static int
 copy_rw(int infd, uint64_t off, uint64_t len, int outfd, struct sw_hash *hash,
     const char *what, struct sw_err *e)
 {
 	unsigned char *buf = malloc(RW_BUF);
+	struct sw_hashpipe *hp = NULL;
 	int r = 0;
 
 	if (buf == NULL)
 		return sw_errf(e, -ENOMEM, "out of memory");
+	if (hash != NULL && len > RW_BUF)
+		hp = sw_hashpipe_new(0);
 	while (len > 0) {
 		size_t want = len < RW_BUF ? (size_t)len : RW_BUF;
 		ssize_t n = sw_pread_full(infd, buf, want, (off_t)off);
@@ -46,7 +57,8 @@ copy_rw(int infd, uint64_t off, uint64_t len, int outfd, struct sw_hash *hash,
 			r = sw_errf(e, SW_EFORMAT, "'%s' became shorter while being read", what);
 			break;
 		}
-		if (hash != NULL && sw_hash_update(hash, buf, want) < 0) {
+		if (hash != NULL && (hp != NULL ? sw_hashpipe_update(hp, hash, buf, want) :
+		    sw_hash_update(hash, buf, want)) < 0) {
 			r = sw_errf(e, SW_EINTERNAL, "digest failed");
 			break;
 		}
@@ -57,6 +69,9 @@ copy_rw(int infd, uint64_t off, uint64_t len, int outfd, struct sw_hash *hash,
 		off += want;
 		len -= want;
 	}
+	if (hp != NULL && sw_hashpipe_sync(hp) < 0 && r == 0)
+		r = sw_errf(e, SW_EINTERNAL, "digest failed");
+	sw_hashpipe_free(hp);
 	free(buf);
 	return r;
 }
@@ -146,6 +161,77 @@ ova__copy_data(int infd, uint64_t inoff, uint64_t len, int outfd, int sparse,
 		pos = dend;
 	}
 	return 0;
+}
+
+/* The digest of a file's first len bytes, read on a thread of its own. */
+struct fhash {
+	pthread_t th;
+	int fd;
+	uint64_t len;
+	struct sw_hash *h;
+	int err;               /* 0, SW_EINTERNAL, SW_EFORMAT (short), -errno */
+};
+
+static void *
+fhash_main(void *arg)
+{
+	struct fhash *j = arg;
+	unsigned char *buf = malloc(RW_BUF);
+	uint64_t off = 0;
+
+	if (buf == NULL) {
+		j->err = -ENOMEM;
+		return NULL;
+	}
+	while (off < j->len) {
+		size_t want = j->len - off < RW_BUF ? (size_t)(j->len - off) : RW_BUF;
+		ssize_t n = sw_pread_full(j->fd, buf, want, (off_t)off);
+
+		if (n < 0 || (size_t)n != want) {
+			j->err = n < 0 ? (int)n : SW_EFORMAT;
+			break;
+		}
+		if (sw_hash_update(j->h, buf, want) < 0) {
+			j->err = SW_EINTERNAL;
+			break;
+		}
+		off += want;
+	}
+	free(buf);
+	return NULL;
+}
+
+int
+ova__copy_file(int infd, uint64_t len, int outfd, struct sw_hash *hash, int *ret_cloned,
+    const char *what, struct sw_err *e)
+{
+	struct fhash j;
+	int r;
+
+	*ret_cloned = 0;
+	/* A reflink shares the blocks: nothing is read or written. */
+	if (ioctl(outfd, FICLONE, infd) == 0) {
+		*ret_cloned = 1;
+		return 0;
+	}
+	if (hash == NULL)
+		return copy_region(infd, 0, len, outfd, 1, what, e);
+	(void)posix_fadvise(infd, 0, (off_t)len, POSIX_FADV_SEQUENTIAL);
+	memset(&j, 0, sizeof(j));
+	j.fd = infd;
+	j.len = len;
+	j.h = hash;
+	/* The kernel moves the data while the helper digests the same bytes from the cache. */
+	if (len <= RW_BUF || pthread_create(&j.th, NULL, fhash_main, &j) != 0)
+		return copy_rw(infd, 0, len, outfd, hash, what, e);
+	r = copy_region(infd, 0, len, outfd, 1, what, e);
+	(void)pthread_join(j.th, NULL);
+	if (r == 0 && j.err != 0)
+		r = j.err == SW_EFORMAT ? sw_errf(e, SW_EFORMAT,
+		    "'%s' became shorter while being read", what) :
+		    j.err == SW_EINTERNAL ? sw_errf(e, SW_EINTERNAL, "digest failed") :
+		    sw_errno(e, -j.err, "read of '%s'", what);
+	return r;
 }
 
 /* One file to put into the archive. */

@@ -956,6 +956,69 @@ test_commit_files(void **state)
 	free(ovf);
 }
 
+/*
+ * ova_copy of disks larger than one read buffer (the data moved by
+ * copy_file_range, the digest computed on a helper thread from the source):
+ * the copy's digests are those of the data; a source whose bytes no longer
+ * match its recorded sha256 (same size) is refused and leaves nothing.
+ */
+static void
+test_copy_large_digest(void **state)
+{
+	struct fx *f = *state;
+	unsigned char *d0, *d1;
+	struct ova_result *res = NULL;
+	struct ova_store *dst = NULL;
+	char root2[64], sha0[OVA_SHA256_HEX], sha1d[OVA_SHA256_HEX], path[512];
+	struct sw_err e;
+	enum ova_format fm = OVA_FMT_OVF;
+	size_t n0 = 5 * 1024 * 1024 + 333, n1 = 1024 * 1024 + 1;
+	int fd;
+
+	res = write_object(f, "big/u", "u", &d0, n0, &d1, n1);
+	ova_result_free(res);
+	sha256_hex(d0, n0, sha0);
+	sha256_hex(d1, n1, sha1d);
+	snprintf(root2, sizeof(root2), "/tmp/ovastore-test3.XXXXXX");
+	assert_non_null(mkdtemp(root2));
+	assert_int_equal(ova_store_open(root2, &dst, &e), 0);
+	if (ova_copy(f->s, "big/u", dst, NULL, &res, &e) != 0)
+		fail_msg("copy: %s", e.msg);
+	assert_string_equal(res->files[0].sha256, sha0);
+	assert_string_equal(res->files[1].sha256, sha1d);
+	ova_result_free(res);
+	assert_int_equal(ova_verify(dst, "big/u", 0, &e), 0);
+	/* One byte changed in the middle of the source's first disk. */
+	snprintf(path, sizeof(path), "%s/big/u-disk0.vmdk", f->root);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	d0[3 * 1024 * 1024] ^= 0x40;
+	assert_int_equal(pwrite(fd, d0 + 3 * 1024 * 1024, 1, 3 * 1024 * 1024), 1);
+	close(fd);
+	assert_int_equal(ova_copy(f->s, "big/u", dst, "big2/u", &res, &e), SW_ECHECKSUM);
+	assert_int_equal(ova_detect(dst, "big2/u", &fm, &e), 0);
+	assert_int_equal(fm, OVA_FMT_ABSENT);
+	{
+		char dpath[512];
+		DIR *d;
+		struct dirent *de;
+		int n = 0;
+
+		snprintf(dpath, sizeof(dpath), "%s/big2", root2);
+		if ((d = opendir(dpath)) != NULL) {
+			while ((de = readdir(d)) != NULL)
+				if (de->d_name[0] != '.')
+					n++;
+			closedir(d);
+		}
+		assert_int_equal(n, 0);
+	}
+	ova_store_close(dst);
+	(void)nftw(root2, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	free(d0);
+	free(d1);
+}
+
 int
 main(void)
 {
@@ -965,6 +1028,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_writer_abort_and_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_and_debris, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_legacy_and_corrupt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_large_digest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_confinement, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pack_index_reader, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unpack_manifest, setup, teardown),
