@@ -27,7 +27,7 @@
  * ring of this size: the write never waits for sha256 unless the helper is
  * this far behind.
  */
-#define HASH_RING (4u * 1024 * 1024)
+#define HASH_RING (2u * 1024 * 1024)
 /* Writeback of a data file is started every this many bytes (sync_file_range). */
 #define WRITEBACK_STEP (16u * 1024 * 1024)
 

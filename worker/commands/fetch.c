@@ -33,7 +33,7 @@
 /* The buffer between curl and the reader. */
 #define FETCH_BUF        (2 * FETCH_CHUNK)
 /* The ring of the body's digest (its helper thread lags by at most this much). */
-#define FETCH_HASH_RING  (4 * 1024 * 1024)
+#define FETCH_HASH_RING  (2 * 1024 * 1024)
 /* A resumed transfer may deliver what it held while paused in one call. */
 #define FETCH_BUF_MAX    (32 * 1024 * 1024)
 #define FETCH_POLL_MS    200
