@@ -158,7 +158,8 @@ int ova__copy_data(int infd, uint64_t inoff, uint64_t len, int outfd, int sparse
  * at offset 0) for ova_copy: a reflink (FICLONE) where the file system
  * shares blocks (*ret_cloned 1: nothing read, hash untouched), else
  * copy_file_range (sendfile, read/write as fallbacks) while a helper thread
- * feeds hash (may be NULL) from infd.
+ * feeds hash (may be NULL) from infd; with a helper, outfd is fsynced
+ * before it is waited for.
  */
 int ova__copy_file(int infd, uint64_t len, int outfd, struct sw_hash *hash, int *ret_cloned,
     const char *what, struct sw_err *e);
