@@ -80,7 +80,7 @@ copy_rw(int infd, uint64_t off, uint64_t len, int outfd, struct sw_hash *hash,
 
 /* Moves one data region with the kernel's help; falls back to read/write. */
 static int
-copy_region(int infd, uint64_t off, uint64_t len, int outfd, int out_is_reg,
+copy_region(int infd, uint64_t off, uint64_t len, int outfd, int out_is_reg, int writeback,
     const char *what, struct sw_err *e)
 {
 	int use_cfr = out_is_reg, use_sf = 1;
@@ -120,10 +120,11 @@ copy_region(int infd, uint64_t off, uint64_t len, int outfd, int out_is_reg,
 		off += (uint64_t)n;
 		len -= (uint64_t)n;
 		/*
-		 * Start writeback of what this chunk dirtied (advisory, no wait):
-		 * the fsync at the end then finds the file mostly written.
+		 * For an output that will be fsynced, start writeback of what this
+		 * chunk dirtied (advisory, no wait): the fsync then finds the file
+		 * mostly written.
 		 */
-		if (out_is_reg && (moved += (uint64_t)n) >= WRITEBACK_STEP) {
+		if (writeback && (moved += (uint64_t)n) >= WRITEBACK_STEP) {
 			(void)sync_file_range(outfd, 0, 0, SYNC_FILE_RANGE_WRITE);
 			moved = 0;
 		}
@@ -147,7 +148,7 @@ ova__copy_data(int infd, uint64_t inoff, uint64_t len, int outfd, int sparse,
 	out_is_reg = S_ISREG(st.st_mode);
 	(void)posix_fadvise(infd, (off_t)inoff, (off_t)len, POSIX_FADV_SEQUENTIAL);
 	if (!sparse || !out_is_reg)
-		return copy_region(infd, inoff, len, outfd, out_is_reg, what, e);
+		return copy_region(infd, inoff, len, outfd, out_is_reg, 0, what, e);
 	/* Walk data and holes; a hole becomes a seek in the output. */
 	while (pos < end) {
 		off_t d = lseek(infd, (off_t)pos, SEEK_DATA), h;
@@ -156,7 +157,7 @@ ova__copy_data(int infd, uint64_t inoff, uint64_t len, int outfd, int sparse,
 		if (d < 0 && errno == ENXIO)
 			d = (off_t)end; /* only a hole up to the end of the file */
 		else if (d < 0)
-			return copy_region(infd, pos, end - pos, outfd, 1, what, e);
+			return copy_region(infd, pos, end - pos, outfd, 1, 0, what, e);
 		dstart = (uint64_t)d > end ? end : (uint64_t)d;
 		if (dstart > pos && lseek(outfd, (off_t)(dstart - pos), SEEK_CUR) < 0)
 			return sw_errno(e, errno, "seek in the output");
@@ -167,7 +168,7 @@ ova__copy_data(int infd, uint64_t inoff, uint64_t len, int outfd, int sparse,
 		dend = h < 0 || (uint64_t)h > end ? end : (uint64_t)h;
 		if (dend <= pos)
 			dend = end;
-		if ((r = copy_region(infd, pos, dend - pos, outfd, 1, what, e)) < 0)
+		if ((r = copy_region(infd, pos, dend - pos, outfd, 1, 0, what, e)) < 0)
 			return r;
 		pos = dend;
 	}
@@ -226,7 +227,7 @@ ova__copy_file(int infd, uint64_t len, int outfd, struct sw_hash *hash, int *ret
 		return 0;
 	}
 	if (hash == NULL)
-		return copy_region(infd, 0, len, outfd, 1, what, e);
+		return copy_region(infd, 0, len, outfd, 1, 1, what, e);
 	(void)posix_fadvise(infd, 0, (off_t)len, POSIX_FADV_SEQUENTIAL);
 	memset(&j, 0, sizeof(j));
 	j.fd = infd;
@@ -235,7 +236,7 @@ ova__copy_file(int infd, uint64_t len, int outfd, struct sw_hash *hash, int *ret
 	/* The kernel moves the data while the helper digests the same bytes from the cache. */
 	if (len <= RW_BUF || pthread_create(&j.th, NULL, fhash_main, &j) != 0)
 		return copy_rw(infd, 0, len, outfd, hash, what, e);
-	r = copy_region(infd, 0, len, outfd, 1, what, e);
+	r = copy_region(infd, 0, len, outfd, 1, 1, what, e);
 	/* The data goes to the disk while the helper finishes (the caller's fsync is then quick). */
 	if (r == 0 && fsync(outfd) < 0)
 		r = sw_errno(e, errno, "fsync of the copy of '%s'", what);
