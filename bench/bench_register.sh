@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
 # RegisterTemplate of a 1 GiB OVA (GNU tar: OVF, .mf with SHA256 lines,
-# one 1 GiB disk of random data) from a local HTTP server (python3
-# http.server on 127.0.0.1, a free port), through `snapworker run-once`,
-# against `curl -o` of the same URL in the same run.  Both write to the same
-# file system; each is run 3 times, alternating, and the best time counts.
-# Prints result rows; never asserts.
+# one disk of random data) from a local HTTP server (python3 http.server on
+# 127.0.0.1, a free port), through `snapworker run-once`, against `curl -o`
+# of the same URL + fsync of the file (the register's commit is durable) in
+# the same run.  Both write to the same file system; each side runs
+# BENCH_REGISTER_RUNS times (3), interleaved; rows give the median and the
+# spread.  Size: BENCH_REGISTER_MIB (1024).  Prints result rows; never asserts.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/bench/lib.sh"
 build=${SW_BUILD:-$here/build}
 bin=$build/bin/snapworker
 size_mib=${BENCH_REGISTER_MIB:-1024}
 runs=${BENCH_REGISTER_RUNS:-3}
+label="register $(size_label "$size_mib") OVA"
 if [ ! -x "$bin" ]; then
-	echo "| register 1 GiB OVA | n/a (no $bin) | | | ≤ 1.15 |"
+	echo "| $label | n/a (no $bin) | | | <= 1.10x |"
 	exit 0
 fi
-tmp=$(mktemp -d /tmp/swbench-register.XXXXXX)
+base=/var/tmp
+[ "$(df -Pk "$base" | awk 'NR == 2 { print $4 }')" -gt $((size_mib * 4 * 1024)) ] || base=/tmp
+tmp=$(mktemp -d "$base/swbench-register.XXXXXX")
 srv_pid=""
 cleanup() {
 	[ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null && wait "$srv_pid" 2>/dev/null
@@ -64,74 +69,72 @@ allow = 127.0.0.0/8
 max_size = 4G
 CONF
 
-now() { date +%s.%N; }
-best_curl=""
-best_curl_sync=""
-best_reg=""
-best_reg_nosum=""
-for i in $(seq "$runs"); do
+curl_sync_run() {
 	rm -f "$tmp/curl/dl.ova"
-	sync
-	t0=$(now)
+	sync -f "$tmp" 2>/dev/null || sync
+	local t0 t1
+	t0=$(now_ms)
+	curl -s -f -o "$tmp/curl/dl.ova" "$url" && sync "$tmp/curl/dl.ova" || echo "curl failed" >&2
+	t1=$(now_ms)
+	rm -f "$tmp/curl/dl.ova"
+	echo $((t1 - t0))
+}
+curl_run() {
+	rm -f "$tmp/curl/dl.ova"
+	sync -f "$tmp" 2>/dev/null || sync
+	local t0 t1
+	t0=$(now_ms)
 	curl -s -f -o "$tmp/curl/dl.ova" "$url" || echo "curl failed" >&2
-	t1=$(now)
-	c=$(echo "$t1 - $t0" | bc -l)
+	t1=$(now_ms)
 	rm -f "$tmp/curl/dl.ova"
-	sync
-	# The same with the file made durable, as the register's commit does (fsync).
-	t0=$(now)
-	curl -s -f -o "$tmp/curl/dl.ova" "$url" && sync "$tmp/curl/dl.ova"
-	t1=$(now)
-	cs=$(echo "$t1 - $t0" | bc -l)
-	rm -f "$tmp/curl/dl.ova"
-	{ [ -z "$best_curl_sync" ] || [ "$(echo "$cs < $best_curl_sync" | bc -l)" = 1 ]; } && best_curl_sync=$cs
+	echo $((t1 - t0))
+}
+# reg_run sum|nosum I: one RegisterTemplate; prints ms, or nothing on failure.
+reg_run() {
+	local variant=$1 i=$2 id ck t0 t1 rc
+	rm -rf "$tmp/store/template"
+	sync -f "$tmp" 2>/dev/null || sync
+	id=$(python3 -c 'import uuid; print(uuid.uuid4())')
+	ck=""
+	[ "$variant" = sum ] && ck="\"checksum\":\"sha256:$sum\","
+	printf '{"version":1,"id":"%s","type":"RegisterTemplate","store":{"url":"nfs://bench/store"},"args":{"url":"%s",%s"account_id":2,"template_id":%d}}' \
+	    "$id" "$url" "$ck" $((200 + i)) >"$tmp/cmd.json"
+	t0=$(now_ms)
+	"$bin" run-once -c "$tmp/conf" "$tmp/cmd.json" >"$tmp/event.json" 2>"$tmp/run.log"
+	rc=$?
+	t1=$(now_ms)
+	if [ $rc -ne 0 ]; then
+		echo "register ($variant) failed:" >&2
+		cat "$tmp/run.log" "$tmp/event.json" >&2
+		return
+	fi
+	echo $((t1 - t0))
+}
 
-	for variant in sum nosum; do
-		rm -rf "$tmp/store/template"
-		sync
-		id=$(python3 -c 'import uuid; print(uuid.uuid4())')
-		if [ $variant = sum ]; then
-			ck="\"checksum\":\"sha256:$sum\","
-		else
-			ck=""
-		fi
-		printf '{"version":1,"id":"%s","type":"RegisterTemplate","store":{"url":"nfs://bench/store"},"args":{"url":"%s",%s"account_id":2,"template_id":%d}}' \
-		    "$id" "$url" "$ck" $((200 + i)) >"$tmp/cmd.json"
-		t0=$(now)
-		"$bin" run-once -c "$tmp/conf" "$tmp/cmd.json" >"$tmp/event.json" 2>"$tmp/run.log"
-		rc=$?
-		t1=$(now)
-		r=$(echo "$t1 - $t0" | bc -l)
-		if [ $rc -ne 0 ]; then
-			echo "register ($variant) failed:" >&2
-			cat "$tmp/run.log" "$tmp/event.json" >&2
-			r=""
-		fi
-		echo "run $i: register ($variant) $r s" >&2
-		if [ $variant = sum ]; then
-			[ -n "$r" ] && { [ -z "$best_reg" ] || [ "$(echo "$r < $best_reg" | bc -l)" = 1 ]; } && best_reg=$r
-		else
-			[ -n "$r" ] && { [ -z "$best_reg_nosum" ] || [ "$(echo "$r < $best_reg_nosum" | bc -l)" = 1 ]; } && best_reg_nosum=$r
-		fi
-	done
-	{ [ -z "$best_curl" ] || [ "$(echo "$c < $best_curl" | bc -l)" = 1 ]; } && best_curl=$c
-	echo "run $i: curl $c s, curl+fsync $cs s" >&2
+echo "$(load_note) before"
+cs=() c=() rs=() rn=()
+for i in $(seq "$runs"); do
+	cs+=("$(curl_sync_run)")
+	v=$(reg_run sum "$i"); [ -n "$v" ] && rs+=("$v")
+	v=$(reg_run nosum "$i"); [ -n "$v" ] && rn+=("$v")
+	c+=("$(curl_run)")
+	echo "run $i: curl+fsync ${cs[-1]} ms, register(sha256) ${rs[-1]:-FAILED} ms," \
+	    "register(.mf) ${rn[-1]:-FAILED} ms, curl ${c[-1]} ms ($(load_note))"
 done
 rm -rf "$tmp/store/template"
 
-fmt() { printf '%.2f' "$1"; }
-mbps() { echo "$ova_bytes / $1 / 1048576" | bc -l | xargs printf '%.0f'; }
-label="register $((size_mib / 1024)) GiB OVA"
-[ "$size_mib" -lt 1024 ] && label="register $size_mib MiB OVA"
-if [ -n "$best_reg" ]; then
-	echo "| $label (sha256 checksum + .mf) | $(fmt "$best_reg") s ($(mbps "$best_reg") MiB/s) | curl -o $(fmt "$best_curl") s ($(mbps "$best_curl") MiB/s) | $(echo "$best_reg / $best_curl" | bc -l | xargs printf '%.2f') | ≤ 1.15 |"
+mbps() { awk -v b="$ova_bytes" -v ms="$1" 'BEGIN { printf "%.0f MiB/s", b / 1048576 / (ms / 1000) }'; }
+CS="curl -o + fsync: $(spread_s "${cs[@]}")"
+if [ ${#rs[@]} -eq "$runs" ]; then
+	echo "| $label (sha256 checksum + .mf) | $(spread_s "${rs[@]}"), $(mbps "$(median "${rs[@]}")") | $CS | $(ratio_spread "${rs[*]}" "${cs[*]}") | <= 1.10x |"
 else
-	echo "| $label (sha256 checksum + .mf) | FAILED | curl -o $(fmt "$best_curl") s | | ≤ 1.15 |"
+	echo "| $label (sha256 checksum + .mf) | FAILED | $CS | | <= 1.10x |"
 fi
-if [ -n "$best_reg" ]; then
-	echo "| $label (sha256 checksum + .mf) vs durable curl | $(fmt "$best_reg") s | curl -o + fsync $(fmt "$best_curl_sync") s | $(echo "$best_reg / $best_curl_sync" | bc -l | xargs printf '%.2f') | ≤ 1.15 |"
+if [ ${#rn[@]} -eq "$runs" ]; then
+	echo "| $label (.mf only) | $(spread_s "${rn[@]}"), $(mbps "$(median "${rn[@]}")") | $CS | $(ratio_spread "${rn[*]}" "${cs[*]}") | <= 1.10x |"
+else
+	echo "| $label (.mf only) | FAILED | $CS | | <= 1.10x |"
 fi
-if [ -n "$best_reg_nosum" ]; then
-	echo "| $label (.mf only) | $(fmt "$best_reg_nosum") s ($(mbps "$best_reg_nosum") MiB/s) | curl -o $(fmt "$best_curl") s | $(echo "$best_reg_nosum / $best_curl" | bc -l | xargs printf '%.2f') | ≤ 1.15 |"
-fi
+[ ${#rs[@]} -eq "$runs" ] &&
+	echo "| $label (sha256 checksum + .mf) vs plain curl -o | $(spread_s "${rs[@]}") | curl -o (no fsync): $(spread_s "${c[@]}") | $(ratio_spread "${rs[*]}" "${c[*]}") | reference |"
 exit 0

@@ -27,18 +27,21 @@ wfile_finish(struct ova_writer *w, struct ova__wfile *f, struct sw_err *e)
 
 	if (f->fd < 0)
 		return 0;
+	/* A trailing hole needs the size set explicitly. */
+	if ((w->flags & OVA_WRITER_SPARSE) && ftruncate(f->fd, (off_t)f->size) < 0)
+		return sw_errno(e, errno, "truncate of '%s'", f->tmp);
+	/* The helper finishes the digest while the data goes to the disk. */
+	if (fsync(f->fd) < 0)
+		return sw_errno(e, errno, "fsync of '%s/%s'", w->o.dir, f->tmp);
 	if (f->hash != NULL) {
-		r = sw_hash_final(f->hash, f->sha256, sizeof(f->sha256));
+		r = ova__writer_hash_sync(w);
+		if (r == 0)
+			r = sw_hash_final(f->hash, f->sha256, sizeof(f->sha256));
 		sw_hash_free(f->hash);
 		f->hash = NULL;
 		if (r < 0)
 			return sw_errf(e, SW_EINTERNAL, "sha256 of '%s' failed", f->name);
 	}
-	/* A trailing hole needs the size set explicitly. */
-	if ((w->flags & OVA_WRITER_SPARSE) && ftruncate(f->fd, (off_t)f->size) < 0)
-		return sw_errno(e, errno, "truncate of '%s'", f->tmp);
-	if (fsync(f->fd) < 0)
-		return sw_errno(e, errno, "fsync of '%s/%s'", w->o.dir, f->tmp);
 	r = close(f->fd);
 	f->fd = -1;
 	if (r < 0)
@@ -60,7 +63,10 @@ ova__writer_file_sha256(struct ova_writer *w, const char *name, char *out, struc
 	if (f == NULL)
 		return sw_errf(e, SW_ENOTFOUND, "no file '%s' in this object", name);
 	if (f->hash != NULL) {
-		int r = sw_hash_final(f->hash, f->sha256, sizeof(f->sha256));
+		int r = ova__writer_hash_sync(w);
+
+		if (r == 0)
+			r = sw_hash_final(f->hash, f->sha256, sizeof(f->sha256));
 
 		sw_hash_free(f->hash);
 		f->hash = NULL;
@@ -235,6 +241,8 @@ wfile_discard(struct ova_writer *w, struct ova__wfile *f)
 		(void)close(f->fd);
 		f->fd = -1;
 	}
+	/* The helper may still be reading into this digest. */
+	(void)ova__writer_hash_sync(w);
 	sw_hash_free(f->hash);
 	f->hash = NULL;
 	if (w->o.dirfd < 0)

@@ -72,7 +72,7 @@ int ova__result_add(struct ova_result *r, const char *relpath, uint64_t size,
 
 /* ------------------------------------------------------------- writer */
 
-struct ova__hasher;
+struct sw_hashpipe;
 
 /* One file of a writer: a temporary until commit renames it. */
 struct ova__wfile {
@@ -81,7 +81,7 @@ struct ova__wfile {
 	char tmp[SW_NAME_MAX + 1];       /* temporary name in DIR */
 	int fd;
 	uint64_t size;
-	uint64_t wb_start;               /* writeback started for [0, wb_start) */
+	uint64_t wb_done;                /* writeback started up to here (sync_file_range) */
 	struct sw_hash *hash;            /* NULL when off or finished */
 	char sha256[OVA_SHA256_HEX];
 	int renamed;                     /* the final name exists and is ours */
@@ -107,9 +107,14 @@ struct ova_writer {
 	int committed;
 	int meta_renamed;
 	char meta_name[SW_NAME_MAX + 1];
-	struct ova__hasher *hasher;      /* NULL until needed, or when threads are unavailable */
-	int hasher_failed;
+	struct sw_hashpipe *hashpipe;    /* digests of the data files, NULL until needed */
 };
+
+/*
+ * Waits until the hashing pipeline has digested everything written so far:
+ * before a file's digest is finished or freed.  0 or SW_EINTERNAL.
+ */
+int ova__writer_hash_sync(struct ova_writer *w);
 
 /* Removes every file this writer made (the meta first); the writer stays allocated. */
 void ova__writer_discard(struct ova_writer *w);
@@ -147,6 +152,17 @@ int ova__member_reserved(const char *name);
  */
 int ova__copy_data(int infd, uint64_t inoff, uint64_t len, int outfd, int sparse,
     struct sw_hash *hash, const char *what, struct sw_err *e);
+
+/*
+ * Copies the first len bytes of infd into outfd (a new, empty regular file
+ * at offset 0) for ova_copy: a reflink (FICLONE) where the file system
+ * shares blocks (*ret_cloned 1: nothing read, hash untouched), else
+ * copy_file_range (sendfile, read/write as fallbacks) while a helper thread
+ * feeds hash (may be NULL) from infd; with a helper, outfd is fsynced
+ * before it is waited for.
+ */
+int ova__copy_file(int infd, uint64_t len, int outfd, struct sw_hash *hash, int *ret_cloned,
+    const char *what, struct sw_err *e);
 
 /* ------------------------------------------------------------ manifest */
 

@@ -511,8 +511,10 @@ void ova_reader_close(struct ova_reader *r);
 /*
  * Copies obj to dst (dstobj NULL: the same install path) keeping its format:
  * data files as .part, fsync, rename, the meta file copied byte for byte
- * last.  Recorded sha256 digests are checked on the way.  SW_EEXIST when the
- * destination exists.
+ * last.  A data file is reflinked where the file system allows (nothing is
+ * read: the recorded digest is carried over), else moved by
+ * copy_file_range while a helper thread checks the source's bytes against
+ * the recorded sha256 (SW_ECHECKSUM).  SW_EEXIST when the destination exists.
  */
 int ova_copy(struct ova_store *src, const char *obj, struct ova_store *dst,
     const char *dstobj, struct ova_result **ret_result, struct sw_err *e);

@@ -8,32 +8,45 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/hashpipe.h"
 #include "common/path.h"
 #include "ovastore/ova_int.h"
 #include "ovastore/tar_int.h"
 
 #define COPY_CHUNK (8u * 1024 * 1024)
 #define RW_BUF (1024 * 1024)
+/* Writeback of a regular output is started every this many bytes. */
+#define WRITEBACK_STEP (16u * 1024 * 1024)
 
 static const unsigned char zero_blocks[1024];
 
-/* Plain read/pwrite-less copy through a buffer, hashing on the way. */
+/*
+ * Plain read/write copy through a buffer, hashing on the way (on the
+ * hashing pipeline's thread when there is one, so the digest does not hold
+ * the copy up).
+ */
 static int
 copy_rw(int infd, uint64_t off, uint64_t len, int outfd, struct sw_hash *hash,
     const char *what, struct sw_err *e)
 {
 	unsigned char *buf = malloc(RW_BUF);
+	struct sw_hashpipe *hp = NULL;
 	int r = 0;
 
 	if (buf == NULL)
 		return sw_errf(e, -ENOMEM, "out of memory");
+	if (hash != NULL && len > RW_BUF)
+		hp = sw_hashpipe_new(0);
 	while (len > 0) {
 		size_t want = len < RW_BUF ? (size_t)len : RW_BUF;
 		ssize_t n = sw_pread_full(infd, buf, want, (off_t)off);
@@ -46,7 +59,8 @@ copy_rw(int infd, uint64_t off, uint64_t len, int outfd, struct sw_hash *hash,
 			r = sw_errf(e, SW_EFORMAT, "'%s' became shorter while being read", what);
 			break;
 		}
-		if (hash != NULL && sw_hash_update(hash, buf, want) < 0) {
+		if (hash != NULL && (hp != NULL ? sw_hashpipe_update(hp, hash, buf, want) :
+		    sw_hash_update(hash, buf, want)) < 0) {
 			r = sw_errf(e, SW_EINTERNAL, "digest failed");
 			break;
 		}
@@ -57,16 +71,20 @@ copy_rw(int infd, uint64_t off, uint64_t len, int outfd, struct sw_hash *hash,
 		off += want;
 		len -= want;
 	}
+	if (hp != NULL && sw_hashpipe_sync(hp) < 0 && r == 0)
+		r = sw_errf(e, SW_EINTERNAL, "digest failed");
+	sw_hashpipe_free(hp);
 	free(buf);
 	return r;
 }
 
 /* Moves one data region with the kernel's help; falls back to read/write. */
 static int
-copy_region(int infd, uint64_t off, uint64_t len, int outfd, int out_is_reg,
+copy_region(int infd, uint64_t off, uint64_t len, int outfd, int out_is_reg, int writeback,
     const char *what, struct sw_err *e)
 {
 	int use_cfr = out_is_reg, use_sf = 1;
+	uint64_t moved = 0;
 
 	while (len > 0) {
 		size_t want = len < COPY_CHUNK ? (size_t)len : COPY_CHUNK;
@@ -101,6 +119,15 @@ copy_region(int infd, uint64_t off, uint64_t len, int outfd, int out_is_reg,
 			return sw_errf(e, SW_EFORMAT, "'%s' became shorter while being read", what);
 		off += (uint64_t)n;
 		len -= (uint64_t)n;
+		/*
+		 * For an output that will be fsynced, start writeback of what this
+		 * chunk dirtied (advisory, no wait): the fsync then finds the file
+		 * mostly written.
+		 */
+		if (writeback && (moved += (uint64_t)n) >= WRITEBACK_STEP) {
+			(void)sync_file_range(outfd, 0, 0, SYNC_FILE_RANGE_WRITE);
+			moved = 0;
+		}
 	}
 	return 0;
 }
@@ -121,7 +148,7 @@ ova__copy_data(int infd, uint64_t inoff, uint64_t len, int outfd, int sparse,
 	out_is_reg = S_ISREG(st.st_mode);
 	(void)posix_fadvise(infd, (off_t)inoff, (off_t)len, POSIX_FADV_SEQUENTIAL);
 	if (!sparse || !out_is_reg)
-		return copy_region(infd, inoff, len, outfd, out_is_reg, what, e);
+		return copy_region(infd, inoff, len, outfd, out_is_reg, 0, what, e);
 	/* Walk data and holes; a hole becomes a seek in the output. */
 	while (pos < end) {
 		off_t d = lseek(infd, (off_t)pos, SEEK_DATA), h;
@@ -130,7 +157,7 @@ ova__copy_data(int infd, uint64_t inoff, uint64_t len, int outfd, int sparse,
 		if (d < 0 && errno == ENXIO)
 			d = (off_t)end; /* only a hole up to the end of the file */
 		else if (d < 0)
-			return copy_region(infd, pos, end - pos, outfd, 1, what, e);
+			return copy_region(infd, pos, end - pos, outfd, 1, 0, what, e);
 		dstart = (uint64_t)d > end ? end : (uint64_t)d;
 		if (dstart > pos && lseek(outfd, (off_t)(dstart - pos), SEEK_CUR) < 0)
 			return sw_errno(e, errno, "seek in the output");
@@ -141,11 +168,85 @@ ova__copy_data(int infd, uint64_t inoff, uint64_t len, int outfd, int sparse,
 		dend = h < 0 || (uint64_t)h > end ? end : (uint64_t)h;
 		if (dend <= pos)
 			dend = end;
-		if ((r = copy_region(infd, pos, dend - pos, outfd, 1, what, e)) < 0)
+		if ((r = copy_region(infd, pos, dend - pos, outfd, 1, 0, what, e)) < 0)
 			return r;
 		pos = dend;
 	}
 	return 0;
+}
+
+/* The digest of a file's first len bytes, read on a thread of its own. */
+struct fhash {
+	pthread_t th;
+	int fd;
+	uint64_t len;
+	struct sw_hash *h;
+	int err;               /* 0, SW_EINTERNAL, SW_EFORMAT (short), -errno */
+};
+
+static void *
+fhash_main(void *arg)
+{
+	struct fhash *j = arg;
+	unsigned char *buf = malloc(RW_BUF);
+	uint64_t off = 0;
+
+	if (buf == NULL) {
+		j->err = -ENOMEM;
+		return NULL;
+	}
+	while (off < j->len) {
+		size_t want = j->len - off < RW_BUF ? (size_t)(j->len - off) : RW_BUF;
+		ssize_t n = sw_pread_full(j->fd, buf, want, (off_t)off);
+
+		if (n < 0 || (size_t)n != want) {
+			j->err = n < 0 ? (int)n : SW_EFORMAT;
+			break;
+		}
+		if (sw_hash_update(j->h, buf, want) < 0) {
+			j->err = SW_EINTERNAL;
+			break;
+		}
+		off += want;
+	}
+	free(buf);
+	return NULL;
+}
+
+int
+ova__copy_file(int infd, uint64_t len, int outfd, struct sw_hash *hash, int *ret_cloned,
+    const char *what, struct sw_err *e)
+{
+	struct fhash j;
+	int r;
+
+	*ret_cloned = 0;
+	/* A reflink shares the blocks: nothing is read or written. */
+	if (ioctl(outfd, FICLONE, infd) == 0) {
+		*ret_cloned = 1;
+		return 0;
+	}
+	if (hash == NULL)
+		return copy_region(infd, 0, len, outfd, 1, 1, what, e);
+	(void)posix_fadvise(infd, 0, (off_t)len, POSIX_FADV_SEQUENTIAL);
+	memset(&j, 0, sizeof(j));
+	j.fd = infd;
+	j.len = len;
+	j.h = hash;
+	/* The kernel moves the data while the helper digests the same bytes from the cache. */
+	if (len <= RW_BUF || pthread_create(&j.th, NULL, fhash_main, &j) != 0)
+		return copy_rw(infd, 0, len, outfd, hash, what, e);
+	r = copy_region(infd, 0, len, outfd, 1, 1, what, e);
+	/* The data goes to the disk while the helper finishes (the caller's fsync is then quick). */
+	if (r == 0 && fsync(outfd) < 0)
+		r = sw_errno(e, errno, "fsync of the copy of '%s'", what);
+	(void)pthread_join(j.th, NULL);
+	if (r == 0 && j.err != 0)
+		r = j.err == SW_EFORMAT ? sw_errf(e, SW_EFORMAT,
+		    "'%s' became shorter while being read", what) :
+		    j.err == SW_EINTERNAL ? sw_errf(e, SW_EINTERNAL, "digest failed") :
+		    sw_errno(e, -j.err, "read of '%s'", what);
+	return r;
 }
 
 /* One file to put into the archive. */

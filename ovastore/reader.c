@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "common/path.h"
 #include "ovastore/ova_int.h"
 
@@ -176,6 +177,9 @@ ova_reader_close(struct ova_reader *r)
 
 /* ---------------------------------------------------------------- copy */
 
+/* A reflinked file without a recorded digest gets one when it is at most this large. */
+#define CLONE_HASH_MAX (16 * 1024 * 1024)
+
 struct cfile {
 	char final[SW_NAME_MAX + 1];
 	char tmp[SW_NAME_MAX + 1];
@@ -183,10 +187,14 @@ struct cfile {
 	int state;           /* 0 nothing, 1 temporary exists, 2 renamed */
 };
 
-/* Copies file src_name of src dir into a temporary of dst; digest into sha. */
+/*
+ * Copies file src_name of src dir into a temporary of dst; its digest into
+ * sha, or, for a reflink (nothing read), the one recorded (recorded, may be
+ * NULL) or "".
+ */
 static int
 copy_one(struct ova__obj *so, struct ova__obj *dobj, const char *src_name, struct cfile *cf,
-    uint64_t *ret_size, char *sha, struct sw_err *e)
+    const char *recorded, uint64_t *ret_size, char *sha, int *ret_cloned, struct sw_err *e)
 {
 	struct sw_hash *h = NULL;
 	struct stat st;
@@ -209,9 +217,16 @@ copy_one(struct ova__obj *so, struct ova__obj *dobj, const char *src_name, struc
 		r = sw_errf(e, -ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((r = ova__copy_data(in, 0, (uint64_t)st.st_size, cf->a.fd, 0, h, src_name, e)) < 0)
+	if ((r = ova__copy_file(in, (uint64_t)st.st_size, cf->a.fd, h, ret_cloned, src_name,
+	    e)) < 0)
 		goto out;
-	if ((r = sw_hash_final(h, sha, OVA_SHA256_HEX)) < 0) {
+	if (*ret_cloned && recorded == NULL && st.st_size <= CLONE_HASH_MAX) {
+		/* A small file without a recorded digest (the OVF) is hashed after all. */
+		if ((r = ova__hash_file(dobj->dirfd, cf->tmp, sha, e)) < 0)
+			goto out;
+	} else if (*ret_cloned) {
+		(void)snprintf(sha, OVA_SHA256_HEX, "%s", recorded != NULL ? recorded : "");
+	} else if ((r = sw_hash_final(h, sha, OVA_SHA256_HEX)) < 0) {
 		r = sw_errf(e, SW_EINTERNAL, "digest failed");
 		goto out;
 	}
@@ -272,6 +287,7 @@ ova_copy(struct ova_store *src, const char *obj, struct ova_store *dst, const ch
 		const char *name;
 		char ova[SW_NAME_MAX + 1];
 		uint64_t size = 0;
+		int cloned = 0;
 
 		if (in->format == OVA_FMT_OVA) {
 			if ((r = ova__fname(&so, ".ova", ova, sizeof(ova), e)) < 0)
@@ -288,8 +304,12 @@ ova_copy(struct ova_store *src, const char *obj, struct ova_store *dst, const ch
 			r = sw_errf(e, SW_EPATH, "'%s': name too long for a temporary", name);
 			goto fail;
 		}
-		if ((r = copy_one(&so, &dobj, name, &cf[i], &size, sha, e)) < 0)
+		if ((r = copy_one(&so, &dobj, name, &cf[i],
+		    in->format == OVA_FMT_OVF && i < in->ndisks ? in->meta->disks[i].sha256 : NULL,
+		    &size, sha, &cloned, e)) < 0)
 			goto fail;
+		if (cloned)
+			log_debug("copy %s: '%s' reflinked", in->install_path, name);
 		if (in->format == OVA_FMT_OVA) {
 			/*
 			 * A legacy archive is copied as it is: the copy must match

@@ -11,39 +11,25 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/hashpipe.h"
 #include "common/path.h"
 #include "ovastore/ova_int.h"
 
 #define ZERO_CHUNK 65536
-/* Blocks at least this large are hashed on the helper thread while they are written. */
-#define HASH_ASYNC_MIN (128 * 1024)
-/* Writeback of a data file is started every this many bytes (see wfile_writeback). */
-#define WB_WINDOW (8u * 1024u * 1024u)
-
 /*
- * A helper thread that digests a block while the caller's thread writes the
- * same block: sha256 and the write then cost max() instead of the sum.  The
- * block stays the caller's; the sink call returns only when both are done,
- * so no copy and no extra memory is needed.
+ * Digests are computed on a helper thread (common/hashpipe.h) fed through a
+ * ring of this size: the write never waits for sha256 unless the helper is
+ * this far behind.
  */
-struct ova__hasher {
-	pthread_t th;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct sw_hash *h;        /* job: digest p[0..n) into h */
-	const void *p;
-	size_t n;
-	int job;                  /* a job is posted and not yet done */
-	int err;
-	int quit;
-};
+#define HASH_RING (2u * 1024 * 1024)
+/* Writeback of a data file is started every this many bytes (sync_file_range). */
+#define WRITEBACK_STEP (8u * 1024 * 1024)
 
 static const unsigned char zeros[ZERO_CHUNK];
 
@@ -151,95 +137,34 @@ wfile_open(struct ova_writer *w, struct ova__wfile *f, const char *name, const c
 	return 0;
 }
 
-static void *
-hasher_main(void *arg)
+/* The writer's hashing pipeline, made on first use; NULL when out of memory. */
+static struct sw_hashpipe *
+hashpipe_get(struct ova_writer *w)
 {
-	struct ova__hasher *hs = arg;
-
-	pthread_mutex_lock(&hs->mu);
-	for (;;) {
-		while (!hs->job && !hs->quit)
-			pthread_cond_wait(&hs->cv, &hs->mu);
-		if (hs->quit)
-			break;
-		pthread_mutex_unlock(&hs->mu);
-		hs->err = sw_hash_update(hs->h, hs->p, hs->n);
-		pthread_mutex_lock(&hs->mu);
-		hs->job = 0;
-		pthread_cond_broadcast(&hs->cv);
-	}
-	pthread_mutex_unlock(&hs->mu);
-	return NULL;
+	if (w->hashpipe == NULL)
+		w->hashpipe = sw_hashpipe_new(HASH_RING);
+	return w->hashpipe;
 }
 
-static struct ova__hasher *
-hasher_get(struct ova_writer *w)
+int
+ova__writer_hash_sync(struct ova_writer *w)
 {
-	struct ova__hasher *hs;
-
-	if (w->hasher != NULL || w->hasher_failed)
-		return w->hasher;
-	if ((hs = calloc(1, sizeof(*hs))) == NULL)
-		goto fail;
-	if (pthread_mutex_init(&hs->mu, NULL) != 0) {
-		free(hs);
-		goto fail;
-	}
-	if (pthread_cond_init(&hs->cv, NULL) != 0) {
-		pthread_mutex_destroy(&hs->mu);
-		free(hs);
-		goto fail;
-	}
-	if (pthread_create(&hs->th, NULL, hasher_main, hs) != 0) {
-		pthread_cond_destroy(&hs->cv);
-		pthread_mutex_destroy(&hs->mu);
-		free(hs);
-		goto fail;
-	}
-	w->hasher = hs;
-	return hs;
-fail:
-	/* Without a thread the digest is computed inline: slower, never wrong. */
-	w->hasher_failed = 1;
-	return NULL;
+	return w->hashpipe != NULL ? sw_hashpipe_sync(w->hashpipe) : 0;
 }
 
+/*
+ * Asks the kernel to start writing back what was written since the last
+ * call, without waiting: the commit's fsync then finds most of the file on
+ * its way to the disk instead of all of it in the page cache.
+ */
 static void
-hasher_post(struct ova__hasher *hs, struct sw_hash *h, const void *p, size_t n)
+wfile_writeback(struct ova__wfile *f)
 {
-	pthread_mutex_lock(&hs->mu);
-	hs->h = h;
-	hs->p = p;
-	hs->n = n;
-	hs->err = 0;
-	hs->job = 1;
-	pthread_cond_broadcast(&hs->cv);
-	pthread_mutex_unlock(&hs->mu);
-}
-
-static int
-hasher_wait(struct ova__hasher *hs)
-{
-	pthread_mutex_lock(&hs->mu);
-	while (hs->job)
-		pthread_cond_wait(&hs->cv, &hs->mu);
-	pthread_mutex_unlock(&hs->mu);
-	return hs->err;
-}
-
-static void
-hasher_free(struct ova__hasher *hs)
-{
-	if (hs == NULL)
+	if (f->size < f->wb_done + WRITEBACK_STEP)
 		return;
-	pthread_mutex_lock(&hs->mu);
-	hs->quit = 1;
-	pthread_cond_broadcast(&hs->cv);
-	pthread_mutex_unlock(&hs->mu);
-	(void)pthread_join(hs->th, NULL);
-	pthread_cond_destroy(&hs->cv);
-	pthread_mutex_destroy(&hs->mu);
-	free(hs);
+	(void)sync_file_range(f->fd, (off64_t)f->wb_done, (off64_t)(f->size - f->wb_done),
+	    SYNC_FILE_RANGE_WRITE);
+	f->wb_done = f->size;
 }
 
 /* Writes the data part of a sink call (sparse or not); the digest is elsewhere. */
@@ -290,28 +215,11 @@ wfile_put(struct ova__wfile *f, const unsigned char *c, size_t n, struct sw_err 
 	return 0;
 }
 
-/*
- * Starts the kernel's writeback of what was written since the last call,
- * every WB_WINDOW bytes, without waiting for it.  The commit fsyncs every
- * file anyway: started early, the disk (or the NFS server) works while the
- * stream goes on, the fsync finds little left to do, and dirty pages do not
- * pile up to the size of the file.  Errors are left to that fsync.
- */
-static void
-wfile_writeback(struct ova__wfile *f)
-{
-	if (f->size < f->wb_start + WB_WINDOW)
-		return;
-	(void)sync_file_range(f->fd, (off64_t)f->wb_start, (off64_t)(f->size - f->wb_start),
-	    SYNC_FILE_RANGE_WRITE);
-	f->wb_start = f->size;
-}
-
 static int
 wfile_write(struct ova__wfile *f, const void *p, size_t n, struct sw_err *e)
 {
 	struct ova_writer *w = f->w;
-	struct ova__hasher *hs = NULL;
+	struct sw_hashpipe *hp;
 	int r, hr = 0;
 
 	if (w->failed)
@@ -319,13 +227,12 @@ wfile_write(struct ova__wfile *f, const void *p, size_t n, struct sw_err *e)
 		    f->name);
 	if (f->fd < 0)
 		return sw_errf(e, SW_EINTERNAL, "'%s': written after it was finished", f->name);
-	if (f->hash != NULL && n >= HASH_ASYNC_MIN && (hs = hasher_get(w)) != NULL)
-		hasher_post(hs, f->hash, p, n);
+	/* The digest is queued first: the helper hashes while this thread writes. */
+	if (f->hash != NULL && (hp = hashpipe_get(w)) != NULL)
+		hr = sw_hashpipe_update(hp, f->hash, p, n);
 	else if (f->hash != NULL)
 		hr = sw_hash_update(f->hash, p, n);
 	r = wfile_put(f, p, n, e);
-	if (hs != NULL)
-		hr = hasher_wait(hs); /* always: p must not be released while the helper reads it */
 	if (r == 0 && hr < 0)
 		r = sw_errf(e, SW_EINTERNAL, "sha256 failed");
 	if (r < 0)
@@ -439,6 +346,9 @@ writer_release(struct ova_writer *w)
 {
 	size_t i;
 
+	/* The helper may still hold the files' digests: it goes first. */
+	sw_hashpipe_free(w->hashpipe);
+	w->hashpipe = NULL;
 	for (i = 0; i < OVA_MAX_DISKS; i++) {
 		if (w->disks[i].fd >= 0)
 			(void)close(w->disks[i].fd);
@@ -452,7 +362,6 @@ writer_release(struct ova_writer *w)
 		free(w->extra[i].value);
 	}
 	free(w->extra);
-	hasher_free(w->hasher);
 	ova_ovf_free(w->parsed);
 	ova__obj_close(&w->o);
 	free(w);

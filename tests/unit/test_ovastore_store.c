@@ -643,8 +643,11 @@ build_tar(const struct mem_member *m, size_t n, size_t *ret_len)
 {
 	struct archive *a = archive_write_new();
 	size_t cap = 1 << 22, used = 0, i;
-	unsigned char *out = malloc(cap);
+	unsigned char *out;
 
+	for (i = 0; i < n; i++)
+		cap += m[i].len + 2048;
+	out = malloc(cap);
 	assert_non_null(out);
 	assert_int_equal(archive_write_set_format_pax_restricted(a), ARCHIVE_OK);
 	assert_int_equal(archive_write_open_memory(a, out, cap, &used), ARCHIVE_OK);
@@ -956,6 +959,138 @@ test_commit_files(void **state)
 	free(ovf);
 }
 
+/* A source that fails after fail_at bytes (a download cut off, a read error). */
+static ssize_t
+memsrc_read_fail_at(void *ud, void *p, size_t n, struct sw_err *e)
+{
+	struct memsrc *m = ud;
+
+	if (m->pos >= m->chunk)
+		return sw_errf(e, -EIO, "source failed after %zu bytes", m->pos);
+	if (n > m->chunk - m->pos)
+		n = m->chunk - m->pos;
+	if (n > m->len - m->pos)
+		n = m->len - m->pos;
+	memcpy(p, m->p + m->pos, n);
+	m->pos += n;
+	return (ssize_t)n;
+}
+
+/*
+ * Unpack of a disk of several MiB (its digest computed on the writer's
+ * helper thread, the ring wrapping many times): the digest recorded equals
+ * a one-shot digest; a manifest that disagrees, or a source that fails in
+ * the middle of the disk, leaves nothing behind.
+ */
+static void
+test_unpack_large_digest(void **state)
+{
+	struct fx *f = *state;
+	const char *names[1] = { "big-disk1.vmdk" };
+	size_t n0 = 7 * 1024 * 1024 + 4097, sizes[1] = { n0 }, len;
+	unsigned char *d0 = pattern(n0, 9), *ova;
+	char *ovf = mk_ovf(names, sizes, 1);
+	char h0[OVA_SHA256_HEX], hovf[OVA_SHA256_HEX], mf[512];
+	struct ova_result *res = NULL;
+	struct mem_member mm[3];
+	struct sw_err e;
+	size_t cut;
+
+	sha256_hex(d0, n0, h0);
+	sha256_hex(ovf, strlen(ovf), hovf);
+	snprintf(mf, sizeof(mf), "SHA256(big.ovf)= %s\nSHA256(big-disk1.vmdk)= %s\n", hovf, h0);
+	mm[0] = (struct mem_member){ "big.ovf", ovf, strlen(ovf) };
+	mm[1] = (struct mem_member){ "big.mf", mf, strlen(mf) };
+	mm[2] = (struct mem_member){ "big-disk1.vmdk", d0, n0 };
+	ova = build_tar(mm, 3, &len);
+	if (unpack_mem(f, "l/a/t", ova, len, &res, &e) != 0)
+		fail_msg("unpack: %s", e.msg);
+	assert_string_equal(res->files[0].sha256, h0);
+	ova_result_free(res);
+	assert_int_equal(ova_verify(f->s, "l/a/t", 0, &e), 0);
+	free(ova);
+	/* The manifest names another digest for the disk. */
+	mf[strlen(mf) - 2] ^= 1;
+	mm[1] = (struct mem_member){ "big.mf", mf, strlen(mf) };
+	ova = build_tar(mm, 3, &len);
+	assert_int_equal(unpack_mem(f, "l/b/t", ova, len, &res, &e), SW_ECHECKSUM);
+	assert_int_equal(count_dir(f, "l/b"), 0);
+	/* The source fails part of the way through the disk, at several points. */
+	for (cut = 3 * 1024 * 1024 + 1; cut < len; cut += 2 * 1024 * 1024 + 12345) {
+		struct memsrc m = { ova, len, 0, cut };
+		struct sw_source src = { memsrc_read_fail_at, &m };
+
+		assert_int_equal(ova_unpack(f->s, "l/c/t", &src, 0, &res, &e), -EIO);
+		assert_int_equal(count_dir(f, "l/c"), 0);
+	}
+	free(ova);
+	free(ovf);
+	free(d0);
+}
+
+/*
+ * ova_copy of disks larger than one read buffer (the data moved by
+ * copy_file_range, the digest computed on a helper thread from the source):
+ * the copy's digests are those of the data; a source whose bytes no longer
+ * match its recorded sha256 (same size) is refused and leaves nothing.
+ */
+static void
+test_copy_large_digest(void **state)
+{
+	struct fx *f = *state;
+	unsigned char *d0, *d1;
+	struct ova_result *res = NULL;
+	struct ova_store *dst = NULL;
+	char root2[64], sha0[OVA_SHA256_HEX], sha1d[OVA_SHA256_HEX], path[512];
+	struct sw_err e;
+	enum ova_format fm = OVA_FMT_OVF;
+	size_t n0 = 5 * 1024 * 1024 + 333, n1 = 1024 * 1024 + 1;
+	int fd;
+
+	res = write_object(f, "big/u", "u", &d0, n0, &d1, n1);
+	ova_result_free(res);
+	sha256_hex(d0, n0, sha0);
+	sha256_hex(d1, n1, sha1d);
+	snprintf(root2, sizeof(root2), "/tmp/ovastore-test3.XXXXXX");
+	assert_non_null(mkdtemp(root2));
+	assert_int_equal(ova_store_open(root2, &dst, &e), 0);
+	if (ova_copy(f->s, "big/u", dst, NULL, &res, &e) != 0)
+		fail_msg("copy: %s", e.msg);
+	assert_string_equal(res->files[0].sha256, sha0);
+	assert_string_equal(res->files[1].sha256, sha1d);
+	ova_result_free(res);
+	assert_int_equal(ova_verify(dst, "big/u", 0, &e), 0);
+	/* One byte changed in the middle of the source's first disk. */
+	snprintf(path, sizeof(path), "%s/big/u-disk0.vmdk", f->root);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	d0[3 * 1024 * 1024] ^= 0x40;
+	assert_int_equal(pwrite(fd, d0 + 3 * 1024 * 1024, 1, 3 * 1024 * 1024), 1);
+	close(fd);
+	assert_int_equal(ova_copy(f->s, "big/u", dst, "big2/u", &res, &e), SW_ECHECKSUM);
+	assert_int_equal(ova_detect(dst, "big2/u", &fm, &e), 0);
+	assert_int_equal(fm, OVA_FMT_ABSENT);
+	{
+		char dpath[512];
+		DIR *d;
+		struct dirent *de;
+		int n = 0;
+
+		snprintf(dpath, sizeof(dpath), "%s/big2", root2);
+		if ((d = opendir(dpath)) != NULL) {
+			while ((de = readdir(d)) != NULL)
+				if (de->d_name[0] != '.')
+					n++;
+			closedir(d);
+		}
+		assert_int_equal(n, 0);
+	}
+	ova_store_close(dst);
+	(void)nftw(root2, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	free(d0);
+	free(d1);
+}
+
 int
 main(void)
 {
@@ -965,6 +1100,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_writer_abort_and_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_and_debris, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_legacy_and_corrupt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_large_digest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unpack_large_digest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_confinement, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pack_index_reader, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unpack_manifest, setup, teardown),

@@ -249,7 +249,7 @@ drain(struct wrk_fetch *f, size_t step, unsigned char **ret, size_t *retlen, str
 
 	assert_non_null(buf);
 	for (;;) {
-		if (cap - len < step) {
+		while (cap - len < step) {
 			cap *= 2;
 			buf = realloc(buf, cap);
 			assert_non_null(buf);
@@ -314,6 +314,43 @@ test_fetch_ok(void **state)
 	assert_int_equal(pr.last_bytes, fx->bodylen);
 	free(got);
 	wrk_fetch_free(f);
+}
+
+/*
+ * Reads of every size against curl's 1 MiB deliveries: smaller (the rest of
+ * a delivery waits in the bounded buffer), odd, larger than a delivery and
+ * than the whole body (straight into the reader's buffer).  The bytes and
+ * the digest, computed on the helper thread, are those of the body.
+ */
+static void
+test_fetch_read_sizes(void **state)
+{
+	static const size_t steps[] = { 1000, 65537, 777777, 1048576, 1048577, 5 * 1048576 };
+	struct fixture *fx = *state;
+	struct wrk_fetch_opts o;
+	struct wrk_fetch *f = NULL;
+	struct sw_err e;
+	char url[128], hex[129];
+	unsigned char *got;
+	size_t gotlen, i;
+	uint64_t bytes = 0;
+
+	for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		opts_init(&o, &fx->loop8);
+		o.checksum_alg = "sha256";
+		o.checksum_hex = fx->sha256;
+		assert_int_equal(wrk_fetch_open(test_httpd_url(&fx->h, "/mem", url, sizeof(url)), &o,
+		    &f, &e), 0);
+		assert_int_equal(drain(f, steps[i], &got, &gotlen, &e), 0);
+		assert_int_equal(gotlen, fx->bodylen);
+		assert_memory_equal(got, fx->body, fx->bodylen);
+		assert_int_equal(wrk_fetch_finish(f, &bytes, hex, sizeof(hex), &e), 0);
+		assert_int_equal(bytes, fx->bodylen);
+		assert_string_equal(hex, fx->sha256);
+		free(got);
+		wrk_fetch_free(f);
+		f = NULL;
+	}
 }
 
 static void
@@ -577,6 +614,7 @@ main(void)
 		cmocka_unit_test(test_addr_class_v6),
 		cmocka_unit_test(test_addr_allowed),
 		cmocka_unit_test_setup_teardown(test_fetch_ok, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fetch_read_sizes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fetch_chunked_and_finish_drains, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fetch_checksum_mismatch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fetch_size_limit, setup, teardown),

@@ -6,7 +6,11 @@
  * until the write callback has delivered more.  When the buffer is full the
  * write callback pauses the transfer (CURL_WRITEFUNC_PAUSE) and the next read
  * that empties the buffer resumes it, so memory stays constant whatever the
- * speed of either side, and no thread is needed.
+ * speed of either side.  While a read waits, the write callback copies
+ * straight into the reader's buffer (the bounded buffer takes only what does
+ * not fit there), and the body's digest is computed on a helper thread
+ * (common/hashpipe.h), so neither costs the download thread a pass of its
+ * own.
  */
 #include "worker/commands/fetch.h"
 
@@ -21,12 +25,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/hashpipe.h"
 #include "common/log.h"
 
-/* What one write callback may hand us (CURLOPT_BUFFERSIZE). */
-#define FETCH_CHUNK      (256 * 1024)
+/* What one write callback may hand us (CURLOPT_BUFFERSIZE): large reads, few calls. */
+#define FETCH_CHUNK      (1024 * 1024)
 /* The buffer between curl and the reader. */
-#define FETCH_BUF        (4 * FETCH_CHUNK)
+#define FETCH_BUF        (2 * FETCH_CHUNK)
+/* The ring of the body's digest (its helper thread lags by at most this much). */
+#define FETCH_HASH_RING  (2 * 1024 * 1024)
 /* A resumed transfer may deliver what it held while paused in one call. */
 #define FETCH_BUF_MAX    (32 * 1024 * 1024)
 #define FETCH_POLL_MS    200
@@ -40,6 +47,8 @@ struct wrk_fetch {
 	struct wrk_fetch_opts o;    /* strings and allow list borrowed from the caller */
 	unsigned char *buf;
 	size_t cap, head, len;      /* data at buf[head .. head+len) */
+	unsigned char *dst;         /* a waiting read's buffer (only while buf is empty) */
+	size_t dstcap, dstlen;
 	int paused;                 /* the write callback returned CURL_WRITEFUNC_PAUSE */
 	int done;                   /* CURLMSG_DONE seen */
 	int eof;                    /* end of data returned to the reader (digest checked) */
@@ -48,6 +57,7 @@ struct wrk_fetch {
 	uint64_t length;            /* Content-Length of the final response, 0: unknown */
 	int length_checked;
 	struct sw_hash *hash;
+	struct sw_hashpipe *hp;     /* feeds hash on a helper thread; NULL: inline */
 	char digest[129];
 	int err;                    /* first failure of the transfer, sticky */
 	struct sw_err errmsg;
@@ -366,6 +376,23 @@ fetch_check_length(struct wrk_fetch *f)
 	return 0;
 }
 
+/* The body's digest: queued for the helper thread (or computed here without one). */
+static int
+fetch_hash(struct wrk_fetch *f, const char *p, size_t n)
+{
+	int r;
+
+	if (f->hash == NULL)
+		return 0;
+	r = f->hp != NULL ? sw_hashpipe_update(f->hp, f->hash, p, n) :
+	    sw_hash_update(f->hash, p, n);
+	if (r < 0)
+		return fetch_fail(f, SW_EINTERNAL, "download: digest update failed");
+	return 0;
+}
+
+static size_t fetch_queue(struct wrk_fetch *f, const char *p, size_t n);
+
 static size_t
 fetch_write(char *p, size_t size, size_t nmemb, void *ud)
 {
@@ -381,6 +408,32 @@ fetch_write(char *p, size_t size, size_t nmemb, void *ud)
 		    (unsigned long long)f->o.max_size);
 		return 0;
 	}
+	/* A waiting read takes what fits straight into its buffer (nothing is queued before it). */
+	if (f->dst != NULL && f->len == 0 && f->dstlen < f->dstcap) {
+		size_t k = f->dstcap - f->dstlen < n ? f->dstcap - f->dstlen : n;
+
+		if (fetch_hash(f, p, k) < 0)
+			return 0;
+		memcpy(f->dst + f->dstlen, p, k);
+		f->dstlen += k;
+		f->received += k;
+		if (k == n)
+			return n;
+		/* The rest goes to the buffer, which is empty: it fits unless larger than it. */
+		if (fetch_queue(f, p + k, n - k) != n - k)
+			return 0;
+		return n;
+	}
+	return fetch_queue(f, p, n);
+}
+
+/*
+ * Appends to the bounded buffer: n, CURL_WRITEFUNC_PAUSE when it is full
+ * (nothing taken), 0 on failure.
+ */
+static size_t
+fetch_queue(struct wrk_fetch *f, const char *p, size_t n)
+{
 	if (f->cap - f->head - f->len < n && f->head != 0) {
 		memmove(f->buf, f->buf + f->head, f->len);
 		f->head = 0;
@@ -393,6 +446,7 @@ fetch_write(char *p, size_t size, size_t nmemb, void *ud)
 			f->paused = 1;
 			return CURL_WRITEFUNC_PAUSE;
 		}
+		/* (Only a chunk split by a waiting read gets here with n below a whole chunk.) */
 		if (n > FETCH_BUF_MAX) {
 			fetch_fail(f, SW_ETOOBIG, "download: a %zu-byte chunk from libcurl", n);
 			return 0;
@@ -405,13 +459,11 @@ fetch_write(char *p, size_t size, size_t nmemb, void *ud)
 		f->buf = nb;
 		f->cap = n;
 	}
+	if (fetch_hash(f, p, n) < 0)
+		return 0;
 	memcpy(f->buf + f->head + f->len, p, n);
 	f->len += n;
 	f->received += n;
-	if (f->hash != NULL && sw_hash_update(f->hash, p, n) < 0) {
-		fetch_fail(f, SW_EINTERNAL, "download: digest update failed");
-		return 0;
-	}
 	return n;
 }
 
@@ -510,7 +562,7 @@ fetch_pump(struct wrk_fetch *f)
 			f->cres = msg->data.result;
 		}
 	}
-	if (f->done || f->len != 0 || f->paused || f->err != 0)
+	if (f->done || f->len != 0 || f->dstlen != 0 || f->paused || f->err != 0)
 		return 0;
 	if (fetch_check_stop(f) != 0)
 		return f->err;
@@ -530,7 +582,8 @@ fetch_at_end(struct wrk_fetch *f)
 	if (r < 0)
 		return r;
 	if (f->hash != NULL && f->digest[0] == '\0') {
-		if (sw_hash_final(f->hash, f->digest, sizeof(f->digest)) < 0)
+		if ((f->hp != NULL && sw_hashpipe_sync(f->hp) < 0) ||
+		    sw_hash_final(f->hash, f->digest, sizeof(f->digest)) < 0)
 			return fetch_fail(f, SW_EINTERNAL, "download: digest failed");
 	}
 	if (f->o.checksum_hex != NULL && f->o.checksum_hex[0] != '\0' &&
@@ -580,7 +633,18 @@ fetch_read(void *ud, void *p, size_t n, struct sw_err *e)
 				break;
 			return 0;
 		}
+		/* Whatever curl delivers now may go straight into p. */
+		f->dst = p;
+		f->dstcap = n;
+		f->dstlen = 0;
 		r = fetch_pump(f);
+		m = f->dstlen;
+		f->dst = NULL;
+		f->dstcap = f->dstlen = 0;
+		if (m > 0) {
+			fetch_progress(f);
+			return (ssize_t)m;
+		}
 		if (r < 0)
 			break;
 	}
@@ -632,6 +696,9 @@ wrk_fetch_open(const char *url, const struct wrk_fetch_opts *opts,
 			goto fail;
 		}
 	}
+	/* The digest's helper thread; without one the digest is computed inline. */
+	if (f->hash != NULL)
+		f->hp = sw_hashpipe_new(FETCH_HASH_RING);
 	f->cap = FETCH_BUF;
 	f->buf = malloc(f->cap);
 	f->easy = curl_easy_init();
@@ -739,6 +806,8 @@ wrk_fetch_free(struct wrk_fetch *f)
 		curl_easy_cleanup(f->easy);
 	if (f->multi != NULL)
 		curl_multi_cleanup(f->multi);
+	/* The helper may still be reading into the digest: it goes first. */
+	sw_hashpipe_free(f->hp);
 	sw_hash_free(f->hash);
 	free(f->buf);
 	free(f);
