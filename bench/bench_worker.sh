@@ -88,7 +88,7 @@ run_with() {
 	rate=$(echo "$out" | sed -nE 's/.* ([0-9.]+) commands\/s$/\1/p')
 	awk -v b="$(($(ticks "$beam") - b0))" -v w="$(($(ticks "$w") - wt))" -v f="$(($(flushes) - f0))" \
 	    -v m0="$m0" -v m1="$(busy)" -v s="$secs" -v hz="$hz" -v n="$ncpu" -v r="${rate:-0}" 'BEGIN {
-		split(m0, a, " "); split(m1, c, " ")
+		na = split(m0, a, " "); nc = split(m1, c, " ")
 		tot = c[2] - a[2]; mb = tot > 0 ? 100 * (c[1] - a[1]) / tot : 0
 		printf "%s %.0f %.0f %.0f %.0f\n", r, 100 * b / hz / s, 100 * w / hz / s, mb, f / s }'
 	kill -TERM "$w" 2>/dev/null
@@ -98,17 +98,17 @@ run_with() {
 
 where="broker data on disk"
 [ "${BENCH_TMPDIR:-/tmp}" = /dev/shm ] && where="broker data on tmpfs"
-r1=() r4=() c1=() c4=() w4=() m4=() f1=() f4=()
+r1=() r4=() c1=() c4=() wrk4=() mach4=() f1=() f4=()
 for rep in $(seq "$BENCH_RUNS"); do
 	read -r r c _ _ f < <(run_with 1)
 	r1+=("$r"); c1+=("$c"); f1+=("$f")
 	read -r r c w m f < <(run_with 4)
-	r4+=("$r"); c4+=("$c"); w4+=("$w"); m4+=("$m"); f4+=("$f")
-	echo "run $rep: jobs=1 ${r1[-1]} cmd/s (broker ${c1[-1]}% CPU); jobs=4 ${r4[-1]} cmd/s (broker ${c4[-1]}%, worker ${w4[-1]}%, machine ${m4[-1]}% busy, ${f4[-1]} flushes/s)" >&2
+	r4+=("$r"); c4+=("$c"); wrk4+=("$w"); mach4+=("$m"); f4+=("$f")
+	echo "run $rep: jobs=1 ${r1[-1]} cmd/s (broker ${c1[-1]}% CPU); jobs=4 ${r4[-1]} cmd/s (broker ${c4[-1]}%, worker ${wrk4[-1]}%, machine ${mach4[-1]}% busy, ${f4[-1]} flushes/s)" >&2
 done
 bc4=$(median "${c4[@]}")
-mb4=$(median "${m4[@]}")
-wc4=$(median "${w4[@]}")
+mb4=$(median "${mach4[@]}")
+wc4=$(median "${wrk4[@]}")
 verdict=$(awk -v b="$bc4" -v w="$wc4" -v m="$mb4" -v n="$ncpu" 'BEGIN {
 	if (b >= 90) print "yes: the broker uses " b "% of one CPU"
 	else if (m >= 90 && b >= w) print "yes: the machine is " m "% busy and the broker takes the largest share (" b "% against the worker " w "%)"
@@ -116,7 +116,7 @@ verdict=$(awk -v b="$bc4" -v w="$wc4" -v m="$mb4" -v n="$ncpu" 'BEGIN {
 # ">= 2x, or shown to be broker-bound": when the runs were, the guard has nothing to hold.
 case $verdict in yes*) goal4="broker-bound (else >= 2x)" ;; *) goal4=">= 2x" ;; esac
 echo "| worker: no-op DeleteSnapshot end to end (confirms, reply_to), 1 worker, jobs = 1, $N cmds, $where | $(spread %.0f "${r1[@]}") cmd/s | broker $(spread %.0f "${c1[@]}")% of a CPU, $(spread %.0f "${f1[@]}") disk flushes/s | | >= 800 cmd/s |"
-echo "| worker: the same, jobs = 4 vs jobs = 1, $where | $(spread %.0f "${r4[@]}") cmd/s; broker $(spread %.0f "${c4[@]}")% of a CPU, worker $(spread %.0f "${w4[@]}")%, machine $(spread %.0f "${m4[@]}")% of $ncpu CPUs busy, $(spread %.0f "${f4[@]}") disk flushes/s | jobs = 1: $(spread %.0f "${r1[@]}") cmd/s | $(ratio_cell "${r4[*]}" "${r1[*]}") | $goal4 |"
+echo "| worker: the same, jobs = 4 vs jobs = 1, $where | $(spread %.0f "${r4[@]}") cmd/s; broker $(spread %.0f "${c4[@]}")% of a CPU, worker $(spread %.0f "${wrk4[@]}")%, machine $(spread %.0f "${mach4[@]}")% of $ncpu CPUs busy, $(spread %.0f "${f4[@]}") disk flushes/s | jobs = 1: $(spread %.0f "${r1[@]}") cmd/s | $(ratio_cell "${r4[*]}" "${r1[*]}") | $goal4 |"
 echo "| worker: jobs = 4 bound by the broker? ($where) | $verdict | | | report |"
 if [ -z "${BENCH_TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
 	cleanup

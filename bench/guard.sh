@@ -38,7 +38,7 @@ function firstnum(s) {
 	gv = firstnum(g) + 0
 	gunit = rest
 	isratio = (gunit ~ /^x/)
-	sub(/^[ \t]+/, "", gunit); split(gunit, gw, /[ \t(]+/); gunit = gw[1]
+	sub(/^[ \t]+/, "", gunit); ng = split(gunit, gw, /[ \t(]+/); gunit = gw[1]
 	cell = isratio ? ratio : fig
 	# A goal without a unit holds a figure without one ("1.0000"); a figure with a
 	# unit ("12.3 s") has its ratio held ("<= 1.15" of a ratio printed as "1.12").
@@ -55,7 +55,7 @@ function firstnum(s) {
 	}
 	if (!isratio && gunit != "") {
 		# The unit follows the number, or the spread after it: "138 (99-291) cmd/s".
-		fu = rest; sub(/^[ \t]+/, "", fu); sub(/^\([^)]*\)[ \t]*/, "", fu); split(fu, fw, /[ \t(,;]+/)
+		fu = rest; sub(/^[ \t]+/, "", fu); sub(/^\([^)]*\)[ \t]*/, "", fu); nf = split(fu, fw, /[ \t(,;]+/)
 		if (fw[1] != gunit) { checked--; next }
 	}
 	v += 0

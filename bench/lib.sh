@@ -30,7 +30,7 @@ spread() {
 
 # ratios A B: per-run ratios of the space-separated lists A and B (same length).
 ratios() {
-	awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, " "); split(b, y, " ")
+	awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, " "); m = split(b, y, " ")
 		for (i = 1; i <= n; i++) printf "%s%.4f", (i > 1 ? " " : ""), (y[i] > 0 ? x[i] / y[i] : 0) }'
 }
 
