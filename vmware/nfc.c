@@ -351,6 +351,18 @@ xfer_read_cb(char *p, size_t size, size_t n, void *ud)
 	return (size_t)got;
 }
 
+/* Appends to *list; on failure the list is left as it was (curl would drop it). */
+static int
+add_header(struct curl_slist **list, const char *h)
+{
+	struct curl_slist *n = curl_slist_append(*list, h);
+
+	if (n == NULL)
+		return -ENOMEM;
+	*list = n;
+	return 0;
+}
+
 /*
  * One GET (sink set) or PUT/POST (source set) of url; size is the upload's
  * length, 0 if unknown (chunked).
@@ -385,11 +397,19 @@ vmw__xfer_run(struct vmw__xfer *x, const char *url, const char *method, uint64_t
 	/* Large buffers: fewer callbacks per byte on multi-GiB disks. */
 	SETOPT(CURLOPT_BUFFERSIZE, 256L * 1024L);
 	if (x->src.read != NULL) {
-		hdrs = curl_slist_append(NULL, "Content-Type: application/x-vnd.vmware-streamVmdk");
-		if (hdrs != NULL && size == 0)
-			hdrs = curl_slist_append(hdrs, "Transfer-Encoding: chunked");
-		if (hdrs == NULL)
+		/*
+		 * No "Expect: 100-continue": curl would hold the body back for the
+		 * server's interim answer (a round trip per disk, up to a second
+		 * where a server never sends one). An NFC URL is the lease's own,
+		 * already authorised; a refusal still ends the transfer early.
+		 */
+		if ((r = add_header(&hdrs, "Content-Type: application/x-vnd.vmware-streamVmdk")) == 0 &&
+		    (r = add_header(&hdrs, "Expect:")) == 0 && size == 0)
+			r = add_header(&hdrs, "Transfer-Encoding: chunked");
+		if (r < 0) {
+			curl_slist_free_all(hdrs);
 			return sw_errf(e, -ENOMEM, "out of memory");
+		}
 		SETOPT(CURLOPT_UPLOAD, 1L);
 		if (strcmp(method, "POST") == 0)
 			SETOPT(CURLOPT_CUSTOMREQUEST, "POST");

@@ -61,6 +61,8 @@ struct srv {
 	uint64_t put_bytes;
 	char put_method[8];
 	char put_ctype[128];
+	char put_expect[64];     /* the upload's Expect header, "" if none */
+	char put_te[64];         /* its Transfer-Encoding */
 };
 
 static struct srv S;
@@ -223,6 +225,10 @@ handler(void *cls, struct MHD_Connection *con, const char *url, const char *meth
 		snprintf(S.put_method, sizeof(S.put_method), "%s", method);
 		snprintf(S.put_ctype, sizeof(S.put_ctype), "%s",
 		    MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Content-Type") ?: "");
+		snprintf(S.put_expect, sizeof(S.put_expect), "%s",
+		    MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Expect") ?: "");
+		snprintf(S.put_te, sizeof(S.put_te), "%s",
+		    MHD_lookup_connection_value(con, MHD_HEADER_KIND, "Transfer-Encoding") ?: "");
 		pthread_mutex_unlock(&S.mu);
 		resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
 		ret = MHD_queue_response(con, 200, resp);
@@ -319,6 +325,8 @@ srv_reset(const struct step *script, size_t n)
 	S.put_bytes = 0;
 	S.put_method[0] = '\0';
 	S.put_ctype[0] = '\0';
+	S.put_expect[0] = '\0';
+	S.put_te[0] = '\0';
 	pthread_mutex_unlock(&S.mu);
 }
 
@@ -1508,6 +1516,11 @@ test_import_tag(void **state)
 	assert_int_equal(u.closed, 1);
 	assert_string_equal(u.file, "worker-disk0.vmdk");
 	assert_int_equal(S.put_bytes, 3000000);
+	/* The disk goes as one PUT of known length, without waiting for a 100 Continue. */
+	assert_string_equal(S.put_method, "PUT");
+	assert_string_equal(S.put_ctype, "application/x-vnd.vmware-streamVmdk");
+	assert_string_equal(S.put_expect, "");
+	assert_string_equal(S.put_te, "");
 	vmw_import_result_free(res);
 	res = NULL;
 	i = req_of("ImportVApp");
