@@ -12,7 +12,12 @@
 #     its OVF and disk into an .ova and `sync -f` of it; goal <= 1.10x.
 # Medians of BENCH_RUNS (3) interleaved runs with their spread (bench/lib.sh).
 # Measures only; never asserts.  BENCH_VOLUME_MIB overrides the disk size
-# (default 1024).
+# (default 1024).  BENCH_VOLUME_VC_DIR puts the simulator (its datastore)
+# in a directory of that file system instead, e.g. /dev/shm: the simulator
+# rewrites a whole imported disk on the file system the share is on, and
+# the marker's fsync then waits for that writeback (a rig artifact).  The
+# worker's log lines with each command's phases (vCenter steps, stream,
+# commit or marker) are kept in build/bench/bench_volume.log.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck disable=SC1091
@@ -27,10 +32,16 @@ if [ ! -x "$build/bin/snapworker-vcsim" ] || [ ! -x "$SW" ] || [ ! -x "$VMWCTL" 
 	exit 0
 fi
 T=$(mktemp -d /tmp/volbench.XXXXXX)
+VCD=$T/vc
+if [ -n "${BENCH_VOLUME_VC_DIR:-}" ]; then
+	VCD=$(mktemp -d "$BENCH_VOLUME_VC_DIR/volbench-vc.XXXXXX") || { echo "| CreateVolume / ExtractVolume | not run: BENCH_VOLUME_VC_DIR=$BENCH_VOLUME_VC_DIR is not writable | | | |"; exit 0; }
+fi
 wpid=""
 cleanup() {
 	[ -n "$wpid" ] && { kill -TERM "$wpid" 2>/dev/null; wait "$wpid" 2>/dev/null; }
-	"$here/tests/rig/vcsim.sh" stop "$T/vc" >/dev/null 2>&1
+	mkdir -p "$build/bench" && grep -E ': phases: ' "$T/w.log" >"$build/bench/bench_volume.log" 2>/dev/null
+	"$here/tests/rig/vcsim.sh" stop "$VCD" >/dev/null 2>&1
+	[ "$VCD" = "$T/vc" ] || rm -rf "$VCD"
 	"$here/tests/rig/rabbitmq.sh" stop "$T/mq" >/dev/null 2>&1
 	rm -rf "$T"
 }
@@ -44,12 +55,12 @@ log() { echo "# $*" >&2; }
 
 "$here/tests/rig/rabbitmq.sh" start "$T/mq" >"$T/mq.log" 2>&1 &
 mqp=$!
-"$here/tests/rig/vcsim.sh" start "$T/vc" -seed-mib "$mib" -vm-disks 1 >"$T/vc.log" 2>&1 || fail "simulator"
+"$here/tests/rig/vcsim.sh" start "$VCD" -seed-mib "$mib" -vm-disks 1 >"$T/vc.log" 2>&1 || fail "simulator"
 wait $mqp || fail "broker"
 # shellcheck disable=SC1091
 . "$T/mq/rabbitmq.env"
 # shellcheck disable=SC1091
-. "$T/vc/vcsim.env"
+. "$VCD/vcsim.env"
 bytes=$((mib << 20))
 printf 'bench\n' >"$T/vc.secret"
 chmod 600 "$T/vc.secret"

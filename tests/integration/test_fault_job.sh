@@ -101,8 +101,13 @@ check "sweep: it said the command is running (its lock is held)" grep -qi "$id" 
 check "sweep: the worker VM, VM snapshot and lease are still there" \
     rigpy "sum(v['snapshot_count'] for v in d['vms'])==1 and [l for l in d['leases'] if l['state']=='ready']"
 wait "$fpid"
-check "sweep: the command then succeeds with the seeded bytes" \
-    evtrue "$tmp/f.out" "e['status']=='succeeded' and e['result']['files'][0]['sha256']=='$VCSIM_SEED_SHA256_0'"
+if evtrue "$tmp/f.out" "e['status']=='succeeded' and e['result']['files'][0]['sha256']=='$VCSIM_SEED_SHA256_0'"; then
+	ok "sweep: the command then succeeds with the seeded bytes"
+else
+	nok "sweep: the command then succeeds with the seeded bytes"
+	final "$tmp/f.out"
+	grep -E 'error|warn' "$tmp/f.log" | tail -n 5
+fi
 check "sweep: and cleaned up after itself" rig_settled
 check "sweep: no journal, no debris" bash -c "[ ! -e '$STORE/.snapworker/journal/$id.journal' ] && [ -z \"\$(find '$STORE' -name '*.part')\" ]"
 # An attempt killed between its snapshot task's end and its journal write: the journal

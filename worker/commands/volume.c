@@ -176,6 +176,33 @@ cv_read_ovf(struct ova_store *s, const char *obj, const struct ova_info *info, c
 	return 0;
 }
 
+/*
+ * Where a CreateVolume's time went, in milliseconds, logged (info) when it
+ * succeeds: the vCenter steps (login, the earlier attempt's leftovers,
+ * placement, the import less its stream, detach, moves, destroy), the
+ * stream (the first disk byte read from the share to the last) and the
+ * marker on the share.
+ */
+struct cv_phases {
+	uint64_t login, leftovers, placement, import, detach, move, destroy;
+	uint64_t stream, marker;
+	uint64_t bytes;
+};
+
+static void
+cv_phases_log(const struct wrk__cmd *c, const struct cv_phases *p)
+{
+	uint64_t vc = p->login + p->leftovers + p->placement + p->import + p->detach + p->move +
+	    p->destroy;
+	double mibs = p->stream > 0 ? (double)p->bytes / 1048576.0 * 1000.0 / (double)p->stream : 0;
+
+	log_info("%s: phases: vcenter %" PRIu64 " ms (login %" PRIu64 ", leftovers %" PRIu64
+	    ", placement %" PRIu64 ", import %" PRIu64 ", detach %" PRIu64 ", move %" PRIu64
+	    ", destroy %" PRIu64 "), stream %" PRIu64 " ms (%" PRIu64 " bytes, %.1f MiB/s), "
+	    "marker %" PRIu64 " ms", c->cmd->id, vc, p->login, p->leftovers, p->placement,
+	    p->import, p->detach, p->move, p->destroy, p->stream, p->bytes, mibs, p->marker);
+}
+
 /* The import's sources: disk files of the object, by the names its OVF gives. */
 struct cv_src {
 	struct wrk__cmd *c;
@@ -185,6 +212,8 @@ struct cv_src {
 	struct ova_reader *rd;
 	struct sw_source inner;
 	int store_failed;         /* a read of the share failed: STORE context, not vCenter */
+	uint64_t first_ms, last_ms; /* the first and the last disk byte read */
+	uint64_t bytes;
 };
 
 static ssize_t
@@ -193,8 +222,16 @@ cv_read(void *ud, void *p, size_t n, struct sw_err *e)
 	struct cv_src *x = ud;
 	ssize_t r = x->inner.read(x->inner.ud, p, n, e);
 
-	if (r < 0)
+	if (r < 0) {
 		x->store_failed = 1;
+		return r;
+	}
+	if (r > 0) {
+		x->last_ms = sw_mono_ms();
+		if (x->first_ms == 0)
+			x->first_ms = x->last_ms;
+		x->bytes += (uint64_t)r;
+	}
 	return r;
 }
 
@@ -306,7 +343,7 @@ cv_unmove(struct vmw_conn *conn, const struct vmw_placement *pl, const char *nam
 static int
 cv_import(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
     const struct ova_info *info, const char *ovf, const struct vmw_placement *pl,
-    char *first, size_t firstsz, struct sw_err *e)
+    char *first, size_t firstsz, struct cv_phases *ph, struct sw_err *e)
 {
 	const struct proto_args_create_volume *a = &c->cmd->args.create_volume;
 	struct vmw_import_result *res = NULL;
@@ -315,6 +352,7 @@ cv_import(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
 	struct sw_err le;
 	char dst[CV_DSPATH_MAX];
 	size_t k, moved = 0;
+	uint64_t t = sw_mono_ms();
 	int r;
 
 	memset(&x, 0, sizeof(x));
@@ -337,6 +375,9 @@ cv_import(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
 	r = vmw_import_vm(conn, &io, &res, c->job->deadline_ms, c->job->cancel, e);
 	ova_reader_close(x.rd);
 	x.rd = NULL;
+	ph->stream = x.last_ms - x.first_ms;
+	ph->bytes = x.bytes;
+	ph->import = sw_mono_ms() - t - ph->stream;
 	if (r < 0) {
 		wrk__fail(c, r, x.store_failed ? PROTO_CTX_STORE : PROTO_CTX_VCENTER);
 		sw_errctx(e, "importing %s", a->source_path);
@@ -348,11 +389,14 @@ cv_import(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
 		r = wrk__vc_fail(c, sw_errf(e, SW_EREMOTE, "the imported VM has no disk"));
 		goto fail;
 	}
+	t = sw_mono_ms();
 	r = vmw_worker_vm_detach(conn, &res->vm, c->job->deadline_ms, c->job->cancel, e);
 	if (r < 0) {
 		wrk__vc_fail(c, r);
 		goto fail;
 	}
+	ph->detach = sw_mono_ms() - t;
+	t = sw_mono_ms();
 	for (k = 0; k < res->ndisks; k++) {
 		if (cv_final_path(pl->datastore_name, a->name, k, dst, sizeof(dst)) < 0) {
 			r = wrk__fail_as(c, sw_errf(e, -ENAMETOOLONG, "args.name: too long"),
@@ -372,7 +416,10 @@ cv_import(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
 			goto fail;
 		}
 	}
+	ph->move = sw_mono_ms() - t;
+	t = sw_mono_ms();
 	r = ova_marker_write(s, c->cmd->id, first, e);
+	ph->marker = sw_mono_ms() - t;
 	if (r < 0) {
 		wrk__fail(c, r, PROTO_CTX_STORE);
 		sw_errctx(e, "extract area");
@@ -382,7 +429,9 @@ cv_import(struct wrk__cmd *c, struct vmw_conn *conn, struct ova_store *s,
 	 * The volume is complete and recorded: a helper VM that cannot be
 	 * destroyed now is the sweeper's (it is tagged), not a failed command.
 	 */
+	t = sw_mono_ms();
 	r = vmw_worker_vm_destroy(conn, &res->vm, sw_mono_ms() + WRK_VC_CLEANUP_MS, NULL, &le);
+	ph->destroy = sw_mono_ms() - t;
 	if (r < 0)
 		log_warnx("helper VM %s of CreateVolume left for the sweeper: %s",
 		    res->vm.value, le.msg);
@@ -403,8 +452,10 @@ wrk__cmd_create_volume(struct wrk__cmd *c, struct sw_err *e)
 	struct ova_info *info = NULL;
 	struct vmw_conn *conn = NULL;
 	struct vmw_placement pl;
+	struct cv_phases ph;
 	char first[CV_DSPATH_MAX], *ovf = NULL;
 	const char *p;
+	uint64_t t;
 	int r;
 
 	if (a->source_path == NULL || a->datastore == NULL || a->name == NULL)
@@ -433,11 +484,16 @@ wrk__cmd_create_volume(struct wrk__cmd *c, struct sw_err *e)
 		    PROTO_ERR_INVALID_COMMAND, 0);
 		goto out;
 	}
+	memset(&ph, 0, sizeof(ph));
+	t = sw_mono_ms();
 	r = wrk__vc_open(c, &conn, e);
 	if (r < 0)
 		goto out;
+	ph.login = sw_mono_ms() - t;
+	t = sw_mono_ms();
 	/* Leftovers of an interrupted attempt first: its helper VM holds a disk. */
 	r = cv_clean_tagged(c, conn, e);
+	ph.leftovers = sw_mono_ms() - t;
 	if (r < 0) {
 		wrk__vc_fail(c, r);
 		sw_errctx(e, "removing an earlier attempt's helper VM");
@@ -458,16 +514,20 @@ wrk__cmd_create_volume(struct wrk__cmd *c, struct sw_err *e)
 		wrk__fail(c, r, PROTO_CTX_STORE);
 		goto out;
 	}
+	t = sw_mono_ms();
 	r = vmw_datastore_placement(conn, a->datastore, &pl, c->job->deadline_ms, c->job->cancel,
 	    e);
+	ph.placement = sw_mono_ms() - t;
 	if (r < 0) {
 		wrk__vc_fail(c, r);
 		sw_errctx(e, "args.datastore");
 		goto out;
 	}
-	r = cv_import(c, conn, s, info, ovf, &pl, first, sizeof(first), e);
+	r = cv_import(c, conn, s, info, ovf, &pl, first, sizeof(first), &ph, e);
 	if (r == 0)
 		r = cv_answer(c, info, first);
+	if (r == 0)
+		cv_phases_log(c, &ph);
 out:
 	free(ovf);
 	ova_info_free(info);
