@@ -38,6 +38,7 @@ ova_atomic_begin(struct ova_atomic *a, int dirfd, const char *file, const char *
 		return fd;
 	}
 	a->fd = fd;
+	ova__part_hold(fd);
 	return 0;
 }
 

@@ -104,6 +104,9 @@ remove_debris(struct ova__obj *o, struct ova_result *res, struct sw_err *e)
 	while ((de = readdir(d)) != NULL) {
 		if (!is_debris(o, de->d_name))
 			continue;
+		/* A temporary an attempt is writing right now, however old: not debris. */
+		if (ova__part_held(o->dirfd, de->d_name))
+			continue;
 		if ((r = remove_file(o, de->d_name, res, 0, e)) < 0)
 			break;
 		count++;

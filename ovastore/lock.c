@@ -14,6 +14,7 @@
 
 #include "common/io.h"
 #include "common/path.h"
+#include "ovastore/ova_int.h"
 #include "ovastore/state.h"
 
 #define POLL_MIN_MS 100
@@ -40,6 +41,30 @@ try_lock(int fd)
 	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
 		return 0;
 	return errno == EAGAIN || errno == EACCES ? 1 : -errno;
+}
+
+void
+ova__part_hold(int fd)
+{
+	(void)try_lock(fd);
+}
+
+int
+ova__part_held(int dirfd, const char *file)
+{
+	struct flock fl;
+	int fd, held;
+
+	fd = openat(dirfd, file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return 0;
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	/* F_OFD_GETLK needs no write access: only whether a write lock could be set. */
+	held = fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+	close(fd);
+	return held;
 }
 
 /* Whether name in dirfd still is the inode fd has open. */

@@ -57,6 +57,19 @@ int ova__unlink(int dirfd, const char *file, const char *what, struct sw_err *e)
 /* Whether s ends in suffix. */
 int ova__ends_with(const char *s, const char *suffix);
 
+/*
+ * A temporary (.part) that is being written: its writer holds an open file
+ * description write lock on the whole file for as long as the file is open
+ * (ova__part_hold, best effort: a store without locks gets none), and
+ * debris removal leaves a file so held alone (ova__part_held: 1 held by
+ * another open file description, 0 not held or unknown).  Age alone cannot
+ * tell a dead attempt's temporary from a live one that is waiting for
+ * vCenter or a slow source.  Seen as far as the store's lock scope goes
+ * (ovastore/mountinfo.h).
+ */
+void ova__part_hold(int fd);
+int ova__part_held(int dirfd, const char *file);
+
 /* Appends a file to a result's or an info's list and counts its size. */
 int ova__files_append(struct ova_file **files, size_t *nfiles, uint64_t *physical_size,
     const char *relpath, uint64_t size, const char *sha256, struct sw_err *e);

@@ -134,6 +134,8 @@ wfile_open(struct ova_writer *w, struct ova__wfile *f, const char *name, const c
 		f->hash = NULL;
 		return r;
 	}
+	/* Not debris while we write it, however long a block takes to come. */
+	ova__part_hold(f->fd);
 	return 0;
 }
 

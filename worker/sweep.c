@@ -41,8 +41,21 @@ struct sweep {
 	struct wrk_sweep_stats st;
 	atomic_int *cancel;
 	int64_t now;
+	int64_t now_ms;                  /* the same instant, to the millisecond */
 	const struct wrk_store *store;   /* the store being swept */
 };
+
+/*
+ * Whether a file last modified at st's mtime is at least max_age old, to the
+ * millisecond: in whole seconds a file written 10 ms ago may look 1 s old.
+ */
+static int
+older_than_max(const struct sweep *sw, const struct stat *st)
+{
+	int64_t m = (int64_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000;
+
+	return sw->now_ms - m >= (int64_t)sw->o->max_age_s * 1000;
+}
 
 static void
 report(struct sweep *sw, const char *fmt, ...) SW_PRINTF(2, 3);
@@ -465,7 +478,7 @@ sweep_tree(struct sweep *sw, struct ova_store *s, int dfd, const char *rel, unsi
 		    nparts >= DIR_MAX_PARTS || strlen(de->d_name) > SW_NAME_MAX)
 			continue;
 		snprintf(parts[nparts].name, sizeof(parts[nparts].name), "%s", de->d_name);
-		parts[nparts].old = sw->now - (int64_t)st.st_mtime >= (int64_t)sw->o->max_age_s;
+		parts[nparts].old = older_than_max(sw, &st);
 		nparts++;
 	}
 	closedir(d);
@@ -500,7 +513,7 @@ sweep_state_dir(struct sweep *sw, int rootfd, const char *rel, const char *suffi
 		if (!ends_with(de->d_name, suffix) || strlen(de->d_name) == strlen(suffix))
 			continue;
 		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
-		    sw->now - (int64_t)st.st_mtime < (int64_t)sw->o->max_age_s)
+		    !older_than_max(sw, &st))
 			continue;
 		if (sw->o->dry_run) {
 			report(sw, "would remove %s/%s", rel, de->d_name);
@@ -587,7 +600,13 @@ wrk_sweep_run(const struct wrk_config *cfg, const struct wrk_sweep_opts *o,
 	sw.cfg = cfg;
 	sw.o = o;
 	sw.cancel = cancel;
-	sw.now = (int64_t)time(NULL);
+	{
+		struct timespec ts;
+
+		(void)clock_gettime(CLOCK_REALTIME, &ts);
+		sw.now = (int64_t)ts.tv_sec;
+		sw.now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	}
 	/* Stores first: a journal names the snapshot as well as the worker VM. */
 	for (i = 0; i < cfg->nstores && !stopped(&sw); i++)
 		sweep_store(&sw, &cfg->stores[i]);

@@ -13,7 +13,10 @@
 # shellcheck disable=SC1091
 . "$(dirname "$0")/fault_lib.sh"
 
-e2e_start_vcsim -seed-mib 16 -task-delay 100ms -lease-timeout 6s
+# A lease with no HttpNfcLeaseProgress for 15 s fails: long enough for an export
+# that sends none (every 20 s) on a loaded machine, short enough to reap what a
+# lost session leaves.
+e2e_start_vcsim -seed-mib 16 -task-delay 100ms -lease-timeout 15s
 conf=$tmp/w.conf
 e2e_conf "$conf" 1
 disk1="[$VCSIM_DATASTORE] $VCSIM_VM/disk1.vmdk"
@@ -81,7 +84,9 @@ inject "clear=1"
 # --- f. a sweep by hand in the middle of a slow export -------------------------------
 id=$(uuid)
 cmd_snapshot "$id" "$disk1" 9 4 >"$tmp/f.json"
-inject "nfc_rate=4194304" # 16 MiB in ~4 s (below -lease-timeout: progress goes every 20 s)
+# 16 MiB in ~8 s: the export outlasts the sweep below on a loaded machine, and
+# stays below -lease-timeout (the worker sends lease progress every 20 s).
+inject "nfc_rate=2097152"
 "$SW" run-once -c "$conf" "$tmp/f.json" >"$tmp/f.out" 2>"$tmp/f.log" &
 fpid=$!
 exporting() {
@@ -94,9 +99,13 @@ exporting() {
 }
 check "sweep: the export is under way" exporting
 sleep 1.2 # the journal, worker VM and snapshot are now older than --older-than 1s
+# The disk's temporary as an export stalled on vCenter leaves it: untouched for
+# minutes.  Its age does not make it debris while the attempt writes it.
+touch -d '-10 minutes' "$STORE/snapshots/9/4/$id/"*.part
 "$SW" sweep -c "$conf" --older-than 1s --force >"$tmp/sweep.out" 2>&1
 check "sweep: ran (exit 0)" [ $? = 0 ]
 check "sweep: the running command's journal is still there" [ -s "$STORE/.snapworker/journal/$id.journal" ]
+check "sweep: the disk it is writing is still there" [ -n "$(find "$STORE/snapshots/9/4/$id" -name '*-disk0.vmdk.part')" ]
 check "sweep: it said the command is running (its lock is held)" grep -qi "$id" "$tmp/sweep.out"
 check "sweep: the worker VM, VM snapshot and lease are still there" \
     rigpy "sum(v['snapshot_count'] for v in d['vms'])==1 and [l for l in d['leases'] if l['state']=='ready']"

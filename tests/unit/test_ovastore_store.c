@@ -428,6 +428,67 @@ test_delete_and_debris(void **state)
 	assert_int_equal(count_dir(f, "s/3"), 0);
 }
 
+/* Sets rel's modification time an hour back: debris by age alone. */
+static void
+age(struct fx *f, const char *rel)
+{
+	char path[512];
+	struct timespec ts[2];
+
+	snprintf(path, sizeof(path), "%s/%s", f->root, rel);
+	assert_int_equal(clock_gettime(CLOCK_REALTIME, &ts[0]), 0);
+	ts[0].tv_sec -= 3600;
+	ts[1] = ts[0];
+	assert_int_equal(utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW), 0);
+}
+
+/*
+ * A temporary that a live writer holds is not debris, however old it looks
+ * (an export waiting on vCenter writes nothing for minutes): neither debris
+ * removal (the sweeper's) nor a delete takes it, and the writer commits.
+ * The same file left by a dead attempt goes.
+ */
+static void
+test_debris_spares_live_writer(void **state)
+{
+	struct fx *f = *state;
+	struct ova_writer *w = NULL, *w2 = NULL;
+	struct ova_result *rm = NULL, *res = NULL;
+	struct sw_sink s0, s1;
+	struct sw_err e;
+	const char *names[1] = { "live-disk0.vmdk" };
+	size_t sizes[1] = { 3 };
+	char *ovf = mk_ovf(names, sizes, 1);
+
+	assert_int_equal(ova_writer_begin(f->s, "t/live", 0, &w, &e), 0);
+	assert_int_equal(ova_writer_disk(w, NULL, &s0, &e), 0);
+	assert_int_equal(s0.write(s0.ud, "abc", 3, &e), 0);
+	age(f, "t/live-disk0.vmdk.part");
+	assert_int_equal(ova_debris_remove(f->s, "t/live", &e), 0);
+	assert_true(exists(f, "t/live-disk0.vmdk.part"));
+	assert_int_equal(ova_delete(f->s, "t/live", &rm, &e), 0);
+	assert_int_equal(rm->nfiles, 0);
+	ova_result_free(rm);
+	assert_true(exists(f, "t/live-disk0.vmdk.part"));
+	/* A second attempt beside it cannot take the object's temporaries over. */
+	assert_int_equal(ova_writer_begin(f->s, "t/live", 0, &w2, &e), 0);
+	assert_true(ova_writer_disk(w2, NULL, &s1, &e) < 0);
+	ova_writer_free(w2);
+	assert_true(exists(f, "t/live-disk0.vmdk.part"));
+	assert_int_equal(ova_writer_ovf(w, NULL, ovf, strlen(ovf), &e), 0);
+	assert_int_equal(ova_writer_commit(w, &res, &e), 0);
+	ova_result_free(res);
+	ova_writer_free(w);
+	assert_true(exists(f, "t/live-disk0.vmdk"));
+	assert_true(exists(f, "t/live.ova.meta"));
+	/* The writer is gone: what it would have left is debris again. */
+	put(f, "t/dead-disk0.vmdk.part", "x", 1);
+	put(f, "t/dead.ovf.part", "x", 1);
+	assert_int_equal(ova_debris_remove(f->s, "t/dead", &e), 2);
+	assert_false(exists(f, "t/dead-disk0.vmdk.part"));
+	free(ovf);
+}
+
 static void
 test_delete_legacy_and_corrupt(void **state)
 {
@@ -1099,6 +1160,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_writer_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_abort_and_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_and_debris, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_debris_spares_live_writer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_legacy_and_corrupt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_large_digest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unpack_large_digest, setup, teardown),
