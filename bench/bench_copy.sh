@@ -43,6 +43,9 @@ cleanup() {
 	[ -n "${BENCH_KEEP:-}" ] || mountpoint -q "$mnt" 2>/dev/null || rm -rf "$tmp"
 }
 trap cleanup EXIT
+# A timeout or ^C still unmounts and detaches: the EXIT trap runs on exit, not on a fatal signal.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 obj=template/tmpl/2/301/bench
 
 # setup ROOT: the template (its disk of size_mib pseudo-random MiB) in the

@@ -56,6 +56,9 @@ cleanup() {
 	mountpoint -q "$mnt" || rm -rf "$tmp"
 }
 trap cleanup EXIT
+# A timeout or ^C still unmounts and detaches: the EXIT trap runs on exit, not on a fatal signal.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 truncate -s 1G "$tmp/xfs.img"
 if ! mkfs.xfs -q -m reflink=1 "$tmp/xfs.img" >"$tmp/mkfs.log" 2>&1; then
