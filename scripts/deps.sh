@@ -10,7 +10,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 # Libraries, headers, peers and the python3 modules the tests import
 # (python3-jsonschema: tests/integration/proto_schema.py validates with it);
 # the packages of the commands come from tools.list (among them the packaging
-# tools: debhelper, dpkg-dev, fakeroot, lintian).  The libraries' -dev packages
+# tools: debhelper, dpkg-dev, fakeroot, lintian; xfsprogs, whose mkfs.xfs makes
+# the reflink file system of test_copy_reflink and bench_copy).  The libraries' -dev packages
 # are also the Build-Depends of debian/control, so dpkg-buildpackage finds its
 # build dependencies here.
 PKGS="build-essential clang libclang-rt-14-dev

@@ -25,6 +25,10 @@
 # machine where no Docker engine can start (test_ops_compose's engine part),
 #   SKIP: no Docker engine can start here: dockerd needs root     (when not root)
 #   SKIP: no Docker engine can start here: dockerd did not answer (its log above)
+# and a machine where no XFS image can be loop-mounted (test_copy_reflink), each
+# allowed only when it is so:
+#   SKIP: no XFS loop file system here: needs root               (when not root)
+#   SKIP: no XFS loop file system here: no /dev/loop-control     (when there is none)
 #
 # Each test program or script has TEST_TIMEOUT seconds (default 600); a script
 # that needs longer says so in its first 40 lines, "# test-timeout: SECONDS"
@@ -72,6 +76,8 @@ skip_allowed() {
 	local t
 	[ "$1" = "no Docker engine can start here: dockerd needs root" ] && [ "$(id -u)" != 0 ] && return 0
 	[[ "$1" == "no Docker engine can start here: dockerd did not answer"* ]] && return 0
+	[ "$1" = "no XFS loop file system here: needs root" ] && [ "$(id -u)" != 0 ] && return 0
+	[ "$1" = "no XFS loop file system here: no /dev/loop-control" ] && [ ! -e /dev/loop-control ] && return 0
 	[[ "$1" =~ ^optional\ tool\ ([A-Za-z0-9._+-]+)\ not\ installed$ ]] || return 1
 	t=${BASH_REMATCH[1]}
 	[[ "$optional_tools" == *" $t "* ]] && [ ! -e "$logdir/tools/$t" ]

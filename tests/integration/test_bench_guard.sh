@@ -3,9 +3,10 @@
 # the purpose: each kind of goal it parses (a ratio "<= 1.10x", a lower bound
 # ">= 2x", a figure with a unit "<= 32 MiB", one without "<= 1.001 (...)",
 # "< 60 s", the sign ≤), 20% of slack on both sides, the median (first number)
-# of "1.05x (1.02-1.11)", a figure in other units left alone, goals it does
-# not check ("report ...", "0 lost"), a row with no figure, and bench/run.sh
-# exiting with the guard's verdict.  Needs no broker or vCenter.
+# of "1.05x (1.02-1.11)", a figure in other units left alone, bytes before a
+# time ("<= 1 MiB allocated" of "0.02 MiB allocated (...); 0.04 s": bench_copy's
+# reflink row), goals it does not check ("report ...", "0 lost"), a row with
+# no figure, and bench/run.sh exiting with the guard's verdict.  Needs no broker or vCenter.
 # Prints "N passed, N failed".
 set -u
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -43,6 +44,10 @@ verdict "unitless goal of a figure in seconds holds the ratio, over" 1 "| reg | 
 verdict "a unit after the spread" 1 "| rate | 138 (99-291) cmd/s | broker 30% | | >= 800 cmd/s |"
 verdict "a unit after the spread, met" 0 "| rate | 700 (650-900) cmd/s; broker 80% | | | >= 800 cmd/s |"
 verdict "unitless goal, figure with a spread and a unit" 1 "| reg | 3.36 (2.76-4.61) s | 2 s | 1.60x | <= 1.10 |"
+verdict "bytes allocated before a time (bench_copy's reflink row)" 0 \
+    "| copy (xfs) | 0.02 MiB allocated (0.00-0.02); 0.04 s (0.04-0.09) | cp: 0.00 MiB allocated; 0.02 s | 2.11x (1.19-4.89) | <= 1 MiB allocated (~0 bytes copied) |"
+verdict "bytes allocated before a time, a byte copy" 1 \
+    "| copy (xfs) | 1024.00 MiB allocated (1024.00-1024.00); 3.10 s (3.0-3.2) | cp: 0.00 MiB allocated; 0.02 s | 155x | <= 1 MiB allocated (~0 bytes copied) |"
 verdict "strict bound in seconds" 1 "| fault | 75.0 s | 1 s | 75x | < 60 s |"
 verdict "the sign ≤" 1 "| a | 2 s | 1 s | 1.5 | ≤ 1.15 |"
 verdict "the sign ≥ on a rate" 1 "| rate | 500 cmd/s | | | ≥ 800 cmd/s |"

@@ -52,7 +52,7 @@ check "[fresh] progress events were published" grep -q '"status":"progress"' "$t
 # The info line with the vCenter steps timed apart from the stream, which carried the disk file.
 srcsize=$(stat -c %s "$(dirname "$STORE/$SNAP")"/*.vmdk 2>/dev/null | head -n 1)
 check "[fresh] the log times the vCenter steps apart from the stream of the disk's $srcsize bytes" \
-    grep -Eq "$id: phases: vcenter [0-9]+ ms \(login [0-9]+, leftovers [0-9]+, placement [0-9]+, import [0-9]+, detach [0-9]+, move [0-9]+, destroy [0-9]+\), stream [0-9]+ ms \($srcsize bytes, [0-9.]+ MiB/s\), marker [0-9]+ ms" "$tmp/w1.log"
+    grep -Eq "$id: phases: vcenter [0-9]+ ms [(]login [0-9]+, leftovers [0-9]+, placement [0-9]+, import [0-9]+, detach [0-9]+, move [0-9]+, destroy [0-9]+\), stream [0-9]+ ms \($srcsize bytes, [0-9.]+ MiB/s\), marker [0-9]+ ms" "$tmp/w1.log"
 m1=$(stat -c %Y.%s "$DS/vol-fresh.vmdk" 2>/dev/null)
 sleep 1
 submit "$conf" "$tmp/v.json" "$tmp/v2.out"
