@@ -115,7 +115,7 @@ verdict=$(awk -v b="$bc4" -v w="$wc4" -v m="$mb4" -v n="$ncpu" 'BEGIN {
 	else print "no: broker " b "%, worker " w "%, machine " m "% busy" }')
 # ">= 2x, or shown to be broker-bound": when the runs were, the guard has nothing to hold.
 case $verdict in yes*) goal4="broker-bound (else >= 2x)" ;; *) goal4=">= 2x" ;; esac
-echo "| worker: no-op DeleteSnapshot end to end (confirms, reply_to), 1 worker, jobs = 1, $N cmds, $where | $(spread %.0f "${r1[@]}") cmd/s | broker $(spread %.0f "${c1[@]}")% of a CPU, $(spread %.0f "${f1[@]}") disk flushes/s | | >= 800 cmd/s |"
+echo "| worker: no-op DeleteSnapshot end to end (confirms, reply_to), 1 worker, jobs = 1, $N cmds, $where | $(spread %.0f "${r1[@]}") cmd/s | broker $(spread %.0f "${c1[@]}")% of a CPU, $(spread %.0f "${f1[@]}") disk flushes/s | | report (the baseline of the next row) |"
 echo "| worker: the same, jobs = 4 vs jobs = 1, $where | $(spread %.0f "${r4[@]}") cmd/s; broker $(spread %.0f "${c4[@]}")% of a CPU, worker $(spread %.0f "${wrk4[@]}")%, machine $(spread %.0f "${mach4[@]}")% of $ncpu CPUs busy, $(spread %.0f "${f4[@]}") disk flushes/s | jobs = 1: $(spread %.0f "${r1[@]}") cmd/s | $(ratio_cell "${r4[*]}" "${r1[*]}") | $goal4 |"
 echo "| worker: jobs = 4 bound by the broker? ($where) | $verdict | | | report |"
 if [ -z "${BENCH_TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
