@@ -494,6 +494,9 @@ check "five containers healthy" wait_healthy 5
 check "three workers consume (6 consumers)" e2e_wait_consumers "$CONF" 6
 workers=$(cids --filter label=com.docker.compose.service=worker | cut -c1-12 | sort | tr '\n' ' ')
 # Six commands at once, one per job slot (prefetch 1): every worker takes some.
+# Each export is served at 8 MiB/s (64 MiB: 8 s), so all six are in flight
+# together however slowly they are submitted, and no slot can take two.
+for i in 1 2 3 4 5 6; do curl -sk -m 20 -X POST "$VC_BASE/rig/inject?nfc_rate=8388608" >/dev/null; done
 ids=()
 for i in 1 2 3 4 5 6; do
 	ids+=("$(uuid)")
@@ -504,6 +507,7 @@ for i in "${ids[@]}"; do wait_final "$i" 120 || break; done
 by=$(for i in "${ids[@]}"; do finals "$i" | tail -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["worker"])'; done 2>/dev/null | sort -u | tr '\n' ' ')
 check "six commands succeeded" bash -c "[ \$(for i in ${ids[*]}; do grep -F \"\\\"id\\\":\\\"\$i\\\"\" '$EVLOG' | grep -c '\"status\":\"succeeded\"'; done | grep -cx 1) = 6 ]"
 check "each of the three workers ran some ($by= $workers)" [ "$by" = "$workers" ]
+curl -sk -m 20 -X POST "$VC_BASE/rig/inject?clear=1" >/dev/null
 
 # --- a worker container killed mid-export ----------------------------------------------------
 # The simulator serves the next download at 8 MiB/s: the export takes seconds, and
