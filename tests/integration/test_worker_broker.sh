@@ -240,7 +240,7 @@ start_worker "$conf" "$tmp/w2.log" w2
 w2=$wpid
 check "second worker consumes" wait_consumers "$Q" 2
 slow=$(uuid)
-slow_cmd "$slow" 6 >"$tmp/slow.json"
+slow_cmd "$slow" 10 >"$tmp/slow.json"
 "$CTL" -c "$conf" --password-file "$PW_FILE" submit --wait --timeout 30 "$tmp/slow.json" >"$tmp/slow.out" 2>/dev/null &
 slow_ctl=$!
 sleep 0.5
@@ -251,8 +251,9 @@ for i in $(seq 10); do
 	"$CTL" -c "$conf" --password-file "$PW_FILE" submit --wait --timeout 5 "$tmp/f$i.json" >/dev/null 2>&1 && all=$((all + 1))
 done
 t1=$(date +%s%N)
-check "10 fast commands done while the slow one runs" [ $all -eq 10 ]
-check "fast commands took < 5 s in all ($(( (t1 - t0) / 1000000 )) ms)" [ $(( (t1 - t0) / 1000000 )) -lt 5000 ]
+check "10 fast commands done ($(( (t1 - t0) / 1000000 )) ms)" [ $all -eq 10 ]
+# Not a time bound: the order.  The slow one (10 s) has no answer yet.
+check "... all of them while the slow one still runs (its snapctl waits)" kill -0 "$slow_ctl"
 wait_exit 120 "$slow_ctl"
 check "slow command finished with one final event (NOT_FOUND)" grep -q '"code":"NOT_FOUND"' "$tmp/slow.out"
 
