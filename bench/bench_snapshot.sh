@@ -15,7 +15,8 @@
 # (-task-delay) against those tasks' own time plus the same steps without
 # delay (the fixed cost: what polling and round trips add).  Plus bytes
 # written per disk byte (the worker's write() bytes from /proc/PID/io wchar),
-# the share's bytes per disk byte and the worker's peak RSS.
+# the share's bytes per disk byte and the worker's peak RSS.  The workers'
+# phases lines are kept in build/bench/bench_snapshot.phases.
 # Every figure is the median of BENCH_RUNS (3) interleaved runs of each
 # side, with the spread (bench/lib.sh).  Measures only; never asserts.
 # BENCH_SNAPSHOT_MIB overrides the disk size (default 1024); BENCH_RUNS the runs.
@@ -39,6 +40,7 @@ cleanup() {
 	local p
 	for p in "${wpids[@]}"; do kill -TERM "$p" 2>/dev/null; done
 	for p in "${wpids[@]}"; do wait "$p" 2>/dev/null; done
+	mkdir -p "$build/bench" && cat "$T"/w*.log 2>/dev/null | grep -E ': phases: ' >"$build/bench/bench_snapshot.phases"
 	"$here/tests/rig/vcsim.sh" stop "$T/vc" >/dev/null 2>&1
 	"$here/tests/rig/vcsim.sh" stop "$T/vcd" >/dev/null 2>&1
 	"$here/tests/rig/rabbitmq.sh" stop "$T/mq" >/dev/null 2>&1
