@@ -1,6 +1,7 @@
 #include "common/io.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,4 +196,13 @@ sw_hash_free(struct sw_hash *h)
 		return;
 	EVP_MD_CTX_free(h->ctx);
 	free(h);
+}
+
+void
+sw_writeback(int fd, uint64_t *done, uint64_t size)
+{
+	if (size < *done + SW_WRITEBACK_STEP)
+		return;
+	(void)sync_file_range(fd, (off64_t)*done, (off64_t)(size - *done), SYNC_FILE_RANGE_WRITE);
+	*done = size;
 }

@@ -37,6 +37,16 @@ ssize_t sw_pread_full(int fd, void *p, size_t n, off_t off);
 /* Milliseconds of CLOCK_MONOTONIC. */
 uint64_t sw_mono_ms(void);
 
+/*
+ * Early writeback of a file being written in order: once size (the bytes
+ * written so far) is SW_WRITEBACK_STEP or more past *done, asks the kernel to
+ * start writing [*done, size) back (sync_file_range, SYNC_FILE_RANGE_WRITE:
+ * no wait) and moves *done to size.  A later fsync then finds most of the
+ * file on its way to the disk instead of all of it in the page cache.
+ */
+#define SW_WRITEBACK_STEP (8u * 1024 * 1024)
+void sw_writeback(int fd, uint64_t *done, uint64_t size);
+
 /* Writes the UTC time t as "2026-11-25T21:00:00Z"; buf needs 21 bytes. */
 void sw_time_iso8601(int64_t t, char *buf, size_t bufsz);
 

@@ -28,8 +28,6 @@
  * this far behind.
  */
 #define HASH_RING (2u * 1024 * 1024)
-/* Writeback of a data file is started every this many bytes (sync_file_range). */
-#define WRITEBACK_STEP (8u * 1024 * 1024)
 
 static const unsigned char zeros[ZERO_CHUNK];
 
@@ -154,21 +152,6 @@ ova__writer_hash_sync(struct ova_writer *w)
 	return w->hashpipe != NULL ? sw_hashpipe_sync(w->hashpipe) : 0;
 }
 
-/*
- * Asks the kernel to start writing back what was written since the last
- * call, without waiting: the commit's fsync then finds most of the file on
- * its way to the disk instead of all of it in the page cache.
- */
-static void
-wfile_writeback(struct ova__wfile *f)
-{
-	if (f->size < f->wb_done + WRITEBACK_STEP)
-		return;
-	(void)sync_file_range(f->fd, (off64_t)f->wb_done, (off64_t)(f->size - f->wb_done),
-	    SYNC_FILE_RANGE_WRITE);
-	f->wb_done = f->size;
-}
-
 /* Writes the data part of a sink call (sparse or not); the digest is elsewhere. */
 static int
 wfile_put(struct ova__wfile *f, const unsigned char *c, size_t n, struct sw_err *e)
@@ -240,7 +223,7 @@ wfile_write(struct ova__wfile *f, const void *p, size_t n, struct sw_err *e)
 	if (r < 0)
 		w->failed = 1;
 	else
-		wfile_writeback(f);
+		sw_writeback(f->fd, &f->wb_done, f->size);
 	return r;
 }
 

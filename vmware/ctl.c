@@ -128,9 +128,6 @@ safe_name(const char *s)
 /* ------------------------------------------------------------------ */
 /* File sinks for export                                               */
 
-/* Writeback of a disk file is started every this many bytes, as the store's writer does. */
-#define SINK_WRITEBACK_STEP (8u * 1024 * 1024)
-
 struct file_sink {
 	int dirfd;
 	int fd;
@@ -162,11 +159,7 @@ sink_write(void *ud, const void *p, size_t n, struct sw_err *e)
 		return sw_errf(e, SW_EINTERNAL, "sha256 of %s", s->name);
 	s->bytes += n;
 	/* The close's fsync then finds most of the file on its way to the disk. */
-	if (s->bytes - s->wb_done >= SINK_WRITEBACK_STEP) {
-		(void)sync_file_range(s->fd, (off64_t)s->wb_done, (off64_t)(s->bytes - s->wb_done),
-		    SYNC_FILE_RANGE_WRITE);
-		s->wb_done = s->bytes;
-	}
+	sw_writeback(s->fd, &s->wb_done, s->bytes);
 	return 0;
 }
 
