@@ -65,6 +65,8 @@ node_env() {
 		RABBITMQ_ENABLED_PLUGINS_FILE="$DIR/enabled_plugins"
 		RABBITMQ_PID_FILE="$DIR/rabbitmq.pid"
 		RABBITMQ_CONF_ENV_FILE="$DIR/rabbitmq-env.conf"
+		# A node that fails to start leaves its crash dump here, not in the caller's directory.
+		ERL_CRASH_DUMP="$DIR/erl_crash.dump"
 		ERL_EPMD_ADDRESS=127.0.0.1
 		ERL_EPMD_PORT="$EPMD_PORT"
 		# +sbwt none: Erlang's schedulers spin while idle by default; on a
