@@ -62,7 +62,11 @@ check "task fault: nothing on the share" object_absent "snapshots/5/3/$id"
 # --- the command's deadline passes mid-way: TIMEOUT, cleanup still done ------------
 id=$(uuid)
 cmd_snapshot "$id" "$disk1" 5 6 | sed 's/"type":"CreateSnapshot",/"type":"CreateSnapshot","timeout_s":1,/' >"$tmp/f5.json"
+# The export served at 32 MiB/s (8 s for the disk): the 1 s deadline passes whatever
+# the machine's speed (on a fresh machine the whole command once fitted in 1 s).
+inject "nfc_rate=33554432"
 "$SW" run-once -c "$conf" "$tmp/f5.json" >"$tmp/f5.out" 2>"$tmp/f5.log"
+inject "clear=1" # the rate, if the deadline came before the download
 check "deadline passed: failed TIMEOUT" evtrue "$tmp/f5.out" "e['error']['code']=='TIMEOUT'"
 check "deadline passed: cleanup ran on a deadline of its own" rig_settled
 check "deadline passed: nothing on the share" object_absent "snapshots/5/6/$id"
