@@ -199,10 +199,21 @@ sw_hash_free(struct sw_hash *h)
 }
 
 void
-sw_writeback(int fd, uint64_t *done, uint64_t size)
+sw_writeback(int fd, struct sw_writeback *wb, uint64_t end)
 {
-	if (size < *done + SW_WRITEBACK_STEP)
+	uint64_t to;
+
+	if (end < wb->started + SW_WRITEBACK_STEP)
 		return;
-	(void)sync_file_range(fd, (off64_t)*done, (off64_t)(size - *done), SYNC_FILE_RANGE_WRITE);
-	*done = size;
+	(void)sync_file_range(fd, (off64_t)wb->started, (off64_t)(end - wb->started),
+	    SYNC_FILE_RANGE_WRITE);
+	wb->started = end;
+	if (end < wb->settled + SW_WRITEBACK_LAG + SW_WRITEBACK_STEP)
+		return;
+	to = end - SW_WRITEBACK_LAG;
+	if (sync_file_range(fd, (off64_t)wb->settled, (off64_t)(to - wb->settled),
+	    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) == 0)
+		(void)posix_fadvise(fd, (off_t)wb->settled, (off_t)(to - wb->settled),
+		    POSIX_FADV_DONTNEED);
+	wb->settled = to;
 }

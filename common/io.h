@@ -38,14 +38,28 @@ ssize_t sw_pread_full(int fd, void *p, size_t n, off_t off);
 uint64_t sw_mono_ms(void);
 
 /*
- * Early writeback of a file being written in order: once size (the bytes
- * written so far) is SW_WRITEBACK_STEP or more past *done, asks the kernel to
- * start writing [*done, size) back (sync_file_range, SYNC_FILE_RANGE_WRITE:
- * no wait) and moves *done to size.  A later fsync then finds most of the
- * file on its way to the disk instead of all of it in the page cache.
+ * Write-behind for a file written front to back that this process will not
+ * read again (a disk streamed into the store, an archive being packed).
+ * Call sw_writeback after each write with end, the file's size so far:
+ *   - every SW_WRITEBACK_STEP bytes it asks the kernel to start writing the
+ *     new bytes to the disk (sync_file_range, SYNC_FILE_RANGE_WRITE, no
+ *     wait), so the closing fsync finds the file mostly written;
+ *   - the bytes more than SW_WRITEBACK_LAG behind end are waited for and
+ *     dropped from the page cache (POSIX_FADV_DONTNEED): a stream keeps at
+ *     most about LAG + STEP of its file in memory, reuses the same pages
+ *     instead of taking fresh ones for every byte, and writes no faster than
+ *     the disk takes it (backpressure instead of the kernel's dirty limit).
+ * Both are advice: an error of either is ignored (a file system without
+ * them only loses the early start).  Ranges before settled are never
+ * touched again, so only the part of the file written in order is dropped.
  */
 #define SW_WRITEBACK_STEP (8u * 1024 * 1024)
-void sw_writeback(int fd, uint64_t *done, uint64_t size);
+#define SW_WRITEBACK_LAG (32u * 1024 * 1024)
+struct sw_writeback {
+	uint64_t started; /* writeback asked for [0, started) */
+	uint64_t settled; /* [0, settled) waited for and dropped from the cache */
+};
+void sw_writeback(int fd, struct sw_writeback *wb, uint64_t end);
 
 /* Writes the UTC time t as "2026-11-25T21:00:00Z"; buf needs 21 bytes. */
 void sw_time_iso8601(int64_t t, char *buf, size_t bufsz);

@@ -94,7 +94,7 @@ struct ova__wfile {
 	char tmp[SW_NAME_MAX + 1];       /* temporary name in DIR */
 	int fd;
 	uint64_t size;
-	uint64_t wb_done;                /* writeback started up to here (sync_file_range) */
+	struct sw_writeback wb;           /* write-behind of the file (common/io.h) */
 	struct sw_hash *hash;            /* NULL when off or finished */
 	char sha256[OVA_SHA256_HEX];
 	int renamed;                     /* the final name exists and is ours */
@@ -161,10 +161,11 @@ int ova__member_reserved(const char *name);
  * Copies len bytes from infd at inoff to outfd at its current offset (or,
  * with outoff >= 0, by pwrite at outoff).  With sparse, holes of infd become
  * holes in outfd (outfd must be a regular file, its offset is advanced).
- * hash (may be NULL) gets every byte, which forces read/write.
+ * hash (may be NULL) gets every byte, which forces read/write.  wb (may be
+ * NULL): write-behind of a regular outfd (common/io.h sw_writeback).
  */
 int ova__copy_data(int infd, uint64_t inoff, uint64_t len, int outfd, int sparse,
-    struct sw_hash *hash, const char *what, struct sw_err *e);
+    struct sw_hash *hash, struct sw_writeback *wb, const char *what, struct sw_err *e);
 
 /*
  * Copies the first len bytes of infd into outfd (a new, empty regular file
@@ -172,7 +173,7 @@ int ova__copy_data(int infd, uint64_t inoff, uint64_t len, int outfd, int sparse
  * shares blocks (*ret_cloned 1: nothing read, hash untouched), else
  * copy_file_range (sendfile, read/write as fallbacks) while a helper thread
  * feeds hash (may be NULL) from infd; with a helper, outfd is fsynced
- * before it is waited for.
+ * before it is waited for.  The copy is written behind (sw_writeback).
  */
 int ova__copy_file(int infd, uint64_t len, int outfd, struct sw_hash *hash, int *ret_cloned,
     const char *what, struct sw_err *e);

@@ -25,10 +25,21 @@
 
 #define COPY_CHUNK (8u * 1024 * 1024)
 #define RW_BUF (1024 * 1024)
-/* Writeback of a regular output is started every this many bytes. */
-#define WRITEBACK_STEP (16u * 1024 * 1024)
 
 static const unsigned char zero_blocks[1024];
+
+/*
+ * For an output that will be fsynced and not read again (an archive packed
+ * into a file, a copy): write-behind up to where the output now ends.
+ */
+static void
+writebehind(int outfd, struct sw_writeback *wb)
+{
+	off_t end = lseek(outfd, 0, SEEK_CUR);
+
+	if (end > 0)
+		sw_writeback(outfd, wb, (uint64_t)end);
+}
 
 /*
  * Plain read/write copy through a buffer, hashing on the way (on the
@@ -37,7 +48,7 @@ static const unsigned char zero_blocks[1024];
  */
 static int
 copy_rw(int infd, uint64_t off, uint64_t len, int outfd, struct sw_hash *hash,
-    const char *what, struct sw_err *e)
+    struct sw_writeback *wb, const char *what, struct sw_err *e)
 {
 	unsigned char *buf = malloc(RW_BUF);
 	struct sw_hashpipe *hp = NULL;
@@ -70,6 +81,8 @@ copy_rw(int infd, uint64_t off, uint64_t len, int outfd, struct sw_hash *hash,
 		}
 		off += want;
 		len -= want;
+		if (wb != NULL)
+			writebehind(outfd, wb);
 	}
 	if (hp != NULL && sw_hashpipe_sync(hp) < 0 && r == 0)
 		r = sw_errf(e, SW_EINTERNAL, "digest failed");
@@ -80,11 +93,10 @@ copy_rw(int infd, uint64_t off, uint64_t len, int outfd, struct sw_hash *hash,
 
 /* Moves one data region with the kernel's help; falls back to read/write. */
 static int
-copy_region(int infd, uint64_t off, uint64_t len, int outfd, int out_is_reg, int writeback,
-    const char *what, struct sw_err *e)
+copy_region(int infd, uint64_t off, uint64_t len, int outfd, int out_is_reg,
+    struct sw_writeback *wb, const char *what, struct sw_err *e)
 {
 	int use_cfr = out_is_reg, use_sf = 1;
-	uint64_t moved = 0;
 
 	while (len > 0) {
 		size_t want = len < COPY_CHUNK ? (size_t)len : COPY_CHUNK;
@@ -108,7 +120,7 @@ copy_region(int infd, uint64_t off, uint64_t len, int outfd, int out_is_reg, int
 				continue;
 			}
 		} else {
-			return copy_rw(infd, off, len, outfd, NULL, what, e);
+			return copy_rw(infd, off, len, outfd, NULL, wb, what, e);
 		}
 		if (n < 0) {
 			if (errno == EINTR || errno == EAGAIN)
@@ -119,22 +131,15 @@ copy_region(int infd, uint64_t off, uint64_t len, int outfd, int out_is_reg, int
 			return sw_errf(e, SW_EFORMAT, "'%s' became shorter while being read", what);
 		off += (uint64_t)n;
 		len -= (uint64_t)n;
-		/*
-		 * For an output that will be fsynced, start writeback of what this
-		 * chunk dirtied (advisory, no wait): the fsync then finds the file
-		 * mostly written.
-		 */
-		if (writeback && (moved += (uint64_t)n) >= WRITEBACK_STEP) {
-			(void)sync_file_range(outfd, 0, 0, SYNC_FILE_RANGE_WRITE);
-			moved = 0;
-		}
+		if (wb != NULL)
+			writebehind(outfd, wb);
 	}
 	return 0;
 }
 
 int
 ova__copy_data(int infd, uint64_t inoff, uint64_t len, int outfd, int sparse,
-    struct sw_hash *hash, const char *what, struct sw_err *e)
+    struct sw_hash *hash, struct sw_writeback *wb, const char *what, struct sw_err *e)
 {
 	struct stat st;
 	int out_is_reg;
@@ -142,13 +147,14 @@ ova__copy_data(int infd, uint64_t inoff, uint64_t len, int outfd, int sparse,
 	int r;
 
 	if (hash != NULL)
-		return copy_rw(infd, inoff, len, outfd, hash, what, e);
+		return copy_rw(infd, inoff, len, outfd, hash, wb, what, e);
 	if (fstat(outfd, &st) < 0)
 		return sw_errno(e, errno, "stat of the output");
 	out_is_reg = S_ISREG(st.st_mode);
 	(void)posix_fadvise(infd, (off_t)inoff, (off_t)len, POSIX_FADV_SEQUENTIAL);
 	if (!sparse || !out_is_reg)
-		return copy_region(infd, inoff, len, outfd, out_is_reg, 0, what, e);
+		return copy_region(infd, inoff, len, outfd, out_is_reg, out_is_reg ? wb : NULL, what,
+		    e);
 	/* Walk data and holes; a hole becomes a seek in the output. */
 	while (pos < end) {
 		off_t d = lseek(infd, (off_t)pos, SEEK_DATA), h;
@@ -157,7 +163,7 @@ ova__copy_data(int infd, uint64_t inoff, uint64_t len, int outfd, int sparse,
 		if (d < 0 && errno == ENXIO)
 			d = (off_t)end; /* only a hole up to the end of the file */
 		else if (d < 0)
-			return copy_region(infd, pos, end - pos, outfd, 1, 0, what, e);
+			return copy_region(infd, pos, end - pos, outfd, 1, wb, what, e);
 		dstart = (uint64_t)d > end ? end : (uint64_t)d;
 		if (dstart > pos && lseek(outfd, (off_t)(dstart - pos), SEEK_CUR) < 0)
 			return sw_errno(e, errno, "seek in the output");
@@ -168,7 +174,7 @@ ova__copy_data(int infd, uint64_t inoff, uint64_t len, int outfd, int sparse,
 		dend = h < 0 || (uint64_t)h > end ? end : (uint64_t)h;
 		if (dend <= pos)
 			dend = end;
-		if ((r = copy_region(infd, pos, dend - pos, outfd, 1, 0, what, e)) < 0)
+		if ((r = copy_region(infd, pos, dend - pos, outfd, 1, wb, what, e)) < 0)
 			return r;
 		pos = dend;
 	}
@@ -217,6 +223,7 @@ int
 ova__copy_file(int infd, uint64_t len, int outfd, struct sw_hash *hash, int *ret_cloned,
     const char *what, struct sw_err *e)
 {
+	struct sw_writeback wb = { 0, 0 };
 	struct fhash j;
 	int r;
 
@@ -227,7 +234,7 @@ ova__copy_file(int infd, uint64_t len, int outfd, struct sw_hash *hash, int *ret
 		return 0;
 	}
 	if (hash == NULL)
-		return copy_region(infd, 0, len, outfd, 1, 1, what, e);
+		return copy_region(infd, 0, len, outfd, 1, &wb, what, e);
 	(void)posix_fadvise(infd, 0, (off_t)len, POSIX_FADV_SEQUENTIAL);
 	memset(&j, 0, sizeof(j));
 	j.fd = infd;
@@ -235,8 +242,8 @@ ova__copy_file(int infd, uint64_t len, int outfd, struct sw_hash *hash, int *ret
 	j.h = hash;
 	/* The kernel moves the data while the helper digests the same bytes from the cache. */
 	if (len <= RW_BUF || pthread_create(&j.th, NULL, fhash_main, &j) != 0)
-		return copy_rw(infd, 0, len, outfd, hash, what, e);
-	r = copy_region(infd, 0, len, outfd, 1, 1, what, e);
+		return copy_rw(infd, 0, len, outfd, hash, &wb, what, e);
+	r = copy_region(infd, 0, len, outfd, 1, &wb, what, e);
 	/* The data goes to the disk while the helper finishes (the caller's fsync is then quick). */
 	if (r == 0 && fsync(outfd) < 0)
 		r = sw_errno(e, errno, "fsync of the copy of '%s'", what);
@@ -259,7 +266,8 @@ struct pmember {
 };
 
 static int
-write_member(const struct pmember *m, int outfd, int sparse, uint64_t *total, struct sw_err *e)
+write_member(const struct pmember *m, int outfd, int sparse, struct sw_writeback *wb,
+    uint64_t *total, struct sw_err *e)
 {
 	unsigned char hdr[OVA_TAR_HDR_MAX];
 	size_t hlen, pad;
@@ -269,7 +277,7 @@ write_member(const struct pmember *m, int outfd, int sparse, uint64_t *total, st
 		return sw_errf(e, SW_EPATH, "member name '%s' cannot be stored", m->name);
 	if ((r = sw_write_all(outfd, hdr, hlen)) < 0)
 		return sw_errno(e, -r, "write of the OVA");
-	if ((r = ova__copy_data(m->fd, m->off, m->size, outfd, sparse, NULL, m->name, e)) < 0)
+	if ((r = ova__copy_data(m->fd, m->off, m->size, outfd, sparse, NULL, wb, m->name, e)) < 0)
 		return r;
 	pad = (size_t)((512 - m->size % 512) % 512);
 	if (pad > 0 && (r = sw_write_all(outfd, zero_blocks, pad)) < 0)
@@ -279,8 +287,8 @@ write_member(const struct pmember *m, int outfd, int sparse, uint64_t *total, st
 }
 
 static int
-pack_new(struct ova__obj *o, struct ova_info *in, int outfd, int sparse, uint64_t *total,
-    struct sw_err *e)
+pack_new(struct ova__obj *o, struct ova_info *in, int outfd, int sparse, struct sw_writeback *wb,
+    uint64_t *total, struct sw_err *e)
 {
 	struct pmember m;
 	struct stat st;
@@ -307,7 +315,7 @@ pack_new(struct ova__obj *o, struct ova_info *in, int outfd, int sparse, uint64_
 			    (unsigned long long)in->meta->disks[i - 1].size);
 			goto next;
 		}
-		r = write_member(&m, outfd, sparse, total, e);
+		r = write_member(&m, outfd, sparse, wb, total, e);
 next:
 		(void)close(m.fd);
 		if (r < 0)
@@ -320,7 +328,8 @@ next:
 }
 
 static int
-pack_legacy(struct ova__obj *o, int outfd, int sparse, uint64_t *total, struct sw_err *e)
+pack_legacy(struct ova__obj *o, int outfd, int sparse, struct sw_writeback *wb, uint64_t *total,
+    struct sw_err *e)
 {
 	char ova[SW_NAME_MAX + 1];
 	struct stat st;
@@ -333,16 +342,17 @@ pack_legacy(struct ova__obj *o, int outfd, int sparse, uint64_t *total, struct s
 	if (fstat(fd, &st) < 0)
 		r = sw_errno(e, errno, "stat '%s'", ova);
 	else
-		r = ova__copy_data(fd, 0, (uint64_t)st.st_size, outfd, sparse, NULL, ova, e);
+		r = ova__copy_data(fd, 0, (uint64_t)st.st_size, outfd, sparse, NULL, wb, ova, e);
 	if (r == 0)
 		*total += (uint64_t)st.st_size;
 	(void)close(fd);
 	return r;
 }
 
-int
-ova_pack_fd(struct ova_store *s, const char *obj, int fd, unsigned flags, uint64_t *ret_size,
-    struct sw_err *e)
+/* wb: write-behind of an output that will be fsynced (NULL: none). */
+static int
+pack_fd(struct ova_store *s, const char *obj, int fd, unsigned flags, struct sw_writeback *wb,
+    uint64_t *ret_size, struct sw_err *e)
 {
 	struct ova_info *in = NULL;
 	struct ova__obj o;
@@ -365,9 +375,9 @@ ova_pack_fd(struct ova_store *s, const char *obj, int fd, unsigned flags, uint64
 	if ((r = ova__obj_open(s, obj, 0, &o, e)) < 0)
 		goto out;
 	if (in->format == OVA_FMT_OVF)
-		r = pack_new(&o, in, fd, sparse, &total, e);
+		r = pack_new(&o, in, fd, sparse, wb, &total, e);
 	else
-		r = pack_legacy(&o, fd, sparse, &total, e);
+		r = pack_legacy(&o, fd, sparse, wb, &total, e);
 	if (r < 0) {
 		sw_errctx(e, "pack '%s'", in->install_path);
 		goto out;
@@ -386,11 +396,20 @@ out:
 }
 
 int
+ova_pack_fd(struct ova_store *s, const char *obj, int fd, unsigned flags, uint64_t *ret_size,
+    struct sw_err *e)
+{
+	/* The caller's output (a pipe, a file it may read or not sync): left to the kernel. */
+	return pack_fd(s, obj, fd, flags, NULL, ret_size, e);
+}
+
+int
 ova_pack_at(struct ova_store *s, const char *obj, int dirfd, const char *relpath,
     unsigned flags, uint64_t *ret_size, struct sw_err *e)
 {
 	static unsigned counter;
 	char dir[SW_PATH_MAX], base[SW_NAME_MAX + 1], tmp[SW_NAME_MAX + 1];
+	struct sw_writeback wb = { 0, 0 };
 	struct ova_atomic a;
 	uint64_t size = 0;
 	int dfd = -1, r;
@@ -407,7 +426,8 @@ ova_pack_at(struct ova_store *s, const char *obj, int dirfd, const char *relpath
 		return dfd;
 	if ((r = ova_atomic_begin(&a, dfd, base, tmp, OVA_ATOMIC_EXCL, relpath, e)) < 0)
 		goto out;
-	if ((r = ova_pack_fd(s, obj, a.fd, flags, &size, e)) < 0) {
+	/* The archive is fsynced before its rename and not read here again. */
+	if ((r = pack_fd(s, obj, a.fd, flags, &wb, &size, e)) < 0) {
 		ova_atomic_abort(&a);
 		goto out;
 	}

@@ -223,7 +223,7 @@ wfile_write(struct ova__wfile *f, const void *p, size_t n, struct sw_err *e)
 	if (r < 0)
 		w->failed = 1;
 	else
-		sw_writeback(f->fd, &f->wb_done, f->size);
+		sw_writeback(f->fd, &f->wb, f->size);
 	return r;
 }
 

@@ -135,7 +135,8 @@ struct file_sink {
 	struct sw_hash *h;
 	struct sw_hashpipe *hp;  /* the export's hashing thread; NULL: inline */
 	char sha256[129];
-	uint64_t bytes, wb_done;
+	uint64_t bytes;
+	struct sw_writeback wb;
 };
 
 struct export_ctx {
@@ -159,7 +160,7 @@ sink_write(void *ud, const void *p, size_t n, struct sw_err *e)
 		return sw_errf(e, SW_EINTERNAL, "sha256 of %s", s->name);
 	s->bytes += n;
 	/* The close's fsync then finds most of the file on its way to the disk. */
-	sw_writeback(s->fd, &s->wb_done, s->bytes);
+	sw_writeback(s->fd, &s->wb, s->bytes);
 	return 0;
 }
 

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -332,6 +334,80 @@ test_unique_name(void **state)
 	assert_int_equal(sw_ascii_lower(low, 4, "abcd"), -ENAMETOOLONG);
 }
 
+/* Pages of [off, off + len) of fd in the page cache (mincore of a mapping). */
+static size_t
+resident_pages(int fd, size_t off, size_t len)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	size_t n = len / (size_t)pg, k = 0, i;
+	unsigned char *v = malloc(n);
+	void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, (off_t)off);
+
+	assert_non_null(v);
+	assert_true(m != MAP_FAILED);
+	assert_int_equal(mincore(m, len, v), 0);
+	for (i = 0; i < n; i++)
+		k += v[i] & 1;
+	munmap(m, len);
+	free(v);
+	return k;
+}
+
+/*
+ * sw_writeback: writeback starts every STEP, the bytes more than LAG behind
+ * the end are settled and leave the page cache (where the file system drops
+ * pages: not tmpfs), the file's bytes are all there.
+ */
+static void
+test_writeback(void **state)
+{
+	enum { MIB = 1 << 20, TOTAL = 80 };
+	char dir[] = "/var/tmp/swwb.XXXXXX", path[64];
+	struct sw_writeback wb = { 0, 0 };
+	unsigned char *buf = malloc(MIB), *back = malloc(MIB);
+	struct statfs sf;
+	size_t i, early;
+	int fd;
+
+	(void)state;
+	assert_non_null(buf);
+	assert_non_null(back);
+	assert_non_null(mkdtemp(dir));
+	(void)snprintf(path, sizeof(path), "%s/f", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	for (i = 0; i < TOTAL; i++) {
+		memset(buf, (int)(i + 1), MIB);
+		assert_int_equal(sw_write_all(fd, buf, MIB), 0);
+		sw_writeback(fd, &wb, (uint64_t)(i + 1) * MIB);
+		/* Nothing happens before a whole step is written. */
+		if (i + 1 < SW_WRITEBACK_STEP / MIB)
+			assert_int_equal(wb.started, 0);
+		/* Never more than LAG + STEP unsettled. */
+		assert_true((i + 1) * MIB - wb.settled < SW_WRITEBACK_LAG + SW_WRITEBACK_STEP);
+	}
+	assert_int_equal(wb.started, (uint64_t)TOTAL * MIB);
+	assert_int_equal(wb.settled, (uint64_t)TOTAL * MIB - SW_WRITEBACK_LAG);
+	/* A call with nothing new changes nothing. */
+	sw_writeback(fd, &wb, (uint64_t)TOTAL * MIB);
+	assert_int_equal(wb.started, (uint64_t)TOTAL * MIB);
+	assert_int_equal(fstatfs(fd, &sf), 0);
+	if (sf.f_type != 0x01021994 /* TMPFS_MAGIC */) {
+		early = resident_pages(fd, 0, (size_t)wb.settled);
+		assert_int_equal(early, 0);
+	}
+	for (i = 0; i < TOTAL; i++) {
+		memset(buf, (int)(i + 1), MIB);
+		assert_int_equal(sw_pread_full(fd, back, MIB, (off_t)(i * MIB)), MIB);
+		assert_memory_equal(buf, back, MIB);
+	}
+	close(fd);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+	free(buf);
+	free(back);
+}
+
 int
 main(void)
 {
@@ -348,6 +424,7 @@ main(void)
 		cmocka_unit_test(test_err),
 		cmocka_unit_test(test_hash),
 		cmocka_unit_test(test_time),
+		cmocka_unit_test(test_writeback),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
