@@ -179,6 +179,57 @@ sw_hashpipe_update(struct sw_hashpipe *hp, struct sw_hash *h, const void *p, siz
 	return err;
 }
 
+void *
+sw_hashpipe_claim(struct sw_hashpipe *hp, struct sw_hash *h, size_t *room)
+{
+	void *p = NULL;
+
+	*room = 0;
+	if (hp == NULL || h == NULL || !hp->threaded)
+		return NULL;
+	pthread_mutex_lock(&hp->mu);
+	while (hp->err == 0) {
+		struct hp_block *b = &hp->blk[hp->tail];
+
+		if (hp->posted == hp->nblocks) {
+			pthread_cond_wait(&hp->cv_done, &hp->mu);
+			continue;
+		}
+		if (b->len != 0 && (b->h != h || b->len == HP_BLOCK)) {
+			hp_post_locked(hp);
+			continue;
+		}
+		b->h = h;
+		*room = HP_BLOCK - b->len;
+		p = hp->mem + hp->tail * HP_BLOCK + b->len;
+		break;
+	}
+	pthread_mutex_unlock(&hp->mu);
+	return p;
+}
+
+int
+sw_hashpipe_fill(struct sw_hashpipe *hp, size_t n)
+{
+	struct hp_block *b;
+	int err;
+
+	if (hp == NULL || !hp->threaded)
+		return SW_EINTERNAL;
+	pthread_mutex_lock(&hp->mu);
+	b = &hp->blk[hp->tail];
+	if (n > HP_BLOCK - b->len || (n != 0 && b->h == NULL)) {
+		pthread_mutex_unlock(&hp->mu);
+		return SW_EINTERNAL;
+	}
+	b->len += n;
+	if (b->len == HP_BLOCK)
+		hp_post_locked(hp);
+	err = hp->err;
+	pthread_mutex_unlock(&hp->mu);
+	return err;
+}
+
 int
 sw_hashpipe_sync(struct sw_hashpipe *hp)
 {

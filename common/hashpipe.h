@@ -30,6 +30,19 @@ struct sw_hashpipe *sw_hashpipe_new(size_t ring_bytes);
  */
 int sw_hashpipe_update(struct sw_hashpipe *hp, struct sw_hash *h, const void *p, size_t n);
 
+/*
+ * Zero-copy queueing, for a caller that reads its data from a file anyway:
+ * sw_hashpipe_claim() returns free ring space for h's next bytes (*room
+ * bytes, at least 1) to read into, blocking while the ring is full; NULL
+ * without a helper thread (use sw_hashpipe_update) or after a digest failure.
+ * sw_hashpipe_fill() then queues the first n of those bytes (n <= *room; 0
+ * queues nothing).  The caller may go on reading the bytes it filled (to
+ * write them out) until its next call on hp: the helper only reads them, and
+ * only the caller's next claim or update can reuse their space.
+ */
+void *sw_hashpipe_claim(struct sw_hashpipe *hp, struct sw_hash *h, size_t *room);
+int sw_hashpipe_fill(struct sw_hashpipe *hp, size_t n);
+
 /* Waits until every queued byte is hashed.  0 or the first failure. */
 int sw_hashpipe_sync(struct sw_hashpipe *hp);
 

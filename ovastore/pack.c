@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,42 +180,54 @@ ova__copy_data(int infd, uint64_t inoff, uint64_t len, int outfd, int sparse,
 	return 0;
 }
 
-/* The digest of a file's first len bytes, read on a thread of its own. */
-struct fhash {
-	pthread_t th;
-	int fd;
-	uint64_t len;
-	struct sw_hash *h;
-	int err;               /* 0, SW_EINTERNAL, SW_EFORMAT (short), -errno */
-};
-
-static void *
-fhash_main(void *arg)
+/*
+ * The copy with a digest: one read of the source, straight into the hashing
+ * pipeline's ring, written out from there while the helper thread digests
+ * the same bytes.  No second pass over the source, no copy between buffers.
+ */
+static int
+copy_hashed(int infd, uint64_t len, int outfd, struct sw_hashpipe *hp, struct sw_hash *hash,
+    struct sw_writeback *wb, const char *what, struct sw_err *e)
 {
-	struct fhash *j = arg;
-	unsigned char *buf = malloc(RW_BUF);
 	uint64_t off = 0;
+	int r = 0;
 
-	if (buf == NULL) {
-		j->err = -ENOMEM;
-		return NULL;
-	}
-	while (off < j->len) {
-		size_t want = j->len - off < RW_BUF ? (size_t)(j->len - off) : RW_BUF;
-		ssize_t n = sw_pread_full(j->fd, buf, want, (off_t)off);
+	while (off < len) {
+		size_t room, want;
+		ssize_t n;
+		void *p = sw_hashpipe_claim(hp, hash, &room);
 
-		if (n < 0 || (size_t)n != want) {
-			j->err = n < 0 ? (int)n : SW_EFORMAT;
+		if (p == NULL) {
+			r = sw_errf(e, SW_EINTERNAL, "digest failed");
 			break;
 		}
-		if (sw_hash_update(j->h, buf, want) < 0) {
-			j->err = SW_EINTERNAL;
+		want = len - off < room ? (size_t)(len - off) : room;
+		n = sw_pread_full(infd, p, want, (off_t)off);
+		if (n < 0) {
+			r = sw_errno(e, (int)-n, "read of '%s'", what);
+			break;
+		}
+		if ((size_t)n != want) {
+			r = sw_errf(e, SW_EFORMAT, "'%s' became shorter while being read", what);
+			break;
+		}
+		if (sw_hashpipe_fill(hp, want) < 0) {
+			r = sw_errf(e, SW_EINTERNAL, "digest failed");
+			break;
+		}
+		if ((r = sw_write_all(outfd, p, want)) < 0) {
+			r = sw_errno(e, -r, "write of the copy of '%s'", what);
 			break;
 		}
 		off += want;
+		writebehind(outfd, wb);
 	}
-	free(buf);
-	return NULL;
+	/* The data goes to the disk while the helper finishes (the caller's fsync is then quick). */
+	if (r == 0 && fsync(outfd) < 0)
+		r = sw_errno(e, errno, "fsync of the copy of '%s'", what);
+	if (sw_hashpipe_sync(hp) < 0 && r == 0)
+		r = sw_errf(e, SW_EINTERNAL, "digest failed");
+	return r;
 }
 
 int
@@ -224,7 +235,7 @@ ova__copy_file(int infd, uint64_t len, int outfd, struct sw_hash *hash, int *ret
     const char *what, struct sw_err *e)
 {
 	struct sw_writeback wb = { 0, 0 };
-	struct fhash j;
+	struct sw_hashpipe *hp;
 	int r;
 
 	*ret_cloned = 0;
@@ -236,23 +247,13 @@ ova__copy_file(int infd, uint64_t len, int outfd, struct sw_hash *hash, int *ret
 	if (hash == NULL)
 		return copy_region(infd, 0, len, outfd, 1, &wb, what, e);
 	(void)posix_fadvise(infd, 0, (off_t)len, POSIX_FADV_SEQUENTIAL);
-	memset(&j, 0, sizeof(j));
-	j.fd = infd;
-	j.len = len;
-	j.h = hash;
-	/* The kernel moves the data while the helper digests the same bytes from the cache. */
-	if (len <= RW_BUF || pthread_create(&j.th, NULL, fhash_main, &j) != 0)
+	hp = len > RW_BUF ? sw_hashpipe_new(0) : NULL;
+	if (!sw_hashpipe_threaded(hp)) {
+		sw_hashpipe_free(hp);
 		return copy_rw(infd, 0, len, outfd, hash, &wb, what, e);
-	r = copy_region(infd, 0, len, outfd, 1, &wb, what, e);
-	/* The data goes to the disk while the helper finishes (the caller's fsync is then quick). */
-	if (r == 0 && fsync(outfd) < 0)
-		r = sw_errno(e, errno, "fsync of the copy of '%s'", what);
-	(void)pthread_join(j.th, NULL);
-	if (r == 0 && j.err != 0)
-		r = j.err == SW_EFORMAT ? sw_errf(e, SW_EFORMAT,
-		    "'%s' became shorter while being read", what) :
-		    j.err == SW_EINTERNAL ? sw_errf(e, SW_EINTERNAL, "digest failed") :
-		    sw_errno(e, -j.err, "read of '%s'", what);
+	}
+	r = copy_hashed(infd, len, outfd, hp, hash, &wb, what, e);
+	sw_hashpipe_free(hp);
 	return r;
 }
 
