@@ -212,7 +212,8 @@ sw_writeback(int fd, struct sw_writeback *wb, uint64_t end)
 		return;
 	to = end - SW_WRITEBACK_LAG;
 	if (sync_file_range(fd, (off64_t)wb->settled, (off64_t)(to - wb->settled),
-	    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) == 0)
+	    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) == 0 &&
+	    !wb->keep)
 		(void)posix_fadvise(fd, (off_t)wb->settled, (off_t)(to - wb->settled),
 		    POSIX_FADV_DONTNEED);
 	wb->settled = to;

@@ -52,12 +52,15 @@ uint64_t sw_mono_ms(void);
  * Both are advice: an error of either is ignored (a file system without
  * them only loses the early start).  Ranges before settled are never
  * touched again, so only the part of the file written in order is dropped.
+ * With keep set, the settled bytes stay in the page cache (a file that is
+ * read back at once: the .ova packed from a disk just exported).
  */
 #define SW_WRITEBACK_STEP (8u * 1024 * 1024)
 #define SW_WRITEBACK_LAG (32u * 1024 * 1024)
 struct sw_writeback {
 	uint64_t started; /* writeback asked for [0, started) */
-	uint64_t settled; /* [0, settled) waited for and dropped from the cache */
+	uint64_t settled; /* [0, settled) waited for (and dropped from the cache) */
+	int keep;         /* 1: settled bytes stay in the page cache */
 };
 void sw_writeback(int fd, struct sw_writeback *wb, uint64_t end);
 

@@ -392,6 +392,7 @@ int ova_debris_remove(struct ova_store *s, const char *obj, struct sw_err *e);
 #define OVA_WRITER_NO_OVF_CHECK 0x1   /* commit: do not require the OVF to reference exactly the disks */
 #define OVA_WRITER_SPARSE       0x2   /* all-zero data becomes holes (unpack uses it) */
 #define OVA_WRITER_NO_SHA256    0x4   /* do not compute sha256 of the disks (no diskK.sha256) */
+#define OVA_WRITER_KEEP_CACHE   0x8   /* the disks stay in the page cache (read back at once) */
 
 struct ova_writer;
 

@@ -234,7 +234,7 @@ int
 ova__copy_file(int infd, uint64_t len, int outfd, struct sw_hash *hash, int *ret_cloned,
     const char *what, struct sw_err *e)
 {
-	struct sw_writeback wb = { 0, 0 };
+	struct sw_writeback wb = { 0, 0, 0 };
 	struct sw_hashpipe *hp;
 	int r;
 
@@ -410,7 +410,7 @@ ova_pack_at(struct ova_store *s, const char *obj, int dirfd, const char *relpath
 {
 	static unsigned counter;
 	char dir[SW_PATH_MAX], base[SW_NAME_MAX + 1], tmp[SW_NAME_MAX + 1];
-	struct sw_writeback wb = { 0, 0 };
+	struct sw_writeback wb = { 0, 0, 0 };
 	struct ova_atomic a;
 	uint64_t size = 0;
 	int dfd = -1, r;

@@ -123,6 +123,7 @@ wfile_open(struct ova_writer *w, struct ova__wfile *f, const char *name, const c
 	}
 	if (!(w->flags & OVA_WRITER_NO_SHA256) && (f->hash = sw_hash_new("sha256")) == NULL)
 		return sw_errf(e, -ENOMEM, "out of memory");
+	f->wb.keep = (w->flags & OVA_WRITER_KEEP_CACHE) != 0;
 	/* O_EXCL: a concurrent writer of the same object fails instead of interleaving. */
 	f->fd = ova__open(w->o.dirfd, f->tmp, O_WRONLY | O_CREAT | O_EXCL, 0644, e);
 	if (f->fd < 0) {

@@ -363,7 +363,7 @@ test_writeback(void **state)
 {
 	enum { MIB = 1 << 20, TOTAL = 80 };
 	char dir[] = "/var/tmp/swwb.XXXXXX", path[64];
-	struct sw_writeback wb = { 0, 0 };
+	struct sw_writeback wb = { 0, 0, 0 };
 	unsigned char *buf = malloc(MIB), *back = malloc(MIB);
 	struct statfs sf;
 	size_t i, early;
@@ -401,6 +401,22 @@ test_writeback(void **state)
 		assert_int_equal(sw_pread_full(fd, back, MIB, (off_t)(i * MIB)), MIB);
 		assert_memory_equal(buf, back, MIB);
 	}
+	close(fd);
+	assert_int_equal(unlink(path), 0);
+	/* keep: the same waits, and the settled bytes stay in the page cache. */
+	memset(&wb, 0, sizeof(wb));
+	wb.keep = 1;
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	for (i = 0; i < TOTAL; i++) {
+		memset(buf, (int)(i + 1), MIB);
+		assert_int_equal(sw_write_all(fd, buf, MIB), 0);
+		sw_writeback(fd, &wb, (uint64_t)(i + 1) * MIB);
+	}
+	assert_int_equal(wb.settled, (uint64_t)TOTAL * MIB - SW_WRITEBACK_LAG);
+	/* Most of it at least: the kernel may reclaim clean pages whenever it likes. */
+	assert_true(resident_pages(fd, 0, (size_t)wb.settled) >
+	    (size_t)wb.settled / (size_t)sysconf(_SC_PAGESIZE) / 2);
 	close(fd);
 	assert_int_equal(unlink(path), 0);
 	assert_int_equal(rmdir(dir), 0);
