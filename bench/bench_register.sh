@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # RegisterTemplate of a 1 GiB OVA (GNU tar: OVF, .mf with SHA256 lines,
-# one disk of random data) from a local HTTP server (python3 http.server on
-# 127.0.0.1, a free port), through `snapworker run-once`, against `curl -o`
+# one disk of random data) from a local HTTP server (bench/http_sendfile.py on
+# 127.0.0.1, a free port: bodies sent with sendfile, so the server does not
+# take the CPUs the download needs), through `snapworker run-once`, against `curl -o`
 # of the same URL + fsync of the file (the register's commit is durable) in
 # the same run.  Both write to the same file system; each side runs
 # BENCH_REGISTER_RUNS times (3), interleaved; rows give the median and the
@@ -55,10 +56,10 @@ ova_bytes=$(stat -c %s "$tmp/www/$name.ova")
 
 # The server.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-(cd "$tmp/www" && exec python3 -m http.server --bind 127.0.0.1 "$port") >"$tmp/http.log" 2>&1 &
+python3 "$here/bench/http_sendfile.py" "$tmp/www" "$port" >"$tmp/http.log" 2>&1 &
 srv_pid=$!
 url="http://127.0.0.1:$port/$name.ova"
-for _ in $(seq 50); do curl -sf -o /dev/null -r 0-0 "$url" && break; sleep 0.1; done
+for _ in $(seq 50); do curl -sf -o /dev/null -I "$url" && break; sleep 0.1; done
 
 cat >"$tmp/conf" <<CONF
 [store]
