@@ -198,23 +198,36 @@ sw_hash_free(struct sw_hash *h)
 	free(h);
 }
 
-void
+/* sync_file_range failed only because this file or file system has no use for it. */
+static int
+wb_unsupported(int err)
+{
+	return err == EINVAL || err == ESPIPE || err == ENOSYS || err == EOPNOTSUPP;
+}
+
+int
 sw_writeback(int fd, struct sw_writeback *wb, uint64_t end)
 {
 	uint64_t to;
 
 	if (end < wb->started + SW_WRITEBACK_STEP)
-		return;
-	(void)sync_file_range(fd, (off64_t)wb->started, (off64_t)(end - wb->started),
-	    SYNC_FILE_RANGE_WRITE);
+		return 0;
+	if (sync_file_range(fd, (off64_t)wb->started, (off64_t)(end - wb->started),
+	    SYNC_FILE_RANGE_WRITE) < 0 && !wb_unsupported(errno))
+		return -errno;
 	wb->started = end;
 	if (end < wb->settled + SW_WRITEBACK_LAG + SW_WRITEBACK_STEP)
-		return;
+		return 0;
 	to = end - SW_WRITEBACK_LAG;
+	/* The wait reports (and consumes) a write-back error of the file: it must fail it. */
 	if (sync_file_range(fd, (off64_t)wb->settled, (off64_t)(to - wb->settled),
-	    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) == 0 &&
-	    !wb->keep)
+	    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) < 0) {
+		if (!wb_unsupported(errno))
+			return -errno;
+	} else if (!wb->keep) {
 		(void)posix_fadvise(fd, (off_t)wb->settled, (off_t)(to - wb->settled),
 		    POSIX_FADV_DONTNEED);
+	}
 	wb->settled = to;
+	return 0;
 }

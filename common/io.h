@@ -49,8 +49,11 @@ uint64_t sw_mono_ms(void);
  *     most about LAG + STEP of its file in memory, reuses the same pages
  *     instead of taking fresh ones for every byte, and writes no faster than
  *     the disk takes it (backpressure instead of the kernel's dirty limit).
- * Both are advice: an error of either is ignored (a file system without
- * them only loses the early start).  Ranges before settled are never
+ * Returns 0, or -errno when the kernel reports that writing the file back
+ * failed (EIO, ENOSPC, EDQUOT...): the wait consumes that report, so a later
+ * fsync of the same descriptor would not repeat it, and the caller must fail
+ * the file.  A file system or descriptor without these calls (EINVAL,
+ * ESPIPE, ENOSYS, EOPNOTSUPP) only loses the early start; the drop is advice.  Ranges before settled are never
  * touched again, so only the part of the file written in order is dropped.
  * With keep set, the settled bytes stay in the page cache (a file that is
  * read back at once: the .ova packed from a disk just exported).
@@ -62,7 +65,7 @@ struct sw_writeback {
 	uint64_t settled; /* [0, settled) waited for (and dropped from the cache) */
 	int keep;         /* 1: settled bytes stay in the page cache */
 };
-void sw_writeback(int fd, struct sw_writeback *wb, uint64_t end);
+int sw_writeback(int fd, struct sw_writeback *wb, uint64_t end);
 
 /* Writes the UTC time t as "2026-11-25T21:00:00Z"; buf needs 21 bytes. */
 void sw_time_iso8601(int64_t t, char *buf, size_t bufsz);

@@ -8,4 +8,4 @@ SW_BINS += ovastore
 ovastore_BIN_SRCS := ovastore/cli.c
 endif
 # Failure injection: ENOSPC from write(), EIO from fsync() at chosen calls.
-test_ovastore_fail_LDFLAGS := -Wl,--wrap=write,--wrap=fsync
+test_ovastore_fail_LDFLAGS := -Wl,--wrap=write,--wrap=fsync,--wrap=sync_file_range

@@ -31,13 +31,15 @@ static const unsigned char zero_blocks[1024];
  * For an output that will be fsynced and not read again (an archive packed
  * into a file, a copy): write-behind up to where the output now ends.
  */
-static void
-writebehind(int outfd, struct sw_writeback *wb)
+static int
+writebehind(int outfd, struct sw_writeback *wb, const char *what, struct sw_err *e)
 {
 	off_t end = lseek(outfd, 0, SEEK_CUR);
+	int r;
 
-	if (end > 0)
-		sw_writeback(outfd, wb, (uint64_t)end);
+	if (end > 0 && (r = sw_writeback(outfd, wb, (uint64_t)end)) < 0)
+		return sw_errno(e, -r, "write-back of the copy of '%s'", what);
+	return 0;
 }
 
 /*
@@ -80,8 +82,8 @@ copy_rw(int infd, uint64_t off, uint64_t len, int outfd, struct sw_hash *hash,
 		}
 		off += want;
 		len -= want;
-		if (wb != NULL)
-			writebehind(outfd, wb);
+		if (wb != NULL && (r = writebehind(outfd, wb, what, e)) < 0)
+			break;
 	}
 	if (hp != NULL && sw_hashpipe_sync(hp) < 0 && r == 0)
 		r = sw_errf(e, SW_EINTERNAL, "digest failed");
@@ -95,7 +97,7 @@ static int
 copy_region(int infd, uint64_t off, uint64_t len, int outfd, int out_is_reg,
     struct sw_writeback *wb, const char *what, struct sw_err *e)
 {
-	int use_cfr = out_is_reg, use_sf = 1;
+	int use_cfr = out_is_reg, use_sf = 1, r;
 
 	while (len > 0) {
 		size_t want = len < COPY_CHUNK ? (size_t)len : COPY_CHUNK;
@@ -130,8 +132,8 @@ copy_region(int infd, uint64_t off, uint64_t len, int outfd, int out_is_reg,
 			return sw_errf(e, SW_EFORMAT, "'%s' became shorter while being read", what);
 		off += (uint64_t)n;
 		len -= (uint64_t)n;
-		if (wb != NULL)
-			writebehind(outfd, wb);
+		if (wb != NULL && (r = writebehind(outfd, wb, what, e)) < 0)
+			return r;
 	}
 	return 0;
 }
@@ -220,7 +222,8 @@ copy_hashed(int infd, uint64_t len, int outfd, struct sw_hashpipe *hp, struct sw
 			break;
 		}
 		off += want;
-		writebehind(outfd, wb);
+		if ((r = writebehind(outfd, wb, what, e)) < 0)
+			break;
 	}
 	/* The data goes to the disk while the helper finishes (the caller's fsync is then quick). */
 	if (r == 0 && fsync(outfd) < 0)

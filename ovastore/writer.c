@@ -221,10 +221,10 @@ wfile_write(struct ova__wfile *f, const void *p, size_t n, struct sw_err *e)
 	r = wfile_put(f, p, n, e);
 	if (r == 0 && hr < 0)
 		r = sw_errf(e, SW_EINTERNAL, "sha256 failed");
+	if (r == 0 && (r = sw_writeback(f->fd, &f->wb, f->size)) < 0)
+		r = sw_errno(e, -r, "write-back of '%s'", f->tmp);
 	if (r < 0)
 		w->failed = 1;
-	else
-		sw_writeback(f->fd, &f->wb, f->size);
 	return r;
 }
 

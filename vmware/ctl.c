@@ -160,7 +160,8 @@ sink_write(void *ud, const void *p, size_t n, struct sw_err *e)
 		return sw_errf(e, SW_EINTERNAL, "sha256 of %s", s->name);
 	s->bytes += n;
 	/* The close's fsync then finds most of the file on its way to the disk. */
-	sw_writeback(s->fd, &s->wb, s->bytes);
+	if ((r = sw_writeback(s->fd, &s->wb, s->bytes)) < 0)
+		return sw_errno(e, -r, "write-back of %s", s->name);
 	return 0;
 }
 

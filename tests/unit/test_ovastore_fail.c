@@ -1,9 +1,10 @@
 /*
- * Failure injection for ovastore (linked with -Wl,--wrap=write,--wrap=fsync):
- * ENOSPC on every write position and EIO on every fsync position of a
- * commit, pack and unpack, proving that nothing half-written ever becomes
- * visible: after each failure the object reads as absent and no file of it,
- * temporary or final, is left.
+ * Failure injection for ovastore (linked with
+ * -Wl,--wrap=write,--wrap=fsync,--wrap=sync_file_range): ENOSPC on every
+ * write position and EIO on every fsync position of a commit, pack and
+ * unpack, and EIO reported by the write-behind's wait, proving that nothing
+ * half-written ever becomes visible: after each failure the object reads as
+ * absent and no file of it, temporary or final, is left.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,10 +33,14 @@ ssize_t __real_write(int fd, const void *p, size_t n);
 ssize_t __wrap_write(int fd, const void *p, size_t n);
 int __real_fsync(int fd);
 int __wrap_fsync(int fd);
+int __real_sync_file_range(int fd, off64_t off, off64_t n, unsigned int flags);
+int __wrap_sync_file_range(int fd, off64_t off, off64_t n, unsigned int flags);
 
 /* Fail the n-th call from now (1-based); 0: never. */
 static int write_fail_at, fsync_fail_at;
 static int write_calls, fsync_calls;
+/* Fail the n-th waiting sync_file_range (the write-behind's settle) with EIO. */
+static int swait_fail_at, swait_calls;
 
 ssize_t
 __wrap_write(int fd, const void *p, size_t n)
@@ -58,12 +63,29 @@ __wrap_fsync(int fd)
 	return __real_fsync(fd);
 }
 
+/*
+ * A write-back error as the kernel reports it: the wait returns EIO (and the
+ * kernel would not report it again to a later fsync of the descriptor).
+ */
+int
+__wrap_sync_file_range(int fd, off64_t off, off64_t n, unsigned int flags)
+{
+	if ((flags & SYNC_FILE_RANGE_WAIT_AFTER) && swait_fail_at > 0 &&
+	    ++swait_calls == swait_fail_at) {
+		(void)__real_sync_file_range(fd, off, n, flags);
+		errno = EIO;
+		return -1;
+	}
+	return __real_sync_file_range(fd, off, n, flags);
+}
+
 static void
 inject(int w, int f)
 {
 	write_fail_at = w;
 	fsync_fail_at = f;
 	write_calls = fsync_calls = 0;
+	swait_fail_at = swait_calls = 0;
 }
 
 struct fx {
@@ -421,6 +443,96 @@ test_journal_write_fails(void **state)
 	inject(0, 0);
 }
 
+/*
+ * Write-behind: a disk larger than the write-behind's lag is settled while
+ * it is written; an EIO reported by that wait (which a later fsync would not
+ * repeat) fails the write, the copy and the pack, and leaves nothing.
+ */
+#define BIG (SW_WRITEBACK_LAG + 3 * SW_WRITEBACK_STEP)
+
+static int
+try_write_big(struct fx *f, const char *obj, struct sw_err *e)
+{
+	static unsigned char blk[1 << 20];
+	static const char big_ovf[] =
+	    "<Envelope xmlns=\"http://schemas.dmtf.org/ovf/envelope/1\" "
+	    "xmlns:ovf=\"http://schemas.dmtf.org/ovf/envelope/1\"><References>"
+	    "<File ovf:href=\"u-disk0.vmdk\" ovf:id=\"file1\" ovf:size=\"%u\"/></References>"
+	    "<DiskSection><Info>d</Info>"
+	    "<Disk ovf:capacity=\"1\" ovf:capacityAllocationUnits=\"byte * 2^30\" "
+	    "ovf:diskId=\"d1\" ovf:fileRef=\"file1\"/></DiskSection></Envelope>";
+	struct ova_writer *w = NULL;
+	struct ova_result *res = NULL;
+	struct sw_sink s0;
+	char ovf[1024];
+	size_t off;
+	int r, n;
+
+	memset(blk, 0x3c, sizeof(blk));
+	n = snprintf(ovf, sizeof(ovf), big_ovf, (unsigned)BIG);
+	if ((r = ova_writer_begin(f->s, obj, 0, &w, e)) < 0)
+		return r;
+	if ((r = ova_writer_disk(w, NULL, &s0, e)) < 0)
+		goto out;
+	for (off = 0; off < BIG; off += sizeof(blk))
+		if ((r = s0.write(s0.ud, blk, sizeof(blk), e)) < 0)
+			goto out;
+	if ((r = ova_writer_ovf(w, NULL, ovf, (size_t)n, e)) < 0)
+		goto out;
+	r = ova_writer_commit(w, &res, e);
+	ova_result_free(res);
+out:
+	ova_writer_free(w);
+	return r;
+}
+
+static void
+test_writeback_eio(void **state)
+{
+	struct fx *f = *state;
+	struct ova_store *dst = NULL;
+	enum ova_format fm = OVA_FMT_OVF;
+	char root2[64];
+	struct sw_err e;
+	uint64_t size = 7;
+	int rootfd = ova_store_fd(f->s);
+
+	/* A clean write settles at least once (else this test would prove nothing). */
+	inject(0, 0);
+	swait_fail_at = 1000000;
+	assert_int_equal(try_write_big(f, "b/ref/u", &e), 0);
+	assert_true(swait_calls >= 1);
+	/* The store writer (CreateSnapshot, RegisterTemplate...). */
+	inject(0, 0);
+	swait_fail_at = 1;
+	assert_int_equal(try_write_big(f, "b/1/u", &e), -EIO);
+	assert_non_null(strstr(e.msg, "write-back"));
+	assert_absent(f, "b/1/u", "b/1");
+	/* The .ova packed into an extract area. */
+	inject(0, 0);
+	swait_fail_at = 1;
+	assert_int_equal(ova_pack_at(f->s, "b/ref/u", rootfd, "ex/u.ova", 0, &size, &e), -EIO);
+	assert_true(size == 7);
+	assert_int_equal(count_dir(f, "ex"), 0);
+	/* A copy to another store (read once, hashed on the way). */
+	snprintf(root2, sizeof(root2), "/tmp/ovastore-fail2.XXXXXX");
+	assert_non_null(mkdtemp(root2));
+	assert_int_equal(ova_store_open(root2, &dst, &e), 0);
+	inject(0, 0);
+	swait_fail_at = 1;
+	assert_int_equal(ova_copy(f->s, "b/ref/u", dst, "c/u", NULL, &e), -EIO);
+	assert_int_equal(ova_detect(dst, "c/u", &fm, NULL), 0);
+	assert_int_equal(fm, OVA_FMT_ABSENT);
+	/* Without the failure all three succeed. */
+	inject(0, 0);
+	assert_int_equal(ova_copy(f->s, "b/ref/u", dst, "c/u", NULL, &e), 0);
+	assert_int_equal(ova_verify(dst, "c/u", 0, &e), 0);
+	assert_int_equal(ova_pack_at(f->s, "b/ref/u", rootfd, "ex/u.ova", 0, &size, &e), 0);
+	assert_int_equal(try_write_big(f, "b/1/u", &e), 0);
+	ova_store_close(dst);
+	(void)nftw(root2, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int
 main(void)
 {
@@ -432,6 +544,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_copy_failures, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_atomic_named_failures, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_write_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writeback_eio, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
