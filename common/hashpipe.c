@@ -133,23 +133,16 @@ hp_post_locked(struct sw_hashpipe *hp)
 	pthread_cond_signal(&hp->cv_work);
 }
 
-int
-sw_hashpipe_update(struct sw_hashpipe *hp, struct sw_hash *h, const void *p, size_t n)
+/*
+ * The open block, ready for h's next bytes: waits while every block is
+ * posted, posts the open one when it is full or holds another digest's
+ * bytes.  Lock held; NULL after a digest failure.
+ */
+static struct hp_block *
+hp_open_locked(struct sw_hashpipe *hp, struct sw_hash *h)
 {
-	const unsigned char *c = p;
-	int err;
-
-	if (hp == NULL || h == NULL)
-		return SW_EINTERNAL;
-	if (!hp->threaded) {
-		if (hp->err == 0 && n != 0)
-			hp->err = sw_hash_update(h, p, n);
-		return hp->err;
-	}
-	pthread_mutex_lock(&hp->mu);
-	while (n > 0 && hp->err == 0) {
+	while (hp->err == 0) {
 		struct hp_block *b = &hp->blk[hp->tail];
-		size_t room, k;
 
 		/* Every block is posted: the open one comes free when the helper is done with it. */
 		if (hp->posted == hp->nblocks) {
@@ -162,8 +155,29 @@ sw_hashpipe_update(struct sw_hashpipe *hp, struct sw_hash *h, const void *p, siz
 			continue;
 		}
 		b->h = h;
-		room = HP_BLOCK - b->len;
-		k = n < room ? n : room;
+		return b;
+	}
+	return NULL;
+}
+
+int
+sw_hashpipe_update(struct sw_hashpipe *hp, struct sw_hash *h, const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	struct hp_block *b;
+	int err;
+
+	if (hp == NULL || h == NULL)
+		return SW_EINTERNAL;
+	if (!hp->threaded) {
+		if (hp->err == 0 && n != 0)
+			hp->err = sw_hash_update(h, p, n);
+		return hp->err;
+	}
+	pthread_mutex_lock(&hp->mu);
+	while (n > 0 && (b = hp_open_locked(hp, h)) != NULL) {
+		size_t room = HP_BLOCK - b->len, k = n < room ? n : room;
+
 		/* The copy needs no lock: the helper never touches the open block. */
 		pthread_mutex_unlock(&hp->mu);
 		memcpy(hp->mem + hp->tail * HP_BLOCK + b->len, c, k);
@@ -182,27 +196,16 @@ sw_hashpipe_update(struct sw_hashpipe *hp, struct sw_hash *h, const void *p, siz
 void *
 sw_hashpipe_claim(struct sw_hashpipe *hp, struct sw_hash *h, size_t *room)
 {
+	struct hp_block *b;
 	void *p = NULL;
 
 	*room = 0;
 	if (hp == NULL || h == NULL || !hp->threaded)
 		return NULL;
 	pthread_mutex_lock(&hp->mu);
-	while (hp->err == 0) {
-		struct hp_block *b = &hp->blk[hp->tail];
-
-		if (hp->posted == hp->nblocks) {
-			pthread_cond_wait(&hp->cv_done, &hp->mu);
-			continue;
-		}
-		if (b->len != 0 && (b->h != h || b->len == HP_BLOCK)) {
-			hp_post_locked(hp);
-			continue;
-		}
-		b->h = h;
+	if ((b = hp_open_locked(hp, h)) != NULL) {
 		*room = HP_BLOCK - b->len;
 		p = hp->mem + hp->tail * HP_BLOCK + b->len;
-		break;
 	}
 	pthread_mutex_unlock(&hp->mu);
 	return p;

@@ -43,26 +43,35 @@ writebehind(int outfd, struct sw_writeback *wb, const char *what, struct sw_err 
 }
 
 /*
- * Plain read/write copy through a buffer, hashing on the way (on the
- * hashing pipeline's thread when there is one, so the digest does not hold
- * the copy up).
+ * Plain read/write copy, hashing on the way.  With a hashing thread the
+ * source is read straight into its ring and written out from there while
+ * the thread digests the same bytes (no second pass, no copy between
+ * buffers); without one, through a buffer.  sync_out: fsync the output
+ * before waiting for the digest, so the data goes to the disk meanwhile.
  */
 static int
 copy_rw(int infd, uint64_t off, uint64_t len, int outfd, struct sw_hash *hash,
-    struct sw_writeback *wb, const char *what, struct sw_err *e)
+    struct sw_writeback *wb, int sync_out, const char *what, struct sw_err *e)
 {
-	unsigned char *buf = malloc(RW_BUF);
-	struct sw_hashpipe *hp = NULL;
+	struct sw_hashpipe *hp = hash != NULL && len > RW_BUF ? sw_hashpipe_new(0) : NULL;
+	unsigned char *buf = NULL;
 	int r = 0;
 
-	if (buf == NULL)
+	if (!sw_hashpipe_threaded(hp) && (buf = malloc(RW_BUF)) == NULL) {
+		sw_hashpipe_free(hp);
 		return sw_errf(e, -ENOMEM, "out of memory");
-	if (hash != NULL && len > RW_BUF)
-		hp = sw_hashpipe_new(0);
+	}
 	while (len > 0) {
-		size_t want = len < RW_BUF ? (size_t)len : RW_BUF;
-		ssize_t n = sw_pread_full(infd, buf, want, (off_t)off);
+		size_t room = RW_BUF, want;
+		unsigned char *p = buf;
+		ssize_t n;
 
+		if (p == NULL && (p = sw_hashpipe_claim(hp, hash, &room)) == NULL) {
+			r = sw_errf(e, SW_EINTERNAL, "digest failed");
+			break;
+		}
+		want = len < room ? (size_t)len : room;
+		n = sw_pread_full(infd, p, want, (off_t)off);
 		if (n < 0) {
 			r = sw_errno(e, (int)-n, "read of '%s'", what);
 			break;
@@ -71,12 +80,12 @@ copy_rw(int infd, uint64_t off, uint64_t len, int outfd, struct sw_hash *hash,
 			r = sw_errf(e, SW_EFORMAT, "'%s' became shorter while being read", what);
 			break;
 		}
-		if (hash != NULL && (hp != NULL ? sw_hashpipe_update(hp, hash, buf, want) :
-		    sw_hash_update(hash, buf, want)) < 0) {
+		if (hash != NULL && (buf == NULL ? sw_hashpipe_fill(hp, want) : hp != NULL ?
+		    sw_hashpipe_update(hp, hash, p, want) : sw_hash_update(hash, p, want)) < 0) {
 			r = sw_errf(e, SW_EINTERNAL, "digest failed");
 			break;
 		}
-		if ((r = sw_write_all(outfd, buf, want)) < 0) {
+		if ((r = sw_write_all(outfd, p, want)) < 0) {
 			r = sw_errno(e, -r, "write of '%s'", what);
 			break;
 		}
@@ -85,6 +94,8 @@ copy_rw(int infd, uint64_t off, uint64_t len, int outfd, struct sw_hash *hash,
 		if (wb != NULL && (r = writebehind(outfd, wb, what, e)) < 0)
 			break;
 	}
+	if (r == 0 && sync_out && fsync(outfd) < 0)
+		r = sw_errno(e, errno, "fsync of the copy of '%s'", what);
 	if (hp != NULL && sw_hashpipe_sync(hp) < 0 && r == 0)
 		r = sw_errf(e, SW_EINTERNAL, "digest failed");
 	sw_hashpipe_free(hp);
@@ -121,7 +132,7 @@ copy_region(int infd, uint64_t off, uint64_t len, int outfd, int out_is_reg,
 				continue;
 			}
 		} else {
-			return copy_rw(infd, off, len, outfd, NULL, wb, what, e);
+			return copy_rw(infd, off, len, outfd, NULL, wb, 0, what, e);
 		}
 		if (n < 0) {
 			if (errno == EINTR || errno == EAGAIN)
@@ -148,7 +159,7 @@ ova__copy_data(int infd, uint64_t inoff, uint64_t len, int outfd, int sparse,
 	int r;
 
 	if (hash != NULL)
-		return copy_rw(infd, inoff, len, outfd, hash, wb, what, e);
+		return copy_rw(infd, inoff, len, outfd, hash, wb, 0, what, e);
 	if (fstat(outfd, &st) < 0)
 		return sw_errno(e, errno, "stat of the output");
 	out_is_reg = S_ISREG(st.st_mode);
@@ -182,64 +193,11 @@ ova__copy_data(int infd, uint64_t inoff, uint64_t len, int outfd, int sparse,
 	return 0;
 }
 
-/*
- * The copy with a digest: one read of the source, straight into the hashing
- * pipeline's ring, written out from there while the helper thread digests
- * the same bytes.  No second pass over the source, no copy between buffers.
- */
-static int
-copy_hashed(int infd, uint64_t len, int outfd, struct sw_hashpipe *hp, struct sw_hash *hash,
-    struct sw_writeback *wb, const char *what, struct sw_err *e)
-{
-	uint64_t off = 0;
-	int r = 0;
-
-	while (off < len) {
-		size_t room, want;
-		ssize_t n;
-		void *p = sw_hashpipe_claim(hp, hash, &room);
-
-		if (p == NULL) {
-			r = sw_errf(e, SW_EINTERNAL, "digest failed");
-			break;
-		}
-		want = len - off < room ? (size_t)(len - off) : room;
-		n = sw_pread_full(infd, p, want, (off_t)off);
-		if (n < 0) {
-			r = sw_errno(e, (int)-n, "read of '%s'", what);
-			break;
-		}
-		if ((size_t)n != want) {
-			r = sw_errf(e, SW_EFORMAT, "'%s' became shorter while being read", what);
-			break;
-		}
-		if (sw_hashpipe_fill(hp, want) < 0) {
-			r = sw_errf(e, SW_EINTERNAL, "digest failed");
-			break;
-		}
-		if ((r = sw_write_all(outfd, p, want)) < 0) {
-			r = sw_errno(e, -r, "write of the copy of '%s'", what);
-			break;
-		}
-		off += want;
-		if ((r = writebehind(outfd, wb, what, e)) < 0)
-			break;
-	}
-	/* The data goes to the disk while the helper finishes (the caller's fsync is then quick). */
-	if (r == 0 && fsync(outfd) < 0)
-		r = sw_errno(e, errno, "fsync of the copy of '%s'", what);
-	if (sw_hashpipe_sync(hp) < 0 && r == 0)
-		r = sw_errf(e, SW_EINTERNAL, "digest failed");
-	return r;
-}
-
 int
 ova__copy_file(int infd, uint64_t len, int outfd, struct sw_hash *hash, int *ret_cloned,
     const char *what, struct sw_err *e)
 {
 	struct sw_writeback wb = { 0, 0, 0 };
-	struct sw_hashpipe *hp;
-	int r;
 
 	*ret_cloned = 0;
 	/* A reflink shares the blocks: nothing is read or written. */
@@ -250,14 +208,7 @@ ova__copy_file(int infd, uint64_t len, int outfd, struct sw_hash *hash, int *ret
 	if (hash == NULL)
 		return copy_region(infd, 0, len, outfd, 1, &wb, what, e);
 	(void)posix_fadvise(infd, 0, (off_t)len, POSIX_FADV_SEQUENTIAL);
-	hp = len > RW_BUF ? sw_hashpipe_new(0) : NULL;
-	if (!sw_hashpipe_threaded(hp)) {
-		sw_hashpipe_free(hp);
-		return copy_rw(infd, 0, len, outfd, hash, &wb, what, e);
-	}
-	r = copy_hashed(infd, len, outfd, hp, hash, &wb, what, e);
-	sw_hashpipe_free(hp);
-	return r;
+	return copy_rw(infd, 0, len, outfd, hash, &wb, 1, what, e);
 }
 
 /* One file to put into the archive. */

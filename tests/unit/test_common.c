@@ -358,15 +358,40 @@ resident_pages(int fd, size_t off, size_t len)
  * the end are settled and leave the page cache (where the file system drops
  * pages: not tmpfs), the file's bytes are all there.
  */
+enum { WB_MIB = 1 << 20, WB_TOTAL = 80 };
+
+/* Writes WB_TOTAL MiB (MiB k all k + 1) to a new file through sw_writeback; returns its fd. */
+static int
+wb_write(const char *path, struct sw_writeback *wb, unsigned char *buf)
+{
+	size_t i;
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+
+	assert_true(fd >= 0);
+	for (i = 0; i < WB_TOTAL; i++) {
+		memset(buf, (int)(i + 1), WB_MIB);
+		assert_int_equal(sw_write_all(fd, buf, WB_MIB), 0);
+		assert_int_equal(sw_writeback(fd, wb, (uint64_t)(i + 1) * WB_MIB), 0);
+		/* Nothing happens before a whole step is written. */
+		if (i + 1 < SW_WRITEBACK_STEP / WB_MIB)
+			assert_int_equal(wb->started, 0);
+		/* Never more than LAG + STEP unsettled. */
+		assert_true((i + 1) * WB_MIB - wb->settled < SW_WRITEBACK_LAG + SW_WRITEBACK_STEP);
+	}
+	assert_int_equal(wb->started, (uint64_t)WB_TOTAL * WB_MIB);
+	assert_int_equal(wb->settled, (uint64_t)WB_TOTAL * WB_MIB - SW_WRITEBACK_LAG);
+	return fd;
+}
+
 static void
 test_writeback(void **state)
 {
-	enum { MIB = 1 << 20, TOTAL = 80 };
 	char dir[] = "/var/tmp/swwb.XXXXXX", path[64];
 	struct sw_writeback wb = { 0, 0, 0 };
-	unsigned char *buf = malloc(MIB), *back = malloc(MIB);
+	unsigned char *buf = malloc(WB_MIB), *back = malloc(WB_MIB);
+	size_t pages = (size_t)(WB_TOTAL * WB_MIB - SW_WRITEBACK_LAG) / (size_t)sysconf(_SC_PAGESIZE);
 	struct statfs sf;
-	size_t i, early;
+	size_t i;
 	int fd;
 
 	(void)state;
@@ -374,49 +399,26 @@ test_writeback(void **state)
 	assert_non_null(back);
 	assert_non_null(mkdtemp(dir));
 	(void)snprintf(path, sizeof(path), "%s/f", dir);
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
-	assert_true(fd >= 0);
-	for (i = 0; i < TOTAL; i++) {
-		memset(buf, (int)(i + 1), MIB);
-		assert_int_equal(sw_write_all(fd, buf, MIB), 0);
-		sw_writeback(fd, &wb, (uint64_t)(i + 1) * MIB);
-		/* Nothing happens before a whole step is written. */
-		if (i + 1 < SW_WRITEBACK_STEP / MIB)
-			assert_int_equal(wb.started, 0);
-		/* Never more than LAG + STEP unsettled. */
-		assert_true((i + 1) * MIB - wb.settled < SW_WRITEBACK_LAG + SW_WRITEBACK_STEP);
-	}
-	assert_int_equal(wb.started, (uint64_t)TOTAL * MIB);
-	assert_int_equal(wb.settled, (uint64_t)TOTAL * MIB - SW_WRITEBACK_LAG);
+	fd = wb_write(path, &wb, buf);
 	/* A call with nothing new changes nothing. */
-	sw_writeback(fd, &wb, (uint64_t)TOTAL * MIB);
-	assert_int_equal(wb.started, (uint64_t)TOTAL * MIB);
+	assert_int_equal(sw_writeback(fd, &wb, (uint64_t)WB_TOTAL * WB_MIB), 0);
+	assert_int_equal(wb.started, (uint64_t)WB_TOTAL * WB_MIB);
 	assert_int_equal(fstatfs(fd, &sf), 0);
-	if (sf.f_type != 0x01021994 /* TMPFS_MAGIC */) {
-		early = resident_pages(fd, 0, (size_t)wb.settled);
-		assert_int_equal(early, 0);
-	}
-	for (i = 0; i < TOTAL; i++) {
-		memset(buf, (int)(i + 1), MIB);
-		assert_int_equal(sw_pread_full(fd, back, MIB, (off_t)(i * MIB)), MIB);
-		assert_memory_equal(buf, back, MIB);
+	if (sf.f_type != 0x01021994 /* TMPFS_MAGIC */)
+		assert_int_equal(resident_pages(fd, 0, (size_t)wb.settled), 0);
+	for (i = 0; i < WB_TOTAL; i++) {
+		memset(buf, (int)(i + 1), WB_MIB);
+		assert_int_equal(sw_pread_full(fd, back, WB_MIB, (off_t)(i * WB_MIB)), WB_MIB);
+		assert_memory_equal(buf, back, WB_MIB);
 	}
 	close(fd);
 	assert_int_equal(unlink(path), 0);
 	/* keep: the same waits, and the settled bytes stay in the page cache. */
 	memset(&wb, 0, sizeof(wb));
 	wb.keep = 1;
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
-	assert_true(fd >= 0);
-	for (i = 0; i < TOTAL; i++) {
-		memset(buf, (int)(i + 1), MIB);
-		assert_int_equal(sw_write_all(fd, buf, MIB), 0);
-		sw_writeback(fd, &wb, (uint64_t)(i + 1) * MIB);
-	}
-	assert_int_equal(wb.settled, (uint64_t)TOTAL * MIB - SW_WRITEBACK_LAG);
+	fd = wb_write(path, &wb, buf);
 	/* Most of it at least: the kernel may reclaim clean pages whenever it likes. */
-	assert_true(resident_pages(fd, 0, (size_t)wb.settled) >
-	    (size_t)wb.settled / (size_t)sysconf(_SC_PAGESIZE) / 2);
+	assert_true(resident_pages(fd, 0, (size_t)wb.settled) > pages / 2);
 	close(fd);
 	assert_int_equal(unlink(path), 0);
 	assert_int_equal(rmdir(dir), 0);
