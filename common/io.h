@@ -53,8 +53,9 @@ uint64_t sw_mono_ms(void);
  * failed (EIO, ENOSPC, EDQUOT...): the wait consumes that report, so a later
  * fsync of the same descriptor would not repeat it, and the caller must fail
  * the file.  A file system or descriptor without these calls (EINVAL,
- * ESPIPE, ENOSYS, EOPNOTSUPP) only loses the early start; the drop is advice.  Ranges before settled are never
- * touched again, so only the part of the file written in order is dropped.
+ * ESPIPE, ENOSYS, EOPNOTSUPP) only loses the early start; the drop is
+ * advice.  Ranges before settled are never touched again, so only the part
+ * of the file written in order is dropped.
  * With keep set, the settled bytes stay in the page cache (a file that is
  * read back at once: the .ova packed from a disk just exported).
  */

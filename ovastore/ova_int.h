@@ -158,9 +158,9 @@ int ova__member_reserved(const char *name);
 	"a name the store reserves (.meta, .part, .ova, template.properties, .snapworker)"
 
 /*
- * Copies len bytes from infd at inoff to outfd at its current offset (or,
- * with outoff >= 0, by pwrite at outoff).  With sparse, holes of infd become
- * holes in outfd (outfd must be a regular file, its offset is advanced).
+ * Copies len bytes from infd at inoff to outfd at its current offset.  With
+ * sparse, holes of infd become holes in outfd (outfd must be a regular file,
+ * its offset is advanced).
  * hash (may be NULL) gets every byte, which forces read/write.  wb (may be
  * NULL): write-behind of a regular outfd (common/io.h sw_writeback).
  */
@@ -170,10 +170,11 @@ int ova__copy_data(int infd, uint64_t inoff, uint64_t len, int outfd, int sparse
 /*
  * Copies the first len bytes of infd into outfd (a new, empty regular file
  * at offset 0) for ova_copy: a reflink (FICLONE) where the file system
- * shares blocks (*ret_cloned 1: nothing read, hash untouched), else
- * copy_file_range (sendfile, read/write as fallbacks) while a helper thread
- * feeds hash (may be NULL) from infd; with a helper, outfd is fsynced
- * before it is waited for.  The copy is written behind (sw_writeback).
+ * shares blocks (*ret_cloned 1: nothing read, hash untouched).  Else, with
+ * hash, one read of infd straight into a hashing thread's ring, written out
+ * from there while the thread feeds hash (outfd is fsynced before the digest
+ * is waited for); without, copy_file_range (sendfile, read/write as
+ * fallbacks).  The copy is written behind (sw_writeback).
  */
 int ova__copy_file(int infd, uint64_t len, int outfd, struct sw_hash *hash, int *ret_cloned,
     const char *what, struct sw_err *e);

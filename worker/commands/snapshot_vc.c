@@ -76,7 +76,7 @@ wrk__cmd_create_snapshot(struct wrk__cmd *c, struct sw_err *e)
 		r = answer_from_store(c, s, obj, e);
 		goto out;
 	}
-	r = wrk__vc_backup(c, conn, &a->vm, a->disk, s, obj, &res, e);
+	r = wrk__vc_backup(c, conn, &a->vm, a->disk, s, obj, 0, &res, e);
 	if (r < 0)
 		goto out;
 	r = wrk__result_set(c, res->install_path, res->format, 1, res->physical_size,

@@ -252,7 +252,7 @@ wrk__cmd_create_template(struct wrk__cmd *c, struct sw_err *e)
 			}
 			/* 1: another attempt finished while we waited; it may have committed. */
 			if (r == 0 || ova_detect(s, obj, &fmt, e) < 0 || fmt == OVA_FMT_ABSENT) {
-				r = wrk__vc_backup(c, conn, &a->vm, a->disk, s, obj, &res, e);
+				r = wrk__vc_backup(c, conn, &a->vm, a->disk, s, obj, 0, &res, e);
 				if (r < 0)
 					goto out;
 			}

@@ -625,8 +625,8 @@ take_limits(struct wrk__cmd *c, struct vmw_conn *conn, const struct vmw_moref *v
 
 int
 wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm *vm,
-    const char *disk, struct ova_store *s, const char *obj, struct ova_result **ret_result,
-    struct sw_err *e)
+    const char *disk, struct ova_store *s, const char *obj, unsigned wflags,
+    struct ova_result **ret_result, struct sw_err *e)
 {
 	struct backup_x x;
 	struct vmw_export_opts eo;
@@ -664,13 +664,8 @@ wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm 
 	r = take_limits(c, conn, &vmref, disk, e);
 	if (r < 0)
 		return r;
-	/*
-	 * begin removes an earlier attempt's debris (never a journal: that is not
-	 * debris).  ExtractVolume packs the disk into an .ova right after: it
-	 * stays in the page cache for that read.
-	 */
-	r = ova_writer_begin(s, obj, c->cmd->type == PROTO_EXTRACT_VOLUME ?
-	    OVA_WRITER_KEEP_CACHE : 0, &x.w, e);
+	/* begin removes an earlier attempt's debris (never a journal: that is not debris). */
+	r = ova_writer_begin(s, obj, wflags, &x.w, e);
 	if (r < 0)
 		return wrk__fail(c, r, PROTO_CTX_STORE);
 	snprintf(j.vm, sizeof(j.vm), "%s", vmref.value);

@@ -80,12 +80,14 @@ int wrk__vc_undo_cancelled(struct wrk__cmd *c, struct sw_err *e);
 
 /*
  * The export data path (see the top of this file) into the new-format
- * object obj of s, named after obj's NAME.  *ret_result lists its files.
- * Errors are reported on c (vCenter or store context as they happen).
+ * object obj of s, named after obj's NAME, written with the store writer's
+ * wflags (OVA_WRITER_KEEP_CACHE for a caller that reads the disks back at
+ * once).  *ret_result lists its files.  Errors are reported on c (vCenter
+ * or store context as they happen).
  */
 int wrk__vc_backup(struct wrk__cmd *c, struct vmw_conn *conn, const struct proto_vm *vm,
-    const char *disk, struct ova_store *s, const char *obj, struct ova_result **ret_result,
-    struct sw_err *e);
+    const char *disk, struct ova_store *s, const char *obj, unsigned wflags,
+    struct ova_result **ret_result, struct sw_err *e);
 
 /*
  * Where a backup's time went, in milliseconds: the vCenter steps (finding

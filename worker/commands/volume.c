@@ -83,7 +83,9 @@ wrk__cmd_extract_volume(struct wrk__cmd *c, struct sw_err *e)
 		}
 		/* 1: another attempt finished while we waited; it may have committed. */
 		if (r == 0 || ova_detect(s, obj, &fmt, e) < 0 || fmt == OVA_FMT_ABSENT) {
-			r = wrk__vc_backup(c, conn, &a->vm, a->disk, s, obj, &res, e);
+			/* The pack below reads the disk right after: it stays in the page cache. */
+			r = wrk__vc_backup(c, conn, &a->vm, a->disk, s, obj, OVA_WRITER_KEEP_CACHE,
+			    &res, e);
 			if (r < 0)
 				goto out;
 		}
